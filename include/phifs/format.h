@@ -1,0 +1,213 @@
+/*
+ * format.h — the on-disk layout of one encrypted file: the two-slot header
+ * region, the sealed 4096-byte blocks, the hole maps of sparse files and all
+ * offset maths.  Pure: no I/O, no paths, no locks.  docs/FORMAT.md is the
+ * byte-for-byte description; this module is its only implementation.
+ *
+ * Backing file:  [ header region: slot 0 @0, slot 1 @512 ]  then groups of
+ * FORMAT_GROUP_BLOCKS data blocks, each group followed by its map block.
+ * Every stored block is nonce(12) || ciphertext(4096) || tag(16); the last
+ * block of a file is stored whole, its tail past the size being zeros.
+ */
+#ifndef PHIFS_FORMAT_H
+#define PHIFS_FORMAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "phifs/crypto.h"
+
+#define FORMAT_VERSION 1
+#define FORMAT_ID_LEN 16
+#define FORMAT_BLOCK_SIZE 4096u
+#define FORMAT_BLOCK_OVERHEAD (CRYPTO_GCM_NONCE_LEN + CRYPTO_GCM_TAG_LEN)
+#define FORMAT_STORED_BLOCK (FORMAT_BLOCK_SIZE + FORMAT_BLOCK_OVERHEAD)
+#define FORMAT_SLOT_SIZE 256u
+#define FORMAT_SLOT_STRIDE 512u
+#define FORMAT_HEADER_SIZE 1024u
+/* Data blocks per group; one map block (one bit per data block) follows. */
+#define FORMAT_GROUP_BLOCKS (FORMAT_BLOCK_SIZE * 8u)
+#define FORMAT_AAD_LEN (2 * FORMAT_ID_LEN + 4 + 8)
+
+/* Header flags. */
+#define FORMAT_F_SPARSE 0x0001u	/* hole maps are in force */
+#define FORMAT_F_KNOWN FORMAT_F_SPARSE
+
+/*
+ * Largest plaintext size the format allows: the backing offset of every
+ * stored block, map blocks included, fits in an off_t.
+ */
+extern const uint64_t FORMAT_MAX_SIZE;
+
+/* The fields of one header slot (docs/FORMAT.md, "Header slot"). */
+struct format_header {
+	uint16_t version;
+	uint16_t flags;
+	uint32_t key_version;	/* master key version that wrapped the DEK */
+	uint64_t seq;		/* slot sequence number: higher wins */
+	uint8_t volume_id[FORMAT_ID_LEN];
+	uint8_t file_id[FORMAT_ID_LEN];
+	uint32_t dek_gen;	/* DEK generation, bumped by rekey */
+	uint64_t size;		/* authenticated plaintext size */
+	uint8_t wrapped_dek[CRYPTO_WRAPPED_LEN];
+};
+
+/*
+ * Keys of one open file, derived from its DEK: one for blocks, one for the
+ * header MAC.  Owns both keys.
+ */
+struct format_fkeys {
+	uint8_t volume_id[FORMAT_ID_LEN];
+	uint8_t file_id[FORMAT_ID_LEN];
+	uint32_t dek_gen;
+	struct crypto_key *block_key;
+	struct crypto_key *mac_key;
+};
+
+/* Returns the KEK of a master key version, or NULL if unknown or retired. */
+typedef const struct crypto_key *(*format_kek_fn)(void *arg, uint32_t version);
+
+/* --- offset maths (all total, no overflow for sizes <= FORMAT_MAX_SIZE) --- */
+
+/* Number of blocks a file of `size` bytes has: ceil(size / 4096). */
+uint64_t format_nblocks(uint64_t size);
+/* Backing offset of data block `index`. */
+uint64_t format_block_offset(uint64_t index);
+/* Backing offset of the map block of group `group`. */
+uint64_t format_map_offset(uint64_t group);
+/* Backing size of a dense file of `size` bytes (header + its blocks). */
+uint64_t format_backing_size(uint64_t size);
+/*
+ * Inverse of the above for a dense file: the largest plaintext size whose
+ * blocks fit in `backing` bytes.  Used to tell a file cut short.
+ */
+uint64_t format_size_from_backing(uint64_t backing);
+
+/* --- header slots --- */
+
+/*
+ * Derives the file keys from a DEK.  *out is filled only on success;
+ * release it with format_fkeys_release().
+ */
+int format_fkeys_init(struct format_fkeys *out, const struct crypto_key *dek,
+		      const uint8_t volume_id[FORMAT_ID_LEN],
+		      const uint8_t file_id[FORMAT_ID_LEN], uint32_t dek_gen);
+void format_fkeys_release(struct format_fkeys *fk);
+
+/* Wraps dek into h->wrapped_dek under kek, binding h's ids, version, gen. */
+int format_dek_wrap(struct format_header *h, const struct crypto_key *kek,
+		    const struct crypto_key *dek);
+/* Unwraps h->wrapped_dek; -EKEYREJECTED if kek is not the one. */
+int format_dek_unwrap(const struct format_header *h,
+		      const struct crypto_key *kek, struct crypto_key *dek);
+
+/* Encodes h into a slot and MACs it with fk->mac_key. */
+int format_slot_encode(const struct format_header *h,
+		       const struct format_fkeys *fk,
+		       uint8_t slot[FORMAT_SLOT_SIZE]);
+/*
+ * Parses a slot without authenticating it: -EUCLEAN if it is not a phifs
+ * slot (bad magic, reserved bytes set), -EPROTO for an unknown version or
+ * flag.  Fields are trustworthy only after format_slot_verify().
+ */
+int format_slot_parse(const uint8_t slot[FORMAT_SLOT_SIZE],
+		      struct format_header *h);
+/* Checks the slot MAC: 0 or -EUCLEAN. */
+int format_slot_verify(const uint8_t slot[FORMAT_SLOT_SIZE],
+		       const struct format_fkeys *fk);
+
+/*
+ * Picks the header from a header region: of the slots that parse, unwrap
+ * and verify, the one with the higher seq.  volume_id is the volume the file
+ * must belong to.  On success fills *h, *fk (caller releases) and *slot_idx.
+ * Errors, most telling first when no slot is good: -EPROTO (newer format),
+ * -ENOKEY (master key version unknown or retired), -EKEYREJECTED (unwrap
+ * failed: wrong key), -EUCLEAN (corrupt or foreign header).
+ */
+int format_header_load(const uint8_t region[FORMAT_HEADER_SIZE],
+		       const uint8_t volume_id[FORMAT_ID_LEN],
+		       format_kek_fn kek, void *kek_arg,
+		       struct format_header *h, struct format_fkeys *fk,
+		       int *slot_idx);
+
+/* --- blocks --- */
+
+/*
+ * Seals one 4096-byte plaintext block as data block `index` with a fresh
+ * random nonce.  out may not overlap pt.
+ */
+int format_block_seal(const struct format_fkeys *fk, uint64_t index,
+		      const uint8_t pt[FORMAT_BLOCK_SIZE],
+		      uint8_t out[FORMAT_STORED_BLOCK]);
+/* Opens data block `index`: 0, or -EBADMSG (pt is then zeroed). */
+int format_block_open(const struct format_fkeys *fk, uint64_t index,
+		      const uint8_t in[FORMAT_STORED_BLOCK],
+		      uint8_t pt[FORMAT_BLOCK_SIZE]);
+/* The same for the map block of group `group`. */
+int format_map_seal(const struct format_fkeys *fk, uint64_t group,
+		    const uint8_t map[FORMAT_BLOCK_SIZE],
+		    uint8_t out[FORMAT_STORED_BLOCK]);
+int format_map_open(const struct format_fkeys *fk, uint64_t group,
+		    const uint8_t in[FORMAT_STORED_BLOCK],
+		    uint8_t map[FORMAT_BLOCK_SIZE]);
+
+/* Bit of data block `index` in its group's map: set = stored, clear = hole. */
+static inline bool format_map_test(const uint8_t *map, uint64_t index)
+{
+	uint64_t j = index % FORMAT_GROUP_BLOCKS;
+
+	return map[j / 8] >> (j % 8) & 1;
+}
+
+static inline void format_map_set(uint8_t *map, uint64_t index, bool on)
+{
+	uint64_t j = index % FORMAT_GROUP_BLOCKS;
+	uint8_t bit = (uint8_t)(1u << (j % 8));
+
+	map[j / 8] = on ? (uint8_t)(map[j / 8] | bit) : (uint8_t)(map[j / 8] & ~bit);
+}
+
+/* Little-endian field helpers, shared with the keystore codec. */
+static inline void format_put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void format_put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void format_put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint16_t format_get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static inline uint32_t format_get_le32(const uint8_t *p)
+{
+	uint32_t v = 0;
+
+	for (int i = 3; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static inline uint64_t format_get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+#endif

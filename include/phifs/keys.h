@@ -1,0 +1,140 @@
+/*
+ * keys.h — key sources and the volume keystore.
+ *
+ * Hierarchy: key source -> keyslot -> volume root key -> master key versions
+ * (KEKs) -> per-file DEKs (those live in file headers, see format.h).  The
+ * keystore holds every key wrapped; docs/FORMAT.md gives its bytes.  This
+ * module knows nothing of files, FUSE or policy.
+ *
+ * Functions return 0 or -errno.  Where an `err` buffer is taken, a failure
+ * also leaves there one line for a human naming the thing at fault (never
+ * key material).  A struct keys_store is not thread-safe for changes; after
+ * loading, concurrent keys_kek() calls are safe.
+ */
+#ifndef PHIFS_KEYS_H
+#define PHIFS_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "phifs/crypto.h"
+#include "phifs/format.h"
+
+#define KEYS_DIR ".phifs"
+#define KEYS_FILE "keystore"
+#define KEYS_ERR_LEN 256
+#define KEYS_PASSPHRASE_MAX 1024
+
+enum keys_secret_kind {
+	KEYS_SECRET_RAW = 1,		/* 32 key bytes, from file: or cmd: */
+	KEYS_SECRET_PASSPHRASE = 2,	/* stretched with scrypt */
+};
+
+/* A key as a key source gives it; lives in secmem. */
+struct keys_secret {
+	enum keys_secret_kind kind;
+	size_t len;
+	uint8_t bytes[KEYS_PASSPHRASE_MAX];
+};
+
+/*
+ * Obtains a secret from a key source spec: "file:PATH" (32 raw bytes or 64
+ * hex digits plus an optional newline; refused if group- or
+ * other-accessible), "cmd:COMMAND" (COMMAND split on blanks, run without a
+ * shell, its stdout read as for file:) or "passphrase" (prompt on the
+ * terminal, else one line of stdin).  *out is written only on success.
+ */
+int keys_source_load(const char *spec, struct keys_secret **out, char *err,
+		     size_t err_len);
+/* A raw secret from 32 bytes (tests, keygen).  NULL on ENOMEM. */
+struct keys_secret *keys_secret_raw(const uint8_t key[CRYPTO_KEY_LEN]);
+struct keys_secret *keys_secret_passphrase(const char *pass);
+void keys_secret_free(struct keys_secret *s);
+
+/*
+ * Writes a new random key to path (O_EXCL, mode 0400) as 64 hex digits and a
+ * newline.  -EEXIST if the file exists.
+ */
+int keys_keygen(const char *path, char *err, size_t err_len);
+
+enum keys_state {
+	KEYS_ACTIVE = 1,	/* wraps new file keys */
+	KEYS_DECRYPT_ONLY = 2,	/* unwraps existing file keys only */
+	KEYS_RETIRED = 3,	/* destroyed; kept as a record */
+};
+
+struct keys_version_info {
+	uint32_t version;
+	enum keys_state state;
+};
+
+struct keys_slot_info {
+	uint32_t id;
+	enum keys_secret_kind kind;
+};
+
+/* scrypt cost of passphrase slots; NULL means the default (2^17, 8, 1). */
+struct keys_params {
+	unsigned scrypt_log_n;
+	uint32_t scrypt_r;
+	uint32_t scrypt_p;
+};
+
+struct keys_store;
+
+/*
+ * A new volume's keys: random volume ID and root key, master key version 1
+ * active, an Ed25519 audit key pair, and slot 0 opened by `s`.
+ */
+int keys_create(const struct keys_secret *s, const struct keys_params *p,
+		struct keys_store **out);
+
+/*
+ * Reads and unlocks KEYS_FILE in dirfd (the volume's .phifs folder).
+ * -ENOENT no keystore, -EUCLEAN corrupt (checksum or structure),
+ * -EPROTO newer format, -EKEYREJECTED no slot opens with this key.
+ */
+int keys_load(int dirfd, const struct keys_secret *s, struct keys_store **out,
+	      char *err, size_t err_len);
+/* Replaces KEYS_FILE in dirfd atomically: temp, fsync, rename, fsync dir. */
+int keys_save(const struct keys_store *ks, int dirfd, char *err,
+	      size_t err_len);
+
+/* The pure codec under load/save; *buf is malloc'd, caller frees. */
+int keys_encode(const struct keys_store *ks, uint8_t **buf, size_t *len);
+int keys_decode(const uint8_t *buf, size_t len, const struct keys_secret *s,
+		struct keys_store **out);
+
+void keys_free(struct keys_store *ks);
+
+const uint8_t *keys_volume_id(const struct keys_store *ks);
+uint32_t keys_active_version(const struct keys_store *ks);
+/* KEK of a version, or NULL if unknown or retired. */
+const struct crypto_key *keys_kek(const struct keys_store *ks,
+				  uint32_t version);
+/* keys_kek() in the shape of format_kek_fn; arg is the keys_store. */
+const struct crypto_key *keys_kek_fn(void *arg, uint32_t version);
+/* Active version's KEK (never NULL for a loaded store). */
+const struct crypto_key *keys_active_kek(const struct keys_store *ks);
+
+/* Fills up to max entries; returns how many there are in all. */
+size_t keys_versions(const struct keys_store *ks,
+		     struct keys_version_info *out, size_t max);
+size_t keys_slots(const struct keys_store *ks, struct keys_slot_info *out,
+		  size_t max);
+
+/* New active version; the old active one becomes decrypt-only. */
+int keys_rotate(struct keys_store *ks, uint32_t *new_version);
+/* Destroys a decrypt-only version: -EBUSY for the active one. */
+int keys_retire(struct keys_store *ks, uint32_t version);
+int keys_add_slot(struct keys_store *ks, const struct keys_secret *s,
+		  const struct keys_params *p, uint32_t *slot_id);
+/* -EBUSY when it is the last slot. */
+int keys_remove_slot(struct keys_store *ks, uint32_t slot_id);
+
+/* The audit signing key (borrowed) and its public half. */
+const struct crypto_key *keys_audit_key(const struct keys_store *ks);
+void keys_audit_pub(const struct keys_store *ks,
+		    uint8_t pub[CRYPTO_ED25519_PUB_LEN]);
+
+#endif

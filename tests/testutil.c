@@ -1,0 +1,75 @@
+/*
+ * testutil.c — helpers for the tests; see testutil.h.
+ */
+#include "testutil.h"
+
+#include <criterion/criterion.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+static int nibble(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+long tu_unhex(const char *hex, uint8_t *out, size_t max)
+{
+	size_t n = 0;
+
+	while (hex[0] && hex[1]) {
+		int hi = nibble(hex[0]), lo = nibble(hex[1]);
+
+		if (hi < 0 || lo < 0 || n == max)
+			return -1;
+		out[n++] = (uint8_t)(hi << 4 | lo);
+		hex += 2;
+	}
+	return hex[0] ? -1 : (long)n;
+}
+
+int tu_memfd(const char *name)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC);
+
+	cr_assert(fd >= 0, "memfd_create failed");
+	return fd;
+}
+
+uint64_t tu_rand(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
+uint8_t *tu_read_data(const char *name, size_t *len)
+{
+	char path[4096];
+	FILE *f;
+	uint8_t *buf;
+	long n;
+
+	snprintf(path, sizeof(path), "%s/%s", PHIFS_TEST_DATA, name);
+	f = fopen(path, "rb");
+	cr_assert(f, "cannot open test data %s", path);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc(n > 0 ? (size_t)n : 1);
+	cr_assert(buf);
+	cr_assert(fread(buf, 1, (size_t)n, f) == (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
