@@ -14,9 +14,9 @@
  * Reads run in parallel; writes, truncates and commits are serialised, and a
  * reader never sees half of a write's block.
  *
- * Errors: -EBADMSG a block fails to authenticate (the read fails for the
- * blocks it covers only), -EUCLEAN corrupt or foreign header, or a backing
- * file cut short of its authenticated size; -EKEYREJECTED / -ENOKEY the file
+ * Errors: -EBADMSG a block fails to authenticate or is missing from a backing
+ * file cut short of its authenticated size (a read fails only if it covers
+ * such a block); -EUCLEAN corrupt or foreign header; -EKEYREJECTED / -ENOKEY the file
  * key cannot be unwrapped; -EFBIG past FORMAT_MAX_SIZE; other -errno from the
  * backing file (-ENOSPC, -EIO, ...).
  */
@@ -53,7 +53,11 @@ int cfile_open(int fd, const struct cfile_volume *vol, struct cfile **out);
  * authenticate.
  */
 ssize_t cfile_pread(struct cfile *f, void *buf, size_t len, uint64_t off);
-/* Writes len bytes at off, extending the file as needed; all or -errno. */
+/*
+ * Writes len bytes at off, extending the file as needed.  Returns len, or
+ * fewer when the backing file system fills part-way (every byte counted
+ * reads back), or -errno when nothing was written.
+ */
 ssize_t cfile_pwrite(struct cfile *f, const void *buf, size_t len,
 		     uint64_t off);
 int cfile_truncate(struct cfile *f, uint64_t size);

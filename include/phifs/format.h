@@ -78,11 +78,6 @@ uint64_t format_block_offset(uint64_t index);
 uint64_t format_map_offset(uint64_t group);
 /* Backing size of a dense file of `size` bytes (header + its blocks). */
 uint64_t format_backing_size(uint64_t size);
-/*
- * Inverse of the above for a dense file: the largest plaintext size whose
- * blocks fit in `backing` bytes.  Used to tell a file cut short.
- */
-uint64_t format_size_from_backing(uint64_t backing);
 
 /* --- header slots --- */
 
@@ -134,10 +129,12 @@ int format_header_load(const uint8_t region[FORMAT_HEADER_SIZE],
 /* --- blocks --- */
 
 /*
- * Seals one 4096-byte plaintext block as data block `index` with a fresh
- * random nonce.  out may not overlap pt.
+ * Seals one 4096-byte plaintext block as data block `index`.  nonce must be
+ * fresh from crypto_random() (callers draw many at once: one RNG call per
+ * block costs more than the AES).  out may not overlap pt.
  */
 int format_block_seal(const struct format_fkeys *fk, uint64_t index,
+		      const uint8_t nonce[CRYPTO_GCM_NONCE_LEN],
 		      const uint8_t pt[FORMAT_BLOCK_SIZE],
 		      uint8_t out[FORMAT_STORED_BLOCK]);
 /* Opens data block `index`: 0, or -EBADMSG (pt is then zeroed). */
@@ -146,6 +143,7 @@ int format_block_open(const struct format_fkeys *fk, uint64_t index,
 		      uint8_t pt[FORMAT_BLOCK_SIZE]);
 /* The same for the map block of group `group`. */
 int format_map_seal(const struct format_fkeys *fk, uint64_t group,
+		    const uint8_t nonce[CRYPTO_GCM_NONCE_LEN],
 		    const uint8_t map[FORMAT_BLOCK_SIZE],
 		    uint8_t out[FORMAT_STORED_BLOCK]);
 int format_map_open(const struct format_fkeys *fk, uint64_t group,

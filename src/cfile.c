@@ -1,0 +1,789 @@
+/*
+ * cfile.c — one encrypted file behind an fd: plaintext pread/pwrite/truncate
+ * over the layout of format.h.  Knows nothing of FUSE, paths or policy.
+ *
+ * Two rules keep every crash state readable:
+ *  - Blocks are always stored whole, and bytes past the authenticated size
+ *    are garbage: whatever extends the file (a write past the end, a
+ *    truncate up) first zeroes or overwrites them.  So a size committed
+ *    lazily never disagrees with how a block was sealed, and blocks written
+ *    after the last commit are simply ignored.
+ *  - Data is written before what points at it: blocks before their map
+ *    bits, maps before the header that turns sparse mode on, the header
+ *    before a backing truncate.
+ */
+#include "phifs/cfile.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "phifs/secmem.h"
+
+/* Blocks sealed into one buffer and moved with one syscall. */
+#define CHUNK_BLOCKS 64u
+/*
+ * A dense file extended by at most this many whole blocks gets encrypted
+ * zeros; a larger hole switches it to sparse mode and hole maps.
+ */
+#define ZERO_FILL_MAX 16u
+
+#define BS FORMAT_BLOCK_SIZE
+#define SB FORMAT_STORED_BLOCK
+#define GB FORMAT_GROUP_BLOCKS
+
+/*
+ * Lock order: lock, then map_lock.  `lock` is shared by readers and held
+ * exclusively by anything that changes the file; it protects size, flags,
+ * hdr, slot and dirty.  map_lock protects the map cache, which readers fill
+ * too.  fd, vol and fk never change after open.
+ */
+struct cfile {
+	int fd;
+	const struct cfile_volume *vol;
+	struct format_fkeys fk;
+	pthread_rwlock_t lock;
+	struct format_header hdr;	/* as last committed */
+	int slot;			/* slot holding hdr */
+	uint64_t size;
+	uint16_t flags;
+	bool dirty;			/* size or flags differ from hdr */
+	pthread_mutex_t map_lock;
+	bool map_valid;
+	uint64_t map_group;
+	uint8_t map[BS];
+};
+
+/* --- per-thread scratch: chunk buffers are too large to malloc per call --- */
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_key_init(void)
+{
+	if (pthread_key_create(&scratch_key, free))
+		abort();
+}
+
+/*
+ * CHUNK_BLOCKS stored blocks of this thread.  It holds only ciphertext:
+ * plaintext is opened straight into the caller's buffer or a wiped stack
+ * block, never here.
+ */
+static uint8_t *scratch(void)
+{
+	uint8_t *p;
+
+	pthread_once(&scratch_once, scratch_key_init);
+	p = pthread_getspecific(scratch_key);
+	if (!p) {
+		p = malloc((size_t)CHUNK_BLOCKS * SB);
+		if (p && pthread_setspecific(scratch_key, p)) {
+			free(p);
+			p = NULL;
+		}
+	}
+	return p;
+}
+
+/* --- backing I/O --- */
+
+/* Reads until len or end of file; *got says how far it came. */
+static int pread_full(int fd, void *buf, size_t len, uint64_t off,
+		      size_t *got)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (uint8_t *)buf + done, len - done,
+				  (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			*got = done;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	*got = done;
+	return 0;
+}
+
+/* Writes all of buf; on failure *put says how much did reach the file. */
+static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off,
+		       size_t *put)
+{
+	size_t done = 0;
+	int rc = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(fd, (const uint8_t *)buf + done, len - done,
+				   (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EIO;
+			break;
+		}
+		done += (size_t)n;
+	}
+	*put = done;
+	return rc;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	size_t put;
+
+	return pwrite_full(fd, buf, len, off, &put);
+}
+
+/* --- hole maps --- */
+
+static bool sparse(const struct cfile *f)
+{
+	return f->flags & FORMAT_F_SPARSE;
+}
+
+/* Loads the map of group g into the cache.  Caller holds map_lock. */
+static int map_load(struct cfile *f, uint64_t g)
+{
+	uint8_t stored[SB];
+	size_t got;
+	int rc;
+
+	if (f->map_valid && f->map_group == g)
+		return 0;
+	f->map_valid = false;
+	rc = pread_full(f->fd, stored, SB, format_map_offset(g), &got);
+	if (!rc && got < SB)
+		rc = -EBADMSG;	/* a map inside the size must be stored */
+	if (!rc)
+		rc = format_map_open(&f->fk, g, stored, f->map);
+	if (!rc) {
+		f->map_valid = true;
+		f->map_group = g;
+	}
+	return rc;
+}
+
+/* Copies the map of group g out for a reader. */
+static int map_copy(struct cfile *f, uint64_t g, uint8_t map[BS])
+{
+	int rc;
+
+	pthread_mutex_lock(&f->map_lock);
+	rc = map_load(f, g);
+	if (!rc)
+		memcpy(map, f->map, BS);
+	pthread_mutex_unlock(&f->map_lock);
+	return rc;
+}
+
+/* Seals and writes map[] as the map of group g, and caches it. */
+static int map_store(struct cfile *f, uint64_t g, const uint8_t map[BS])
+{
+	uint8_t stored[SB], nonce[CRYPTO_GCM_NONCE_LEN];
+	int rc;
+
+	rc = crypto_random(nonce, sizeof(nonce));
+	if (!rc)
+		rc = format_map_seal(&f->fk, g, nonce, map, stored);
+	if (!rc)
+		rc = pwrite_all(f->fd, stored, SB, format_map_offset(g));
+	pthread_mutex_lock(&f->map_lock);
+	f->map_valid = !rc;
+	if (!rc) {
+		f->map_group = g;
+		if (map != f->map)
+			memcpy(f->map, map, BS);
+	}
+	pthread_mutex_unlock(&f->map_lock);
+	return rc;
+}
+
+/*
+ * Sets (on) or clears the bits of blocks [from, to), all in one group, and
+ * writes the map if it changed.  Caller holds lock exclusively.
+ */
+static int map_mark(struct cfile *f, uint64_t from, uint64_t to, bool on)
+{
+	uint64_t g = from / GB;
+	uint8_t map[BS];
+	bool changed = false;
+	int rc;
+
+	rc = map_copy(f, g, map);
+	for (uint64_t i = from; !rc && i < to; i++) {
+		if (format_map_test(map, i) != on) {
+			format_map_set(map, i, on);
+			changed = true;
+		}
+	}
+	if (!rc && changed)
+		rc = map_store(f, g, map);
+	return rc;
+}
+
+/*
+ * Makes blocks [from, to) holes in the maps, writing fresh maps for groups
+ * that start at or after `from`: whatever they held lay past the size.
+ */
+static int maps_clear(struct cfile *f, uint64_t from, uint64_t to)
+{
+	static const uint8_t zero_map[BS];
+	int rc = 0;
+
+	for (uint64_t i = from; !rc && i < to;) {
+		uint64_t g = i / GB, end = (g + 1) * GB;
+
+		if (i % GB)
+			rc = map_mark(f, i, end < to ? end : to, false);
+		else
+			rc = map_store(f, g, zero_map);
+		i = end;
+	}
+	return rc;
+}
+
+/*
+ * Switches a dense file to sparse mode: maps for every group up to block
+ * `to`, marking the blocks below the current size as stored.  The header
+ * that says "sparse" is written later and only points at maps on disk.
+ */
+static int go_sparse(struct cfile *f, uint64_t to)
+{
+	uint64_t nb = format_nblocks(f->size);
+	uint8_t map[BS];
+	int rc = 0;
+
+	for (uint64_t g = 0; !rc && g * GB < to; g++) {
+		memset(map, 0, BS);
+		for (uint64_t i = g * GB; i < nb && i < (g + 1) * GB; i++)
+			format_map_set(map, i, true);
+		rc = map_store(f, g, map);
+	}
+	if (!rc) {
+		f->flags |= FORMAT_F_SPARSE;
+		f->dirty = true;
+	}
+	return rc;
+}
+
+/* --- blocks --- */
+
+/*
+ * Reads and opens block idx into pt: zeros for a hole, or for a block at
+ * or past the end of the file (its stored bytes are garbage).
+ */
+static int block_get(struct cfile *f, uint64_t idx, uint8_t pt[BS])
+{
+	uint8_t stored[SB], map[BS];
+	size_t got;
+	int rc;
+
+	if (idx >= format_nblocks(f->size)) {
+		memset(pt, 0, BS);
+		return 0;
+	}
+	if (sparse(f)) {
+		rc = map_copy(f, idx / GB, map);
+		if (rc)
+			return rc;
+		if (!format_map_test(map, idx)) {
+			memset(pt, 0, BS);
+			return 0;
+		}
+	}
+	rc = pread_full(f->fd, stored, SB, format_block_offset(idx), &got);
+	if (rc)
+		return rc;
+	if (got < SB)
+		return -EBADMSG;
+	return format_block_open(&f->fk, idx, stored, pt);
+}
+
+/*
+ * Seals blocks [b0, b0 + n) (one group at most) into out.  The new content
+ * of the plaintext range [off, off + len) is src, or zeros when src is NULL;
+ * blocks it covers in part keep their other bytes (read-modify-write), with
+ * the garbage past the end of the file zeroed.
+ */
+static int seal_blocks(struct cfile *f, uint64_t b0, uint64_t n,
+		       const uint8_t *src, uint64_t off, size_t len,
+		       uint8_t *out)
+{
+	static const uint8_t zeros[BS];
+	uint8_t pt[BS], nonces[CHUNK_BLOCKS * CRYPTO_GCM_NONCE_LEN];
+	int rc;
+
+	rc = crypto_random(nonces, (size_t)n * CRYPTO_GCM_NONCE_LEN);
+	for (uint64_t i = 0; !rc && i < n; i++) {
+		uint64_t idx = b0 + i, start = idx * BS;
+		uint64_t from = off > start ? off - start : 0;
+		uint64_t to = off + len - start < BS ? off + len - start : BS;
+		const uint8_t *p = src ? src + (start + from - off) : zeros;
+
+		if (from || to < BS) {
+			rc = block_get(f, idx, pt);
+			if (rc)
+				break;
+			if (idx == f->size / BS)
+				memset(pt + f->size % BS, 0,
+				       BS - f->size % BS);
+			memcpy(pt + from, p, to - from);
+			p = pt;
+		}
+		rc = format_block_seal(&f->fk, idx,
+				       nonces + i * CRYPTO_GCM_NONCE_LEN, p,
+				       out + i * SB);
+	}
+	secmem_wipe(pt, sizeof(pt));
+	return rc;
+}
+
+/* Blocks in one chunk from b0 up to last: a chunk never crosses a group. */
+static uint64_t chunk_len(uint64_t b0, uint64_t last)
+{
+	uint64_t n = last - b0 + 1;
+
+	if (n > CHUNK_BLOCKS)
+		n = CHUNK_BLOCKS;
+	if (n > GB - b0 % GB)
+		n = GB - b0 % GB;
+	return n;
+}
+
+/*
+ * Writes the plaintext range [off, off + len) (src, or zeros if NULL),
+ * chunk by chunk, and grows the size over what was written.  Returns the
+ * bytes written, or -errno if none were.  Caller holds lock exclusively.
+ */
+static ssize_t write_range(struct cfile *f, const uint8_t *src, size_t len,
+			   uint64_t off)
+{
+	uint8_t *buf = scratch();
+	size_t done = 0;
+	int rc = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	while (done < len) {
+		uint64_t pos = off + done, b0 = pos / BS;
+		uint64_t n = chunk_len(b0, (off + len - 1) / BS);
+		uint64_t end = (b0 + n) * BS, whole;
+		size_t put;
+
+		if (end > off + len)
+			end = off + len;
+		rc = seal_blocks(f, b0, n, src ? src + done : NULL, pos,
+				 (size_t)(end - pos), buf);
+		if (rc)
+			break;
+		rc = pwrite_full(f->fd, buf, (size_t)n * SB,
+				 format_block_offset(b0), &put);
+		/* Only whole blocks count: a torn one past the size is
+		 * garbage, and inside it the old block was rewritten in
+		 * place, which needs no new space. */
+		whole = put / SB;
+		if (whole < n)
+			end = (b0 + whole) * BS > pos ? (b0 + whole) * BS : pos;
+		if (sparse(f) && whole) {
+			int mrc = map_mark(f, b0, b0 + whole, true);
+
+			if (mrc) {
+				rc = rc ? rc : mrc;
+				break;
+			}
+		}
+		done += (size_t)(end - pos);
+		if (off + done > f->size) {
+			f->size = off + done;
+			f->dirty = true;
+		}
+		if (rc)
+			break;
+	}
+	return done ? (ssize_t)done : rc;
+}
+
+/* Writes zeros over [off, off + len): all of it, or an error. */
+static int write_zeros(struct cfile *f, uint64_t off, uint64_t len)
+{
+	ssize_t w = write_range(f, NULL, (size_t)len, off);
+
+	if (w < 0)
+		return (int)w;
+	return (uint64_t)w < len ? -ENOSPC : 0;
+}
+
+/*
+ * Readies the file to grow to new_nb blocks, of which the caller writes
+ * from block `first` on: zeroes the garbage in the tail of the last block,
+ * and makes the blocks between the end and `first` read as zeros —
+ * encrypted zeros when they are few, hole maps otherwise.  On failure the
+ * size may have grown by zeros; the caller puts it back.
+ */
+static int grow(struct cfile *f, uint64_t first, uint64_t new_nb)
+{
+	uint64_t nb;
+	int rc;
+
+	if (f->size % BS && first > f->size / BS) {
+		rc = write_zeros(f, f->size, BS - f->size % BS);
+		if (rc)
+			return rc;
+	}
+	nb = format_nblocks(f->size);
+	/* Maps of groups the file grows into may be stale or missing. */
+	if (sparse(f))
+		return maps_clear(f, nb, new_nb);
+	if (first <= nb)
+		return 0;
+	if (first - nb <= ZERO_FILL_MAX)
+		return write_zeros(f, nb * BS, (first - nb) * BS);
+	return go_sparse(f, new_nb);
+}
+
+/* --- header --- */
+
+/* Writes size and flags into the slot not holding the current header. */
+static int commit_locked(struct cfile *f)
+{
+	struct format_header h = f->hdr;
+	uint8_t slot[FORMAT_SLOT_SIZE];
+	int other = !f->slot, rc;
+
+	if (!f->dirty)
+		return 0;
+	h.size = f->size;
+	h.flags = f->flags;
+	h.seq++;
+	rc = format_slot_encode(&h, &f->fk, slot);
+	if (!rc)
+		rc = pwrite_all(f->fd, slot, sizeof(slot),
+				(uint64_t)other * FORMAT_SLOT_STRIDE);
+	if (!rc) {
+		f->hdr = h;
+		f->slot = other;
+		f->dirty = false;
+	}
+	return rc;
+}
+
+static struct cfile *cfile_alloc(int fd, const struct cfile_volume *vol)
+{
+	struct cfile *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return NULL;
+	f->fd = fd;
+	f->vol = vol;
+	if (pthread_rwlock_init(&f->lock, NULL)) {
+		free(f);
+		return NULL;
+	}
+	if (pthread_mutex_init(&f->map_lock, NULL)) {
+		pthread_rwlock_destroy(&f->lock);
+		free(f);
+		return NULL;
+	}
+	return f;
+}
+
+static void cfile_free(struct cfile *f)
+{
+	format_fkeys_release(&f->fk);
+	pthread_rwlock_destroy(&f->lock);
+	pthread_mutex_destroy(&f->map_lock);
+	secmem_wipe(f->map, sizeof(f->map));
+	free(f);
+}
+
+int cfile_create(int fd, const struct cfile_volume *vol, struct cfile **out)
+{
+	uint8_t region[FORMAT_HEADER_SIZE] = { 0 };
+	struct format_header h = {
+		.version = FORMAT_VERSION,
+		.key_version = vol->active_version,
+		.dek_gen = 1,
+	};
+	const struct crypto_key *kek = vol->kek(vol->kek_arg,
+						vol->active_version);
+	struct crypto_key *dek = NULL;
+	struct cfile *f = NULL;
+	int rc = -ENOMEM;
+
+	if (!kek)
+		return -ENOKEY;
+	f = cfile_alloc(fd, vol);
+	dek = crypto_key_random();
+	if (!f || !dek)
+		goto out;
+	memcpy(h.volume_id, vol->volume_id, FORMAT_ID_LEN);
+	rc = crypto_random(h.file_id, FORMAT_ID_LEN);
+	if (!rc)
+		rc = format_dek_wrap(&h, kek, dek);
+	if (!rc)
+		rc = format_fkeys_init(&f->fk, dek, h.volume_id, h.file_id,
+				       h.dek_gen);
+	if (rc)
+		goto out;
+	/* Both slots valid from the start, slot 0 the newer: either may
+	 * tear later and the other still opens the file. */
+	rc = format_slot_encode(&h, &f->fk, region + FORMAT_SLOT_STRIDE);
+	h.seq = 1;
+	if (!rc)
+		rc = format_slot_encode(&h, &f->fk, region);
+	if (!rc)
+		rc = pwrite_all(fd, region, sizeof(region), 0);
+	if (rc)
+		goto out;
+	f->hdr = h;
+	f->slot = 0;
+	*out = f;
+	f = NULL;	/* transferred */
+out:
+	crypto_key_free(dek);
+	if (f)
+		cfile_free(f);
+	return rc;
+}
+
+int cfile_open(int fd, const struct cfile_volume *vol, struct cfile **out)
+{
+	uint8_t region[FORMAT_HEADER_SIZE];
+	struct cfile *f;
+	size_t got;
+	int rc;
+
+	rc = pread_full(fd, region, sizeof(region), 0, &got);
+	if (rc)
+		return rc;
+	if (got < sizeof(region))
+		return -EUCLEAN;
+	f = cfile_alloc(fd, vol);
+	if (!f)
+		return -ENOMEM;
+	rc = format_header_load(region, vol->volume_id, vol->kek, vol->kek_arg,
+				&f->hdr, &f->fk, &f->slot);
+	if (rc) {
+		cfile_free(f);	/* fk is untouched on failure: releases NULLs */
+		return rc;
+	}
+	f->size = f->hdr.size;
+	f->flags = f->hdr.flags;
+	*out = f;
+	return 0;
+}
+
+/* --- plaintext I/O --- */
+
+/*
+ * Opens the stored blocks in buf (n blocks from b0, `got` bytes of them
+ * read) into dst, which holds plaintext [pos, end).
+ */
+static int open_blocks(struct cfile *f, uint64_t b0, uint64_t n,
+		       const uint8_t *buf, size_t got, uint8_t *dst,
+		       uint64_t pos, uint64_t end)
+{
+	uint8_t map[BS], pt[BS];
+	int rc = 0;
+
+	if (sparse(f))
+		rc = map_copy(f, b0 / GB, map);
+	for (uint64_t i = 0; !rc && i < n; i++) {
+		uint64_t idx = b0 + i, start = idx * BS;
+		uint64_t from = pos > start ? pos - start : 0;
+		uint64_t to = end - start < BS ? end - start : BS;
+		uint8_t *d = dst + (start + from - pos);
+
+		if (sparse(f) && !format_map_test(map, idx)) {
+			memset(d, 0, to - from);
+			continue;
+		}
+		if ((i + 1) * SB > got) {
+			rc = -EBADMSG;	/* cut short of its size */
+			break;
+		}
+		if (from == 0 && to == BS) {
+			rc = format_block_open(&f->fk, idx, buf + i * SB, d);
+			continue;
+		}
+		rc = format_block_open(&f->fk, idx, buf + i * SB, pt);
+		if (!rc)
+			memcpy(d, pt + from, to - from);
+	}
+	secmem_wipe(pt, sizeof(pt));
+	return rc;
+}
+
+ssize_t cfile_pread(struct cfile *f, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *sbuf = scratch();
+	size_t done = 0;
+	int rc = 0;
+
+	if (!sbuf)
+		return -ENOMEM;
+	pthread_rwlock_rdlock(&f->lock);
+	if (off >= f->size)
+		len = 0;
+	else if (len > f->size - off)
+		len = (size_t)(f->size - off);
+	while (!rc && done < len) {
+		uint64_t pos = off + done, b0 = pos / BS;
+		uint64_t n = chunk_len(b0, (off + len - 1) / BS);
+		uint64_t end = (b0 + n) * BS < off + len ? (b0 + n) * BS :
+			       off + len;
+		size_t got;
+
+		rc = pread_full(f->fd, sbuf, (size_t)n * SB,
+				format_block_offset(b0), &got);
+		if (!rc)
+			rc = open_blocks(f, b0, n, sbuf, got,
+					 (uint8_t *)buf + done, pos, end);
+		if (!rc)
+			done += (size_t)(end - pos);
+	}
+	pthread_rwlock_unlock(&f->lock);
+	if (rc)
+		secmem_wipe(buf, len);	/* nothing unauthenticated leaks */
+	return rc ? rc : (ssize_t)done;
+}
+
+ssize_t cfile_pwrite(struct cfile *f, const void *buf, size_t len,
+		     uint64_t off)
+{
+	uint64_t old_size;
+	ssize_t rc = 0;
+
+	if (len == 0)
+		return 0;
+	if (off > FORMAT_MAX_SIZE || len > FORMAT_MAX_SIZE - off)
+		return -EFBIG;
+	pthread_rwlock_wrlock(&f->lock);
+	old_size = f->size;
+	if (off + len > f->size)
+		rc = grow(f, off / BS, format_nblocks(off + len));
+	if (!rc)
+		rc = write_range(f, buf, len, off);
+	if (rc < 0 && f->size != old_size)
+		f->size = old_size;	/* the zeros we grew by are garbage */
+	pthread_rwlock_unlock(&f->lock);
+	return rc;
+}
+
+static int shrink(struct cfile *f, uint64_t size)
+{
+	uint64_t nb = format_nblocks(size), len;
+	int rc;
+
+	/* Map bits past the new end need no clearing: grow() clears them. */
+	if (size == 0)
+		f->flags &= (uint16_t)~FORMAT_F_SPARSE;	/* dense again */
+	f->size = size;
+	f->dirty = true;
+	/* The header must never claim more than the backing file holds. */
+	rc = commit_locked(f);
+	if (rc)
+		return rc;
+	len = sparse(f) ? format_map_offset((nb - 1) / GB) + SB :
+			  format_backing_size(size);
+	if (ftruncate(f->fd, (off_t)len))
+		return -errno;
+	return 0;
+}
+
+int cfile_truncate(struct cfile *f, uint64_t size)
+{
+	uint64_t old_size;
+	int rc = 0;
+
+	if (size > FORMAT_MAX_SIZE)
+		return -EFBIG;
+	pthread_rwlock_wrlock(&f->lock);
+	old_size = f->size;
+	if (size < f->size) {
+		rc = shrink(f, size);
+	} else if (size > f->size) {
+		rc = grow(f, format_nblocks(size), format_nblocks(size));
+		if (!rc) {
+			f->size = size;
+			f->dirty = true;
+		} else {
+			f->size = old_size;
+		}
+	}
+	pthread_rwlock_unlock(&f->lock);
+	return rc;
+}
+
+uint64_t cfile_size(struct cfile *f)
+{
+	uint64_t size;
+
+	pthread_rwlock_rdlock(&f->lock);
+	size = f->size;
+	pthread_rwlock_unlock(&f->lock);
+	return size;
+}
+
+int cfile_commit(struct cfile *f)
+{
+	int rc;
+
+	pthread_rwlock_wrlock(&f->lock);
+	rc = commit_locked(f);
+	pthread_rwlock_unlock(&f->lock);
+	return rc;
+}
+
+static int sync_fd(int fd, int datasync)
+{
+	return (datasync ? fdatasync(fd) : fsync(fd)) ? -errno : 0;
+}
+
+int cfile_fsync(struct cfile *f, int datasync)
+{
+	int rc = 0;
+
+	pthread_rwlock_wrlock(&f->lock);
+	/* Blocks reach the disk before the header that covers them. */
+	if (f->dirty)
+		rc = sync_fd(f->fd, 1);
+	if (!rc)
+		rc = commit_locked(f);
+	if (!rc)
+		rc = sync_fd(f->fd, datasync);
+	pthread_rwlock_unlock(&f->lock);
+	return rc;
+}
+
+int cfile_release(struct cfile *f)
+{
+	int rc;
+
+	if (!f)
+		return 0;
+	rc = cfile_commit(f);
+	cfile_free(f);
+	return rc;
+}
+
+const uint8_t *cfile_file_id(const struct cfile *f)
+{
+	return f->fk.file_id;
+}
+
+uint32_t cfile_key_version(const struct cfile *f)
+{
+	return f->hdr.key_version;
+}

@@ -1,0 +1,676 @@
+/*
+ * crypto.c — phifs's cryptographic primitives on top of OpenSSL 3: AES-256-GCM
+ * with a per-thread cipher context that keeps its key schedule while the key
+ * stays the same, key wrapping, HKDF, HMAC, SHA-256, scrypt, Ed25519 and the
+ * CSPRNG.  EVP's 1-is-success turns into 0/-errno here and goes no further.
+ * The only file that includes OpenSSL; knows nothing of files, blocks or
+ * keystores.
+ */
+#include "phifs/crypto.h"
+#include "phifs/secmem.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
+
+/* EVP counts in int; longer inputs go through in pieces of this size. */
+#define EVP_CHUNK	(1 << 30)
+
+/* Key ids start at 1: 0 means "no key" in a thread's GCM cache. */
+static uint64_t next_key_id;
+
+/*
+ * Algorithms fetched once.  Passing EVP_aes_256_gcm() or EVP_sha256() would
+ * make OpenSSL 3 look the implementation up in its provider store on every
+ * init, under a lock; these are fetched once and kept for the life of the
+ * process, so they are deliberately never freed.
+ */
+static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
+static EVP_CIPHER *alg_gcm;
+static EVP_MD *alg_sha256;
+static EVP_KDF *alg_hkdf;
+static EVP_KDF *alg_scrypt;
+static EVP_MAC *alg_hmac;
+
+/*
+ * One GCM context per thread, with the key it was last given.  `key` is a
+ * secmem copy of the bytes beside `id`: ids alone would go stale if a caller
+ * wrote into crypto_key.bytes directly, and comparing 32 bytes is far
+ * cheaper than a key schedule.  The struct itself is thread-local rather
+ * than in secmem so that the context pointer stays visible to leak checkers
+ * (they do not scan our private mappings); the pthread key exists only for
+ * its destructor, which frees both when the thread exits.
+ */
+struct gcm_cache {
+	EVP_CIPHER_CTX *ctx;
+	uint8_t *key;		/* CRYPTO_KEY_LEN bytes of secmem */
+	uint64_t id;
+};
+
+static pthread_once_t gcm_key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t gcm_key;
+static int gcm_key_err;
+static __thread struct gcm_cache gcm_tls;
+
+static void algs_fetch(void)
+{
+	alg_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+	alg_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	alg_hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	alg_scrypt = EVP_KDF_fetch(NULL, "SCRYPT", NULL);
+	alg_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
+/* Every entry point that needs a fetched algorithm goes through here. */
+static int algs(void)
+{
+	pthread_once(&algs_once, algs_fetch);
+	if (alg_gcm == NULL || alg_sha256 == NULL || alg_hkdf == NULL ||
+	    alg_scrypt == NULL || alg_hmac == NULL)
+		return -EIO;
+	return 0;
+}
+
+static uint64_t new_key_id(void)
+{
+	return __atomic_add_fetch(&next_key_id, 1, __ATOMIC_RELAXED);
+}
+
+static void gcm_cache_release(void *arg)
+{
+	struct gcm_cache *c = arg;
+
+	EVP_CIPHER_CTX_free(c->ctx);	/* cleanses the key schedule */
+	secmem_free(c->key);		/* wipes the key copy */
+	c->ctx = NULL;
+	c->key = NULL;
+	c->id = 0;
+}
+
+static void gcm_key_create(void)
+{
+	gcm_key_err = pthread_key_create(&gcm_key, gcm_cache_release);
+}
+
+/* This thread's GCM cache, set up on first use; NULL on ENOMEM. */
+static struct gcm_cache *gcm_cache_get(void)
+{
+	struct gcm_cache *c = &gcm_tls;
+
+	if (c->ctx != NULL)
+		return c;
+	pthread_once(&gcm_key_once, gcm_key_create);
+	if (gcm_key_err != 0)
+		return NULL;
+	c->key = secmem_alloc(CRYPTO_KEY_LEN);
+	c->ctx = EVP_CIPHER_CTX_new();
+	c->id = 0;
+	if (c->key == NULL || c->ctx == NULL ||
+	    pthread_setspecific(gcm_key, c) != 0) {
+		gcm_cache_release(c);
+		return NULL;
+	}
+	return c;
+}
+
+/*
+ * Seal (enc = 1) or open (enc = 0).  EVP_CipherInit_ex takes the direction
+ * on every call, and GCM runs AES forwards both ways, so one context and one
+ * key schedule serve both; only the nonce is set when the key is unchanged.
+ */
+static int gcm_crypt(const struct crypto_key *k, const uint8_t *nonce,
+		     const void *aad, size_t aad_len, const void *in,
+		     size_t len, void *out, uint8_t *tag, int enc)
+{
+	const uint8_t *ip = in;
+	uint8_t *op = out;
+	uint8_t fin[CRYPTO_GCM_TAG_LEN];	/* GCM's final writes nothing */
+	struct gcm_cache *c;
+	size_t done;
+	int n, rc = -EIO;
+
+	if (algs() < 0)
+		return -EIO;
+	c = gcm_cache_get();
+	if (c == NULL)
+		return -ENOMEM;
+
+	if (c->id != 0 && c->id == k->id &&
+	    CRYPTO_memcmp(c->key, k->bytes, CRYPTO_KEY_LEN) == 0) {
+		if (!EVP_CipherInit_ex(c->ctx, NULL, NULL, NULL, nonce, enc))
+			goto out;
+	} else {
+		/*
+		 * Forget the old key first, in case the new one fails.  Once
+		 * the context has its cipher, passing NULL keeps it: OpenSSL
+		 * would otherwise free and allocate the cipher state anew.
+		 */
+		c->id = 0;
+		if (!EVP_CipherInit_ex(c->ctx,
+				       EVP_CIPHER_CTX_get0_cipher(c->ctx) ?
+				       NULL : alg_gcm, NULL, k->bytes, nonce,
+				       enc))
+			goto out;
+		c->id = k->id;
+		memcpy(c->key, k->bytes, CRYPTO_KEY_LEN);
+	}
+
+	for (done = 0; done < aad_len; done += (size_t)n) {
+		size_t chunk = aad_len - done;
+
+		n = chunk > EVP_CHUNK ? EVP_CHUNK : (int)chunk;
+		if (!EVP_CipherUpdate(c->ctx, NULL, &n,
+				      (const uint8_t *)aad + done, n))
+			goto out;
+	}
+	for (done = 0; done < len; done += (size_t)n) {
+		size_t chunk = len - done;
+
+		n = chunk > EVP_CHUNK ? EVP_CHUNK : (int)chunk;
+		if (!EVP_CipherUpdate(c->ctx, op + done, &n, ip + done, n))
+			goto out;
+	}
+
+	if (enc) {
+		if (!EVP_CipherFinal_ex(c->ctx, fin, &n) ||
+		    !EVP_CIPHER_CTX_ctrl(c->ctx, EVP_CTRL_GCM_GET_TAG,
+					 CRYPTO_GCM_TAG_LEN, tag))
+			goto out;
+	} else {
+		if (!EVP_CIPHER_CTX_ctrl(c->ctx, EVP_CTRL_GCM_SET_TAG,
+					 CRYPTO_GCM_TAG_LEN, tag))
+			goto out;
+		/* GCM's final step of decryption fails only on the tag. */
+		if (EVP_CipherFinal_ex(c->ctx, fin, &n) <= 0) {
+			rc = -EBADMSG;
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	/* After an EVP failure the context's state is unknown: rekey. */
+	if (rc == -EIO)
+		c->id = 0;
+	/* Unauthenticated plaintext must not leak out of a failed open. */
+	if (rc < 0 && !enc && len > 0)
+		OPENSSL_cleanse(out, len);
+	return rc;
+}
+
+int crypto_gcm_seal(const struct crypto_key *k,
+		    const uint8_t nonce[CRYPTO_GCM_NONCE_LEN],
+		    const void *aad, size_t aad_len,
+		    const void *pt, size_t len, void *ct,
+		    uint8_t tag[CRYPTO_GCM_TAG_LEN])
+{
+	return gcm_crypt(k, nonce, aad, aad_len, pt, len, ct, tag, 1);
+}
+
+int crypto_gcm_open(const struct crypto_key *k,
+		    const uint8_t nonce[CRYPTO_GCM_NONCE_LEN],
+		    const void *aad, size_t aad_len,
+		    const void *ct, size_t len, void *pt,
+		    const uint8_t tag[CRYPTO_GCM_TAG_LEN])
+{
+	/* OpenSSL copies the tag in; the cast only satisfies its prototype. */
+	return gcm_crypt(k, nonce, aad, aad_len, ct, len, pt, (uint8_t *)tag,
+			 0);
+}
+
+struct crypto_key *crypto_key_new(void)
+{
+	struct crypto_key *k = secmem_alloc(sizeof(*k));
+
+	if (k != NULL)
+		k->id = new_key_id();
+	return k;
+}
+
+struct crypto_key *crypto_key_from(const uint8_t bytes[CRYPTO_KEY_LEN])
+{
+	struct crypto_key *k = crypto_key_new();
+
+	if (k != NULL)
+		memcpy(k->bytes, bytes, CRYPTO_KEY_LEN);
+	return k;
+}
+
+struct crypto_key *crypto_key_random(void)
+{
+	struct crypto_key *k = crypto_key_new();
+
+	/* The private DRBG: key material never shares a stream with nonces. */
+	if (k != NULL && RAND_priv_bytes(k->bytes, CRYPTO_KEY_LEN) != 1) {
+		crypto_key_free(k);
+		errno = EIO;
+		return NULL;
+	}
+	return k;
+}
+
+void crypto_key_free(struct crypto_key *k)
+{
+	secmem_free(k);		/* wipes */
+}
+
+int crypto_random(void *buf, size_t n)
+{
+	uint8_t *p = buf;
+
+	while (n > 0) {
+		int chunk = n > EVP_CHUNK ? EVP_CHUNK : (int)n;
+
+		if (RAND_bytes(p, chunk) != 1)
+			return -EIO;
+		p += chunk;
+		n -= (size_t)chunk;
+	}
+	return 0;
+}
+
+int crypto_memeq(const void *a, const void *b, size_t n)
+{
+	return CRYPTO_memcmp(a, b, n) == 0;
+}
+
+int crypto_wrap_key(const struct crypto_key *kek, const void *aad,
+		    size_t aad_len, const struct crypto_key *key,
+		    uint8_t out[CRYPTO_WRAPPED_LEN])
+{
+	uint8_t buf[CRYPTO_WRAPPED_LEN];
+	int rc;
+
+	/* Built aside so that out is written only on success. */
+	rc = crypto_random(buf, CRYPTO_GCM_NONCE_LEN);
+	if (rc < 0)
+		goto out;
+	rc = crypto_gcm_seal(kek, buf, aad, aad_len, key->bytes,
+			     CRYPTO_KEY_LEN, buf + CRYPTO_GCM_NONCE_LEN,
+			     buf + CRYPTO_GCM_NONCE_LEN + CRYPTO_KEY_LEN);
+	if (rc < 0)
+		goto out;
+	memcpy(out, buf, CRYPTO_WRAPPED_LEN);
+	rc = 0;
+out:
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return rc;
+}
+
+int crypto_unwrap_key(const struct crypto_key *kek, const void *aad,
+		      size_t aad_len, const uint8_t in[CRYPTO_WRAPPED_LEN],
+		      struct crypto_key *key)
+{
+	uint8_t tmp[CRYPTO_KEY_LEN];
+	int rc;
+
+	rc = crypto_gcm_open(kek, in, aad, aad_len, in + CRYPTO_GCM_NONCE_LEN,
+			     CRYPTO_KEY_LEN, tmp,
+			     in + CRYPTO_GCM_NONCE_LEN + CRYPTO_KEY_LEN);
+	if (rc == -EBADMSG)
+		rc = -EKEYREJECTED;
+	if (rc < 0)
+		goto out;
+	memcpy(key->bytes, tmp, CRYPTO_KEY_LEN);
+	/* New bytes, new id: no thread's GCM cache may take it for the old. */
+	key->id = new_key_id();
+	rc = 0;
+out:
+	OPENSSL_cleanse(tmp, sizeof(tmp));
+	return rc;
+}
+
+int crypto_hkdf(const void *ikm, size_t ikm_len, const void *salt,
+		size_t salt_len, const void *info, size_t info_len,
+		void *out, size_t out_len)
+{
+	OSSL_PARAM params[5], *p = params;
+	EVP_KDF_CTX *kctx = NULL;
+	int rc;
+
+	rc = algs();
+	if (rc < 0)
+		goto out;
+	kctx = EVP_KDF_CTX_new(alg_hkdf);
+	if (kctx == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* OSSL_PARAM wants non-const pointers but only reads through them. */
+	*p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+						(char *)"SHA256", 0);
+	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
+						 (void *)ikm, ikm_len);
+	if (salt != NULL && salt_len > 0)
+		*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
+							 (void *)salt,
+							 salt_len);
+	if (info != NULL && info_len > 0)
+		*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
+							 (void *)info,
+							 info_len);
+	*p = OSSL_PARAM_construct_end();
+	rc = EVP_KDF_derive(kctx, out, out_len, params) == 1 ? 0 : -EIO;
+out:
+	EVP_KDF_CTX_free(kctx);		/* cleanses its copy of the ikm */
+	return rc;
+}
+
+int crypto_hkdf_key(const struct crypto_key *ikm, const void *salt,
+		    size_t salt_len, const char *info, struct crypto_key **out)
+{
+	struct crypto_key *k;
+	int rc;
+
+	k = crypto_key_new();
+	if (k == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* Straight into secmem: no stack copy to wipe. */
+	rc = crypto_hkdf(ikm->bytes, CRYPTO_KEY_LEN, salt, salt_len, info,
+			 info != NULL ? strlen(info) : 0, k->bytes,
+			 CRYPTO_KEY_LEN);
+	if (rc < 0)
+		goto out;
+	*out = k;
+	k = NULL;	/* transferred */
+out:
+	crypto_key_free(k);
+	return rc;
+}
+
+int crypto_hmac_sha256(const struct crypto_key *k, const void *msg,
+		       size_t len, uint8_t out[CRYPTO_SHA256_LEN])
+{
+	OSSL_PARAM params[2];
+	EVP_MAC_CTX *mctx = NULL;
+	uint8_t mac[CRYPTO_SHA256_LEN];
+	size_t mac_len;
+	int rc;
+
+	rc = algs();
+	if (rc < 0)
+		goto out;
+	mctx = EVP_MAC_CTX_new(alg_hmac);
+	if (mctx == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+						     (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	rc = -EIO;
+	if (!EVP_MAC_init(mctx, k->bytes, CRYPTO_KEY_LEN, params) ||
+	    (len > 0 && !EVP_MAC_update(mctx, msg, len)) ||
+	    !EVP_MAC_final(mctx, mac, &mac_len, sizeof(mac)) ||
+	    mac_len != sizeof(mac))
+		goto out;
+	memcpy(out, mac, sizeof(mac));
+	rc = 0;
+out:
+	EVP_MAC_CTX_free(mctx);		/* cleanses the keyed state */
+	OPENSSL_cleanse(mac, sizeof(mac));
+	return rc;
+}
+
+int crypto_sha256(const void *msg, size_t len, uint8_t out[CRYPTO_SHA256_LEN])
+{
+	unsigned int n;
+
+	if (algs() < 0)
+		return -EIO;
+	/* EVP_Digest takes a size_t: no chunking needed. */
+	if (!EVP_Digest(len > 0 ? msg : "", len, out, &n, alg_sha256, NULL) ||
+	    n != CRYPTO_SHA256_LEN)
+		return -EIO;
+	return 0;
+}
+
+struct crypto_sha256_ctx {
+	EVP_MD_CTX *md;
+};
+
+struct crypto_sha256_ctx *crypto_sha256_new(void)
+{
+	struct crypto_sha256_ctx *c;
+
+	if (algs() < 0) {
+		errno = EIO;
+		return NULL;
+	}
+	c = OPENSSL_zalloc(sizeof(*c));
+	if (c == NULL)
+		goto fail;
+	c->md = EVP_MD_CTX_new();
+	if (c->md == NULL || !EVP_DigestInit_ex(c->md, alg_sha256, NULL))
+		goto fail;
+	return c;
+fail:
+	crypto_sha256_free(c);
+	errno = ENOMEM;
+	return NULL;
+}
+
+int crypto_sha256_update(struct crypto_sha256_ctx *c, const void *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	return EVP_DigestUpdate(c->md, p, n) ? 0 : -EIO;
+}
+
+int crypto_sha256_final(struct crypto_sha256_ctx *c,
+			uint8_t out[CRYPTO_SHA256_LEN])
+{
+	uint8_t md[CRYPTO_SHA256_LEN];
+	unsigned int n;
+	int rc = -EIO;
+
+	if (!EVP_DigestFinal_ex(c->md, md, &n) || n != sizeof(md) ||
+	    !EVP_DigestInit_ex(c->md, alg_sha256, NULL))
+		goto out;
+	memcpy(out, md, sizeof(md));
+	rc = 0;
+out:
+	/* A digest may be of secret data. */
+	OPENSSL_cleanse(md, sizeof(md));
+	return rc;
+}
+
+void crypto_sha256_free(struct crypto_sha256_ctx *c)
+{
+	if (c == NULL)
+		return;
+	EVP_MD_CTX_free(c->md);
+	OPENSSL_free(c);
+}
+
+/*
+ * OpenSSL's own limits (crypto/evp/pbe_scrypt.c, providers' kdf_scrypt.c),
+ * checked here so that a refusal is -EINVAL and a later failure -ENOMEM.
+ * Returns the memory scrypt needs, or 0 if the parameters are refused.
+ */
+static uint64_t scrypt_mem(unsigned log_n, uint32_t r, uint32_t p)
+{
+	uint64_t n, blen, vlen;
+
+	if (log_n < 1 || log_n > 63 || r == 0 || p == 0)
+		return 0;
+	n = (uint64_t)1 << log_n;
+	if (p > ((1U << 30) - 1) / r)			/* p * r < 2^30 */
+		return 0;
+	if (16 * (uint64_t)r <= 63 && log_n >= 16 * r)	/* N < 2^(16 r) */
+		return 0;
+	blen = (uint64_t)p * 128 * r;
+	if (blen > INT_MAX)
+		return 0;
+	if (n + 2 > UINT64_MAX / 128 / r)
+		return 0;
+	vlen = 128 * r * (n + 2);
+	if (vlen > UINT64_MAX - blen || blen + vlen > SIZE_MAX)
+		return 0;
+	return blen + vlen;
+}
+
+int crypto_scrypt(const void *pass, size_t pass_len, const void *salt,
+		  size_t salt_len, unsigned log_n, uint32_t r, uint32_t p,
+		  void *out, size_t out_len)
+{
+	OSSL_PARAM params[7], *pp = params;
+	EVP_KDF_CTX *kctx = NULL;
+	uint64_t n, maxmem;
+	int rc;
+
+	maxmem = scrypt_mem(log_n, r, p);
+	if (maxmem == 0 || out_len == 0) {
+		rc = -EINVAL;
+		goto out;
+	}
+	n = (uint64_t)1 << log_n;
+	rc = algs();
+	if (rc < 0)
+		goto out;
+	kctx = EVP_KDF_CTX_new(alg_scrypt);
+	if (kctx == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/*
+	 * OpenSSL refuses anything above maxmem, 32 MiB by default, which
+	 * N = 2^17, r = 8 (128 MiB) exceeds: allow what these parameters
+	 * need and no more.
+	 */
+	*pp++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD,
+						  (void *)(pass ? pass : ""),
+						  pass_len);
+	*pp++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
+						  (void *)(salt ? salt : ""),
+						  salt_len);
+	*pp++ = OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n);
+	*pp++ = OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &r);
+	*pp++ = OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_P, &p);
+	*pp++ = OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM,
+					    &maxmem);
+	*pp = OSSL_PARAM_construct_end();
+	if (EVP_KDF_CTX_set_params(kctx, params) != 1) {
+		rc = -EINVAL;
+		goto out;
+	}
+	/* The parameters passed the checks above: what is left is memory. */
+	rc = EVP_KDF_derive(kctx, out, out_len, NULL) == 1 ? 0 : -ENOMEM;
+out:
+	EVP_KDF_CTX_free(kctx);		/* cleanses its copy of the password */
+	return rc;
+}
+
+/* A new EVP_PKEY from a seed; NULL on failure. */
+static EVP_PKEY *ed25519_priv(const struct crypto_key *priv)
+{
+	return EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL,
+					    priv->bytes, CRYPTO_KEY_LEN);
+}
+
+int crypto_ed25519_public(const struct crypto_key *priv,
+			  uint8_t pub[CRYPTO_ED25519_PUB_LEN])
+{
+	uint8_t buf[CRYPTO_ED25519_PUB_LEN];
+	size_t n = sizeof(buf);
+	EVP_PKEY *pk;
+	int rc = -EIO;
+
+	pk = ed25519_priv(priv);
+	if (pk == NULL)
+		goto out;
+	if (!EVP_PKEY_get_raw_public_key(pk, buf, &n) || n != sizeof(buf))
+		goto out;
+	memcpy(pub, buf, sizeof(buf));
+	rc = 0;
+out:
+	EVP_PKEY_free(pk);		/* cleanses the private key */
+	return rc;
+}
+
+int crypto_ed25519_keygen(struct crypto_key **priv,
+			  uint8_t pub[CRYPTO_ED25519_PUB_LEN])
+{
+	struct crypto_key *k;
+	int rc;
+
+	/* An Ed25519 private key is 32 random bytes (RFC 8032, 5.1.5). */
+	k = crypto_key_random();
+	if (k == NULL) {
+		rc = -EIO;
+		goto out;
+	}
+	rc = crypto_ed25519_public(k, pub);
+	if (rc < 0)
+		goto out;
+	*priv = k;
+	k = NULL;	/* transferred */
+out:
+	crypto_key_free(k);
+	return rc;
+}
+
+int crypto_ed25519_sign(const struct crypto_key *priv, const void *msg,
+			size_t len, uint8_t sig[CRYPTO_ED25519_SIG_LEN])
+{
+	uint8_t buf[CRYPTO_ED25519_SIG_LEN];
+	size_t n = sizeof(buf);
+	EVP_MD_CTX *mctx = NULL;
+	EVP_PKEY *pk;
+	int rc = -EIO;
+
+	pk = ed25519_priv(priv);
+	mctx = EVP_MD_CTX_new();
+	if (pk == NULL || mctx == NULL)
+		goto out;
+	/* Pure Ed25519 signs in one shot: no digest, no update calls. */
+	if (!EVP_DigestSignInit(mctx, NULL, NULL, NULL, pk) ||
+	    !EVP_DigestSign(mctx, buf, &n, len > 0 ? msg : (const void *)"",
+			    len) ||
+	    n != sizeof(buf))
+		goto out;
+	memcpy(sig, buf, sizeof(buf));
+	rc = 0;
+out:
+	EVP_MD_CTX_free(mctx);
+	EVP_PKEY_free(pk);
+	return rc;
+}
+
+int crypto_ed25519_verify(const uint8_t pub[CRYPTO_ED25519_PUB_LEN],
+			  const void *msg, size_t len,
+			  const uint8_t sig[CRYPTO_ED25519_SIG_LEN])
+{
+	EVP_MD_CTX *mctx = NULL;
+	EVP_PKEY *pk;
+	int rc;
+
+	pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub,
+					 CRYPTO_ED25519_PUB_LEN);
+	mctx = EVP_MD_CTX_new();
+	if (mctx == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* A public key OpenSSL will not take cannot vouch for anything. */
+	rc = -EBADMSG;
+	if (pk == NULL || !EVP_DigestVerifyInit(mctx, NULL, NULL, NULL, pk))
+		goto out;
+	/* 0 is a bad signature, < 0 a malformed one: both are rejections. */
+	rc = EVP_DigestVerify(mctx, sig, CRYPTO_ED25519_SIG_LEN,
+			      len > 0 ? msg : (const void *)"", len) == 1 ?
+		0 : -EBADMSG;
+out:
+	EVP_MD_CTX_free(mctx);
+	EVP_PKEY_free(pk);
+	return rc;
+}

@@ -1,0 +1,330 @@
+/*
+ * format.c — the layout of one encrypted file: header slots, sealed blocks,
+ * hole maps and offset maths.  Pure: it computes and seals bytes that others
+ * read and write.  docs/FORMAT.md is the byte-for-byte description; keep the
+ * two in step.
+ */
+#include "phifs/format.h"
+
+#include <errno.h>
+#include <string.h>
+
+
+static const uint8_t slot_magic[8] = { 'P', 'H', 'I', 'F', 'S', 'H', 'D', 'R' };
+
+/* Slot field offsets (docs/FORMAT.md, "Header slot"). */
+enum {
+	S_MAGIC = 0,
+	S_VERSION = 8,
+	S_FLAGS = 10,
+	S_KEYVER = 12,
+	S_SEQ = 16,
+	S_VOLID = 24,
+	S_FILEID = 40,
+	S_DEKGEN = 56,
+	S_RSVD1 = 60,
+	S_SIZE = 64,
+	S_WRAPPED = 72,
+	S_RSVD2 = S_WRAPPED + CRYPTO_WRAPPED_LEN,	/* 132 */
+	S_MAC = FORMAT_SLOT_SIZE - CRYPTO_SHA256_LEN,	/* 224 */
+};
+
+/* One group on disk: its data blocks, then its map block. */
+#define GROUP_STRIDE ((uint64_t)(FORMAT_GROUP_BLOCKS + 1) * FORMAT_STORED_BLOCK)
+/* Map blocks are sealed under an index no data block can have. */
+#define MAP_INDEX_FLAG (1ULL << 63)
+
+const uint64_t FORMAT_MAX_SIZE = (((uint64_t)INT64_MAX - FORMAT_HEADER_SIZE) /
+				  GROUP_STRIDE) * FORMAT_GROUP_BLOCKS *
+				 FORMAT_BLOCK_SIZE;
+
+uint64_t format_nblocks(uint64_t size)
+{
+	return size / FORMAT_BLOCK_SIZE + (size % FORMAT_BLOCK_SIZE != 0);
+}
+
+uint64_t format_block_offset(uint64_t index)
+{
+	uint64_t g = index / FORMAT_GROUP_BLOCKS;
+	uint64_t j = index % FORMAT_GROUP_BLOCKS;
+
+	return FORMAT_HEADER_SIZE + g * GROUP_STRIDE + j * FORMAT_STORED_BLOCK;
+}
+
+uint64_t format_map_offset(uint64_t group)
+{
+	return FORMAT_HEADER_SIZE + group * GROUP_STRIDE +
+	       (uint64_t)FORMAT_GROUP_BLOCKS * FORMAT_STORED_BLOCK;
+}
+
+uint64_t format_backing_size(uint64_t size)
+{
+	uint64_t n = format_nblocks(size);
+
+	return n ? format_block_offset(n - 1) + FORMAT_STORED_BLOCK :
+		   FORMAT_HEADER_SIZE;
+}
+
+int format_fkeys_init(struct format_fkeys *out, const struct crypto_key *dek,
+		      const uint8_t volume_id[FORMAT_ID_LEN],
+		      const uint8_t file_id[FORMAT_ID_LEN], uint32_t dek_gen)
+{
+	struct format_fkeys fk = { .dek_gen = dek_gen };
+	int rc;
+
+	memcpy(fk.volume_id, volume_id, FORMAT_ID_LEN);
+	memcpy(fk.file_id, file_id, FORMAT_ID_LEN);
+	/* Separate keys for blocks and header: one DEK, two purposes. */
+	rc = crypto_hkdf_key(dek, file_id, FORMAT_ID_LEN, "phifs block v1",
+			     &fk.block_key);
+	if (rc)
+		goto out;
+	rc = crypto_hkdf_key(dek, file_id, FORMAT_ID_LEN, "phifs header v1",
+			     &fk.mac_key);
+	if (rc)
+		goto out;
+	*out = fk;
+	fk.block_key = fk.mac_key = NULL;	/* transferred */
+out:
+	crypto_key_free(fk.block_key);
+	crypto_key_free(fk.mac_key);
+	return rc;
+}
+
+void format_fkeys_release(struct format_fkeys *fk)
+{
+	crypto_key_free(fk->block_key);
+	crypto_key_free(fk->mac_key);
+	fk->block_key = fk->mac_key = NULL;
+}
+
+/* "phifs dek v1" || volume ID || file ID || key version || DEK generation */
+#define DEK_AAD_LEN (12 + 2 * FORMAT_ID_LEN + 4 + 4)
+
+static void dek_aad(const struct format_header *h, uint8_t aad[DEK_AAD_LEN])
+{
+	memcpy(aad, "phifs dek v1", 12);
+	memcpy(aad + 12, h->volume_id, FORMAT_ID_LEN);
+	memcpy(aad + 28, h->file_id, FORMAT_ID_LEN);
+	format_put_le32(aad + 44, h->key_version);
+	format_put_le32(aad + 48, h->dek_gen);
+}
+
+int format_dek_wrap(struct format_header *h, const struct crypto_key *kek,
+		    const struct crypto_key *dek)
+{
+	uint8_t aad[DEK_AAD_LEN];
+
+	dek_aad(h, aad);
+	return crypto_wrap_key(kek, aad, sizeof(aad), dek, h->wrapped_dek);
+}
+
+int format_dek_unwrap(const struct format_header *h,
+		      const struct crypto_key *kek, struct crypto_key *dek)
+{
+	uint8_t aad[DEK_AAD_LEN];
+
+	dek_aad(h, aad);
+	return crypto_unwrap_key(kek, aad, sizeof(aad), h->wrapped_dek, dek);
+}
+
+int format_slot_encode(const struct format_header *h,
+		       const struct format_fkeys *fk,
+		       uint8_t slot[FORMAT_SLOT_SIZE])
+{
+	memset(slot, 0, FORMAT_SLOT_SIZE);
+	memcpy(slot + S_MAGIC, slot_magic, sizeof(slot_magic));
+	format_put_le16(slot + S_VERSION, h->version);
+	format_put_le16(slot + S_FLAGS, h->flags);
+	format_put_le32(slot + S_KEYVER, h->key_version);
+	format_put_le64(slot + S_SEQ, h->seq);
+	memcpy(slot + S_VOLID, h->volume_id, FORMAT_ID_LEN);
+	memcpy(slot + S_FILEID, h->file_id, FORMAT_ID_LEN);
+	format_put_le32(slot + S_DEKGEN, h->dek_gen);
+	format_put_le64(slot + S_SIZE, h->size);
+	memcpy(slot + S_WRAPPED, h->wrapped_dek, CRYPTO_WRAPPED_LEN);
+	return crypto_hmac_sha256(fk->mac_key, slot, S_MAC, slot + S_MAC);
+}
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+	uint8_t acc = 0;
+
+	while (n--)
+		acc |= *p++;
+	return acc == 0;
+}
+
+int format_slot_parse(const uint8_t slot[FORMAT_SLOT_SIZE],
+		      struct format_header *h)
+{
+	struct format_header t;
+
+	if (memcmp(slot + S_MAGIC, slot_magic, sizeof(slot_magic)))
+		return -EUCLEAN;
+	t.version = format_get_le16(slot + S_VERSION);
+	t.flags = format_get_le16(slot + S_FLAGS);
+	if (t.version == 0)
+		return -EUCLEAN;
+	if (t.version > FORMAT_VERSION || (t.flags & ~FORMAT_F_KNOWN))
+		return -EPROTO;
+	if (!all_zero(slot + S_RSVD1, S_SIZE - S_RSVD1) ||
+	    !all_zero(slot + S_RSVD2, S_MAC - S_RSVD2))
+		return -EUCLEAN;
+	t.key_version = format_get_le32(slot + S_KEYVER);
+	t.seq = format_get_le64(slot + S_SEQ);
+	memcpy(t.volume_id, slot + S_VOLID, FORMAT_ID_LEN);
+	memcpy(t.file_id, slot + S_FILEID, FORMAT_ID_LEN);
+	t.dek_gen = format_get_le32(slot + S_DEKGEN);
+	t.size = format_get_le64(slot + S_SIZE);
+	if (t.size > FORMAT_MAX_SIZE)
+		return -EUCLEAN;
+	memcpy(t.wrapped_dek, slot + S_WRAPPED, CRYPTO_WRAPPED_LEN);
+	*h = t;
+	return 0;
+}
+
+int format_slot_verify(const uint8_t slot[FORMAT_SLOT_SIZE],
+		       const struct format_fkeys *fk)
+{
+	uint8_t mac[CRYPTO_SHA256_LEN];
+	int rc;
+
+	rc = crypto_hmac_sha256(fk->mac_key, slot, S_MAC, mac);
+	if (rc)
+		return rc;
+	return crypto_memeq(mac, slot + S_MAC, sizeof(mac)) ? 0 : -EUCLEAN;
+}
+
+/* Authenticates one parsed slot: unwrap its DEK, derive keys, check MAC. */
+static int slot_load(const uint8_t *slot, const struct format_header *h,
+		     const uint8_t volume_id[FORMAT_ID_LEN], format_kek_fn kek,
+		     void *kek_arg, struct format_fkeys *fk)
+{
+	const struct crypto_key *k;
+	struct crypto_key *dek = NULL;
+	struct format_fkeys t;
+	int rc;
+
+	/* A header from another volume is foreign, whatever its keys say. */
+	if (memcmp(h->volume_id, volume_id, FORMAT_ID_LEN))
+		return -EUCLEAN;
+	k = kek(kek_arg, h->key_version);
+	if (!k)
+		return -ENOKEY;
+	dek = crypto_key_new();
+	if (!dek)
+		return -ENOMEM;
+	rc = format_dek_unwrap(h, k, dek);
+	if (rc)
+		goto out;
+	rc = format_fkeys_init(&t, dek, h->volume_id, h->file_id, h->dek_gen);
+	if (rc)
+		goto out;
+	rc = format_slot_verify(slot, &t);
+	if (rc) {
+		format_fkeys_release(&t);
+		goto out;
+	}
+	*fk = t;
+out:
+	crypto_key_free(dek);
+	return rc;
+}
+
+/* Of two failures, the one that tells the user most. */
+static int worse(int a, int b)
+{
+	static const int rank[] = { -EPROTO, -ENOKEY, -EKEYREJECTED, -EUCLEAN };
+
+	for (size_t i = 0; i < sizeof(rank) / sizeof(rank[0]); i++)
+		if (a == rank[i] || b == rank[i])
+			return rank[i];
+	return a ? a : b;
+}
+
+int format_header_load(const uint8_t region[FORMAT_HEADER_SIZE],
+		       const uint8_t volume_id[FORMAT_ID_LEN],
+		       format_kek_fn kek, void *kek_arg,
+		       struct format_header *h, struct format_fkeys *fk,
+		       int *slot_idx)
+{
+	struct format_header cand[2];
+	int prc[2], order[2] = { 0, 1 }, rc = -EUCLEAN;
+
+	for (int i = 0; i < 2; i++)
+		prc[i] = format_slot_parse(region + i * FORMAT_SLOT_STRIDE,
+					   &cand[i]);
+	if (!prc[0] && !prc[1] && cand[1].seq > cand[0].seq) {
+		order[0] = 1;
+		order[1] = 0;
+	}
+	/*
+	 * Try the newer slot first; the older one matters only when the newer
+	 * is torn or forged, so the usual open costs one unwrap.
+	 */
+	for (int n = 0; n < 2; n++) {
+		int i = order[n], r = prc[i];
+
+		if (!r)
+			r = slot_load(region + i * FORMAT_SLOT_STRIDE, &cand[i],
+				      volume_id, kek, kek_arg, fk);
+		if (!r) {
+			*h = cand[i];
+			*slot_idx = i;
+			return 0;
+		}
+		rc = n ? worse(rc, r) : r;
+	}
+	return rc;
+}
+
+static void block_aad(const struct format_fkeys *fk, uint64_t index,
+		      uint8_t aad[FORMAT_AAD_LEN])
+{
+	memcpy(aad, fk->volume_id, FORMAT_ID_LEN);
+	memcpy(aad + FORMAT_ID_LEN, fk->file_id, FORMAT_ID_LEN);
+	format_put_le32(aad + 2 * FORMAT_ID_LEN, fk->dek_gen);
+	format_put_le64(aad + 2 * FORMAT_ID_LEN + 4, index);
+}
+
+int format_block_seal(const struct format_fkeys *fk, uint64_t index,
+		      const uint8_t nonce[CRYPTO_GCM_NONCE_LEN],
+		      const uint8_t pt[FORMAT_BLOCK_SIZE],
+		      uint8_t out[FORMAT_STORED_BLOCK])
+{
+	uint8_t aad[FORMAT_AAD_LEN];
+
+	memcpy(out, nonce, CRYPTO_GCM_NONCE_LEN);
+	block_aad(fk, index, aad);
+	return crypto_gcm_seal(fk->block_key, out, aad, sizeof(aad), pt,
+			       FORMAT_BLOCK_SIZE, out + CRYPTO_GCM_NONCE_LEN,
+			       out + CRYPTO_GCM_NONCE_LEN + FORMAT_BLOCK_SIZE);
+}
+
+int format_block_open(const struct format_fkeys *fk, uint64_t index,
+		      const uint8_t in[FORMAT_STORED_BLOCK],
+		      uint8_t pt[FORMAT_BLOCK_SIZE])
+{
+	uint8_t aad[FORMAT_AAD_LEN];
+
+	block_aad(fk, index, aad);
+	return crypto_gcm_open(fk->block_key, in, aad, sizeof(aad),
+			       in + CRYPTO_GCM_NONCE_LEN, FORMAT_BLOCK_SIZE, pt,
+			       in + CRYPTO_GCM_NONCE_LEN + FORMAT_BLOCK_SIZE);
+}
+
+int format_map_seal(const struct format_fkeys *fk, uint64_t group,
+		    const uint8_t nonce[CRYPTO_GCM_NONCE_LEN],
+		    const uint8_t map[FORMAT_BLOCK_SIZE],
+		    uint8_t out[FORMAT_STORED_BLOCK])
+{
+	return format_block_seal(fk, group | MAP_INDEX_FLAG, nonce, map, out);
+}
+
+int format_map_open(const struct format_fkeys *fk, uint64_t group,
+		    const uint8_t in[FORMAT_STORED_BLOCK],
+		    uint8_t map[FORMAT_BLOCK_SIZE])
+{
+	return format_block_open(fk, group | MAP_INDEX_FLAG, in, map);
+}

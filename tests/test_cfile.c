@@ -1,0 +1,573 @@
+/*
+ * test_cfile.c — one encrypted file on a memfd against a plain reference
+ * file: random {offset, length} tables, holes, offsets past 4 GiB, lazy
+ * size commits, tampering, concurrency and short writes.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "phifs/cfile.h"
+#include "phifs/crypto.h"
+#include "phifs/format.h"
+#include "testutil.h"
+
+#define BS FORMAT_BLOCK_SIZE
+#define SB FORMAT_STORED_BLOCK
+#define GiB (1ULL << 30)
+
+static struct crypto_key *kek;
+static uint8_t volid[FORMAT_ID_LEN] = { 0xfe, 0xed };
+static struct cfile_volume vol;
+
+static const struct crypto_key *kek_of(void *arg, uint32_t v)
+{
+	(void)arg;
+	return v == 1 ? kek : NULL;
+}
+
+static void setup(void)
+{
+	kek = crypto_key_random();
+	cr_assert(kek);
+	vol = (struct cfile_volume){ volid, kek_of, NULL, 1 };
+}
+
+static void teardown(void)
+{
+	crypto_key_free(kek);
+}
+
+TestSuite(cfile, .init = setup, .fini = teardown, .timeout = 240);
+
+static struct cfile *new_file(int *fd)
+{
+	struct cfile *f;
+
+	*fd = tu_memfd("cfile");
+	cr_assert_eq(cfile_create(*fd, &vol, &f), 0);
+	return f;
+}
+
+static struct cfile *reopen(struct cfile *f, int fd)
+{
+	struct cfile *g;
+
+	cr_assert_eq(cfile_release(f), 0);
+	cr_assert_eq(cfile_open(fd, &vol, &g), 0);
+	return g;
+}
+
+static void fill(uint8_t *p, size_t n, uint64_t *seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(tu_rand(seed) >> 56);
+}
+
+/* Compares [off, off + len) of the cfile with the reference fd. */
+static void same_range(struct cfile *f, int ref, uint64_t off, size_t len)
+{
+	uint8_t *a = malloc(len + 1), *b = malloc(len + 1);
+	ssize_t n = cfile_pread(f, a, len, off);
+	ssize_t m = pread(ref, b, len, (off_t)off);
+
+	cr_assert(n >= 0, "cfile_pread at %llu: %zd",
+		  (unsigned long long)off, n);
+	cr_assert_eq(n, m, "length at %llu: %zd vs %zd",
+		     (unsigned long long)off, n, m);
+	cr_assert(memcmp(a, b, (size_t)n) == 0, "content at %llu+%zu",
+		  (unsigned long long)off, len);
+	free(a);
+	free(b);
+}
+
+static uint64_t ref_size(int ref)
+{
+	struct stat st;
+
+	cr_assert_eq(fstat(ref, &st), 0);
+	return (uint64_t)st.st_size;
+}
+
+static void same_file(struct cfile *f, int ref)
+{
+	uint64_t size = ref_size(ref);
+
+	cr_assert_eq(cfile_size(f), size);
+	for (uint64_t off = 0; off < size; off += 1 << 20)
+		same_range(f, ref, off, 1 << 20);
+}
+
+static const uint64_t edges[] = { 0, 1, 4095, 4096, 4097, 8191, 8192,
+				  3 * 4096 - 5, 65536 + 3 };
+static const size_t lens[] = { 0, 1, 4095, 4096, 4097, 8192, 12289,
+			       100000, 300000 };
+
+/* One random operation, applied to both. */
+static void random_op(struct cfile **f, int fd, int ref, uint64_t *seed,
+		      uint64_t span, uint8_t *buf)
+{
+	uint64_t r = tu_rand(seed), off;
+	size_t len;
+
+	off = r % 3 ? edges[r / 3 % 9] + (r >> 8) % 4 * (span / 4) :
+		      (r >> 8) % span;
+	len = tu_rand(seed) % 2 ? lens[tu_rand(seed) % 9] :
+				  tu_rand(seed) % 70000;
+	switch (tu_rand(seed) % 10) {
+	case 0:
+		cr_assert_eq(cfile_truncate(*f, off), 0);
+		cr_assert_eq(ftruncate(ref, (off_t)off), 0);
+		break;
+	case 1:
+		*f = reopen(*f, fd);
+		break;
+	case 2:
+		cr_assert_eq(cfile_fsync(*f, 0), 0);
+		break;
+	default:
+		fill(buf, len, seed);
+		cr_assert_eq(cfile_pwrite(*f, buf, len, off), (ssize_t)len);
+		cr_assert_eq(pwrite(ref, buf, len, (off_t)off), (ssize_t)len);
+	}
+	same_range(*f, ref, off > 5000 ? off - 5000 : 0, len + 10000);
+	cr_assert_eq(cfile_size(*f), ref_size(ref));
+}
+
+Test(cfile, random_tables_match_a_plain_file)
+{
+	static uint8_t buf[400000];
+	uint64_t seed = 0x9e3779b97f4a7c15ULL;
+	int fd, ref = tu_memfd("ref");
+	struct cfile *f = new_file(&fd);
+
+	for (int i = 0; i < 3000; i++)
+		random_op(&f, fd, ref, &seed, 1 << 20, buf);
+	same_file(f, ref);
+	f = reopen(f, fd);
+	same_file(f, ref);
+	cfile_release(f);
+}
+
+Test(cfile, random_tables_past_4_gib_match_a_plain_file)
+{
+	static uint8_t buf[400000];
+	uint64_t seed = 7;
+	int fd, ref = tu_memfd("ref");
+	struct cfile *f = new_file(&fd);
+
+	/* Each op's neighbourhood is compared; the holes read as zeros. */
+	for (int i = 0; i < 400; i++)
+		random_op(&f, fd, ref, &seed, 5 * GiB, buf);
+	f = reopen(f, fd);
+	for (uint64_t off = 0; off < ref_size(ref); off += 97 * (1 << 20))
+		same_range(f, ref, off, 70000);
+	cfile_release(f);
+}
+
+Test(cfile, a_write_far_past_the_end_keeps_the_backing_sparse)
+{
+	static const char marker[] = "patient 4711: diagnosis";
+	int fd;
+	struct cfile *f = new_file(&fd);
+	struct stat st;
+	char out[sizeof(marker)], zero[4096] = { 0 }, z[4096];
+	uint64_t at = 5 * GiB + 123;
+
+	cr_assert_eq(cfile_pwrite(f, "head", 4, 0), 4);
+	cr_assert_eq(cfile_pwrite(f, marker, sizeof(marker), at),
+		     (ssize_t)sizeof(marker));
+	cr_assert_eq(cfile_size(f), at + sizeof(marker));
+	f = reopen(f, fd);
+	cr_assert_eq(cfile_size(f), at + sizeof(marker));
+	cr_assert_eq(cfile_pread(f, out, sizeof(out), at), (ssize_t)sizeof(out));
+	cr_assert_str_eq(out, marker);
+	cr_assert_eq(cfile_pread(f, z, sizeof(z), 3 * GiB), 4096);
+	cr_assert_arr_eq(z, zero, sizeof(z));
+	cr_assert_eq(cfile_pread(f, z, 4, 0), 4);
+	cr_assert_arr_eq(z, "head", 4);
+	cr_assert_eq(fstat(fd, &st), 0);
+	cr_assert_lt(st.st_blocks * 512, 1 << 20, "backing uses %lld bytes",
+		     (long long)st.st_blocks * 512);
+	cfile_release(f);
+}
+
+Test(cfile, a_truncate_up_reads_zeros_where_data_was_before)
+{
+	static uint8_t buf[3 * BS], out[3 * BS];
+	static const uint8_t zero[3 * BS];
+	int fd;
+	struct cfile *f = new_file(&fd);
+
+	memset(buf, 0xAB, sizeof(buf));
+	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	cr_assert_eq(cfile_truncate(f, 10), 0);
+	cr_assert_eq(cfile_truncate(f, 3 * BS), 0);
+	cr_assert_eq(cfile_pread(f, out, sizeof(out), 0), (ssize_t)sizeof(out));
+	cr_assert_arr_eq(out, buf, 10);
+	cr_assert_arr_eq(out + 10, zero, sizeof(out) - 10);
+	cfile_release(f);
+}
+
+Test(cfile, appends_do_not_write_the_header_until_a_commit)
+{
+	static uint8_t buf[BS];
+	int fd;
+	struct cfile *f = new_file(&fd), *g;
+	uint8_t region[FORMAT_HEADER_SIZE], before[FORMAT_HEADER_SIZE];
+
+	cr_assert_eq(pread(fd, before, sizeof(before), 0), (ssize_t)sizeof(before));
+	for (int i = 0; i < 50; i++)
+		cr_assert_eq(cfile_pwrite(f, buf, 1000, i * 1000ULL), 1000);
+	cr_assert_eq(pread(fd, region, sizeof(region), 0), (ssize_t)sizeof(region));
+	cr_assert_arr_eq(region, before, sizeof(region));
+	/* A second opener (as after a crash) sees the committed size. */
+	cr_assert_eq(cfile_open(fd, &vol, &g), 0);
+	cr_assert_eq(cfile_size(g), 0);
+	cfile_release(g);
+	cr_assert_eq(cfile_commit(f), 0);
+	cr_assert_eq(cfile_open(fd, &vol, &g), 0);
+	cr_assert_eq(cfile_size(g), 50000);
+	cfile_release(g);
+	cfile_release(f);
+}
+
+Test(cfile, blocks_written_after_the_last_commit_are_ignored_when_it_grows)
+{
+	static uint8_t buf[2 * BS], out[2 * BS];
+	static const uint8_t zero[2 * BS];
+	int fd;
+	struct cfile *f = new_file(&fd), *g;
+
+	memset(buf, 'a', 100);
+	cr_assert_eq(cfile_pwrite(f, buf, 100, 0), 100);
+	cr_assert_eq(cfile_fsync(f, 0), 0);
+	memset(buf, 'b', sizeof(buf));
+	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), 100),
+		     (ssize_t)sizeof(buf));
+	/* "Crash": f is never committed; g takes over the file. */
+	cr_assert_eq(cfile_open(fd, &vol, &g), 0);
+	cr_assert_eq(cfile_size(g), 100);
+	cr_assert_eq(cfile_truncate(g, 2 * BS), 0);
+	cr_assert_eq(cfile_pread(g, out, sizeof(out), 0), (ssize_t)sizeof(out));
+	cr_assert_eq(out[99], 'a');
+	cr_assert_arr_eq(out + 100, zero, sizeof(out) - 100);
+	cfile_release(g);
+	free(f);	/* leak nothing, commit nothing: not cfile_release */
+}
+
+/* Reads every block alone; returns a bitmask of blocks that failed. */
+static unsigned failing_blocks(struct cfile *f, unsigned nblocks)
+{
+	uint8_t out[BS];
+	unsigned mask = 0;
+
+	for (unsigned b = 0; b < nblocks; b++) {
+		ssize_t n = cfile_pread(f, out, BS, (uint64_t)b * BS);
+
+		if (n < 0) {
+			cr_assert_eq(n, -EBADMSG);
+			mask |= 1u << b;
+		}
+	}
+	return mask;
+}
+
+static void flip(int fd, uint64_t off)
+{
+	uint8_t c;
+
+	cr_assert_eq(pread(fd, &c, 1, (off_t)off), 1);
+	c ^= 0x10;
+	cr_assert_eq(pwrite(fd, &c, 1, (off_t)off), 1);
+}
+
+Test(cfile, every_flipped_byte_of_a_block_fails_that_block_only)
+{
+	static uint8_t buf[3 * BS];
+	int fd;
+	struct cfile *f = new_file(&fd);
+
+	memset(buf, 'x', sizeof(buf));
+	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	cr_assert_eq(cfile_fsync(f, 0), 0);
+	for (uint64_t i = 0; i < 3 * SB; i++) {
+		flip(fd, FORMAT_HEADER_SIZE + i);
+		cr_assert_eq(failing_blocks(f, 3), 1u << (i / SB), "byte %llu",
+			     (unsigned long long)i);
+		flip(fd, FORMAT_HEADER_SIZE + i);
+	}
+	cr_assert_eq(failing_blocks(f, 3), 0);
+	cfile_release(f);
+}
+
+Test(cfile, every_flipped_byte_of_the_live_slot_fails_when_the_other_is_gone)
+{
+	int fd, slot;
+	struct cfile *f = new_file(&fd), *g;
+	static const uint8_t zero[FORMAT_SLOT_SIZE];
+
+	cr_assert_eq(cfile_pwrite(f, "abc", 3, 0), 3);
+	cr_assert_eq(cfile_release(f), 0);	/* commit: slot 1 is live */
+	slot = 1;
+	cr_assert_eq(pwrite(fd, zero, sizeof(zero), 0), (ssize_t)sizeof(zero));
+	for (unsigned i = 0; i < FORMAT_SLOT_SIZE; i++) {
+		int rc;
+
+		flip(fd, slot * FORMAT_SLOT_STRIDE + i);
+		rc = cfile_open(fd, &vol, &g);
+		cr_assert(rc == -EUCLEAN || rc == -EPROTO ||
+			  rc == -EKEYREJECTED || rc == -ENOKEY,
+			  "byte %u: rc %d", i, rc);
+		flip(fd, slot * FORMAT_SLOT_STRIDE + i);
+	}
+	cr_assert_eq(cfile_open(fd, &vol, &g), 0);
+	cr_assert_eq(cfile_size(g), 3);
+	cfile_release(g);
+}
+
+Test(cfile, a_torn_header_write_falls_back_to_the_older_slot)
+{
+	int fd;
+	struct cfile *f = new_file(&fd), *g;
+	uint8_t out[3];
+
+	cr_assert_eq(cfile_pwrite(f, "abc", 3, 0), 3);
+	cr_assert_eq(cfile_commit(f), 0);	/* slot 1: size 3 */
+	cr_assert_eq(cfile_pwrite(f, "defg", 4, 3), 4);
+	cr_assert_eq(cfile_commit(f), 0);	/* slot 0: size 7 */
+	cr_assert_eq(pwrite(fd, "torn", 4, 200), 4);
+	cr_assert_eq(cfile_open(fd, &vol, &g), 0);
+	cr_assert_eq(cfile_size(g), 3);
+	cr_assert_eq(cfile_pread(g, out, 3, 0), 3);
+	cr_assert_arr_eq(out, "abc", 3);
+	cfile_release(g);
+	cfile_release(f);
+}
+
+static void copy_bytes(int from, uint64_t src, int to, uint64_t dst,
+		       size_t n)
+{
+	uint8_t buf[2 * SB];
+
+	cr_assert(n <= sizeof(buf));
+	cr_assert_eq(pread(from, buf, n, (off_t)src), (ssize_t)n);
+	cr_assert_eq(pwrite(to, buf, n, (off_t)dst), (ssize_t)n);
+}
+
+static struct cfile *three_blocks(int *fd, char c)
+{
+	static uint8_t buf[3 * BS];
+	struct cfile *f = new_file(fd);
+
+	memset(buf, c, sizeof(buf));
+	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	cr_assert_eq(cfile_fsync(f, 0), 0);
+	return f;
+}
+
+Test(cfile, swapped_blocks_fail)
+{
+	int fd;
+	struct cfile *f = three_blocks(&fd, 's');
+	uint8_t b0[SB], b1[SB];
+
+	cr_assert_eq(pread(fd, b0, SB, format_block_offset(0)), SB);
+	cr_assert_eq(pread(fd, b1, SB, format_block_offset(1)), SB);
+	cr_assert_eq(pwrite(fd, b1, SB, format_block_offset(0)), SB);
+	cr_assert_eq(pwrite(fd, b0, SB, format_block_offset(1)), SB);
+	cr_assert_eq(failing_blocks(f, 3), 0x3);
+	cfile_release(f);
+}
+
+Test(cfile, a_block_from_another_file_fails)
+{
+	int fa, fb;
+	struct cfile *a = three_blocks(&fa, 'a'), *b = three_blocks(&fb, 'b');
+
+	copy_bytes(fb, format_block_offset(1), fa, format_block_offset(1), SB);
+	cr_assert_eq(failing_blocks(a, 3), 0x2);
+	cfile_release(a);
+	cfile_release(b);
+}
+
+Test(cfile, a_header_from_another_file_opens_but_no_block_reads)
+{
+	int fa, fb;
+	struct cfile *a = three_blocks(&fa, 'a'), *b = three_blocks(&fb, 'b');
+
+	cfile_release(a);
+	copy_bytes(fb, 0, fa, 0, FORMAT_HEADER_SIZE);
+	cr_assert_eq(cfile_open(fa, &vol, &a), 0);
+	cr_assert_eq(failing_blocks(a, 3), 0x7);
+	cfile_release(a);
+	cfile_release(b);
+}
+
+Test(cfile, a_file_from_another_volume_is_refused)
+{
+	int fd;
+	struct cfile *f = three_blocks(&fd, 'v');
+	uint8_t other[FORMAT_ID_LEN] = { 1 };
+	struct cfile_volume vol2 = { other, kek_of, NULL, 1 };
+
+	cfile_release(f);
+	cr_assert_eq(cfile_open(fd, &vol2, &f), -EUCLEAN);
+}
+
+Test(cfile, a_zeroed_block_fails_in_dense_and_sparse_files)
+{
+	static const uint8_t zero[SB];
+	int fd;
+	struct cfile *f = three_blocks(&fd, 'z');
+	uint64_t far = 1000ULL * BS;
+
+	cr_assert_eq(pwrite(fd, zero, SB, format_block_offset(1)), SB);
+	cr_assert_eq(failing_blocks(f, 3), 0x2);
+	/* Make it sparse; the zeroed block is still no hole. */
+	cr_assert_eq(cfile_pwrite(f, "end", 3, far), 3);
+	cr_assert_eq(failing_blocks(f, 3), 0x2);
+	f = reopen(f, fd);
+	cr_assert_eq(failing_blocks(f, 3), 0x2);
+	/* Zeroing its map is caught too, for every block it covers. */
+	cr_assert_eq(pwrite(fd, zero, SB, format_map_offset(0)), SB);
+	f = reopen(f, fd);
+	cr_assert_eq(failing_blocks(f, 3), 0x7);
+	cfile_release(f);
+}
+
+Test(cfile, blocks_cut_off_the_end_fail_and_the_rest_reads)
+{
+	int fd;
+	struct cfile *f = three_blocks(&fd, 'c');
+
+	cr_assert_eq(ftruncate(fd, (off_t)format_block_offset(2)), 0);
+	cr_assert_eq(failing_blocks(f, 3), 0x4);
+	cr_assert_eq(ftruncate(fd, (off_t)format_block_offset(1) + 100), 0);
+	cr_assert_eq(failing_blocks(f, 3), 0x6);
+	cfile_release(f);
+}
+
+struct writer {
+	struct cfile *f;
+	int id;
+};
+
+/* Each writer writes whole-file patterns of its own byte, block-unaligned. */
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	uint8_t buf[5 * BS];
+
+	memset(buf, 'A' + w->id, sizeof(buf));
+	for (int i = 0; i < 200; i++) {
+		uint64_t off = (uint64_t)((i * 7 + w->id * 13) % 11) * 1000;
+
+		if (cfile_pwrite(w->f, buf, sizeof(buf) - off % BS, off) < 0)
+			return (void *)1;
+	}
+	return NULL;
+}
+
+static void *reader_main(void *arg)
+{
+	struct writer *w = arg;
+	uint8_t buf[BS];
+
+	for (int i = 0; i < 2000; i++) {
+		ssize_t n = cfile_pread(w->f, buf, BS, (uint64_t)(i % 4) * BS);
+
+		if (n < 0)
+			return (void *)2;
+		for (ssize_t j = 1; j < n; j++) {
+			/* A block never mixes two writes' bytes, except at
+			 * write boundaries, which are multiples of 1000. */
+			if (buf[j] != buf[j - 1] &&
+			    ((uint64_t)(i % 4) * BS + (uint64_t)j) % 1000)
+				return (void *)3;
+		}
+	}
+	return NULL;
+}
+
+Test(cfile, concurrent_writers_and_readers_never_tear_a_block)
+{
+	int fd;
+	struct cfile *f = new_file(&fd);
+	pthread_t t[6];
+	struct writer w[6];
+	void *res;
+
+	for (int i = 0; i < 6; i++) {
+		w[i] = (struct writer){ f, i };
+		cr_assert_eq(pthread_create(&t[i], NULL,
+					    i < 4 ? writer_main : reader_main,
+					    &w[i]), 0);
+	}
+	for (int i = 0; i < 6; i++) {
+		cr_assert_eq(pthread_join(t[i], &res), 0);
+		cr_assert_null(res, "thread %d failed: %p", i, res);
+	}
+	cfile_release(f);
+}
+
+Test(cfile, a_full_disk_gives_a_short_write_that_reads_back)
+{
+	static uint8_t buf[20 * BS], out[20 * BS];
+	struct rlimit lim;
+	int fd;
+	struct cfile *f = three_blocks(&fd, 'o');
+	ssize_t n;
+
+	/* RLIMIT_FSIZE cuts writes short the way a full disk does. */
+	signal(SIGXFSZ, SIG_IGN);
+	lim.rlim_cur = lim.rlim_max = format_block_offset(8) + 100;
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	memset(buf, 'n', sizeof(buf));
+	n = cfile_pwrite(f, buf, sizeof(buf), 2 * BS + 10);
+	cr_assert_gt(n, 0);
+	cr_assert_lt(n, (ssize_t)sizeof(buf));
+	cr_assert_eq(cfile_size(f), 2 * BS + 10 + (uint64_t)n);
+	cr_assert_eq(cfile_pread(f, out, sizeof(out), 0),
+		     (ssize_t)(2 * BS + 10 + (uint64_t)n));
+	for (uint64_t i = 0; i < 2 * BS + 10; i++)
+		cr_assert_eq(out[i], 'o');
+	for (uint64_t i = 2 * BS + 10; i < 2 * BS + 10 + (uint64_t)n; i++)
+		cr_assert_eq(out[i], 'n');
+	/* Nothing more fits: an error, and the file is unharmed. */
+	cr_assert_lt(cfile_pwrite(f, buf, sizeof(buf), cfile_size(f)), 0);
+	cr_assert_eq(failing_blocks(f, 8), 0);
+	cfile_release(f);
+}
+
+Test(cfile, sizes_past_the_format_limit_are_refused)
+{
+	int fd;
+	struct cfile *f = new_file(&fd);
+
+	cr_assert_eq(cfile_pwrite(f, "x", 1, FORMAT_MAX_SIZE), -EFBIG);
+	cr_assert_eq(cfile_truncate(f, FORMAT_MAX_SIZE + 1), -EFBIG);
+	cfile_release(f);
+}
+
+Test(cfile, a_file_truncated_to_zero_is_dense_again_and_small)
+{
+	int fd;
+	struct cfile *f = new_file(&fd);
+	struct stat st;
+
+	cr_assert_eq(cfile_pwrite(f, "x", 1, 1ULL << 33), 1);
+	cr_assert_eq(cfile_truncate(f, 0), 0);
+	cr_assert_eq(fstat(fd, &st), 0);
+	cr_assert_eq(st.st_size, FORMAT_HEADER_SIZE);
+	cr_assert_eq(cfile_pwrite(f, "abc", 3, 0), 3);
+	f = reopen(f, fd);
+	cr_assert_eq(cfile_size(f), 3);
+	cfile_release(f);
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# test_cli.sh — phifsctl and phifs as a user meets them: exit codes (0 ok,
+# 1 failed, 2 usage), one-line errors naming the thing at fault, key files.
+# Usage: test_cli.sh BUILD_DIR
+set -u
+ctl="$1/phifsctl"
+daemon="$1/phifs"
+tmp=$(mktemp -d)
+trap 'chmod -R u+w "$tmp"; rm -rf "$tmp"' EXIT
+passed=0 failed=0
+
+# expect NAME CODE PATTERN -- CMD...: exit code and a stderr line matching.
+expect() {
+  local name=$1 code=$2 pat=$3
+  shift 4
+  local err rc
+  err=$("$@" 2>&1 >/dev/null </dev/null); rc=$?
+  if [ "$rc" -eq "$code" ] && grep -Eq -- "$pat" <<<"$err" &&
+     [ "$(printf '%s' "$err" | wc -l)" -le 1 ]; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL: $name: exit $rc (want $code), stderr: $err"
+  fi
+}
+check() {	# NAME CMD...: the command succeeds
+  local name=$1
+  shift
+  if "$@" >/dev/null 2>&1; then passed=$((passed + 1));
+  else failed=$((failed + 1)); echo "FAIL: $name"; fi
+}
+
+expect "help" 0 "" -- "$ctl" --help
+check "help lists init" sh -c "'$ctl' --help | grep -q 'init --key SRC BACKING'"
+expect "no command" 2 "no command" -- "$ctl"
+expect "unknown command" 2 "unknown command 'frobnicate'" -- "$ctl" frobnicate
+expect "daemon help" 0 "" -- "$daemon" --help
+
+expect "keygen" 0 "" -- "$ctl" keygen "$tmp/k1"
+check "key file is 0400" test "$(stat -c %a "$tmp/k1")" = 400
+check "key file is 64 hex digits" grep -Eqx '[0-9a-f]{64}' "$tmp/k1"
+expect "keygen refuses an existing file" 1 "k1" -- "$ctl" keygen "$tmp/k1"
+expect "keygen needs a path" 2 "PATH" -- "$ctl" keygen
+
+mkdir "$tmp/vol"
+expect "init needs --key" 2 "--key" -- "$ctl" init "$tmp/vol"
+expect "init of a missing dir" 1 "nowhere" -- "$ctl" init --key "file:$tmp/k1" "$tmp/nowhere"
+expect "init" 0 "" -- "$ctl" init --key "file:$tmp/k1" "$tmp/vol"
+check "keystore exists" test -f "$tmp/vol/.phifs/keystore"
+expect "init twice" 1 "already a phifs volume" -- "$ctl" init --key "file:$tmp/k1" "$tmp/vol"
+check "key list shows v1 active" sh -c "'$ctl' key list --key 'file:$tmp/k1' '$tmp/vol' | grep -Eq '^1 +active'"
+
+"$ctl" keygen "$tmp/k2" >/dev/null 2>&1
+expect "wrong key" 1 "wrong key" -- "$ctl" key list --key "file:$tmp/k2" "$tmp/vol"
+cp "$tmp/k1" "$tmp/loose"; chmod 0644 "$tmp/loose"
+expect "group-readable key" 1 "loose.*(group|other)" -- "$ctl" key list --key "file:$tmp/loose" "$tmp/vol"
+printf 'short' > "$tmp/bad"; chmod 0400 "$tmp/bad"
+expect "malformed key" 1 "bad" -- "$ctl" key list --key "file:$tmp/bad" "$tmp/vol"
+expect "cmd: key source" 0 "" -- "$ctl" key list --key "cmd:cat $tmp/k1" "$tmp/vol"
+expect "not a volume" 1 "not a phifs volume" -- "$ctl" key list --key "file:$tmp/k1" "$tmp"
+
+cp -r "$tmp/vol" "$tmp/vol2"
+printf '\x01' | dd of="$tmp/vol2/.phifs/keystore" bs=1 seek=40 conv=notrunc 2>/dev/null
+expect "corrupt keystore" 1 "corrupt" -- "$ctl" key list --key "file:$tmp/k1" "$tmp/vol2"
+
+echo "cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,349 @@
+/*
+ * test_format.c — offset maths up to the largest size, header slots and
+ * sealed blocks: round trips and every kind of tampering.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "phifs/crypto.h"
+#include "phifs/format.h"
+#include "testutil.h"
+
+#define GROUP_STRIDE ((uint64_t)(FORMAT_GROUP_BLOCKS + 1) * FORMAT_STORED_BLOCK)
+
+static struct crypto_key *kek1, *kek2;
+static uint8_t vol[FORMAT_ID_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+
+static const struct crypto_key *kek_of(void *arg, uint32_t v)
+{
+	(void)arg;
+	return v == 1 ? kek1 : v == 2 ? kek2 : NULL;
+}
+
+/* A fresh nonce in a static buffer, for one call. */
+static const uint8_t *nonce(void)
+{
+	static uint8_t n[CRYPTO_GCM_NONCE_LEN];
+
+	cr_assert_eq(crypto_random(n, sizeof(n)), 0);
+	return n;
+}
+
+static void setup(void)
+{
+	kek1 = crypto_key_random();
+	kek2 = crypto_key_random();
+	cr_assert(kek1 && kek2);
+}
+
+static void teardown(void)
+{
+	crypto_key_free(kek1);
+	crypto_key_free(kek2);
+}
+
+TestSuite(format, .init = setup, .fini = teardown);
+
+Test(format, block_count_rounds_up)
+{
+	cr_assert_eq(format_nblocks(0), 0);
+	cr_assert_eq(format_nblocks(1), 1);
+	cr_assert_eq(format_nblocks(4095), 1);
+	cr_assert_eq(format_nblocks(4096), 1);
+	cr_assert_eq(format_nblocks(4097), 2);
+	cr_assert_eq(format_nblocks(FORMAT_MAX_SIZE),
+		     FORMAT_MAX_SIZE / FORMAT_BLOCK_SIZE);
+}
+
+Test(format, blocks_follow_the_header_and_maps_close_each_group)
+{
+	cr_assert_eq(format_block_offset(0), FORMAT_HEADER_SIZE);
+	cr_assert_eq(format_block_offset(1),
+		     FORMAT_HEADER_SIZE + FORMAT_STORED_BLOCK);
+	cr_assert_eq(format_map_offset(0),
+		     format_block_offset(FORMAT_GROUP_BLOCKS - 1) +
+			     FORMAT_STORED_BLOCK);
+	cr_assert_eq(format_block_offset(FORMAT_GROUP_BLOCKS),
+		     format_map_offset(0) + FORMAT_STORED_BLOCK);
+	cr_assert_eq(format_map_offset(7) + FORMAT_STORED_BLOCK,
+		     format_block_offset(8 * (uint64_t)FORMAT_GROUP_BLOCKS));
+}
+
+Test(format, backing_size_of_dense_files)
+{
+	cr_assert_eq(format_backing_size(0), FORMAT_HEADER_SIZE);
+	cr_assert_eq(format_backing_size(1),
+		     FORMAT_HEADER_SIZE + FORMAT_STORED_BLOCK);
+	cr_assert_eq(format_backing_size(4096),
+		     FORMAT_HEADER_SIZE + FORMAT_STORED_BLOCK);
+	cr_assert_eq(format_backing_size(4097),
+		     FORMAT_HEADER_SIZE + 2 * FORMAT_STORED_BLOCK);
+	/* Past 4 GiB: 2^20 blocks, 32 map slots among them. */
+	cr_assert_eq(format_backing_size(1ULL << 32),
+		     FORMAT_HEADER_SIZE + 32 * GROUP_STRIDE -
+			     FORMAT_STORED_BLOCK);
+}
+
+Test(format, the_largest_file_fits_an_off_t_and_one_group_more_would_not)
+{
+	uint64_t last = format_nblocks(FORMAT_MAX_SIZE) - 1;
+	uint64_t g = last / FORMAT_GROUP_BLOCKS;
+
+	cr_assert_eq(FORMAT_MAX_SIZE % FORMAT_BLOCK_SIZE, 0);
+	cr_assert(format_block_offset(last) + FORMAT_STORED_BLOCK <=
+		  (uint64_t)INT64_MAX);
+	cr_assert(format_map_offset(g) + FORMAT_STORED_BLOCK <=
+		  (uint64_t)INT64_MAX);
+	cr_assert(format_map_offset(g + 1) + FORMAT_STORED_BLOCK >
+		  (uint64_t)INT64_MAX);
+	cr_assert(FORMAT_MAX_SIZE > (1ULL << 62), "max size %llu",
+		  (unsigned long long)FORMAT_MAX_SIZE);
+}
+
+Test(format, offsets_increase_strictly_and_never_overlap_up_to_the_max)
+{
+	uint64_t seed = 42, maxb = format_nblocks(FORMAT_MAX_SIZE);
+
+	for (int i = 0; i < 100000; i++) {
+		uint64_t b = tu_rand(&seed) % (maxb - 1);
+		uint64_t o = format_block_offset(b);
+		uint64_t next = format_block_offset(b + 1);
+
+		cr_assert(next >= o + FORMAT_STORED_BLOCK);
+		if ((b + 1) % FORMAT_GROUP_BLOCKS)
+			cr_assert_eq(next, o + FORMAT_STORED_BLOCK);
+		else
+			cr_assert_eq(next, format_map_offset(b /
+				     FORMAT_GROUP_BLOCKS) +
+				     FORMAT_STORED_BLOCK);
+		cr_assert_eq(format_nblocks(b * FORMAT_BLOCK_SIZE + 1), b + 1);
+	}
+}
+
+/* A header for a fresh file, its keys, and the region with both slots. */
+struct hdr_fixture {
+	struct format_header h;
+	struct format_fkeys fk;
+	uint8_t region[FORMAT_HEADER_SIZE];
+};
+
+static void make_header(struct hdr_fixture *x, uint32_t keyver,
+			const uint8_t *volume)
+{
+	struct crypto_key *dek = crypto_key_random();
+
+	memset(x, 0, sizeof(*x));
+	x->h.version = FORMAT_VERSION;
+	x->h.key_version = keyver;
+	x->h.dek_gen = 1;
+	x->h.size = 123456;
+	memcpy(x->h.volume_id, volume, FORMAT_ID_LEN);
+	cr_assert_eq(crypto_random(x->h.file_id, FORMAT_ID_LEN), 0);
+	cr_assert_eq(format_dek_wrap(&x->h, kek_of(NULL, keyver), dek), 0);
+	cr_assert_eq(format_fkeys_init(&x->fk, dek, volume, x->h.file_id, 1),
+		     0);
+	crypto_key_free(dek);
+	x->h.seq = 5;
+	cr_assert_eq(format_slot_encode(&x->h, &x->fk, x->region), 0);
+	x->h.seq = 6;
+	x->h.size = 654321;
+	cr_assert_eq(format_slot_encode(&x->h, &x->fk,
+					x->region + FORMAT_SLOT_STRIDE), 0);
+}
+
+static int load(const uint8_t *region, struct format_header *h, int *slot)
+{
+	struct format_fkeys fk;
+	int rc = format_header_load(region, vol, kek_of, NULL, h, &fk, slot);
+
+	if (!rc)
+		format_fkeys_release(&fk);
+	return rc;
+}
+
+Test(format, the_slot_with_the_higher_sequence_number_wins)
+{
+	struct hdr_fixture x;
+	struct format_header h;
+	int slot;
+
+	make_header(&x, 1, vol);
+	cr_assert_eq(load(x.region, &h, &slot), 0);
+	cr_assert_eq(slot, 1);
+	cr_assert_eq(h.seq, 6);
+	cr_assert_eq(h.size, 654321);
+	cr_assert_arr_eq(h.file_id, x.h.file_id, FORMAT_ID_LEN);
+	format_fkeys_release(&x.fk);
+}
+
+Test(format, a_torn_slot_falls_back_to_the_other)
+{
+	struct hdr_fixture x;
+	struct format_header h;
+	int slot;
+
+	make_header(&x, 1, vol);
+	/* Half of the newer slot written, half still old bytes. */
+	memset(x.region + FORMAT_SLOT_STRIDE + 100, 0x5a, 156);
+	cr_assert_eq(load(x.region, &h, &slot), 0);
+	cr_assert_eq(slot, 0);
+	cr_assert_eq(h.size, 123456);
+	format_fkeys_release(&x.fk);
+}
+
+Test(format, every_flipped_byte_of_a_lone_slot_is_refused)
+{
+	struct hdr_fixture x;
+	struct format_header h;
+	int slot;
+
+	make_header(&x, 1, vol);
+	memset(x.region + FORMAT_SLOT_STRIDE, 0, FORMAT_SLOT_SIZE);
+	cr_assert_eq(load(x.region, &h, &slot), 0);
+	for (unsigned i = 0; i < FORMAT_SLOT_SIZE; i++) {
+		for (int bit = 0; bit < 8; bit += 3) {
+			int rc;
+
+			x.region[i] ^= (uint8_t)(1u << bit);
+			rc = load(x.region, &h, &slot);
+			cr_assert(rc == -EUCLEAN || rc == -EPROTO ||
+				  rc == -EKEYREJECTED || rc == -ENOKEY,
+				  "byte %u bit %d: rc %d", i, bit, rc);
+			x.region[i] ^= (uint8_t)(1u << bit);
+		}
+	}
+	format_fkeys_release(&x.fk);
+}
+
+Test(format, a_header_of_another_volume_is_foreign)
+{
+	struct hdr_fixture x;
+	struct format_header h;
+	uint8_t other[FORMAT_ID_LEN] = { 9, 9, 9 };
+	int slot;
+
+	make_header(&x, 1, other);
+	cr_assert_eq(load(x.region, &h, &slot), -EUCLEAN);
+	format_fkeys_release(&x.fk);
+}
+
+Test(format, wrong_and_unknown_master_keys_are_told_apart)
+{
+	struct hdr_fixture x;
+	struct format_header h;
+	struct crypto_key *saved;
+	int slot;
+
+	make_header(&x, 2, vol);
+	saved = kek2;
+	kek2 = kek1;		/* version 2 now names a different key */
+	cr_assert_eq(load(x.region, &h, &slot), -EKEYREJECTED);
+	kek2 = NULL;		/* version 2 retired */
+	cr_assert_eq(load(x.region, &h, &slot), -ENOKEY);
+	kek2 = saved;
+	cr_assert_eq(load(x.region, &h, &slot), 0);
+	format_fkeys_release(&x.fk);
+}
+
+Test(format, newer_format_versions_and_unknown_flags_are_refused)
+{
+	struct hdr_fixture x;
+	struct format_header h;
+	uint8_t slot[FORMAT_SLOT_SIZE];
+	int idx;
+
+	make_header(&x, 1, vol);
+	x.h.version = FORMAT_VERSION + 1;
+	cr_assert_eq(format_slot_encode(&x.h, &x.fk, slot), 0);
+	cr_assert_eq(format_slot_parse(slot, &h), -EPROTO);
+	x.h.version = FORMAT_VERSION;
+	x.h.flags = 0x8000;
+	cr_assert_eq(format_slot_encode(&x.h, &x.fk, slot), 0);
+	cr_assert_eq(format_slot_parse(slot, &h), -EPROTO);
+	memcpy(x.region, slot, sizeof(slot));
+	memcpy(x.region + FORMAT_SLOT_STRIDE, slot, sizeof(slot));
+	cr_assert_eq(load(x.region, &h, &idx), -EPROTO);
+	format_fkeys_release(&x.fk);
+}
+
+Test(format, a_block_round_trips_and_each_seal_uses_a_new_nonce)
+{
+	struct hdr_fixture x;
+	static uint8_t pt[FORMAT_BLOCK_SIZE], out[FORMAT_BLOCK_SIZE];
+	static uint8_t s1[FORMAT_STORED_BLOCK], s2[FORMAT_STORED_BLOCK];
+
+	make_header(&x, 1, vol);
+	for (unsigned i = 0; i < sizeof(pt); i++)
+		pt[i] = (uint8_t)(i * 7);
+	cr_assert_eq(format_block_seal(&x.fk, 3, nonce(), pt, s1), 0);
+	cr_assert_eq(format_block_seal(&x.fk, 3, nonce(), pt, s2), 0);
+	cr_assert_neq(memcmp(s1, s2, CRYPTO_GCM_NONCE_LEN), 0);
+	cr_assert_eq(format_block_open(&x.fk, 3, s1, out), 0);
+	cr_assert_arr_eq(out, pt, sizeof(pt));
+	cr_assert_eq(format_block_open(&x.fk, 3, s2, out), 0);
+	cr_assert_arr_eq(out, pt, sizeof(pt));
+	format_fkeys_release(&x.fk);
+}
+
+Test(format, every_flipped_byte_of_a_block_fails_and_yields_no_plaintext)
+{
+	struct hdr_fixture x;
+	static uint8_t pt[FORMAT_BLOCK_SIZE], out[FORMAT_BLOCK_SIZE];
+	static uint8_t s[FORMAT_STORED_BLOCK];
+	static const uint8_t zero[FORMAT_BLOCK_SIZE];
+
+	make_header(&x, 1, vol);
+	memset(pt, 'P', sizeof(pt));
+	cr_assert_eq(format_block_seal(&x.fk, 0, nonce(), pt, s), 0);
+	for (unsigned i = 0; i < FORMAT_STORED_BLOCK; i++) {
+		s[i] ^= 0x01;
+		cr_assert_eq(format_block_open(&x.fk, 0, s, out), -EBADMSG,
+			     "byte %u", i);
+		cr_assert_arr_eq(out, zero, sizeof(out));
+		s[i] ^= 0x01;
+	}
+	format_fkeys_release(&x.fk);
+}
+
+Test(format, a_block_moved_to_another_index_file_or_generation_fails)
+{
+	struct hdr_fixture x, y;
+	static uint8_t pt[FORMAT_BLOCK_SIZE], out[FORMAT_BLOCK_SIZE];
+	static uint8_t s[FORMAT_STORED_BLOCK];
+	static const uint8_t zero[FORMAT_STORED_BLOCK];
+
+	make_header(&x, 1, vol);
+	make_header(&y, 1, vol);
+	memset(pt, 'Q', sizeof(pt));
+	cr_assert_eq(format_block_seal(&x.fk, 7, nonce(), pt, s), 0);
+	cr_assert_eq(format_block_open(&x.fk, 8, s, out), -EBADMSG);
+	cr_assert_eq(format_block_open(&y.fk, 7, s, out), -EBADMSG);
+	/* The same block index as a map is another thing altogether. */
+	cr_assert_eq(format_map_open(&x.fk, 7, s, out), -EBADMSG);
+	x.fk.dek_gen = 2;
+	cr_assert_eq(format_block_open(&x.fk, 7, s, out), -EBADMSG);
+	x.fk.dek_gen = 1;
+	/* A zeroed block is no hole: it fails like any other damage. */
+	cr_assert_eq(format_block_open(&x.fk, 7, zero, out), -EBADMSG);
+	cr_assert_eq(format_block_open(&x.fk, 7, s, out), 0);
+	format_fkeys_release(&x.fk);
+	format_fkeys_release(&y.fk);
+}
+
+Test(format, map_bits_address_blocks_within_their_group)
+{
+	static uint8_t map[FORMAT_BLOCK_SIZE];
+	uint64_t g5 = 5ULL * FORMAT_GROUP_BLOCKS;
+
+	format_map_set(map, g5 + 9, true);
+	cr_assert(format_map_test(map, 9));
+	cr_assert(format_map_test(map, g5 + 9));
+	cr_assert(!format_map_test(map, g5 + 8));
+	cr_assert_eq(map[1], 0x02);
+	format_map_set(map, g5 + FORMAT_GROUP_BLOCKS - 1, true);
+	cr_assert_eq(map[FORMAT_BLOCK_SIZE - 1], 0x80);
+	format_map_set(map, 9, false);
+	cr_assert_eq(map[1], 0);
+}

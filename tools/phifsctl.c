@@ -1,0 +1,244 @@
+/*
+ * phifsctl.c — the admin CLI: argv in, one library call per command, one
+ * line on stderr when something fails.  Exit codes: 0 success, 1 the
+ * operation failed, 2 bad usage.  Holds no logic a test would want to
+ * reach; that lives in the core library.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "phifs/keys.h"
+#include "phifs/secmem.h"
+
+#define EXIT_USAGE 2
+
+static const char usage_text[] =
+	"usage: phifsctl COMMAND [ARGS]\n"
+	"\n"
+	"Volume set-up:\n"
+	"  keygen PATH                      write a fresh random key file (mode 0400)\n"
+	"  init --key SRC BACKING           make BACKING a phifs volume (master key v1)\n"
+	"\n"
+	"Keys:\n"
+	"  key list --key SRC BACKING       master key versions and their states, key slots\n"
+	"\n"
+	"Key sources (SRC): file:PATH, cmd:COMMAND, passphrase\n"
+	"Options: -h, --help   --version\n";
+
+static int usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("phifsctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs(" (see phifsctl --help)\n", stderr);
+	return EXIT_USAGE;
+}
+
+static int fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("phifsctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return EXIT_FAILURE;
+}
+
+/* Parses "--key SRC BACKING" as every volume command takes it. */
+static int volume_args(int argc, char **argv, const char **key,
+		       const char **backing)
+{
+	static const struct option opts[] = {
+		{ "key", required_argument, NULL, 'k' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	*key = NULL;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c != 'k')
+			return usage("%s: unknown option", argv[0]);
+		*key = optarg;
+	}
+	if (!*key)
+		return usage("%s: --key SRC is required", argv[0]);
+	if (argc - optind != 1)
+		return usage("%s: expected one BACKING directory", argv[0]);
+	*backing = argv[optind];
+	return 0;
+}
+
+static int cmd_keygen(int argc, char **argv)
+{
+	char err[KEYS_ERR_LEN];
+
+	if (argc != 2)
+		return usage("keygen: expected one PATH");
+	if (keys_keygen(argv[1], err, sizeof(err)))
+		return fail("%s", err);
+	return 0;
+}
+
+/* Opens BACKING/.phifs, creating it when `create` is set. */
+static int open_meta(const char *backing, int create, int *out)
+{
+	int dfd, mfd;
+
+	dfd = open(backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return fail("%s: %s", backing, strerror(errno));
+	if (create && mkdirat(dfd, KEYS_DIR, 0700) && errno != EEXIST) {
+		int e = errno;
+
+		close(dfd);
+		return fail("%s/%s: %s", backing, KEYS_DIR, strerror(e));
+	}
+	mfd = openat(dfd, KEYS_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		     O_CLOEXEC);
+	close(dfd);
+	if (mfd < 0)
+		return fail("%s: not a phifs volume (%s/%s: %s)", backing,
+			    backing, KEYS_DIR, strerror(errno));
+	*out = mfd;
+	return 0;
+}
+
+static int cmd_init(int argc, char **argv)
+{
+	const char *key, *backing;
+	struct keys_secret *sec = NULL;
+	struct keys_store *ks = NULL;
+	char err[KEYS_ERR_LEN];
+	int rc, mfd = -1;
+
+	rc = volume_args(argc, argv, &key, &backing);
+	if (rc)
+		return rc;
+	rc = open_meta(backing, 1, &mfd);
+	if (rc)
+		return rc;
+	if (faccessat(mfd, KEYS_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		rc = fail("%s: already a phifs volume (%s/%s exists)", backing,
+			  KEYS_DIR, KEYS_FILE);
+		goto out;
+	}
+	if (keys_source_load(key, &sec, err, sizeof(err))) {
+		rc = fail("%s", err);
+		goto out;
+	}
+	rc = keys_create(sec, NULL, &ks);
+	if (rc) {
+		rc = fail("%s: cannot create keys: %s", backing, strerror(-rc));
+		goto out;
+	}
+	if (keys_save(ks, mfd, err, sizeof(err))) {
+		rc = fail("%s", err);
+		goto out;
+	}
+	printf("initialised phifs volume %s (master key v1)\n", backing);
+	rc = 0;
+out:
+	keys_free(ks);
+	keys_secret_free(sec);
+	if (mfd >= 0)
+		close(mfd);
+	return rc;
+}
+
+/* Loads the keystore of BACKING with the key source. */
+static int load_store(const char *key, const char *backing,
+		      struct keys_store **out)
+{
+	struct keys_secret *sec = NULL;
+	char err[KEYS_ERR_LEN];
+	int rc, mfd;
+
+	rc = open_meta(backing, 0, &mfd);
+	if (rc)
+		return rc;
+	if (keys_source_load(key, &sec, err, sizeof(err)))
+		rc = fail("%s", err);
+	else if (keys_load(mfd, sec, out, err, sizeof(err)))
+		rc = fail("%s: %s", backing, err);
+	keys_secret_free(sec);
+	close(mfd);
+	return rc;
+}
+
+static const char *state_name(enum keys_state s)
+{
+	switch (s) {
+	case KEYS_ACTIVE:
+		return "active";
+	case KEYS_DECRYPT_ONLY:
+		return "decrypt-only";
+	case KEYS_RETIRED:
+		return "retired";
+	}
+	return "?";
+}
+
+static int cmd_key_list(int argc, char **argv)
+{
+	struct keys_version_info v[256];
+	struct keys_slot_info s[64];
+	const char *key, *backing;
+	struct keys_store *ks;
+	size_t nv, ns;
+	int rc;
+
+	rc = volume_args(argc, argv, &key, &backing);
+	if (!rc)
+		rc = load_store(key, backing, &ks);
+	if (rc)
+		return rc;
+	nv = keys_versions(ks, v, 256);
+	ns = keys_slots(ks, s, 64);
+	printf("VERSION  STATE\n");
+	for (size_t i = 0; i < nv && i < 256; i++)
+		printf("%-8u %s\n", v[i].version, state_name(v[i].state));
+	printf("\nSLOT  KIND\n");
+	for (size_t i = 0; i < ns && i < 64; i++)
+		printf("%-5u %s\n", s[i].id, s[i].kind == KEYS_SECRET_RAW ?
+		       "key" : "passphrase");
+	keys_free(ks);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int rc = secmem_harden_process();
+
+	if (rc)
+		return fail("cannot harden the process: %s", strerror(-rc));
+	if (argc < 2)
+		return usage("no command given");
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		puts("phifsctl " PHIFS_VERSION);
+		return 0;
+	}
+	if (!strcmp(argv[1], "keygen"))
+		return cmd_keygen(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "init"))
+		return cmd_init(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "key") && argc > 2 && !strcmp(argv[2], "list"))
+		return cmd_key_list(argc - 2, argv + 2);
+	return usage("unknown command '%s'", argv[1]);
+}
