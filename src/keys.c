@@ -2,8 +2,8 @@
  * keys.c — the volume keystore: the volume ID, the root key behind one or
  * more key slots, the master key versions (KEKs) and the audit signing key,
  * with the codec for the keystore file and its atomic replacement on disk.
- * docs/keystore.md gives the bytes, the derivations and the load order;
- * this file is their only implementation.  Knows nothing of where secrets
+ * docs/FORMAT.md ("Keystore") gives the bytes, the derivations and the load
+ * order; this file is their only implementation.  Knows nothing of where secrets
  * come from (keysrc.c), of file headers or DEKs (format.c), or of policy.
  */
 #include "phifs/keys.h"
@@ -24,7 +24,7 @@
 #define KS_VERSION 1
 #define KS_TMP_FILE KEYS_FILE ".tmp"
 
-/* Field sizes and offsets; docs/keystore.md has the same table. */
+/* Field sizes and offsets; docs/FORMAT.md has the same table. */
 #define KS_SALT_LEN 32
 #define KS_OFF_VERSION 8
 #define KS_OFF_VOLUME 10
@@ -593,7 +593,7 @@ static int open_keys(struct keys_store *ks, char *err, size_t err_len)
 	return 0;
 }
 
-/* keys_decode() with an error line; the load order is docs/keystore.md's. */
+/* keys_decode() with an error line; the load order is in docs/FORMAT.md. */
 static int decode(const uint8_t *b, size_t len, const struct keys_secret *s,
 		  struct keys_store **out, char *err, size_t err_len)
 {

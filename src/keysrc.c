@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -106,45 +107,39 @@ static int parse_key(const uint8_t *buf, size_t len, const char *what,
 		     struct keys_secret **out, char *err, size_t err_len)
 {
 	struct keys_secret *s = NULL;
-	int rc;
+	int rc = -EINVAL;
 
 	if (len == KEYSRC_HEX_LEN + 1 && buf[KEYSRC_HEX_LEN] == '\n')
 		len = KEYSRC_HEX_LEN;
-	if (len != CRYPTO_KEY_LEN && len != KEYSRC_HEX_LEN) {
-		rc = -EINVAL;
-		goto bad;
-	}
+	if (len != CRYPTO_KEY_LEN && len != KEYSRC_HEX_LEN)
+		goto out;
 	s = secmem_alloc(sizeof(*s));
 	if (!s) {
 		rc = -ENOMEM;
-		seterr(err, err_len, "%s: out of memory", what);
 		goto out;
 	}
 	s->kind = KEYS_SECRET_RAW;
 	s->len = CRYPTO_KEY_LEN;
-	if (len == CRYPTO_KEY_LEN) {
+	if (len == CRYPTO_KEY_LEN)
 		memcpy(s->bytes, buf, CRYPTO_KEY_LEN);
-	} else {
-		for (size_t i = 0; i < CRYPTO_KEY_LEN; i++) {
-			int hi = hexval(buf[2 * i]);
-			int lo = hexval(buf[2 * i + 1]);
+	for (size_t i = 0; len == KEYSRC_HEX_LEN && i < CRYPTO_KEY_LEN; i++) {
+		int hi = hexval(buf[2 * i]);
+		int lo = hexval(buf[2 * i + 1]);
 
-			if (hi < 0 || lo < 0) {
-				rc = -EINVAL;
-				goto bad;
-			}
-			s->bytes[i] = (uint8_t)(hi << 4 | lo);
-		}
+		if (hi < 0 || lo < 0)
+			goto out;
+		s->bytes[i] = (uint8_t)(hi << 4 | lo);
 	}
 	*out = s;
 	s = NULL;	/* transferred */
 	rc = 0;
-	goto out;
-bad:
-	seterr(err, err_len, "%s: expected 32 raw bytes or 64 hex digits",
-	       what);
 out:
-	keys_secret_free(s);
+	if (rc == -EINVAL)
+		seterr(err, err_len,
+		       "%s: expected 32 raw bytes or 64 hex digits", what);
+	else if (rc < 0)
+		seterr(err, err_len, "%s: %s", what, strerror(-rc));
+	keys_secret_free(s);	/* wipes */
 	return rc;
 }
 
@@ -518,6 +513,24 @@ static int write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
+/* fsync of the folder holding path, so that its new entry is durable. */
+static int fsync_parent(const char *path)
+{
+	char *copy = strdup(path);
+	int fd, rc;
+
+	if (!copy)
+		return -ENOMEM;
+	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	rc = fd < 0 ? -errno : 0;
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	free(copy);
+	return rc;
+}
+
 int keys_keygen(const char *path, char *err, size_t err_len)
 {
 	static const char digits[] = "0123456789abcdef";
@@ -553,20 +566,28 @@ int keys_keygen(const char *path, char *err, size_t err_len)
 		goto out;
 	}
 	created = 1;
-	rc = write_all(fd, hex, KEYSRC_HEX_LEN + 1);
+	/* Exactly 0400 whatever the umask: the owner must be able to read. */
+	rc = fchmod(fd, 0400) < 0 ? -errno : 0;
+	if (rc == 0)
+		rc = write_all(fd, hex, KEYSRC_HEX_LEN + 1);
 	if (rc == 0 && fsync(fd) < 0)
 		rc = -errno;
 	if (rc < 0) {
 		seterr(err, err_len, "key file %s: %s", path, strerror(-rc));
 		goto out;
 	}
-	if (close(fd) < 0) {
-		fd = -1;
-		rc = -errno;
+	rc = close(fd) < 0 ? -errno : 0;
+	fd = -1;
+	/*
+	 * The usual next step is init with this key: a volume that outlives
+	 * its key file in a crash could never be opened again.
+	 */
+	if (rc == 0)
+		rc = fsync_parent(path);
+	if (rc < 0) {
 		seterr(err, err_len, "key file %s: %s", path, strerror(-rc));
 		goto out;
 	}
-	fd = -1;
 	rc = 0;
 out:
 	if (fd >= 0)

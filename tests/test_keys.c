@@ -109,6 +109,17 @@ static void write_file(const char *path, const void *p, size_t n, mode_t mode)
 	close(fd);
 }
 
+/* Puts bytes in place as the keystore of dfd, as a meddler would. */
+static void write_keystore(int dfd, const uint8_t *buf, size_t len)
+{
+	int fd = openat(dfd, KEYS_FILE, O_WRONLY | O_CREAT | O_TRUNC |
+			O_CLOEXEC, 0600);
+
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, buf, len), (ssize_t)len);
+	close(fd);
+}
+
 static void encode(const struct keys_store *ks, uint8_t **buf, size_t *len)
 {
 	cr_assert_eq(keys_encode(ks, buf, len), 0);
@@ -360,7 +371,7 @@ Test(keys, a_newer_format_version_is_refused_with_eproto)
 	char err[KEYS_ERR_LEN] = "", *d = temp_dir();
 	uint8_t *buf;
 	size_t len;
-	int dfd = open_dir(d), fd;
+	int dfd = open_dir(d);
 
 	cr_assert_eq(keys_create(s, NULL, &ks), 0);
 	encode(ks, &buf, &len);
@@ -373,10 +384,7 @@ Test(keys, a_newer_format_version_is_refused_with_eproto)
 	cr_assert_eq(keys_decode(buf, len, s, &back), -EPROTO);
 	cr_assert_null(back);
 	/* Through keys_load, with the error line. */
-	fd = openat(dfd, KEYS_FILE, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-	cr_assert(fd >= 0);
-	cr_assert_eq(write(fd, buf, len), (ssize_t)len);
-	close(fd);
+	write_keystore(dfd, buf, len);
 	cr_assert_eq(keys_load(dfd, s, &back, err, sizeof(err)), -EPROTO);
 	cr_assert(strstr(err, "newer"), "err: %s", err);
 	free(buf);
@@ -390,8 +398,10 @@ Test(keys, a_change_behind_a_recomputed_checksum_fails_authentication)
 {
 	struct keys_secret *s = raw_secret(9);
 	struct keys_store *ks = busy_store(s), *back = NULL;
+	char err[KEYS_ERR_LEN] = "", *d = temp_dir();
 	uint8_t *buf;
 	size_t len, n = 0;
+	int dfd = open_dir(d);
 
 	encode(ks, &buf, &len);
 	/*
@@ -419,9 +429,17 @@ Test(keys, a_change_behind_a_recomputed_checksum_fails_authentication)
 		}
 	}
 	cr_assert_gt(n, 0);
+	/* The audit public key is bound by the MAC alone. */
+	buf[len - 64 - 92] ^= 1;
+	fix_checksum(buf, len);
+	write_keystore(dfd, buf, len);
+	cr_assert_eq(keys_load(dfd, s, &back, err, sizeof(err)), -EUCLEAN);
+	cr_assert(strstr(err, "fails authentication"), "err: %s", err);
 	free(buf);
 	keys_free(ks);
 	keys_secret_free(s);
+	close(dfd);
+	rm_tree(d);
 }
 
 Test(keys, rotate_and_retire_follow_the_version_rules_and_persist)

@@ -14,11 +14,11 @@
  * Reads run in parallel; writes, truncates and commits are serialised, and a
  * reader never sees half of a write's block.
  *
- * Errors: -EBADMSG a block fails to authenticate or is missing from a backing
- * file cut short of its authenticated size (a read fails only if it covers
- * such a block); -EUCLEAN corrupt or foreign header; -EKEYREJECTED / -ENOKEY the file
- * key cannot be unwrapped; -EFBIG past FORMAT_MAX_SIZE; other -errno from the
- * backing file (-ENOSPC, -EIO, ...).
+ * Errors: -EBADMSG a block fails to authenticate, or is missing from a
+ * backing file cut short of its authenticated size (a read fails only if it
+ * covers such a block); -EUCLEAN corrupt or foreign header; -EKEYREJECTED or
+ * -ENOKEY the file key cannot be unwrapped; -EFBIG past FORMAT_MAX_SIZE;
+ * other -errno from the backing file (-ENOSPC, -EIO, ...).
  */
 #ifndef PHIFS_CFILE_H
 #define PHIFS_CFILE_H

@@ -23,7 +23,8 @@
 #define CRYPTO_ED25519_PUB_LEN 32
 #define CRYPTO_ED25519_SIG_LEN 64
 /* A key wrapped by crypto_wrap_key: nonce || ciphertext || tag. */
-#define CRYPTO_WRAPPED_LEN (CRYPTO_GCM_NONCE_LEN + CRYPTO_KEY_LEN + CRYPTO_GCM_TAG_LEN)
+#define CRYPTO_WRAPPED_LEN \
+	(CRYPTO_GCM_NONCE_LEN + CRYPTO_KEY_LEN + CRYPTO_GCM_TAG_LEN)
 
 /*
  * A 256-bit secret.  `id` is a process-unique number given at creation
@@ -35,7 +36,10 @@ struct crypto_key {
 	uint64_t id;
 };
 
-/* New zeroed key in secmem, or NULL (ENOMEM). */
+/*
+ * New zeroed key in secmem, or NULL (ENOMEM): a target for unwrap or HKDF,
+ * which give it a new id when they fill it.  Do not write `bytes` directly.
+ */
 struct crypto_key *crypto_key_new(void);
 /* New key from 32 given bytes (the caller wipes its copy), or NULL. */
 struct crypto_key *crypto_key_from(const uint8_t bytes[CRYPTO_KEY_LEN]);
@@ -70,7 +74,7 @@ int crypto_gcm_open(const struct crypto_key *k,
  * Wraps a 32-byte key under kek with AES-256-GCM and a fresh random nonce,
  * binding aad: out = nonce || ciphertext || tag.  unwrap returns
  * -EKEYREJECTED if kek or aad is wrong or out was altered; *key is written
- * only on success.
+ * (and given a new id) only on success.
  */
 int crypto_wrap_key(const struct crypto_key *kek, const void *aad,
 		    size_t aad_len, const struct crypto_key *key,
@@ -113,7 +117,8 @@ int crypto_scrypt(const void *pass, size_t pass_len, const void *salt,
 
 /*
  * Ed25519.  The private key is its 32-byte seed, held in a crypto_key.
- * verify returns 0 for a good signature, -EBADMSG otherwise.
+ * verify returns 0 for a good signature, -EBADMSG for a bad one, and another
+ * -errno if it could not check: anything but 0 means reject.
  */
 int crypto_ed25519_keygen(struct crypto_key **priv,
 			  uint8_t pub[CRYPTO_ED25519_PUB_LEN]);

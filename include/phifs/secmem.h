@@ -9,11 +9,11 @@
 #include <stddef.h>
 
 /*
- * Returns a zeroed buffer of at least n bytes (n > 0, at most 64 KiB), or
- * NULL with errno ENOMEM.  Small buffers share locked pages, so thousands
- * of 32-byte keys cost a few pages.  If the memory-lock limit is reached the
- * buffer is still returned, unlocked but excluded from dumps;
- * secmem_unlocked_count() tells how often that happened.
+ * Returns a zeroed buffer of at least n bytes, or NULL with errno EINVAL
+ * (n is 0) or ENOMEM (n over 64 KiB, or no memory).  Small buffers share
+ * locked pages, so thousands of 32-byte keys cost a few pages.  If the
+ * memory-lock limit is reached the buffer is still returned, unlocked but
+ * excluded from dumps; secmem_unlocked_count() tells how often.
  */
 void *secmem_alloc(size_t n);
 

@@ -1,0 +1,175 @@
+/*
+ * test_golden.c — the volume written by format version 1, read back by this
+ * version: tests/data/golden_v1 holds its keystore, its test key and two
+ * encrypted files (one dense, one sparse) as extent lists, since git keeps no
+ * holes and a sparse file's map lies 135 MB into it.  Never edit the golden
+ * data: a format change that cannot read it is a new format version.
+ *
+ * PHIFS_REGEN_GOLDEN=1 rewrites the two files (only ever for a new version).
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "phifs/cfile.h"
+#include "phifs/keys.h"
+#include "testutil.h"
+
+#define SPARSE_TAIL_AT (200ULL * 4096 + 5)
+
+static struct keys_store *ks;
+static struct cfile_volume vol;
+
+static void open_golden_volume(void)
+{
+	char hex[80] = { 0 };
+	uint8_t key[CRYPTO_KEY_LEN];
+	struct keys_secret *sec;
+	char err[KEYS_ERR_LEN];
+	size_t len;
+	uint8_t *txt = tu_read_data("golden_v1/key.hex", &len);
+	int dfd;
+
+	memcpy(hex, txt, len < 64 ? len : 64);
+	free(txt);
+	cr_assert_eq(tu_unhex(hex, key, sizeof(key)), CRYPTO_KEY_LEN);
+	sec = keys_secret_raw(key);
+	dfd = open(PHIFS_TEST_DATA "/golden_v1", O_RDONLY | O_DIRECTORY);
+	cr_assert(dfd >= 0);
+	cr_assert_eq(keys_load(dfd, sec, &ks, err, sizeof(err)), 0, "%s", err);
+	close(dfd);
+	keys_secret_free(sec);
+	vol = (struct cfile_volume){ keys_volume_id(ks), keys_kek_fn, ks,
+				     keys_active_version(ks) };
+}
+
+static void close_golden_volume(void)
+{
+	keys_free(ks);
+}
+
+TestSuite(golden, .init = open_golden_volume, .fini = close_golden_volume);
+
+/* The plaintext of the dense golden file. */
+static size_t dense_text(char *buf, size_t max)
+{
+	size_t n = 0;
+
+	for (int i = 0; n + 16 < max && i < 700; i++)
+		n += (size_t)snprintf(buf + n, max - n, "golden v1 %05d\n", i);
+	return n;
+}
+
+/* Extent list: "backing SIZE", then "OFFSET HEX" per run of data. */
+static int load_extents(const char *name)
+{
+	size_t len;
+	char *txt = (char *)tu_read_data(name, &len), *line, *save = NULL;
+	int fd = tu_memfd(name);
+
+	txt = realloc(txt, len + 1);
+	txt[len] = 0;
+	for (line = strtok_r(txt, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		unsigned long long off;
+		char *sp;
+		uint8_t *bytes;
+		long n;
+
+		if (sscanf(line, "backing %llu", &off) == 1) {
+			cr_assert_eq(ftruncate(fd, (off_t)off), 0);
+			continue;
+		}
+		off = strtoull(line, &sp, 10);
+		bytes = malloc(strlen(sp) / 2 + 1);
+		n = tu_unhex(sp + 1, bytes, strlen(sp) / 2 + 1);
+		cr_assert(n > 0, "bad extent line in %s", name);
+		cr_assert_eq(pwrite(fd, bytes, (size_t)n, (off_t)off), n);
+		free(bytes);
+	}
+	free(txt);
+	return fd;
+}
+
+static void save_extents(int fd, const char *name)
+{
+	char path[4096];
+	off_t end = lseek(fd, 0, SEEK_END), data = 0, hole;
+	FILE *out;
+	uint8_t buf[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", PHIFS_TEST_DATA, name);
+	out = fopen(path, "w");
+	cr_assert(out);
+	fprintf(out, "backing %lld\n", (long long)end);
+	while ((data = lseek(fd, data, SEEK_DATA)) >= 0 && data < end) {
+		hole = lseek(fd, data, SEEK_HOLE);
+		for (off_t o = data; o < hole; o += sizeof(buf)) {
+			size_t n = (size_t)(hole - o) < sizeof(buf) ?
+				   (size_t)(hole - o) : sizeof(buf);
+
+			cr_assert_eq(pread(fd, buf, n, o), (ssize_t)n);
+			fprintf(out, "%lld ", (long long)o);
+			for (size_t i = 0; i < n; i++)
+				fprintf(out, "%02x", buf[i]);
+			fputc('\n', out);
+		}
+		data = hole;
+	}
+	fclose(out);
+}
+
+Test(golden, regenerate_only_when_asked)
+{
+	static char text[16384];
+	size_t n = dense_text(text, sizeof(text));
+	struct cfile *f;
+	int fd;
+
+	if (!getenv("PHIFS_REGEN_GOLDEN"))
+		cr_skip_test("set PHIFS_REGEN_GOLDEN=1 to rewrite golden data");
+	fd = tu_memfd("dense");
+	cr_assert_eq(cfile_create(fd, &vol, &f), 0);
+	cr_assert_eq(cfile_pwrite(f, text, n, 0), (ssize_t)n);
+	cr_assert_eq(cfile_release(f), 0);
+	save_extents(fd, "golden_v1/dense.ext");
+	fd = tu_memfd("sparse");
+	cr_assert_eq(cfile_create(fd, &vol, &f), 0);
+	cr_assert_eq(cfile_pwrite(f, "head", 4, 0), 4);
+	cr_assert_eq(cfile_pwrite(f, "tail", 4, SPARSE_TAIL_AT), 4);
+	cr_assert_eq(cfile_release(f), 0);
+	save_extents(fd, "golden_v1/sparse.ext");
+}
+
+Test(golden, the_v1_dense_file_reads_back)
+{
+	static char text[16384], out[16384];
+	size_t n = dense_text(text, sizeof(text));
+	int fd = load_extents("golden_v1/dense.ext");
+	struct cfile *f;
+
+	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	cr_assert_eq(cfile_size(f), n);
+	cr_assert_eq(cfile_pread(f, out, sizeof(out), 0), (ssize_t)n);
+	cr_assert_arr_eq(out, text, n);
+	cfile_release(f);
+}
+
+Test(golden, the_v1_sparse_file_reads_back)
+{
+	static uint8_t out[SPARSE_TAIL_AT + 4];
+	int fd = load_extents("golden_v1/sparse.ext");
+	struct cfile *f;
+
+	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	cr_assert_eq(cfile_size(f), SPARSE_TAIL_AT + 4);
+	cr_assert_eq(cfile_pread(f, out, sizeof(out), 0), (ssize_t)sizeof(out));
+	cr_assert_arr_eq(out, "head", 4);
+	for (size_t i = 4; i < SPARSE_TAIL_AT; i++)
+		cr_assert_eq(out[i], 0, "byte %zu", i);
+	cr_assert_arr_eq(out + SPARSE_TAIL_AT, "tail", 4);
+	cfile_release(f);
+}
