@@ -1,38 +1,295 @@
 /*
- * main.c — the phifs daemon's entry point: argv, process hardening, and (once
- * the mount lands) wiring of the FUSE layer to the core library.  Holds no
- * logic of its own.
+ * main.c — the phifs daemon: argv and config, process hardening, the
+ * volume, the FUSE session.  Unless -f, it forks first and the parent waits
+ * on a pipe: it exits 0 only once the mount is ready, or with the child's
+ * failure, so a script can use the mount as soon as phifs returns.  (Forking
+ * first, not after loading keys, keeps the key pages mlocked: locks are not
+ * inherited across fork.)  Holds no logic of its own.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "phifs/config.h"
+#include "phifs/fs.h"
 #include "phifs/secmem.h"
+#include "phifs/volume.h"
+
+#define EXIT_USAGE 2
 
 static const char usage_text[] =
 	"usage: phifs --key SRC [options] BACKING MOUNTPOINT\n"
 	"\n"
-	"  -f                  stay in the foreground\n"
-	"  --config FILE       INI file holding any of these settings\n"
-	"  --policy FILE       access policy\n"
-	"  --audit-dir DIR     where the integrity log goes\n"
-	"  --socket PATH       control socket\n"
-	"  -o OPT[,OPT...]     FUSE mount options\n"
+	"Mounts the phifs volume in BACKING (made by phifsctl init) at MOUNTPOINT.\n"
 	"\n"
-	"This build has the storage core only: mounting is not built yet.\n";
+	"  --key SRC           file:PATH, cmd:COMMAND or passphrase\n"
+	"  -f                  stay in the foreground (default: daemonize once\n"
+	"                      the mount is ready)\n"
+	"  --config FILE       INI file holding any of these settings\n"
+	"                      (key, foreground, options, policy, audit_dir, socket)\n"
+	"  --policy FILE       access policy (not in this build yet)\n"
+	"  --audit-dir DIR     integrity log folder (not in this build yet)\n"
+	"  --socket PATH       control socket (accepted; not served yet)\n"
+	"  -o OPT[,OPT...]     FUSE mount options, e.g. allow_other\n"
+	"  -h, --help          this text\n"
+	"  --version           the version\n"
+	"\n"
+	"Unmount with: fusermount3 -u MOUNTPOINT (or SIGTERM to the daemon).\n";
+
+static int say(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("phifs: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return code;
+}
+
+struct args {
+	struct config cfg;
+	const char *backing;
+	const char *mountpoint;
+};
+
+static int add_opt(struct config *c, const char *o)
+{
+	size_t a = c->options ? strlen(c->options) : 0;
+	char *s = realloc(c->options, a + strlen(o) + 2);
+
+	if (!s)
+		return -ENOMEM;
+	if (a)
+		s[a++] = ',';
+	strcpy(s + a, o);
+	c->options = s;
+	return 0;
+}
+
+static int set_arg(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = strdup(v);
+	return *dst ? 0 : -ENOMEM;
+}
+
+/* Command line over config file: the file is read first, then argv. */
+static int parse_args(int argc, char **argv, struct args *a)
+{
+	static const struct option opts[] = {
+		{ "key", required_argument, NULL, 'k' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "policy", required_argument, NULL, 'p' },
+		{ "audit-dir", required_argument, NULL, 'a' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char err[512];
+	int c, rc = 0;
+
+	/* The config file first, so that options given here win. */
+	for (int i = 1; i < argc - 1; i++) {
+		if (!strcmp(argv[i], "--config") &&
+		    config_load(argv[i + 1], &a->cfg, err, sizeof(err)))
+			return say(EXIT_USAGE, "%s", err);
+		if (!strncmp(argv[i], "--config=", 9) &&
+		    config_load(argv[i] + 9, &a->cfg, err, sizeof(err)))
+			return say(EXIT_USAGE, "%s", err);
+	}
+	while (!rc && (c = getopt_long(argc, argv, "fo:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k': rc = set_arg(&a->cfg.key, optarg); break;
+		case 'c': break;
+		case 'p': rc = set_arg(&a->cfg.policy, optarg); break;
+		case 'a': rc = set_arg(&a->cfg.audit_dir, optarg); break;
+		case 's': rc = set_arg(&a->cfg.socket, optarg); break;
+		case 'f': a->cfg.foreground = true; break;
+		case 'o': rc = add_opt(&a->cfg, optarg); break;
+		case 'h': fputs(usage_text, stdout); return -1;
+		case 'V': puts("phifs " PHIFS_VERSION); return -1;
+		default: return say(EXIT_USAGE, "bad option (see phifs --help)");
+		}
+	}
+	if (rc)
+		return say(EXIT_FAILURE, "%s", strerror(-rc));
+	if (argc - optind != 2)
+		return say(EXIT_USAGE, "expected BACKING and MOUNTPOINT "
+			   "(see phifs --help)");
+	a->backing = argv[optind];
+	a->mountpoint = argv[optind + 1];
+	if (!a->cfg.key)
+		return say(EXIT_USAGE, "--key SRC is required (see phifs --help)");
+	/* Refuse, never ignore, a security setting this build cannot honour. */
+	if (a->cfg.policy)
+		return say(EXIT_USAGE, "policy %s: access policies are not in "
+			   "this build yet", a->cfg.policy);
+	if (a->cfg.audit_dir)
+		return say(EXIT_USAGE, "audit-dir %s: the integrity log is not "
+			   "in this build yet", a->cfg.audit_dir);
+	return 0;
+}
+
+/*
+ * Forks; the parent waits for the child's word that the mount is ready and
+ * exits with it.  Returns in the child only, with the pipe's write end.
+ */
+static int fork_and_wait(void)
+{
+	int p[2], status;
+	char ok;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC))
+		exit(say(EXIT_FAILURE, "pipe: %s", strerror(errno)));
+	pid = fork();
+	if (pid < 0)
+		exit(say(EXIT_FAILURE, "fork: %s", strerror(errno)));
+	if (pid == 0) {
+		close(p[0]);
+		return p[1];
+	}
+	close(p[1]);
+	if (read(p[0], &ok, 1) == 1)
+		exit(EXIT_SUCCESS);
+	/* The child failed and said why on our shared stderr. */
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+		exit(EXIT_FAILURE);
+	exit(WEXITSTATUS(status) ? WEXITSTATUS(status) : EXIT_FAILURE);
+}
+
+/* Tells the parent the mount is up and leaves the terminal. */
+static void detach(int ready_fd)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	(void)!write(ready_fd, "1", 1);
+	close(ready_fd);
+	setsid();
+	if (chdir("/")) {
+		/* "/" always exists; nothing to do if it does not. */
+	}
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		close(null);
+	}
+}
+
+static int check_mountpoint(const char *mp)
+{
+	struct stat st;
+
+	if (stat(mp, &st))
+		return say(EXIT_FAILURE, "mountpoint %s: %s", mp,
+			   strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return say(EXIT_FAILURE, "mountpoint %s: not a directory", mp);
+	return 0;
+}
+
+static int serve(struct args *a, int ready_fd)
+{
+	char err[512], *fargv[4];
+	struct fuse_args fa;
+	struct fuse_loop_config *lc = NULL;
+	struct volume *vol = NULL;
+	struct fs *fs = NULL;
+	struct fuse *fuse = NULL;
+	size_t olen;
+	char *opts = NULL;
+	int rc = EXIT_FAILURE, mounted = 0;
+
+	if (check_mountpoint(a->mountpoint))
+		return EXIT_FAILURE;
+	if (volume_open(a->backing, a->cfg.key, true, &vol, err, sizeof(err)))
+		return say(EXIT_FAILURE, "%s", err);
+	if (fs_new(vol, &fs)) {
+		say(EXIT_FAILURE, "out of memory");
+		goto out;
+	}
+	olen = strlen(a->backing) + 128 + (a->cfg.options ?
+					   strlen(a->cfg.options) : 0);
+	opts = malloc(olen);
+	if (!opts)
+		goto out;
+	/* The kernel checks Unix permissions on the attributes we report. */
+	snprintf(opts, olen, "default_permissions,fsname=%s,subtype=phifs%s%s",
+		 a->backing, a->cfg.options ? "," : "",
+		 a->cfg.options ? a->cfg.options : "");
+	fargv[0] = "phifs";
+	fargv[1] = "-o";
+	fargv[2] = opts;
+	fargv[3] = NULL;
+	fa = (struct fuse_args)FUSE_ARGS_INIT(3, fargv);
+	fuse = fuse_new(&fa, fs_operations(), sizeof(struct fuse_operations),
+			fs);
+	if (!fuse) {
+		say(EXIT_FAILURE, "mount options '%s' refused", opts);
+		goto out;
+	}
+	if (fuse_mount(fuse, a->mountpoint)) {
+		say(EXIT_FAILURE, "cannot mount %s on %s", a->backing,
+		    a->mountpoint);
+		goto out;
+	}
+	mounted = 1;
+	if (fuse_set_signal_handlers(fuse_get_session(fuse))) {
+		say(EXIT_FAILURE, "cannot set signal handlers");
+		goto out;
+	}
+	if (ready_fd >= 0)
+		detach(ready_fd);
+	lc = fuse_loop_cfg_create();
+	if (!lc)
+		goto out;
+	fuse_loop_cfg_set_max_threads(lc, 16);
+	rc = fuse_loop_mt(fuse, lc) ? EXIT_FAILURE : EXIT_SUCCESS;
+	fuse_remove_signal_handlers(fuse_get_session(fuse));
+out:
+	if (lc)
+		fuse_loop_cfg_destroy(lc);
+	if (mounted)
+		fuse_unmount(fuse);
+	if (fuse)
+		fuse_destroy(fuse);	/* runs fs destroy: headers commit */
+	fs_free(fs);
+	volume_close(vol);
+	free(opts);
+	return rc;
+}
 
 int main(int argc, char **argv)
 {
-	if (secmem_harden_process())
-		fputs("phifs: warning: cannot disable core dumps\n", stderr);
-	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-		fputs(usage_text, stdout);
-		return 0;
+	struct args a = { 0 };
+	int rc, ready_fd = -1;
+
+	rc = parse_args(argc, argv, &a);
+	if (rc) {
+		config_release(&a.cfg);
+		return rc < 0 ? 0 : rc;
 	}
-	if (argc == 2 && !strcmp(argv[1], "--version")) {
-		puts("phifs " PHIFS_VERSION);
-		return 0;
+	if (!a.cfg.foreground)
+		ready_fd = fork_and_wait();
+	umask(0);	/* the kernel already applied the caller's umask */
+	rc = secmem_harden_process();
+	if (rc) {
+		say(EXIT_FAILURE, "cannot disable core dumps: %s",
+		    strerror(-rc));
+		return EXIT_FAILURE;
 	}
-	fputs("phifs: mounting is not built yet; this build has the storage "
-	      "core and phifsctl only\n", stderr);
-	return 1;
+	rc = serve(&a, ready_fd);
+	config_release(&a.cfg);
+	return rc;
 }

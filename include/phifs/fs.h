@@ -1,0 +1,23 @@
+/*
+ * fs.h — the FUSE file system of one volume: the operations table and the
+ * state behind it (open files, the header-commit timer).  The only module
+ * that includes libfuse.
+ */
+#ifndef PHIFS_FS_H
+#define PHIFS_FS_H
+
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 14)
+#include <fuse.h>
+
+#include "phifs/volume.h"
+
+struct fs;
+
+/* vol is borrowed: it must outlive the fs. */
+int fs_new(struct volume *vol, struct fs **out);
+/* Commits and closes every open file.  NULL does nothing. */
+void fs_free(struct fs *fs);
+/* Pass with the struct fs as private data to fuse_new(). */
+const struct fuse_operations *fs_operations(void);
+
+#endif

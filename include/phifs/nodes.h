@@ -1,0 +1,48 @@
+/*
+ * nodes.h — the open files of a mount: one encrypted file (cfile) per
+ * backing inode, shared by every handle on it, so that two opens of one file
+ * (or of two hard links to it) see one size and one lock.  Knows nothing of
+ * FUSE or paths.
+ *
+ * Functions return 0 or -errno.  Thread-safe.
+ */
+#ifndef PHIFS_NODES_H
+#define PHIFS_NODES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "phifs/cfile.h"
+
+struct node {
+	struct cfile *cf;
+	int fd;			/* backing file, O_RDWR where possible */
+	dev_t dev;
+	ino_t ino;
+	unsigned refs;		/* under the table's lock */
+	struct node *next;
+};
+
+struct nodes;
+
+/* vol is borrowed and must outlive the table. */
+int nodes_new(const struct cfile_volume *vol, struct nodes **out);
+/* Releases every node still open (committing them).  NULL does nothing. */
+void nodes_free(struct nodes *t);
+
+/*
+ * The node of the backing file on fd, which this call takes over: fd becomes
+ * the node's, or is closed when the inode is open already.  `create` makes a
+ * new encrypted file on fd (which must be empty) instead of opening one.
+ */
+int nodes_get(struct nodes *t, int fd, bool create, struct node **out);
+/* Drops a reference; the last one commits the header and closes. */
+int nodes_put(struct nodes *t, struct node *n);
+
+/* The plaintext size of an inode if it is open: 0, or -ENOENT if not. */
+int nodes_size(struct nodes *t, dev_t dev, ino_t ino, uint64_t *size);
+/* Commits the header of every open file whose size changed. */
+int nodes_commit_all(struct nodes *t);
+
+#endif

@@ -1,0 +1,38 @@
+/*
+ * volume.h — an unlocked volume: its backing directory, its keystore and,
+ * for a daemon, the lock that keeps a second daemon off it.  What the daemon
+ * and phifsctl both need before touching a file.  Knows nothing of FUSE.
+ *
+ * Functions return 0 or -errno and leave one line for a human in err.
+ */
+#ifndef PHIFS_VOLUME_H
+#define PHIFS_VOLUME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "phifs/backing.h"
+#include "phifs/cfile.h"
+#include "phifs/keys.h"
+
+#define VOLUME_LOCK "lock"
+
+struct volume {
+	struct backing backing;
+	int metafd;		/* BACKING/.phifs */
+	int lockfd;		/* -1 unless locked */
+	struct keys_store *keys;
+	struct cfile_volume cv;	/* points into keys */
+};
+
+/*
+ * Opens the volume at dir and unlocks its keystore with the key source
+ * spec.  With `lock`, also takes BACKING/.phifs/lock (exclusive, held until
+ * volume_close) and writes the pid into it: -EBUSY if another process holds
+ * it, with its pid in err.
+ */
+int volume_open(const char *dir, const char *keyspec, bool lock,
+		struct volume **out, char *err, size_t err_len);
+void volume_close(struct volume *v);
+
+#endif

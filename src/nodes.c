@@ -1,0 +1,167 @@
+/*
+ * nodes.c — table of open backing inodes, each with its one cfile.  A small
+ * hash table under one mutex; the cfile does its own locking for I/O.
+ * Knows nothing of FUSE or paths.
+ */
+#include "phifs/nodes.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define NBUCKETS 1024u
+
+/* lock protects buckets and every node's refs and next. */
+struct nodes {
+	const struct cfile_volume *vol;
+	pthread_mutex_t lock;
+	struct node *buckets[NBUCKETS];
+};
+
+static unsigned bucket(dev_t dev, ino_t ino)
+{
+	return (unsigned)((ino * 0x9E3779B97F4A7C15ULL ^ dev) % NBUCKETS);
+}
+
+int nodes_new(const struct cfile_volume *vol, struct nodes **out)
+{
+	struct nodes *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	if (pthread_mutex_init(&t->lock, NULL)) {
+		free(t);
+		return -ENOMEM;
+	}
+	t->vol = vol;
+	*out = t;
+	return 0;
+}
+
+static int node_close(struct node *n)
+{
+	int rc = cfile_release(n->cf);
+
+	close(n->fd);
+	free(n);
+	return rc;
+}
+
+void nodes_free(struct nodes *t)
+{
+	if (!t)
+		return;
+	for (unsigned i = 0; i < NBUCKETS; i++) {
+		while (t->buckets[i]) {
+			struct node *n = t->buckets[i];
+
+			t->buckets[i] = n->next;
+			node_close(n);
+		}
+	}
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+static struct node *find(struct nodes *t, dev_t dev, ino_t ino)
+{
+	struct node *n = t->buckets[bucket(dev, ino)];
+
+	while (n && (n->dev != dev || n->ino != ino))
+		n = n->next;
+	return n;
+}
+
+int nodes_get(struct nodes *t, int fd, bool create, struct node **out)
+{
+	struct node *n;
+	struct stat st;
+	int rc;
+
+	if (fstat(fd, &st)) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	pthread_mutex_lock(&t->lock);
+	n = find(t, st.st_dev, st.st_ino);
+	if (n) {
+		n->refs++;
+		pthread_mutex_unlock(&t->lock);
+		close(fd);
+		*out = n;
+		return 0;
+	}
+	/* Opening under the lock keeps two openers from making two cfiles
+	 * of one inode; it costs one header read and unwrap. */
+	rc = -ENOMEM;
+	n = calloc(1, sizeof(*n));
+	if (n)
+		rc = create ? cfile_create(fd, t->vol, &n->cf) :
+			      cfile_open(fd, t->vol, &n->cf);
+	if (rc) {
+		pthread_mutex_unlock(&t->lock);
+		free(n);
+		close(fd);
+		return rc;
+	}
+	n->fd = fd;
+	n->dev = st.st_dev;
+	n->ino = st.st_ino;
+	n->refs = 1;
+	n->next = t->buckets[bucket(n->dev, n->ino)];
+	t->buckets[bucket(n->dev, n->ino)] = n;
+	pthread_mutex_unlock(&t->lock);
+	*out = n;
+	return 0;
+}
+
+int nodes_put(struct nodes *t, struct node *n)
+{
+	struct node **pp;
+
+	pthread_mutex_lock(&t->lock);
+	if (--n->refs) {
+		pthread_mutex_unlock(&t->lock);
+		return 0;
+	}
+	for (pp = &t->buckets[bucket(n->dev, n->ino)]; *pp != n;
+	     pp = &(*pp)->next)
+		;
+	*pp = n->next;
+	pthread_mutex_unlock(&t->lock);
+	return node_close(n);
+}
+
+int nodes_size(struct nodes *t, dev_t dev, ino_t ino, uint64_t *size)
+{
+	struct node *n;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&t->lock);
+	n = find(t, dev, ino);
+	if (n) {
+		*size = cfile_size(n->cf);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+int nodes_commit_all(struct nodes *t)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&t->lock);
+	for (unsigned i = 0; i < NBUCKETS; i++)
+		for (struct node *n = t->buckets[i]; n; n = n->next) {
+			int r = cfile_commit(n->cf);
+
+			if (r && !rc)
+				rc = r;
+		}
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}

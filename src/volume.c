@@ -1,0 +1,125 @@
+/*
+ * volume.c — opens a volume: backing root, .phifs folder, the single-daemon
+ * lock and the keystore.  Knows nothing of FUSE or of files' contents.
+ */
+#include "phifs/volume.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+static int seterr(char *err, size_t len, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int seterr(char *err, size_t len, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, len, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* Takes the lock or says who holds it; writes our pid into it. */
+static int take_lock(struct volume *v, const char *dir, char *err,
+		     size_t len)
+{
+	char pid[32] = "";
+	int fd, n;
+
+	fd = openat(v->metafd, VOLUME_LOCK, O_RDWR | O_CREAT | O_NOFOLLOW |
+		    O_CLOEXEC, 0600);
+	if (fd < 0)
+		return seterr(err, len, -errno, "%s/%s/%s: %s", dir,
+			      BACKING_META, VOLUME_LOCK, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		int e = errno;
+
+		n = (int)pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = 0;
+		pid[strcspn(pid, "\n")] = 0;
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return seterr(err, len, -EBUSY,
+				      "%s: already mounted by another phifs "
+				      "(pid %s)", dir, *pid ? pid : "?");
+		return seterr(err, len, -e, "%s/%s/%s: %s", dir, BACKING_META,
+			      VOLUME_LOCK, strerror(e));
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) || pwrite(fd, pid, (size_t)n, 0) != n) {
+		int e = errno;
+
+		close(fd);
+		return seterr(err, len, -e, "%s/%s/%s: %s", dir, BACKING_META,
+			      VOLUME_LOCK, strerror(e));
+	}
+	v->lockfd = fd;
+	return 0;
+}
+
+int volume_open(const char *dir, const char *keyspec, bool lock,
+		struct volume **out, char *err, size_t err_len)
+{
+	struct keys_secret *sec = NULL;
+	struct volume *v = calloc(1, sizeof(*v));
+	char kerr[KEYS_ERR_LEN];
+	int rc;
+
+	if (!v)
+		return seterr(err, err_len, -ENOMEM, "out of memory");
+	v->metafd = v->lockfd = -1;
+	v->backing.rootfd = -1;
+	rc = backing_open(&v->backing, dir);
+	if (rc) {
+		rc = seterr(err, err_len, rc, "%s: %s", dir, strerror(-rc));
+		goto out;
+	}
+	v->metafd = openat(v->backing.rootfd, BACKING_META,
+			   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (v->metafd < 0) {
+		rc = seterr(err, err_len, -errno, "%s: not a phifs volume "
+			    "(no %s folder; run phifsctl init)", dir,
+			    BACKING_META);
+		goto out;
+	}
+	if (lock && (rc = take_lock(v, dir, err, err_len)))
+		goto out;
+	rc = keys_source_load(keyspec, &sec, kerr, sizeof(kerr));
+	if (rc) {
+		rc = seterr(err, err_len, rc, "%s", kerr);
+		goto out;
+	}
+	rc = keys_load(v->metafd, sec, &v->keys, kerr, sizeof(kerr));
+	if (rc) {
+		rc = seterr(err, err_len, rc, "%s: %s", dir, kerr);
+		goto out;
+	}
+	v->cv = (struct cfile_volume){ keys_volume_id(v->keys), keys_kek_fn,
+				       v->keys, keys_active_version(v->keys) };
+	*out = v;
+	v = NULL;	/* transferred */
+out:
+	keys_secret_free(sec);
+	volume_close(v);
+	return rc;
+}
+
+void volume_close(struct volume *v)
+{
+	if (!v)
+		return;
+	keys_free(v->keys);
+	if (v->lockfd >= 0)
+		close(v->lockfd);	/* the lock goes with it */
+	if (v->metafd >= 0)
+		close(v->metafd);
+	backing_close(&v->backing);
+	free(v);
+}
