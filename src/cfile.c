@@ -2,7 +2,7 @@
  * cfile.c — one encrypted file behind an fd: plaintext pread/pwrite/truncate
  * over the layout of format.h.  Knows nothing of FUSE, paths or policy.
  *
- * Two rules keep every crash state readable:
+ * Three rules keep every crash state readable:
  *  - Blocks are always stored whole, and bytes past the authenticated size
  *    are garbage: whatever extends the file (a write past the end, a
  *    truncate up) first zeroes or overwrites them.  So a size committed
@@ -11,11 +11,17 @@
  *  - Data is written before what points at it: blocks before their map
  *    bits, maps before the header that turns sparse mode on, the header
  *    before a backing truncate.
+ *  - A kill can stop a pwrite at any page boundary, and every stored block
+ *    straddles one.  So blocks that hold committed data are never rewritten
+ *    in place before their new form is in the file's journal, which the
+ *    next read-write open replays.
  */
 #include "phifs/cfile.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +44,7 @@
 /*
  * Lock order: lock, then map_lock.  `lock` is shared by readers and held
  * exclusively by anything that changes the file; it protects size, flags,
- * hdr, slot and dirty.  map_lock protects the map cache, which readers fill
+ * hdr, slot, dirty and jfd.  map_lock protects the map cache, which readers fill
  * too.  fd, vol and fk never change after open.
  */
 struct cfile {
@@ -46,6 +52,7 @@ struct cfile {
 	const struct cfile_volume *vol;
 	struct format_fkeys fk;
 	pthread_rwlock_t lock;
+	int jfd;			/* journal, -1 until first needed */
 	struct format_header hdr;	/* as last committed */
 	int slot;			/* slot holding hdr */
 	uint64_t size;
@@ -145,6 +152,139 @@ static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 	return pwrite_full(fd, buf, len, off, &put);
 }
 
+/* --- journal of in-place rewrites --- */
+
+/* The journal's name: the file ID in hex, unique in the volume. */
+static void journal_name(const struct cfile *f,
+			 char name[2 * FORMAT_ID_LEN + 1])
+{
+	for (int i = 0; i < FORMAT_ID_LEN; i++)
+		snprintf(name + 2 * i, 3, "%02x", f->fk.file_id[i]);
+}
+
+static int journal_open(struct cfile *f)
+{
+	char name[2 * FORMAT_ID_LEN + 1];
+
+	if (f->jfd >= 0)
+		return 0;
+	journal_name(f, name);
+	f->jfd = openat(f->vol->journal_dirfd, name, O_RDWR | O_CREAT |
+			O_NOFOLLOW | O_CLOEXEC, 0600);
+	return f->jfd < 0 ? -errno : 0;
+}
+
+/*
+ * Records n sealed blocks (stored indices first, first + 1, ...) before they
+ * are written in place: the blocks, then the head that names them, so that
+ * a head that authenticates always has its blocks behind it.
+ */
+static int journal_write(struct cfile *f, uint64_t first, unsigned n,
+			 const uint8_t *blocks)
+{
+	uint64_t index[FORMAT_JOURNAL_MAX];
+	uint8_t head[SB], nonce[CRYPTO_GCM_NONCE_LEN];
+	int rc;
+
+	for (unsigned i = 0; i < n; i++)
+		index[i] = first + i;
+	rc = journal_open(f);
+	if (!rc)
+		rc = crypto_random(nonce, sizeof(nonce));
+	if (!rc)
+		rc = format_journal_seal(&f->fk, nonce, index, n, head);
+	if (!rc)
+		rc = pwrite_all(f->jfd, blocks, (size_t)n * SB, SB);
+	if (!rc)
+		rc = pwrite_all(f->jfd, head, SB, 0);
+	return rc;
+}
+
+/* Voids the head: one small write within a page, which no kill can tear. */
+static void journal_void(struct cfile *f)
+{
+	static const uint8_t zero[CRYPTO_GCM_NONCE_LEN];
+
+	(void)pwrite_all(f->jfd, zero, sizeof(zero), 0);
+}
+
+/*
+ * Finishes a rewrite that a killed process left half done: if this file's
+ * journal holds a record that authenticates whole, writes its blocks in
+ * place.  A record that does not authenticate was never acted on.
+ */
+static int journal_replay(struct cfile *f)
+{
+	uint64_t index[FORMAT_JOURNAL_MAX];
+	char name[2 * FORMAT_ID_LEN + 1];
+	uint8_t head[SB], pt[BS], *blocks = NULL;
+	unsigned n = 0;
+	size_t got;
+	int jfd, rc;
+
+	journal_name(f, name);
+	jfd = openat(f->vol->journal_dirfd, name, O_RDONLY | O_NOFOLLOW |
+		     O_CLOEXEC);
+	if (jfd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	rc = pread_full(jfd, head, SB, 0, &got);
+	if (rc || got < SB || format_journal_open(&f->fk, head, index, &n))
+		goto done;
+	rc = -ENOMEM;
+	blocks = malloc((size_t)n * SB);
+	if (!blocks)
+		goto done;
+	rc = pread_full(jfd, blocks, (size_t)n * SB, SB, &got);
+	if (rc || got < (size_t)n * SB)
+		goto done;
+	for (unsigned i = 0; i < n; i++)
+		if (format_stored_open(&f->fk, index[i], blocks + i * SB, pt))
+			goto done;
+	for (unsigned i = 0; !rc && i < n; i++)
+		rc = pwrite_all(f->fd, blocks + i * SB, SB,
+				format_stored_offset(index[i]));
+	if (!rc)
+		rc = fdatasync(f->fd) ? -errno : 0;
+done:
+	if (!rc)
+		(void)unlinkat(f->vol->journal_dirfd, name, 0);
+	secmem_wipe(pt, sizeof(pt));
+	free(blocks);
+	close(jfd);
+	return rc;
+}
+
+/*
+ * Writes n sealed blocks lying back to back at backing offset off, stored
+ * indices first, first + 1, ...; through the journal when `journal`.
+ * *put says how many bytes reached their place.
+ */
+static int put_blocks(struct cfile *f, uint64_t first, unsigned n,
+		      const uint8_t *buf, uint64_t off, bool journal,
+		      size_t *put)
+{
+	int rc;
+
+	journal = journal && f->vol->journal_dirfd >= 0;
+	if (journal) {
+		rc = journal_write(f, first, n, buf);
+		if (rc) {
+			*put = 0;
+			return rc;
+		}
+	}
+	rc = pwrite_full(f->fd, buf, (size_t)n * SB, off, put);
+	if (journal)
+		journal_void(f);
+	return rc;
+}
+
+/* Does block `index` hold data that a crash must not lose? */
+static bool committed(const struct cfile *f, uint64_t index)
+{
+	return index < format_nblocks(f->hdr.size);
+}
+
 /* --- hole maps --- */
 
 static bool sparse(const struct cfile *f)
@@ -193,11 +333,17 @@ static int map_store(struct cfile *f, uint64_t g, const uint8_t map[BS])
 	uint8_t stored[SB], nonce[CRYPTO_GCM_NONCE_LEN];
 	int rc;
 
+	size_t put;
+
 	rc = crypto_random(nonce, sizeof(nonce));
 	if (!rc)
 		rc = format_map_seal(&f->fk, g, nonce, map, stored);
+	/* Maps are in force on disk only once a committed header says so. */
 	if (!rc)
-		rc = pwrite_all(f->fd, stored, SB, format_map_offset(g));
+		rc = put_blocks(f, FORMAT_MAP_INDEX(g), 1, stored,
+				format_map_offset(g),
+				(f->hdr.flags & FORMAT_F_SPARSE) &&
+				committed(f, g * GB), &put);
 	pthread_mutex_lock(&f->map_lock);
 	f->map_valid = !rc;
 	if (!rc) {
@@ -387,8 +533,8 @@ static ssize_t write_range(struct cfile *f, const uint8_t *src, size_t len,
 				 (size_t)(end - pos), buf);
 		if (rc)
 			break;
-		rc = pwrite_full(f->fd, buf, (size_t)n * SB,
-				 format_block_offset(b0), &put);
+		rc = put_blocks(f, b0, (unsigned)n, buf,
+				format_block_offset(b0), committed(f, b0), &put);
 		/* Only whole blocks count: a torn one past the size is
 		 * garbage, and inside it the old block was rewritten in
 		 * place, which needs no new space. */
@@ -486,6 +632,7 @@ static struct cfile *cfile_alloc(int fd, const struct cfile_volume *vol)
 		return NULL;
 	f->fd = fd;
 	f->vol = vol;
+	f->jfd = -1;
 	if (pthread_rwlock_init(&f->lock, NULL)) {
 		free(f);
 		return NULL;
@@ -500,6 +647,14 @@ static struct cfile *cfile_alloc(int fd, const struct cfile_volume *vol)
 
 static void cfile_free(struct cfile *f)
 {
+	char name[2 * FORMAT_ID_LEN + 1];
+
+	if (f->jfd >= 0) {
+		/* Void after every rewrite: nothing in it is still needed. */
+		journal_name(f, name);
+		close(f->jfd);
+		(void)unlinkat(f->vol->journal_dirfd, name, 0);
+	}
 	format_fkeys_release(&f->fk);
 	pthread_rwlock_destroy(&f->lock);
 	pthread_mutex_destroy(&f->map_lock);
@@ -580,6 +735,14 @@ int cfile_open(int fd, const struct cfile_volume *vol, struct cfile **out)
 	}
 	f->size = f->hdr.size;
 	f->flags = f->hdr.flags;
+	if (vol->journal_dirfd >= 0 &&
+	    (fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDONLY) {
+		rc = journal_replay(f);
+		if (rc) {
+			cfile_free(f);
+			return rc;
+		}
+	}
 	*out = f;
 	return 0;
 }

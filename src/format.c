@@ -31,8 +31,10 @@ enum {
 
 /* One group on disk: its data blocks, then its map block. */
 #define GROUP_STRIDE ((uint64_t)(FORMAT_GROUP_BLOCKS + 1) * FORMAT_STORED_BLOCK)
-/* Map blocks are sealed under an index no data block can have. */
-#define MAP_INDEX_FLAG (1ULL << 63)
+/* Map blocks are sealed under an index no data block can have; so is the
+ * head of a journal record. */
+#define MAP_INDEX_FLAG FORMAT_MAP_INDEX(0)
+#define JOURNAL_INDEX (1ULL << 62)
 
 const uint64_t FORMAT_MAX_SIZE = (((uint64_t)INT64_MAX - FORMAT_HEADER_SIZE) /
 				  GROUP_STRIDE) * FORMAT_GROUP_BLOCKS *
@@ -327,4 +329,57 @@ int format_map_open(const struct format_fkeys *fk, uint64_t group,
 		    uint8_t map[FORMAT_BLOCK_SIZE])
 {
 	return format_block_open(fk, group | MAP_INDEX_FLAG, in, map);
+}
+
+uint64_t format_stored_offset(uint64_t stored_index)
+{
+	if (stored_index & MAP_INDEX_FLAG)
+		return format_map_offset(stored_index & ~MAP_INDEX_FLAG);
+	return format_block_offset(stored_index);
+}
+
+int format_stored_open(const struct format_fkeys *fk, uint64_t stored_index,
+		       const uint8_t in[FORMAT_STORED_BLOCK],
+		       uint8_t pt[FORMAT_BLOCK_SIZE])
+{
+	return format_block_open(fk, stored_index, in, pt);
+}
+
+static const uint8_t journal_magic[8] = { 'P', 'H', 'I', 'F', 'S', 'J', 'N', 'L' };
+
+int format_journal_seal(const struct format_fkeys *fk,
+			const uint8_t nonce[CRYPTO_GCM_NONCE_LEN],
+			const uint64_t *index, unsigned n,
+			uint8_t out[FORMAT_STORED_BLOCK])
+{
+	uint8_t head[FORMAT_BLOCK_SIZE] = { 0 };
+
+	if (n == 0 || n > FORMAT_JOURNAL_MAX)
+		return -EINVAL;
+	memcpy(head, journal_magic, sizeof(journal_magic));
+	format_put_le32(head + 8, n);
+	for (unsigned i = 0; i < n; i++)
+		format_put_le64(head + 16 + 8 * i, index[i]);
+	return format_block_seal(fk, JOURNAL_INDEX, nonce, head, out);
+}
+
+int format_journal_open(const struct format_fkeys *fk,
+			const uint8_t in[FORMAT_STORED_BLOCK],
+			uint64_t index[FORMAT_JOURNAL_MAX], unsigned *n)
+{
+	uint8_t head[FORMAT_BLOCK_SIZE];
+	unsigned count;
+	int rc;
+
+	rc = format_block_open(fk, JOURNAL_INDEX, in, head);
+	if (rc)
+		return rc;
+	count = format_get_le32(head + 8);
+	if (memcmp(head, journal_magic, sizeof(journal_magic)) || count == 0 ||
+	    count > FORMAT_JOURNAL_MAX)
+		return -EBADMSG;
+	for (unsigned i = 0; i < count; i++)
+		index[i] = format_get_le64(head + 16 + 8 * i);
+	*n = count;
+	return 0;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int seterr(char *err, size_t len, int rc, const char *fmt, ...)
@@ -64,6 +65,21 @@ static int take_lock(struct volume *v, const char *dir, char *err,
 	return 0;
 }
 
+/* The folder of in-place rewrite journals, made on first use. */
+static int open_journal(struct volume *v, const char *dir, char *err,
+			size_t len)
+{
+	if (mkdirat(v->metafd, VOLUME_JOURNAL, 0700) && errno != EEXIST)
+		return seterr(err, len, -errno, "%s/%s/%s: %s", dir,
+			      BACKING_META, VOLUME_JOURNAL, strerror(errno));
+	v->journalfd = openat(v->metafd, VOLUME_JOURNAL, O_RDONLY |
+			      O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (v->journalfd < 0)
+		return seterr(err, len, -errno, "%s/%s/%s: %s", dir,
+			      BACKING_META, VOLUME_JOURNAL, strerror(errno));
+	return 0;
+}
+
 int volume_open(const char *dir, const char *keyspec, bool lock,
 		struct volume **out, char *err, size_t err_len)
 {
@@ -74,7 +90,7 @@ int volume_open(const char *dir, const char *keyspec, bool lock,
 
 	if (!v)
 		return seterr(err, err_len, -ENOMEM, "out of memory");
-	v->metafd = v->lockfd = -1;
+	v->metafd = v->lockfd = v->journalfd = -1;
 	v->backing.rootfd = -1;
 	rc = backing_open(&v->backing, dir);
 	if (rc) {
@@ -91,6 +107,9 @@ int volume_open(const char *dir, const char *keyspec, bool lock,
 	}
 	if (lock && (rc = take_lock(v, dir, err, err_len)))
 		goto out;
+	rc = open_journal(v, dir, err, err_len);
+	if (rc)
+		goto out;
 	rc = keys_source_load(keyspec, &sec, kerr, sizeof(kerr));
 	if (rc) {
 		rc = seterr(err, err_len, rc, "%s", kerr);
@@ -101,8 +120,13 @@ int volume_open(const char *dir, const char *keyspec, bool lock,
 		rc = seterr(err, err_len, rc, "%s: %s", dir, kerr);
 		goto out;
 	}
-	v->cv = (struct cfile_volume){ keys_volume_id(v->keys), keys_kek_fn,
-				       v->keys, keys_active_version(v->keys) };
+	v->cv = (struct cfile_volume){
+		.volume_id = keys_volume_id(v->keys),
+		.kek = keys_kek_fn,
+		.kek_arg = v->keys,
+		.active_version = keys_active_version(v->keys),
+		.journal_dirfd = v->journalfd,
+	};
 	*out = v;
 	v = NULL;	/* transferred */
 out:
@@ -116,6 +140,8 @@ void volume_close(struct volume *v)
 	if (!v)
 		return;
 	keys_free(v->keys);
+	if (v->journalfd >= 0)
+		close(v->journalfd);
 	if (v->lockfd >= 0)
 		close(v->lockfd);	/* the lock goes with it */
 	if (v->metafd >= 0)

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "phifs/cfile.h"
@@ -36,7 +38,8 @@ static void setup(void)
 {
 	kek = crypto_key_random();
 	cr_assert(kek);
-	vol = (struct cfile_volume){ volid, kek_of, NULL, 1 };
+	vol = (struct cfile_volume){ .volume_id = volid, .kek = kek_of,
+				     .active_version = 1, .journal_dirfd = -1 };
 }
 
 static void teardown(void)
@@ -415,7 +418,8 @@ Test(cfile, a_file_from_another_volume_is_refused)
 	int fd;
 	struct cfile *f = three_blocks(&fd, 'v');
 	uint8_t other[FORMAT_ID_LEN] = { 1 };
-	struct cfile_volume vol2 = { other, kek_of, NULL, 1 };
+	struct cfile_volume vol2 = { .volume_id = other, .kek = kek_of,
+				     .active_version = 1, .journal_dirfd = -1 };
 
 	cfile_release(f);
 	cr_assert_eq(cfile_open(fd, &vol2, &f), -EUCLEAN);
@@ -570,4 +574,132 @@ Test(cfile, a_file_truncated_to_zero_is_dense_again_and_small)
 	f = reopen(f, fd);
 	cr_assert_eq(cfile_size(f), 3);
 	cfile_release(f);
+}
+
+/* --- a writer killed at random moments (kill -9) --- */
+
+#define KILL_BLOCKS 64
+#define KILL_SIZE (KILL_BLOCKS * BS)
+
+/* The k-th write of the killed writer: deterministic, so both sides know. */
+static void kth_write(uint64_t k, uint64_t *off, size_t *len, uint8_t *val)
+{
+	uint64_t s = k * 0x9E3779B97F4A7C15ULL + 1;
+
+	*off = tu_rand(&s) % KILL_SIZE;
+	*len = 1 + tu_rand(&s) % (64 * 1024);
+	if (*off + *len > KILL_SIZE)
+		*len = KILL_SIZE - *off;
+	*val = (uint8_t)(1 + k % 255);
+}
+
+static void apply_write(uint8_t *img, uint64_t k)
+{
+	uint64_t off;
+	size_t len;
+	uint8_t val;
+
+	kth_write(k, &off, &len, &val);
+	memset(img + off, val, len);
+}
+
+/* Child: overwrite forever, telling the parent each write that returned. */
+static void writer_child(int fd, int log)
+{
+	static uint8_t buf[64 * 1024];
+	struct cfile *f;
+
+	if (cfile_open(fd, &vol, &f))
+		_exit(3);
+	for (uint64_t k = 1;; k++) {
+		uint64_t off;
+		size_t len;
+		uint8_t val;
+
+		kth_write(k, &off, &len, &val);
+		memset(buf, val, len);
+		if (cfile_pwrite(f, buf, len, off) != (ssize_t)len)
+			_exit(4);
+		if (write(log, &k, sizeof(k)) != sizeof(k))
+			_exit(5);
+	}
+}
+
+/* Kills a writer `rounds` times; returns how many blocks were torn. */
+static unsigned kill_rounds(int rounds, int journal_dirfd)
+{
+	static uint8_t img[3][KILL_SIZE], out[KILL_SIZE];
+	uint64_t seed = 99;
+	unsigned torn = 0;
+
+	vol.journal_dirfd = journal_dirfd;
+	for (int r = 0; r < rounds; r++) {
+		int fd, logp[2], status;
+		struct cfile *f = new_file(&fd);
+		uint64_t k = 0, got;
+		pid_t pid;
+
+		memset(out, 0, sizeof(out));
+		cr_assert_eq(cfile_pwrite(f, out, KILL_SIZE, 0), KILL_SIZE);
+		cr_assert_eq(cfile_release(f), 0);	/* all committed */
+		cr_assert_eq(pipe(logp), 0);
+		pid = fork();
+		cr_assert(pid >= 0);
+		if (pid == 0) {
+			close(logp[0]);
+			writer_child(fd, logp[1]);
+		}
+		close(logp[1]);
+		usleep((useconds_t)(2000 + tu_rand(&seed) % 30000));
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		cr_assert(WIFSIGNALED(status), "writer exited %d",
+			  WEXITSTATUS(status));
+		while (read(logp[0], &got, sizeof(got)) == sizeof(got))
+			k = got;
+		close(logp[0]);
+		/* The file holds the state after write k, k+1 or k+2 (the
+		 * log lags a write that returned), block by block. */
+		memset(img, 0, sizeof(img));
+		for (uint64_t j = 1; j <= k + 2; j++) {
+			if (j <= k)
+				apply_write(img[0], j);
+			if (j <= k + 1)
+				apply_write(img[1], j);
+			apply_write(img[2], j);
+		}
+		cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+		for (unsigned b = 0; b < KILL_BLOCKS; b++) {
+			uint8_t *p = out + b * BS;
+			ssize_t n = cfile_pread(f, p, BS, (uint64_t)b * BS);
+
+			if (n < 0) {
+				torn++;
+				continue;
+			}
+			cr_assert_eq(n, BS);
+			cr_assert(!memcmp(p, img[0] + b * BS, BS) ||
+				  !memcmp(p, img[1] + b * BS, BS) ||
+				  !memcmp(p, img[2] + b * BS, BS),
+				  "round %d block %u: neither old nor new", r, b);
+		}
+		cfile_release(f);
+		close(fd);
+	}
+	vol.journal_dirfd = -1;
+	return torn;
+}
+
+Test(cfile, a_writer_killed_mid_rewrite_leaves_every_block_old_or_new)
+{
+	char dir[] = "/tmp/phifs-journal-XXXXXX";
+	int jfd;
+
+	cr_assert(mkdtemp(dir));
+	jfd = open(dir, O_RDONLY | O_DIRECTORY);
+	cr_assert(jfd >= 0);
+	cr_assert_eq(kill_rounds(40, jfd), 0, "a block was torn");
+	close(jfd);
+	rmdir(dir);	/* every journal was replayed and removed */
+	cr_assert_eq(access(dir, F_OK), -1, "journal left behind");
 }

@@ -42,8 +42,13 @@ static void open_golden_volume(void)
 	cr_assert_eq(keys_load(dfd, sec, &ks, err, sizeof(err)), 0, "%s", err);
 	close(dfd);
 	keys_secret_free(sec);
-	vol = (struct cfile_volume){ keys_volume_id(ks), keys_kek_fn, ks,
-				     keys_active_version(ks) };
+	vol = (struct cfile_volume){
+		.volume_id = keys_volume_id(ks),
+		.kek = keys_kek_fn,
+		.kek_arg = ks,
+		.active_version = keys_active_version(ks),
+		.journal_dirfd = -1,
+	};
 }
 
 static void close_golden_volume(void)

@@ -40,7 +40,8 @@ static int die(const char *what, int rc)
 int main(int argc, char **argv)
 {
 	uint8_t volid[16] = { 1 };
-	struct cfile_volume vol = { volid, kek_of, NULL, 1 };
+	struct cfile_volume vol = { .volume_id = volid, .kek = kek_of,
+				    .active_version = 1, .journal_dirfd = -1 };
 	unsigned long long size, chunk;
 	struct cfile *f;
 	uint8_t *buf;

@@ -36,6 +36,12 @@ struct cfile_volume {
 	format_kek_fn kek;		/* KEK by master key version */
 	void *kek_arg;
 	uint32_t active_version;	/* wraps the DEKs of new files */
+	/*
+	 * Folder for the journals of in-place rewrites, or -1 for none.
+	 * Without one, a process killed inside a rewrite of committed blocks
+	 * can leave a block half old, half new (unreadable).
+	 */
+	int journal_dirfd;
 };
 
 /*
@@ -44,7 +50,11 @@ struct cfile_volume {
  * never closes it.
  */
 int cfile_create(int fd, const struct cfile_volume *vol, struct cfile **out);
-/* Opens the encrypted file on fd (O_RDWR, or O_RDONLY for reading only). */
+/*
+ * Opens the encrypted file on fd (O_RDWR, or O_RDONLY for reading only).
+ * Opened read-write, it first finishes a rewrite that a killed process left
+ * in its journal.
+ */
 int cfile_open(int fd, const struct cfile_volume *vol, struct cfile **out);
 
 /*

@@ -150,6 +150,33 @@ int format_map_open(const struct format_fkeys *fk, uint64_t group,
 		    const uint8_t in[FORMAT_STORED_BLOCK],
 		    uint8_t map[FORMAT_BLOCK_SIZE]);
 
+/* --- the journal of in-place rewrites (docs/FORMAT.md, "Journal") --- */
+
+/* Most blocks one journal record carries. */
+#define FORMAT_JOURNAL_MAX 64u
+/* Stored-block index of a map block, as journal records name them. */
+#define FORMAT_MAP_INDEX(group) ((1ULL << 63) | (group))
+
+/* Backing offset of a stored block: a data block, or FORMAT_MAP_INDEX(g). */
+uint64_t format_stored_offset(uint64_t stored_index);
+/* Opens a stored block, data or map, by its stored index. */
+int format_stored_open(const struct format_fkeys *fk, uint64_t stored_index,
+		       const uint8_t in[FORMAT_STORED_BLOCK],
+		       uint8_t pt[FORMAT_BLOCK_SIZE]);
+
+/*
+ * Seals the head of a journal record: the stored indices of the n blocks
+ * that follow it (n <= FORMAT_JOURNAL_MAX).  open returns -EBADMSG unless
+ * the head authenticates for this file and is well formed.
+ */
+int format_journal_seal(const struct format_fkeys *fk,
+			const uint8_t nonce[CRYPTO_GCM_NONCE_LEN],
+			const uint64_t *index, unsigned n,
+			uint8_t out[FORMAT_STORED_BLOCK]);
+int format_journal_open(const struct format_fkeys *fk,
+			const uint8_t in[FORMAT_STORED_BLOCK],
+			uint64_t index[FORMAT_JOURNAL_MAX], unsigned *n);
+
 /* Bit of data block `index` in its group's map: set = stored, clear = hole. */
 static inline bool format_map_test(const uint8_t *map, uint64_t index)
 {

@@ -16,11 +16,13 @@
 #include "phifs/keys.h"
 
 #define VOLUME_LOCK "lock"
+#define VOLUME_JOURNAL "journal"
 
 struct volume {
 	struct backing backing;
 	int metafd;		/* BACKING/.phifs */
 	int lockfd;		/* -1 unless locked */
+	int journalfd;		/* BACKING/.phifs/journal */
 	struct keys_store *keys;
 	struct cfile_volume cv;	/* points into keys */
 };
