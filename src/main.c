@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,25 +62,67 @@ struct args {
 	const char *mountpoint;
 };
 
-static int add_opt(struct config *c, const char *o)
-{
-	size_t a = c->options ? strlen(c->options) : 0;
-	char *s = realloc(c->options, a + strlen(o) + 2);
-
-	if (!s)
-		return -ENOMEM;
-	if (a)
-		s[a++] = ',';
-	strcpy(s + a, o);
-	c->options = s;
-	return 0;
-}
-
 static int set_arg(char **dst, const char *v)
 {
 	free(*dst);
 	*dst = strdup(v);
 	return *dst ? 0 : -ENOMEM;
+}
+
+static int append_opt(struct config *c, const char *o, size_t len)
+{
+	size_t a = c->options ? strlen(c->options) : 0;
+	char *s = realloc(c->options, a + len + 2);
+
+	if (!s)
+		return -ENOMEM;
+	if (a)
+		s[a++] = ',';
+	memcpy(s + a, o, len);
+	s[a + len] = 0;
+	c->options = s;
+	return 0;
+}
+
+/*
+ * -o OPT[,OPT]: phifs's own settings may come this way too, as mount(8)
+ * passes an fstab line's options (key=file:...); the rest go to FUSE.
+ */
+static int add_opts(struct config *c, const char *list)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} own[] = {
+		{ "key=", offsetof(struct config, key) },
+		{ "policy=", offsetof(struct config, policy) },
+		{ "audit_dir=", offsetof(struct config, audit_dir) },
+		{ "socket=", offsetof(struct config, socket) },
+	};
+	int rc = 0;
+
+	while (!rc && *list) {
+		size_t len = strcspn(list, ",");
+		size_t i = 0;
+
+		while (i < sizeof(own) / sizeof(own[0]) &&
+		       strncmp(list, own[i].name, strlen(own[i].name)))
+			i++;
+		if (i < sizeof(own) / sizeof(own[0])) {
+			char v[4096];
+			size_t n = len - strlen(own[i].name);
+
+			if (n >= sizeof(v))
+				return -ENAMETOOLONG;
+			memcpy(v, list + strlen(own[i].name), n);
+			v[n] = 0;
+			rc = set_arg((char **)((char *)c + own[i].off), v);
+		} else if (len) {
+			rc = append_opt(c, list, len);
+		}
+		list += len + (list[len] == ',');
+	}
+	return rc;
 }
 
 /* Command line over config file: the file is read first, then argv. */
@@ -115,7 +158,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case 'a': rc = set_arg(&a->cfg.audit_dir, optarg); break;
 		case 's': rc = set_arg(&a->cfg.socket, optarg); break;
 		case 'f': a->cfg.foreground = true; break;
-		case 'o': rc = add_opt(&a->cfg, optarg); break;
+		case 'o': rc = add_opts(&a->cfg, optarg); break;
 		case 'h': fputs(usage_text, stdout); return -1;
 		case 'V': puts("phifs " PHIFS_VERSION); return -1;
 		default: return say(EXIT_USAGE, "bad option (see phifs --help)");
