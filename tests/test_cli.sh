@@ -63,5 +63,19 @@ cp -r "$tmp/vol" "$tmp/vol2"
 printf '\x01' | dd of="$tmp/vol2/.phifs/keystore" bs=1 seek=40 conv=notrunc 2>/dev/null
 expect "corrupt keystore" 1 "corrupt" -- "$ctl" key list --key "file:$tmp/k1" "$tmp/vol2"
 
+# The daemon's argument and config errors need no FUSE.
+expect "daemon needs --key" 2 "--key SRC is required" -- "$daemon" "$tmp/vol" "$tmp/mnt"
+expect "daemon needs two dirs" 2 "BACKING and MOUNTPOINT" -- "$daemon" --key "file:$tmp/k1" "$tmp/vol"
+printf '[phifs]\nkey = file:%s\nfrobs = 3\n' "$tmp/k1" > "$tmp/bad.conf"
+expect "config names file and line" 2 "bad.conf:3: unknown setting 'frobs'" -- "$daemon" --config "$tmp/bad.conf" "$tmp/vol" "$tmp/mnt"
+printf '[phifs]\nforeground = maybe\n' > "$tmp/bad2.conf"
+expect "config bad value" 2 "bad2.conf:2: bad value for 'foreground'" -- "$daemon" --config "$tmp/bad2.conf" "$tmp/vol" "$tmp/mnt"
+expect "policy refused, not ignored" 2 "policy p.ini: access policies are not in this build" -- "$daemon" --key "file:$tmp/k1" --policy p.ini "$tmp/vol" "$tmp/mnt"
+expect "policy via -o refused too" 2 "policy p.ini" -- "$daemon" -o "key=file:$tmp/k1,policy=p.ini" "$tmp/vol" "$tmp/mnt"
+expect "missing mountpoint" 1 "mountpoint .*nowhere" -- "$daemon" -f --key "file:$tmp/k1" "$tmp/vol" "$tmp/nowhere"
+mkdir "$tmp/mnt"
+expect "daemon wrong key" 1 "wrong key" -- "$daemon" --key "file:$tmp/k2" "$tmp/vol" "$tmp/mnt"
+expect "daemon not a volume" 1 "not a phifs volume" -- "$daemon" --key "file:$tmp/k1" "$tmp/mnt" "$tmp/mnt"
+
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
