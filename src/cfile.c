@@ -600,7 +600,10 @@ static int grow(struct cfile *f, uint64_t first, uint64_t new_nb)
 
 /* --- header --- */
 
-/* Writes size and flags into the slot not holding the current header. */
+/*
+ * Writes size and flags into the slot not holding the current header, then
+ * gives a dense file the backing length that tells its size to stat.
+ */
 static int commit_locked(struct cfile *f)
 {
 	struct format_header h = f->hdr;
@@ -621,6 +624,9 @@ static int commit_locked(struct cfile *f)
 		f->slot = other;
 		f->dirty = false;
 	}
+	if (!rc && !sparse(f) &&
+	    ftruncate(f->fd, (off_t)format_backing_size(f->size)))
+		rc = -errno;
 	return rc;
 }
 
@@ -846,7 +852,7 @@ ssize_t cfile_pwrite(struct cfile *f, const void *buf, size_t len,
 
 static int shrink(struct cfile *f, uint64_t size)
 {
-	uint64_t nb = format_nblocks(size), len;
+	uint64_t nb = format_nblocks(size);
 	int rc;
 
 	/* Map bits past the new end need no clearing: grow() clears them. */
@@ -854,15 +860,15 @@ static int shrink(struct cfile *f, uint64_t size)
 		f->flags &= (uint16_t)~FORMAT_F_SPARSE;	/* dense again */
 	f->size = size;
 	f->dirty = true;
-	/* The header must never claim more than the backing file holds. */
+	/*
+	 * The header must never claim more than the backing file holds: it
+	 * is committed first, and cuts a dense file to length itself.
+	 */
 	rc = commit_locked(f);
-	if (rc)
-		return rc;
-	len = sparse(f) ? format_map_offset((nb - 1) / GB) + SB :
-			  format_backing_size(size);
-	if (ftruncate(f->fd, (off_t)len))
-		return -errno;
-	return 0;
+	if (!rc && sparse(f) &&
+	    ftruncate(f->fd, (off_t)(format_map_offset((nb - 1) / GB) + SB)))
+		rc = -errno;
+	return rc;
 }
 
 int cfile_truncate(struct cfile *f, uint64_t size)

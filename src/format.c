@@ -63,8 +63,31 @@ uint64_t format_backing_size(uint64_t size)
 {
 	uint64_t n = format_nblocks(size);
 
-	return n ? format_block_offset(n - 1) + FORMAT_STORED_BLOCK :
-		   FORMAT_HEADER_SIZE;
+	if (!n)
+		return FORMAT_HEADER_SIZE;
+	return format_block_offset(n - 1) + FORMAT_STORED_BLOCK +
+	       (n * FORMAT_BLOCK_SIZE - size);
+}
+
+int format_size_of_backing(uint64_t backing, uint64_t *size)
+{
+	uint64_t rel, units, within, slack, n;
+
+	if (backing < FORMAT_HEADER_SIZE)
+		return -EUCLEAN;
+	rel = backing - FORMAT_HEADER_SIZE;
+	units = rel / FORMAT_STORED_BLOCK;
+	slack = rel % FORMAT_STORED_BLOCK;
+	within = units % (FORMAT_GROUP_BLOCKS + 1);
+	/* Dense files never end in a map slot; sparse ones end after one. */
+	if (slack >= FORMAT_BLOCK_SIZE || (within == 0 && units) ||
+	    (units == 0 && slack))
+		return -EUCLEAN;
+	n = units / (FORMAT_GROUP_BLOCKS + 1) * FORMAT_GROUP_BLOCKS + within;
+	if (n * FORMAT_BLOCK_SIZE - slack > FORMAT_MAX_SIZE)
+		return -EUCLEAN;
+	*size = n * FORMAT_BLOCK_SIZE - slack;
+	return 0;
 }
 
 int format_fkeys_init(struct format_fkeys *out, const struct crypto_key *dek,

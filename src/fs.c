@@ -90,7 +90,10 @@ static void give(int dirfd, const char *name, int fd)
 				AT_SYMLINK_NOFOLLOW);
 }
 
-/* The plaintext size of a backing file that may not be open. */
+/*
+ * The plaintext size of a backing file: an open file's own, else the one
+ * its length tells (format_size_of_backing), else its header's.
+ */
 static uint64_t plain_size(const struct backing_path *p, const struct stat *st)
 {
 	struct cfile *cf;
@@ -98,6 +101,8 @@ static uint64_t plain_size(const struct backing_path *p, const struct stat *st)
 	int fd;
 
 	if (!nodes_size(fs_self()->nodes, st->st_dev, st->st_ino, &size))
+		return size;
+	if (!format_size_of_backing((uint64_t)st->st_size, &size))
 		return size;
 	if (backing_openat(p, O_RDONLY, 0, &fd))
 		return 0;

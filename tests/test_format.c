@@ -71,19 +71,63 @@ Test(format, blocks_follow_the_header_and_maps_close_each_group)
 		     format_block_offset(8 * (uint64_t)FORMAT_GROUP_BLOCKS));
 }
 
-Test(format, backing_size_of_dense_files)
+Test(format, backing_size_of_dense_files_carries_the_slack_of_the_last_block)
 {
 	cr_assert_eq(format_backing_size(0), FORMAT_HEADER_SIZE);
 	cr_assert_eq(format_backing_size(1),
-		     FORMAT_HEADER_SIZE + FORMAT_STORED_BLOCK);
+		     FORMAT_HEADER_SIZE + FORMAT_STORED_BLOCK + 4095);
 	cr_assert_eq(format_backing_size(4096),
 		     FORMAT_HEADER_SIZE + FORMAT_STORED_BLOCK);
 	cr_assert_eq(format_backing_size(4097),
-		     FORMAT_HEADER_SIZE + 2 * FORMAT_STORED_BLOCK);
+		     FORMAT_HEADER_SIZE + 2 * FORMAT_STORED_BLOCK + 4095);
 	/* Past 4 GiB: 2^20 blocks, 32 map slots among them. */
 	cr_assert_eq(format_backing_size(1ULL << 32),
 		     FORMAT_HEADER_SIZE + 32 * GROUP_STRIDE -
 			     FORMAT_STORED_BLOCK);
+}
+
+Test(format, the_backing_length_tells_the_size_of_any_dense_file)
+{
+	static const uint64_t edge[] = { 0, 1, 4095, 4096, 4097, 8191,
+					 (uint64_t)FORMAT_GROUP_BLOCKS * 4096 - 1,
+					 (uint64_t)FORMAT_GROUP_BLOCKS * 4096,
+					 (uint64_t)FORMAT_GROUP_BLOCKS * 4096 + 1,
+					 5ULL << 30 };
+	uint64_t seed = 5, size, got;
+
+	for (unsigned i = 0; i < sizeof(edge) / sizeof(edge[0]) + 20000; i++) {
+		size = i < sizeof(edge) / sizeof(edge[0]) ? edge[i] :
+		       tu_rand(&seed) % (FORMAT_MAX_SIZE + 1);
+		cr_assert_eq(format_size_of_backing(format_backing_size(size),
+						    &got), 0, "size %llu",
+			     (unsigned long long)size);
+		cr_assert_eq(got, size);
+	}
+	cr_assert_eq(format_size_of_backing(FORMAT_MAX_SIZE ?
+		     format_backing_size(FORMAT_MAX_SIZE) : 0, &got), 0);
+	cr_assert_eq(got, FORMAT_MAX_SIZE);
+}
+
+Test(format, lengths_no_dense_file_has_are_not_taken_for_sizes)
+{
+	uint64_t size;
+
+	cr_assert_eq(format_size_of_backing(0, &size), -EUCLEAN);
+	cr_assert_eq(format_size_of_backing(FORMAT_HEADER_SIZE - 1, &size),
+		     -EUCLEAN);
+	cr_assert_eq(format_size_of_backing(FORMAT_HEADER_SIZE + 5, &size),
+		     -EUCLEAN);
+	/* Whole block plus 4096 or more: no slack is that large. */
+	cr_assert_eq(format_size_of_backing(FORMAT_HEADER_SIZE +
+					    FORMAT_STORED_BLOCK + 4100, &size),
+		     -EUCLEAN);
+	/* A sparse file ends just after a group's map. */
+	cr_assert_eq(format_size_of_backing(format_map_offset(0) +
+					    FORMAT_STORED_BLOCK, &size),
+		     -EUCLEAN);
+	cr_assert_eq(format_size_of_backing(format_map_offset(3) +
+					    FORMAT_STORED_BLOCK, &size),
+		     -EUCLEAN);
 }
 
 Test(format, the_largest_file_fits_an_off_t_and_one_group_more_would_not)

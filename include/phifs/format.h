@@ -76,8 +76,20 @@ uint64_t format_nblocks(uint64_t size);
 uint64_t format_block_offset(uint64_t index);
 /* Backing offset of the map block of group `group`. */
 uint64_t format_map_offset(uint64_t group);
-/* Backing size of a dense file of `size` bytes (header + its blocks). */
+/*
+ * Backing size of a dense file of `size` bytes as committed: header, its
+ * stored blocks, then one byte for each unused byte of the last block, so
+ * that the size can be told from the backing file's length alone
+ * (format_size_of_backing), for stat, without reading the header.
+ */
 uint64_t format_backing_size(uint64_t size);
+/*
+ * The plaintext size a backing length stands for (see above): 0, or
+ * -EUCLEAN when the length is not that of a committed dense file (a sparse
+ * file, or one left mid-write): then only the header can tell.  Not
+ * authenticated: for display only, never for reads.
+ */
+int format_size_of_backing(uint64_t backing, uint64_t *size);
 
 /* --- header slots --- */
 
