@@ -3,20 +3,21 @@
  * more key slots, the master key versions (KEKs) and the audit signing key,
  * with the codec for the keystore file and its atomic replacement on disk.
  * docs/FORMAT.md ("Keystore") gives the bytes, the derivations and the load
- * order; this file is their only implementation.  Knows nothing of where secrets
- * come from (keysrc.c), of file headers or DEKs (format.c), or of policy.
+ * order; this file is their only implementation.  Knows nothing of where
+ * secrets come from (keysrc.c), of file headers or DEKs (format.c), or of
+ * policy.
  */
 #include "phifs/keys.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "phifs/errmsg.h"
 #include "phifs/secmem.h"
 
 #define KS_MAGIC "PHIFSKS"	/* and its NUL: 8 bytes */
@@ -93,20 +94,6 @@ struct keys_store {
 	uint8_t audit_pub[CRYPTO_ED25519_PUB_LEN];
 	uint8_t audit_wrapped[CRYPTO_WRAPPED_LEN];
 };
-
-static void seterr(char *err, size_t err_len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !err_len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-}
 
 static size_t aad_slot(uint8_t *aad, const uint8_t *volume_id,
 		       const struct keys_slot *sl)
@@ -414,7 +401,7 @@ static int parse_v1(const uint8_t *b, size_t len, struct keys_store *ks,
 	size_t off = KS_HEAD_LEN, nactive = 0;
 
 	if (len < encoded_len(0, 0)) {
-		seterr(err, err_len, "keystore is corrupt (truncated)");
+		errmsg(err, err_len, 0, "keystore is corrupt (truncated)");
 		return -EUCLEAN;
 	}
 	memcpy(ks->volume_id, b + KS_OFF_VOLUME, FORMAT_ID_LEN);
@@ -422,13 +409,13 @@ static int parse_v1(const uint8_t *b, size_t len, struct keys_store *ks,
 	nversions = format_get_le32(b + KS_OFF_NVERSIONS);
 	if (nslots < 1 || nslots > KS_MAX_SLOTS || nversions < 1 ||
 	    nversions > KS_MAX_VERSIONS) {
-		seterr(err, err_len,
+		errmsg(err, err_len, 0,
 		       "keystore is corrupt (%u slots, %u versions)",
 		       (unsigned)nslots, (unsigned)nversions);
 		return -EUCLEAN;
 	}
 	if (len != encoded_len(nslots, nversions)) {
-		seterr(err, err_len,
+		errmsg(err, err_len, 0,
 		       "keystore is corrupt (%zu bytes where %u slots and %u "
 		       "versions need %zu)", len, (unsigned)nslots,
 		       (unsigned)nversions, encoded_len(nslots, nversions));
@@ -437,7 +424,7 @@ static int parse_v1(const uint8_t *b, size_t len, struct keys_store *ks,
 	ks->slots = calloc(nslots, sizeof(*ks->slots));
 	ks->versions = calloc(nversions, sizeof(*ks->versions));
 	if (!ks->slots || !ks->versions) {
-		seterr(err, err_len, "keystore: out of memory");
+		errmsg(err, err_len, 0, "keystore: out of memory");
 		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < nslots; i++, off += KS_SLOT_LEN) {
@@ -459,7 +446,7 @@ static int parse_v1(const uint8_t *b, size_t len, struct keys_store *ks,
 		else
 			ok = 0;
 		if (!ok || (i && sl->id <= ks->slots[i - 1].id)) {
-			seterr(err, err_len,
+			errmsg(err, err_len, 0,
 			       "keystore is corrupt (key slot %u is malformed)",
 			       (unsigned)sl->id);
 			return -EUCLEAN;
@@ -484,7 +471,7 @@ static int parse_v1(const uint8_t *b, size_t len, struct keys_store *ks,
 			ok = 0;
 		}
 		if (!ok) {
-			seterr(err, err_len,
+			errmsg(err, err_len, 0,
 			       "keystore is corrupt (master key version %u is "
 			       "malformed)", (unsigned)v->version);
 			return -EUCLEAN;
@@ -492,7 +479,7 @@ static int parse_v1(const uint8_t *b, size_t len, struct keys_store *ks,
 		ks->nversions++;
 	}
 	if (nactive != 1) {
-		seterr(err, err_len,
+		errmsg(err, err_len, 0,
 		       "keystore is corrupt (%zu active master key versions)",
 		       nactive);
 		return -EUCLEAN;
@@ -513,7 +500,7 @@ static int open_slots(struct keys_store *ks, const struct keys_secret *s,
 
 	ks->root = crypto_key_new();
 	if (!ks->root) {
-		seterr(err, err_len, "keystore: out of memory");
+		errmsg(err, err_len, 0, "keystore: out of memory");
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < ks->nslots; i++) {
@@ -526,7 +513,7 @@ static int open_slots(struct keys_store *ks, const struct keys_secret *s,
 		if (rc == -EINVAL)
 			continue;	/* e.g. a raw secret of odd length */
 		if (rc < 0) {
-			seterr(err, err_len, "keystore: key slot %u: %s",
+			errmsg(err, err_len, 0, "keystore: key slot %u: %s",
 			       (unsigned)sl->id, strerror(-rc));
 			return rc;
 		}
@@ -537,12 +524,12 @@ static int open_slots(struct keys_store *ks, const struct keys_secret *s,
 		if (rc == 0)
 			return 0;
 		if (rc != -EKEYREJECTED) {
-			seterr(err, err_len, "keystore: key slot %u: %s",
+			errmsg(err, err_len, 0, "keystore: key slot %u: %s",
 			       (unsigned)sl->id, strerror(-rc));
 			return rc;
 		}
 	}
-	seterr(err, err_len, "wrong key: no key slot opens with it");
+	errmsg(err, err_len, 0, "wrong key: no key slot opens with it");
 	return -EKEYREJECTED;
 }
 
@@ -560,14 +547,14 @@ static int open_keys(struct keys_store *ks, char *err, size_t err_len)
 			continue;
 		v->kek = crypto_key_new();
 		if (!v->kek) {
-			seterr(err, err_len, "keystore: out of memory");
+			errmsg(err, err_len, 0, "keystore: out of memory");
 			return -ENOMEM;
 		}
 		aad_len = aad_kek(aad, ks->volume_id, v->version);
 		rc = crypto_unwrap_key(ks->root, aad, aad_len, v->wrapped,
 				       v->kek);
 		if (rc < 0) {
-			seterr(err, err_len,
+			errmsg(err, err_len, 0,
 			       "keystore fails authentication (master key "
 			       "version %u)", (unsigned)v->version);
 			return rc == -EKEYREJECTED ? -EUCLEAN : rc;
@@ -575,7 +562,7 @@ static int open_keys(struct keys_store *ks, char *err, size_t err_len)
 	}
 	ks->audit = crypto_key_new();
 	if (!ks->audit) {
-		seterr(err, err_len, "keystore: out of memory");
+		errmsg(err, err_len, 0, "keystore: out of memory");
 		return -ENOMEM;
 	}
 	aad_len = aad_audit(aad, ks->volume_id);
@@ -586,7 +573,7 @@ static int open_keys(struct keys_store *ks, char *err, size_t err_len)
 	if (rc == 0 && !crypto_memeq(pub, ks->audit_pub, sizeof(pub)))
 		rc = -EKEYREJECTED;
 	if (rc < 0) {
-		seterr(err, err_len,
+		errmsg(err, err_len, 0,
 		       "keystore fails authentication (audit key)");
 		return rc == -EKEYREJECTED ? -EUCLEAN : rc;
 	}
@@ -603,11 +590,11 @@ static int decode(const uint8_t *b, size_t len, const struct keys_secret *s,
 	int rc;
 
 	if (!s) {
-		seterr(err, err_len, "keystore: no key given");
+		errmsg(err, err_len, 0, "keystore: no key given");
 		return -EINVAL;
 	}
 	if (len < KS_MIN_LEN || memcmp(b, KS_MAGIC, KS_MAGIC_LEN)) {
-		seterr(err, err_len, "keystore is corrupt (%s)",
+		errmsg(err, err_len, 0, "keystore is corrupt (%s)",
 		       len < KS_MIN_LEN ? "truncated" : "bad magic");
 		return -EUCLEAN;
 	}
@@ -618,27 +605,27 @@ static int decode(const uint8_t *b, size_t len, const struct keys_secret *s,
 	 */
 	rc = crypto_sha256(b, len - CRYPTO_SHA256_LEN, sum);
 	if (rc < 0) {
-		seterr(err, err_len, "keystore: %s", strerror(-rc));
+		errmsg(err, err_len, 0, "keystore: %s", strerror(-rc));
 		return rc;
 	}
 	if (!crypto_memeq(sum, b + len - CRYPTO_SHA256_LEN, sizeof(sum))) {
-		seterr(err, err_len, "keystore is corrupt (checksum mismatch)");
+		errmsg(err, err_len, 0, "keystore is corrupt (checksum mismatch)");
 		return -EUCLEAN;
 	}
 	version = format_get_le16(b + KS_OFF_VERSION);
 	if (version > KS_VERSION) {
-		seterr(err, err_len,
+		errmsg(err, err_len, 0,
 		       "keystore format version %u is newer than this phifs "
 		       "reads (%u)", version, KS_VERSION);
 		return -EPROTO;
 	}
 	if (version < 1) {
-		seterr(err, err_len, "keystore is corrupt (format version 0)");
+		errmsg(err, err_len, 0, "keystore is corrupt (format version 0)");
 		return -EUCLEAN;
 	}
 	ks = calloc(1, sizeof(*ks));
 	if (!ks) {
-		seterr(err, err_len, "keystore: out of memory");
+		errmsg(err, err_len, 0, "keystore: out of memory");
 		return -ENOMEM;
 	}
 	rc = parse_v1(b, len, ks, err, err_len);
@@ -654,12 +641,12 @@ static int decode(const uint8_t *b, size_t len, const struct keys_secret *s,
 	 */
 	rc = ks_mac(ks->root, b, len - KS_TAIL_LEN, mac);
 	if (rc < 0) {
-		seterr(err, err_len, "keystore: %s", strerror(-rc));
+		errmsg(err, err_len, 0, "keystore: %s", strerror(-rc));
 		goto out;
 	}
 	if (!crypto_memeq(mac, b + len - KS_TAIL_LEN, sizeof(mac))) {
 		rc = -EUCLEAN;
-		seterr(err, err_len, "keystore fails authentication");
+		errmsg(err, err_len, 0, "keystore fails authentication");
 		goto out;
 	}
 	rc = open_keys(ks, err, err_len);
@@ -691,19 +678,19 @@ int keys_load(int dirfd, const struct keys_secret *s, struct keys_store **out,
 	fd = openat(dirfd, KEYS_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
-		seterr(err, err_len, "keystore: %s",
+		errmsg(err, err_len, 0, "keystore: %s",
 		       rc == -ENOENT ? "not found (not a phifs volume?)"
 				     : strerror(-rc));
 		goto out;
 	}
 	if (fstat(fd, &st) < 0) {
 		rc = -errno;
-		seterr(err, err_len, "keystore: %s", strerror(-rc));
+		errmsg(err, err_len, 0, "keystore: %s", strerror(-rc));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size > KS_MAX_LEN) {
 		rc = -EUCLEAN;
-		seterr(err, err_len, "keystore is corrupt (%s)",
+		errmsg(err, err_len, 0, "keystore is corrupt (%s)",
 		       S_ISREG(st.st_mode) ? "too large"
 					   : "not a regular file");
 		goto out;
@@ -711,7 +698,7 @@ int keys_load(int dirfd, const struct keys_secret *s, struct keys_store **out,
 	buf = malloc(st.st_size > 0 ? (size_t)st.st_size : 1);
 	if (!buf) {
 		rc = -ENOMEM;
-		seterr(err, err_len, "keystore: out of memory");
+		errmsg(err, err_len, 0, "keystore: out of memory");
 		goto out;
 	}
 	/* Reads to the size fstat gave; the file is replaced, never grown. */
@@ -722,7 +709,7 @@ int keys_load(int dirfd, const struct keys_secret *s, struct keys_store **out,
 			continue;
 		if (r < 0) {
 			rc = -errno;
-			seterr(err, err_len, "keystore: read: %s",
+			errmsg(err, err_len, 0, "keystore: read: %s",
 			       strerror(-rc));
 			goto out;
 		}
@@ -805,7 +792,7 @@ int keys_save(const struct keys_store *ks, int dirfd, char *err,
 	rc = 0;
 out:
 	if (rc < 0)
-		seterr(err, err_len, "keystore: %s: %s", step, strerror(-rc));
+		errmsg(err, err_len, 0, "keystore: %s: %s", step, strerror(-rc));
 	if (fd >= 0)
 		close(fd);
 	if (made)

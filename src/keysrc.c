@@ -15,7 +15,6 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <spawn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +23,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "phifs/errmsg.h"
 #include "phifs/secmem.h"
 
 extern char **environ;
@@ -36,20 +36,6 @@ extern char **environ;
 #define KEYSRC_HEX_LEN (2 * CRYPTO_KEY_LEN)
 /* A key command line has a handful of words; this is far beyond that. */
 #define KEYSRC_MAX_ARGS 64
-
-static void seterr(char *err, size_t err_len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !err_len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-}
 
 static int hexval(uint8_t c)
 {
@@ -135,10 +121,10 @@ static int parse_key(const uint8_t *buf, size_t len, const char *what,
 	rc = 0;
 out:
 	if (rc == -EINVAL)
-		seterr(err, err_len,
+		errmsg(err, err_len, 0,
 		       "%s: expected 32 raw bytes or 64 hex digits", what);
 	else if (rc < 0)
-		seterr(err, err_len, "%s: %s", what, strerror(-rc));
+		errmsg(err, err_len, 0, "%s: %s", what, strerror(-rc));
 	keys_secret_free(s);	/* wipes */
 	return rc;
 }
@@ -180,36 +166,36 @@ static int load_file(const char *path, struct keys_secret **out, char *err,
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		rc = -errno;
-		seterr(err, err_len, "%s: %s", what, strerror(-rc));
+		errmsg(err, err_len, 0, "%s: %s", what, strerror(-rc));
 		goto out;
 	}
 	/* fstat on the open fd, so the mode checked is the file's we read. */
 	if (fstat(fd, &st) < 0) {
 		rc = -errno;
-		seterr(err, err_len, "%s: %s", what, strerror(-rc));
+		errmsg(err, err_len, 0, "%s: %s", what, strerror(-rc));
 		goto out;
 	}
 	if (st.st_mode & 077) {
 		rc = -EPERM;
-		seterr(err, err_len,
+		errmsg(err, err_len, 0,
 		       "%s: group- or other-accessible; chmod 0400 it", what);
 		goto out;
 	}
 	buf = secmem_alloc(KEYSRC_MAX + 1);
 	if (!buf) {
 		rc = -ENOMEM;
-		seterr(err, err_len, "%s: out of memory", what);
+		errmsg(err, err_len, 0, "%s: out of memory", what);
 		goto out;
 	}
 	rc = read_all(fd, buf, &len);
 	if (rc == -EFBIG) {
 		rc = -EINVAL;
-		seterr(err, err_len,
+		errmsg(err, err_len, 0,
 		       "%s: expected 32 raw bytes or 64 hex digits", what);
 		goto out;
 	}
 	if (rc < 0) {
-		seterr(err, err_len, "%s: %s", what, strerror(-rc));
+		errmsg(err, err_len, 0, "%s: %s", what, strerror(-rc));
 		goto out;
 	}
 	rc = parse_key(buf, len, what, out, err, err_len);
@@ -255,12 +241,12 @@ static int load_cmd(const char *cmdline, struct keys_secret **out, char *err,
 	line = strdup(cmdline);
 	if (!line) {
 		rc = -ENOMEM;
-		seterr(err, err_len, "key command: out of memory");
+		errmsg(err, err_len, 0, "key command: out of memory");
 		goto out;
 	}
 	rc = split_argv(line, argv, KEYSRC_MAX_ARGS);
 	if (rc < 0) {
-		seterr(err, err_len, "key command \"%s\": %s", cmdline,
+		errmsg(err, err_len, 0, "key command \"%s\": %s", cmdline,
 		       rc == -E2BIG ? "too many words" : "empty command");
 		goto out;
 	}
@@ -272,30 +258,30 @@ static int load_cmd(const char *cmdline, struct keys_secret **out, char *err,
 	buf = secmem_alloc(KEYSRC_MAX + 1);
 	if (!buf) {
 		rc = -ENOMEM;
-		seterr(err, err_len, "%s: out of memory", what);
+		errmsg(err, err_len, 0, "%s: out of memory", what);
 		goto out;
 	}
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
 		rc = -errno;
-		seterr(err, err_len, "%s: pipe: %s", what, strerror(-rc));
+		errmsg(err, err_len, 0, "%s: pipe: %s", what, strerror(-rc));
 		goto out;
 	}
 	rc = -posix_spawn_file_actions_init(&fa);
 	if (rc < 0) {
-		seterr(err, err_len, "%s: %s", what, strerror(-rc));
+		errmsg(err, err_len, 0, "%s: %s", what, strerror(-rc));
 		goto out;
 	}
 	fa_ok = 1;
 	/* dup2 clears close-on-exec on the copy, so only stdout survives. */
 	rc = -posix_spawn_file_actions_adddup2(&fa, pfd[1], STDOUT_FILENO);
 	if (rc < 0) {
-		seterr(err, err_len, "%s: %s", what, strerror(-rc));
+		errmsg(err, err_len, 0, "%s: %s", what, strerror(-rc));
 		goto out;
 	}
 	rc = -posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
 	if (rc < 0) {
 		pid = -1;
-		seterr(err, err_len, "%s: cannot run: %s", what,
+		errmsg(err, err_len, 0, "%s: cannot run: %s", what,
 		       strerror(-rc));
 		goto out;
 	}
@@ -308,7 +294,7 @@ static int load_cmd(const char *cmdline, struct keys_secret **out, char *err,
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR) {
 			rc = -errno;
-			seterr(err, err_len, "%s: waitpid: %s", what,
+			errmsg(err, err_len, 0, "%s: waitpid: %s", what,
 			       strerror(-rc));
 			goto out;
 		}
@@ -317,25 +303,25 @@ static int load_cmd(const char *cmdline, struct keys_secret **out, char *err,
 	/* Before the status: a command cut off by EPIPE died of SIGPIPE. */
 	if (rrc == -EFBIG) {
 		rc = -EINVAL;
-		seterr(err, err_len,
+		errmsg(err, err_len, 0,
 		       "%s: expected 32 raw bytes or 64 hex digits", what);
 		goto out;
 	}
 	if (WIFSIGNALED(status)) {
 		rc = -EIO;
-		seterr(err, err_len, "%s: killed by signal %d", what,
+		errmsg(err, err_len, 0, "%s: killed by signal %d", what,
 		       WTERMSIG(status));
 		goto out;
 	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		rc = -EIO;
-		seterr(err, err_len, "%s: exited with status %d", what,
+		errmsg(err, err_len, 0, "%s: exited with status %d", what,
 		       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 		goto out;
 	}
 	if (rrc < 0) {
 		rc = rrc;
-		seterr(err, err_len, "%s: read: %s", what, strerror(-rc));
+		errmsg(err, err_len, 0, "%s: read: %s", what, strerror(-rc));
 		goto out;
 	}
 	rc = parse_key(buf, len, what, out, err, err_len);
@@ -396,12 +382,12 @@ static int read_tty(struct keys_secret *s, char *err, size_t err_len)
 	fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
-		seterr(err, err_len, "passphrase: /dev/tty: %s", strerror(-rc));
+		errmsg(err, err_len, 0, "passphrase: /dev/tty: %s", strerror(-rc));
 		goto out;
 	}
 	if (tcgetattr(fd, &old) < 0) {
 		rc = -errno;
-		seterr(err, err_len, "passphrase: terminal: %s",
+		errmsg(err, err_len, 0, "passphrase: terminal: %s",
 		       strerror(-rc));
 		goto out;
 	}
@@ -410,20 +396,20 @@ static int read_tty(struct keys_secret *s, char *err, size_t err_len)
 	quiet.c_lflag |= ICANON;
 	if (tcsetattr(fd, TCSAFLUSH, &quiet) < 0) {
 		rc = -errno;
-		seterr(err, err_len, "passphrase: terminal: %s",
+		errmsg(err, err_len, 0, "passphrase: terminal: %s",
 		       strerror(-rc));
 		goto out;
 	}
 	restore = 1;
 	if (write(fd, prompt, sizeof(prompt) - 1) < 0) {
 		rc = -errno;
-		seterr(err, err_len, "passphrase: terminal: %s",
+		errmsg(err, err_len, 0, "passphrase: terminal: %s",
 		       strerror(-rc));
 		goto out;
 	}
 	rc = read_line(fd, s->bytes, KEYS_PASSPHRASE_MAX, &s->len);
 	if (rc < 0)
-		seterr(err, err_len, "passphrase: %s",
+		errmsg(err, err_len, 0, "passphrase: %s",
 		       rc == -EMSGSIZE ? "longer than 1024 bytes"
 				       : strerror(-rc));
 out:
@@ -447,7 +433,7 @@ static int load_passphrase(struct keys_secret **out, char *err,
 
 	s = secmem_alloc(sizeof(*s));
 	if (!s) {
-		seterr(err, err_len, "passphrase: out of memory");
+		errmsg(err, err_len, 0, "passphrase: out of memory");
 		return -ENOMEM;
 	}
 	s->kind = KEYS_SECRET_PASSPHRASE;
@@ -457,7 +443,7 @@ static int load_passphrase(struct keys_secret **out, char *err,
 		rc = read_line(STDIN_FILENO, s->bytes, KEYS_PASSPHRASE_MAX,
 			       &s->len);
 		if (rc < 0)
-			seterr(err, err_len, "passphrase from stdin: %s",
+			errmsg(err, err_len, 0, "passphrase from stdin: %s",
 			       rc == -EMSGSIZE ? "longer than 1024 bytes"
 					       : strerror(-rc));
 	}
@@ -465,7 +451,7 @@ static int load_passphrase(struct keys_secret **out, char *err,
 		goto out;
 	if (s->len == 0) {
 		rc = -EINVAL;
-		seterr(err, err_len, "passphrase: empty");
+		errmsg(err, err_len, 0, "passphrase: empty");
 		goto out;
 	}
 	*out = s;
@@ -480,7 +466,7 @@ int keys_source_load(const char *spec, struct keys_secret **out, char *err,
 		     size_t err_len)
 {
 	if (!spec) {
-		seterr(err, err_len, "no key source given");
+		errmsg(err, err_len, 0, "no key source given");
 		return -EINVAL;
 	}
 	if (!strncmp(spec, "file:", 5) && spec[5])
@@ -489,7 +475,7 @@ int keys_source_load(const char *spec, struct keys_secret **out, char *err,
 		return load_cmd(spec + 4, out, err, err_len);
 	if (!strcmp(spec, "passphrase"))
 		return load_passphrase(out, err, err_len);
-	seterr(err, err_len,
+	errmsg(err, err_len, 0,
 	       "key source \"%s\": expected file:PATH, cmd:COMMAND or "
 	       "passphrase", spec);
 	return -EINVAL;
@@ -542,12 +528,12 @@ int keys_keygen(const char *path, char *err, size_t err_len)
 	hex = secmem_alloc(KEYSRC_HEX_LEN + 1);
 	if (!key || !hex) {
 		rc = -ENOMEM;
-		seterr(err, err_len, "key file %s: out of memory", path);
+		errmsg(err, err_len, 0, "key file %s: out of memory", path);
 		goto out;
 	}
 	rc = crypto_random(key, CRYPTO_KEY_LEN);
 	if (rc < 0) {
-		seterr(err, err_len, "key file %s: no random bytes: %s", path,
+		errmsg(err, err_len, 0, "key file %s: no random bytes: %s", path,
 		       strerror(-rc));
 		goto out;
 	}
@@ -560,7 +546,7 @@ int keys_keygen(const char *path, char *err, size_t err_len)
 		  0400);
 	if (fd < 0) {
 		rc = -errno;
-		seterr(err, err_len, "key file %s: %s", path,
+		errmsg(err, err_len, 0, "key file %s: %s", path,
 		       rc == -EEXIST ? "already exists; not overwriting it"
 				     : strerror(-rc));
 		goto out;
@@ -573,7 +559,7 @@ int keys_keygen(const char *path, char *err, size_t err_len)
 	if (rc == 0 && fsync(fd) < 0)
 		rc = -errno;
 	if (rc < 0) {
-		seterr(err, err_len, "key file %s: %s", path, strerror(-rc));
+		errmsg(err, err_len, 0, "key file %s: %s", path, strerror(-rc));
 		goto out;
 	}
 	rc = close(fd) < 0 ? -errno : 0;
@@ -585,7 +571,7 @@ int keys_keygen(const char *path, char *err, size_t err_len)
 	if (rc == 0)
 		rc = fsync_parent(path);
 	if (rc < 0) {
-		seterr(err, err_len, "key file %s: %s", path, strerror(-rc));
+		errmsg(err, err_len, 0, "key file %s: %s", path, strerror(-rc));
 		goto out;
 	}
 	rc = 0;

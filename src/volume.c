@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,18 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int seterr(char *err, size_t len, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int seterr(char *err, size_t len, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-	return rc;
-}
+#include "phifs/errmsg.h"
 
 /* Takes the lock or says who holds it; writes our pid into it. */
 static int take_lock(struct volume *v, const char *dir, char *err,
@@ -37,7 +25,7 @@ static int take_lock(struct volume *v, const char *dir, char *err,
 	fd = openat(v->metafd, VOLUME_LOCK, O_RDWR | O_CREAT | O_NOFOLLOW |
 		    O_CLOEXEC, 0600);
 	if (fd < 0)
-		return seterr(err, len, -errno, "%s/%s/%s: %s", dir,
+		return errmsg(err, len, -errno, "%s/%s/%s: %s", dir,
 			      BACKING_META, VOLUME_LOCK, strerror(errno));
 	if (flock(fd, LOCK_EX | LOCK_NB)) {
 		int e = errno;
@@ -47,10 +35,10 @@ static int take_lock(struct volume *v, const char *dir, char *err,
 		pid[strcspn(pid, "\n")] = 0;
 		close(fd);
 		if (e == EWOULDBLOCK)
-			return seterr(err, len, -EBUSY,
+			return errmsg(err, len, -EBUSY,
 				      "%s: already mounted by another phifs "
 				      "(pid %s)", dir, *pid ? pid : "?");
-		return seterr(err, len, -e, "%s/%s/%s: %s", dir, BACKING_META,
+		return errmsg(err, len, -e, "%s/%s/%s: %s", dir, BACKING_META,
 			      VOLUME_LOCK, strerror(e));
 	}
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
@@ -58,7 +46,7 @@ static int take_lock(struct volume *v, const char *dir, char *err,
 		int e = errno;
 
 		close(fd);
-		return seterr(err, len, -e, "%s/%s/%s: %s", dir, BACKING_META,
+		return errmsg(err, len, -e, "%s/%s/%s: %s", dir, BACKING_META,
 			      VOLUME_LOCK, strerror(e));
 	}
 	v->lockfd = fd;
@@ -70,12 +58,12 @@ static int open_journal(struct volume *v, const char *dir, char *err,
 			size_t len)
 {
 	if (mkdirat(v->metafd, VOLUME_JOURNAL, 0700) && errno != EEXIST)
-		return seterr(err, len, -errno, "%s/%s/%s: %s", dir,
+		return errmsg(err, len, -errno, "%s/%s/%s: %s", dir,
 			      BACKING_META, VOLUME_JOURNAL, strerror(errno));
 	v->journalfd = openat(v->metafd, VOLUME_JOURNAL, O_RDONLY |
 			      O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (v->journalfd < 0)
-		return seterr(err, len, -errno, "%s/%s/%s: %s", dir,
+		return errmsg(err, len, -errno, "%s/%s/%s: %s", dir,
 			      BACKING_META, VOLUME_JOURNAL, strerror(errno));
 	return 0;
 }
@@ -89,18 +77,18 @@ int volume_open(const char *dir, const char *keyspec, bool lock,
 	int rc;
 
 	if (!v)
-		return seterr(err, err_len, -ENOMEM, "out of memory");
+		return errmsg(err, err_len, -ENOMEM, "out of memory");
 	v->metafd = v->lockfd = v->journalfd = -1;
 	v->backing.rootfd = -1;
 	rc = backing_open(&v->backing, dir);
 	if (rc) {
-		rc = seterr(err, err_len, rc, "%s: %s", dir, strerror(-rc));
+		rc = errmsg(err, err_len, rc, "%s: %s", dir, strerror(-rc));
 		goto out;
 	}
 	v->metafd = openat(v->backing.rootfd, BACKING_META,
 			   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (v->metafd < 0) {
-		rc = seterr(err, err_len, -errno, "%s: not a phifs volume "
+		rc = errmsg(err, err_len, -errno, "%s: not a phifs volume "
 			    "(no %s folder; run phifsctl init)", dir,
 			    BACKING_META);
 		goto out;
@@ -112,12 +100,12 @@ int volume_open(const char *dir, const char *keyspec, bool lock,
 		goto out;
 	rc = keys_source_load(keyspec, &sec, kerr, sizeof(kerr));
 	if (rc) {
-		rc = seterr(err, err_len, rc, "%s", kerr);
+		rc = errmsg(err, err_len, rc, "%s", kerr);
 		goto out;
 	}
 	rc = keys_load(v->metafd, sec, &v->keys, kerr, sizeof(kerr));
 	if (rc) {
-		rc = seterr(err, err_len, rc, "%s: %s", dir, kerr);
+		rc = errmsg(err, err_len, rc, "%s: %s", dir, kerr);
 		goto out;
 	}
 	v->cv = (struct cfile_volume){
