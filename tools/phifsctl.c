@@ -16,6 +16,7 @@
 
 #include "phifs/keys.h"
 #include "phifs/secmem.h"
+#include "phifs/volume.h"
 
 #define EXIT_USAGE 2
 
@@ -158,26 +159,6 @@ out:
 	return rc;
 }
 
-/* Loads the keystore of BACKING with the key source. */
-static int load_store(const char *key, const char *backing,
-		      struct keys_store **out)
-{
-	struct keys_secret *sec = NULL;
-	char err[KEYS_ERR_LEN];
-	int rc, mfd;
-
-	rc = open_meta(backing, 0, &mfd);
-	if (rc)
-		return rc;
-	if (keys_source_load(key, &sec, err, sizeof(err)))
-		rc = fail("%s", err);
-	else if (keys_load(mfd, sec, out, err, sizeof(err)))
-		rc = fail("%s: %s", backing, err);
-	keys_secret_free(sec);
-	close(mfd);
-	return rc;
-}
-
 static const char *state_name(enum keys_state s)
 {
 	switch (s) {
@@ -196,17 +177,18 @@ static int cmd_key_list(int argc, char **argv)
 	struct keys_version_info v[256];
 	struct keys_slot_info s[64];
 	const char *key, *backing;
-	struct keys_store *ks;
+	struct volume *vol;
+	char err[512];
 	size_t nv, ns;
 	int rc;
 
 	rc = volume_args(argc, argv, &key, &backing);
-	if (!rc)
-		rc = load_store(key, backing, &ks);
 	if (rc)
 		return rc;
-	nv = keys_versions(ks, v, 256);
-	ns = keys_slots(ks, s, 64);
+	if (volume_open(backing, key, false, &vol, err, sizeof(err)))
+		return fail("%s", err);
+	nv = keys_versions(vol->keys, v, 256);
+	ns = keys_slots(vol->keys, s, 64);
 	printf("VERSION  STATE\n");
 	for (size_t i = 0; i < nv && i < 256; i++)
 		printf("%-8u %s\n", v[i].version, state_name(v[i].state));
@@ -214,7 +196,7 @@ static int cmd_key_list(int argc, char **argv)
 	for (size_t i = 0; i < ns && i < 64; i++)
 		printf("%-5u %s\n", s[i].id, s[i].kind == KEYS_SECRET_RAW ?
 		       "key" : "passphrase");
-	keys_free(ks);
+	volume_close(vol);
 	return 0;
 }
 
