@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "phifs/secmem.h"
@@ -52,6 +53,7 @@ struct cfile {
 	const struct cfile_volume *vol;
 	struct format_fkeys fk;
 	pthread_rwlock_t lock;
+	bool writable;			/* fd open for writing */
 	int jfd;			/* journal, -1 until first needed */
 	struct format_header hdr;	/* as last committed */
 	int slot;			/* slot holding hdr */
@@ -600,10 +602,7 @@ static int grow(struct cfile *f, uint64_t first, uint64_t new_nb)
 
 /* --- header --- */
 
-/*
- * Writes size and flags into the slot not holding the current header, then
- * gives a dense file the backing length that tells its size to stat.
- */
+/* Writes size and flags into the slot not holding the current header. */
 static int commit_locked(struct cfile *f)
 {
 	struct format_header h = f->hdr;
@@ -624,9 +623,6 @@ static int commit_locked(struct cfile *f)
 		f->slot = other;
 		f->dirty = false;
 	}
-	if (!rc && !sparse(f) &&
-	    ftruncate(f->fd, (off_t)format_backing_size(f->size)))
-		rc = -errno;
 	return rc;
 }
 
@@ -639,6 +635,7 @@ static struct cfile *cfile_alloc(int fd, const struct cfile_volume *vol)
 	f->fd = fd;
 	f->vol = vol;
 	f->jfd = -1;
+	f->writable = (fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDONLY;
 	if (pthread_rwlock_init(&f->lock, NULL)) {
 		free(f);
 		return NULL;
@@ -741,13 +738,11 @@ int cfile_open(int fd, const struct cfile_volume *vol, struct cfile **out)
 	}
 	f->size = f->hdr.size;
 	f->flags = f->hdr.flags;
-	if (vol->journal_dirfd >= 0 &&
-	    (fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDONLY) {
+	if (vol->journal_dirfd >= 0 && f->writable)
 		rc = journal_replay(f);
-		if (rc) {
-			cfile_free(f);
-			return rc;
-		}
+	if (rc) {
+		cfile_free(f);
+		return rc;
 	}
 	*out = f;
 	return 0;
@@ -852,7 +847,7 @@ ssize_t cfile_pwrite(struct cfile *f, const void *buf, size_t len,
 
 static int shrink(struct cfile *f, uint64_t size)
 {
-	uint64_t nb = format_nblocks(size);
+	uint64_t nb = format_nblocks(size), len;
 	int rc;
 
 	/* Map bits past the new end need no clearing: grow() clears them. */
@@ -860,15 +855,13 @@ static int shrink(struct cfile *f, uint64_t size)
 		f->flags &= (uint16_t)~FORMAT_F_SPARSE;	/* dense again */
 	f->size = size;
 	f->dirty = true;
-	/*
-	 * The header must never claim more than the backing file holds: it
-	 * is committed first, and cuts a dense file to length itself.
-	 */
+	/* The header must never claim more than the backing file holds. */
 	rc = commit_locked(f);
-	if (!rc && sparse(f) &&
-	    ftruncate(f->fd, (off_t)(format_map_offset((nb - 1) / GB) + SB)))
-		rc = -errno;
-	return rc;
+	if (rc)
+		return rc;
+	len = sparse(f) ? format_map_offset((nb - 1) / GB) + SB :
+			  format_backing_size(size);
+	return ftruncate(f->fd, (off_t)len) ? -errno : 0;
 }
 
 int cfile_truncate(struct cfile *f, uint64_t size)

@@ -63,31 +63,8 @@ uint64_t format_backing_size(uint64_t size)
 {
 	uint64_t n = format_nblocks(size);
 
-	if (!n)
-		return FORMAT_HEADER_SIZE;
-	return format_block_offset(n - 1) + FORMAT_STORED_BLOCK +
-	       (n * FORMAT_BLOCK_SIZE - size);
-}
-
-int format_size_of_backing(uint64_t backing, uint64_t *size)
-{
-	uint64_t rel, units, within, slack, n;
-
-	if (backing < FORMAT_HEADER_SIZE)
-		return -EUCLEAN;
-	rel = backing - FORMAT_HEADER_SIZE;
-	units = rel / FORMAT_STORED_BLOCK;
-	slack = rel % FORMAT_STORED_BLOCK;
-	within = units % (FORMAT_GROUP_BLOCKS + 1);
-	/* Dense files never end in a map slot; sparse ones end after one. */
-	if (slack >= FORMAT_BLOCK_SIZE || (within == 0 && units) ||
-	    (units == 0 && slack))
-		return -EUCLEAN;
-	n = units / (FORMAT_GROUP_BLOCKS + 1) * FORMAT_GROUP_BLOCKS + within;
-	if (n * FORMAT_BLOCK_SIZE - slack > FORMAT_MAX_SIZE)
-		return -EUCLEAN;
-	*size = n * FORMAT_BLOCK_SIZE - slack;
-	return 0;
+	return n ? format_block_offset(n - 1) + FORMAT_STORED_BLOCK :
+		   FORMAT_HEADER_SIZE;
 }
 
 int format_fkeys_init(struct format_fkeys *out, const struct crypto_key *dek,
@@ -405,4 +382,131 @@ int format_journal_open(const struct format_fkeys *fk,
 		index[i] = format_get_le64(head + 16 + 8 * i);
 	*n = count;
 	return 0;
+}
+
+/* --- symlink targets --- */
+
+static const char symlink_prefix[] = "phifs1:";
+#define SYMLINK_PREFIX_LEN (sizeof(symlink_prefix) - 1)
+#define SYMLINK_AAD_LEN (16 + FORMAT_ID_LEN)
+
+static const char b64[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static size_t b64_encode(const uint8_t *in, size_t n, char *out)
+{
+	size_t o = 0;
+	uint32_t acc = 0;
+	int bits = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		acc = acc << 8 | in[i];
+		bits += 8;
+		while (bits >= 6) {
+			bits -= 6;
+			out[o++] = b64[acc >> bits & 63];
+		}
+	}
+	if (bits)
+		out[o++] = b64[acc << (6 - bits) & 63];
+	out[o] = 0;
+	return o;
+}
+
+/* Decodes unpadded base64url; -1 on a character outside the alphabet. */
+static long b64_decode(const char *in, uint8_t *out, size_t max)
+{
+	uint32_t acc = 0;
+	size_t o = 0;
+	int bits = 0;
+
+	for (; *in; in++) {
+		const char *p = strchr(b64, *in);
+
+		if (!p)
+			return -1;
+		acc = acc << 6 | (uint32_t)(p - b64);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (o == max)
+				return -1;
+			out[o++] = (uint8_t)(acc >> bits);
+		}
+	}
+	/* Canonical only: unused trailing bits must be zero, so that no two
+	 * strings decode to the same bytes. */
+	if (bits >= 6 || (acc & ((1u << bits) - 1)))
+		return -1;
+	return (long)o;
+}
+
+static void symlink_aad(const uint8_t volume_id[FORMAT_ID_LEN],
+			uint8_t aad[SYMLINK_AAD_LEN])
+{
+	memcpy(aad, "phifs symlink v1", 16);
+	memcpy(aad + 16, volume_id, FORMAT_ID_LEN);
+}
+
+int format_symlink_seal(const struct crypto_key *key,
+			const uint8_t volume_id[FORMAT_ID_LEN],
+			const char *target,
+			char out[FORMAT_SYMLINK_SEALED_MAX])
+{
+	uint8_t buf[CRYPTO_GCM_NONCE_LEN + FORMAT_SYMLINK_MAX +
+		    CRYPTO_GCM_TAG_LEN], aad[SYMLINK_AAD_LEN];
+	size_t n = strlen(target);
+	int rc;
+
+	if (n > FORMAT_SYMLINK_MAX)
+		return -ENAMETOOLONG;
+	symlink_aad(volume_id, aad);
+	rc = crypto_random(buf, CRYPTO_GCM_NONCE_LEN);
+	if (!rc)
+		rc = crypto_gcm_seal(key, buf, aad, sizeof(aad), target, n,
+				     buf + CRYPTO_GCM_NONCE_LEN,
+				     buf + CRYPTO_GCM_NONCE_LEN + n);
+	if (rc)
+		return rc;
+	memcpy(out, symlink_prefix, SYMLINK_PREFIX_LEN);
+	b64_encode(buf, CRYPTO_GCM_NONCE_LEN + n + CRYPTO_GCM_TAG_LEN,
+		   out + SYMLINK_PREFIX_LEN);
+	return 0;
+}
+
+int format_symlink_open(const struct crypto_key *key,
+			const uint8_t volume_id[FORMAT_ID_LEN],
+			const char *sealed, char *target, size_t max)
+{
+	uint8_t buf[CRYPTO_GCM_NONCE_LEN + FORMAT_SYMLINK_MAX +
+		    CRYPTO_GCM_TAG_LEN], aad[SYMLINK_AAD_LEN];
+	long len;
+	size_t n;
+	int rc;
+
+	if (strncmp(sealed, symlink_prefix, SYMLINK_PREFIX_LEN))
+		return -EBADMSG;
+	len = b64_decode(sealed + SYMLINK_PREFIX_LEN, buf, sizeof(buf));
+	if (len < CRYPTO_GCM_NONCE_LEN + CRYPTO_GCM_TAG_LEN)
+		return -EBADMSG;
+	n = (size_t)len - CRYPTO_GCM_NONCE_LEN - CRYPTO_GCM_TAG_LEN;
+	if (n + 1 > max)
+		return -ENAMETOOLONG;
+	symlink_aad(volume_id, aad);
+	rc = crypto_gcm_open(key, buf, aad, sizeof(aad),
+			     buf + CRYPTO_GCM_NONCE_LEN, n, target,
+			     buf + CRYPTO_GCM_NONCE_LEN + n);
+	target[rc ? 0 : n] = 0;
+	return rc;
+}
+
+size_t format_symlink_length(size_t sealed_len)
+{
+	size_t bytes;
+
+	if (sealed_len < SYMLINK_PREFIX_LEN)
+		return 0;
+	bytes = (sealed_len - SYMLINK_PREFIX_LEN) * 6 / 8;
+	return bytes < CRYPTO_GCM_NONCE_LEN + CRYPTO_GCM_TAG_LEN ? 0 :
+	       bytes - CRYPTO_GCM_NONCE_LEN - CRYPTO_GCM_TAG_LEN;
 }

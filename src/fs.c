@@ -28,6 +28,7 @@
 struct fs {
 	struct volume *vol;
 	struct nodes *nodes;
+	struct crypto_key *link_key;	/* seals symlink targets */
 	bool as_root;		/* give created files to the caller */
 	pthread_t ticker;
 	pthread_mutex_t tick_lock;	/* protects stop */
@@ -91,8 +92,10 @@ static void give(int dirfd, const char *name, int fd)
 }
 
 /*
- * The plaintext size of a backing file: an open file's own, else the one
- * its length tells (format_size_of_backing), else its header's.
+ * The plaintext size of a backing file: an open file's own, else its
+ * header's.  Always the authenticated size: the kernel bounds reads by it,
+ * so a size from anything an attacker can set would turn a file cut short
+ * into a silently shorter file instead of an EIO.
  */
 static uint64_t plain_size(const struct backing_path *p, const struct stat *st)
 {
@@ -101,8 +104,6 @@ static uint64_t plain_size(const struct backing_path *p, const struct stat *st)
 	int fd;
 
 	if (!nodes_size(fs_self()->nodes, st->st_dev, st->st_ino, &size))
-		return size;
-	if (!format_size_of_backing((uint64_t)st->st_size, &size))
 		return size;
 	if (backing_openat(p, O_RDONLY, 0, &fd))
 		return 0;
@@ -136,6 +137,8 @@ static int fs_getattr(const char *path, struct stat *st,
 	rc = sys(fstatat(p.dirfd, p.name, st, AT_SYMLINK_NOFOLLOW));
 	if (!rc && S_ISREG(st->st_mode))
 		st->st_size = (off_t)plain_size(&p, st);
+	if (!rc && S_ISLNK(st->st_mode))
+		st->st_size = (off_t)format_symlink_length((size_t)st->st_size);
 	backing_path_release(&p);
 	return rc;
 }
@@ -155,8 +158,13 @@ static int fs_access(const char *path, int mask)
 	return rc;
 }
 
+/*
+ * Targets are sealed (format_symlink_open): one planted in the backing
+ * directory fails here with EIO, so the kernel never follows it.
+ */
 static int fs_readlink(const char *path, char *buf, size_t size)
 {
+	char sealed[FORMAT_SYMLINK_SEALED_MAX];
 	struct backing_path p;
 	ssize_t n;
 	int rc;
@@ -164,12 +172,15 @@ static int fs_readlink(const char *path, char *buf, size_t size)
 	rc = backing_resolve(bk(), path, &p);
 	if (rc)
 		return rc;
-	n = readlinkat(p.dirfd, p.name, buf, size - 1);
+	n = readlinkat(p.dirfd, p.name, sealed, sizeof(sealed) - 1);
 	rc = n < 0 ? -errno : 0;
-	if (n >= 0)
-		buf[n] = 0;
 	backing_path_release(&p);
-	return rc;
+	if (rc)
+		return rc;
+	sealed[n] = 0;
+	return reply(format_symlink_open(fs_self()->link_key,
+					 fs_self()->vol->cv.volume_id, sealed,
+					 buf, size));
 }
 
 static int fs_mkdir(const char *path, mode_t mode)
@@ -212,13 +223,18 @@ static int fs_rmdir(const char *path)
 
 static int fs_symlink(const char *target, const char *path)
 {
+	char sealed[FORMAT_SYMLINK_SEALED_MAX];
 	struct backing_path p;
 	int rc;
 
+	rc = format_symlink_seal(fs_self()->link_key,
+				 fs_self()->vol->cv.volume_id, target, sealed);
+	if (rc)
+		return rc;
 	rc = backing_resolve(bk(), path, &p);
 	if (rc)
 		return rc;
-	rc = sys(symlinkat(target, p.dirfd, p.name));
+	rc = sys(symlinkat(sealed, p.dirfd, p.name));
 	if (!rc)
 		give(p.dirfd, p.name, -1);
 	backing_path_release(&p);
@@ -668,8 +684,11 @@ int fs_new(struct volume *vol, struct fs **out)
 
 	if (!fs)
 		return -ENOMEM;
-	rc = nodes_new(&vol->cv, &fs->nodes);
+	rc = keys_volume_key(vol->keys, "phifs symlink v1", &fs->link_key);
+	if (!rc)
+		rc = nodes_new(&vol->cv, &fs->nodes);
 	if (rc) {
+		crypto_key_free(fs->link_key);
 		free(fs);
 		return rc;
 	}
@@ -686,6 +705,7 @@ void fs_free(struct fs *fs)
 	if (fs->ticking)
 		fs_destroy(fs);
 	nodes_free(fs->nodes);
+	crypto_key_free(fs->link_key);
 	free(fs);
 }
 

@@ -951,6 +951,13 @@ int keys_remove_slot(struct keys_store *ks, uint32_t slot_id)
 	return 0;
 }
 
+int keys_volume_key(const struct keys_store *ks, const char *purpose,
+		    struct crypto_key **out)
+{
+	return crypto_hkdf_key(ks->root, ks->volume_id, FORMAT_ID_LEN, purpose,
+			       out);
+}
+
 const struct crypto_key *keys_audit_key(const struct keys_store *ks)
 {
 	return ks->audit;

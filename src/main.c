@@ -252,7 +252,7 @@ static int serve(struct args *a, int ready_fd)
 	struct fuse *fuse = NULL;
 	size_t olen;
 	char *opts = NULL;
-	int rc = EXIT_FAILURE, mounted = 0;
+	int rc = EXIT_FAILURE, mounted = 0, fargs = 0;
 
 	if (check_mountpoint(a->mountpoint))
 		return EXIT_FAILURE;
@@ -276,6 +276,7 @@ static int serve(struct args *a, int ready_fd)
 	fargv[2] = opts;
 	fargv[3] = NULL;
 	fa = (struct fuse_args)FUSE_ARGS_INIT(3, fargv);
+	fargs = 1;
 	fuse = fuse_new(&fa, fs_operations(), sizeof(struct fuse_operations),
 			fs);
 	if (!fuse) {
@@ -307,6 +308,8 @@ out:
 		fuse_unmount(fuse);
 	if (fuse)
 		fuse_destroy(fuse);	/* runs fs destroy: headers commit */
+	if (fargs)
+		fuse_opt_free_args(&fa);
 	fs_free(fs);
 	volume_close(vol);
 	free(opts);

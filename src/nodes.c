@@ -121,18 +121,32 @@ int nodes_get(struct nodes *t, int fd, bool create, struct node **out)
 int nodes_put(struct nodes *t, struct node *n)
 {
 	struct node **pp;
+	int rc = 0;
 
 	pthread_mutex_lock(&t->lock);
-	if (--n->refs) {
+	if (n->refs > 1) {
+		n->refs--;
 		pthread_mutex_unlock(&t->lock);
 		return 0;
+	}
+	pthread_mutex_unlock(&t->lock);
+	/*
+	 * Commit while the node is still in the table: until then, stat of
+	 * this inode asks the node, not the header that is not written yet.
+	 */
+	rc = cfile_commit(n->cf);
+	pthread_mutex_lock(&t->lock);
+	if (--n->refs) {	/* opened again meanwhile */
+		pthread_mutex_unlock(&t->lock);
+		return rc;
 	}
 	for (pp = &t->buckets[bucket(n->dev, n->ino)]; *pp != n;
 	     pp = &(*pp)->next)
 		;
 	*pp = n->next;
 	pthread_mutex_unlock(&t->lock);
-	return node_close(n);
+	node_close(n);
+	return rc;
 }
 
 int nodes_size(struct nodes *t, dev_t dev, ino_t ino, uint64_t *size)

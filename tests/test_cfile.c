@@ -703,32 +703,3 @@ Test(cfile, a_writer_killed_mid_rewrite_leaves_every_block_old_or_new)
 	rmdir(dir);	/* every journal was replayed and removed */
 	cr_assert_eq(access(dir, F_OK), -1, "journal left behind");
 }
-
-Test(cfile, a_committed_dense_file_tells_its_size_by_its_length)
-{
-	static uint8_t buf[3 * BS];
-	static const uint64_t sizes[] = { 1, 100, 4096, 4097, 3 * BS, 2 * BS - 7,
-					  0, 5 };
-	int fd;
-	struct cfile *f = new_file(&fd);
-	struct stat st;
-	uint64_t got;
-
-	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		uint64_t old = cfile_size(f);
-
-		if (sizes[i] > old)
-			cr_assert_eq(cfile_pwrite(f, buf, sizes[i] - old, old),
-				     (ssize_t)(sizes[i] - old));
-		else
-			cr_assert_eq(cfile_truncate(f, sizes[i]), 0);
-		cr_assert_eq(cfile_commit(f), 0);
-		cr_assert_eq(fstat(fd, &st), 0);
-		cr_assert_eq(format_size_of_backing((uint64_t)st.st_size, &got),
-			     0, "size %llu", (unsigned long long)sizes[i]);
-		cr_assert_eq(got, sizes[i]);
-	}
-	f = reopen(f, fd);
-	cr_assert_eq(cfile_size(f), 5);
-	cfile_release(f);
-}

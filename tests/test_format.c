@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "phifs/crypto.h"
@@ -71,63 +72,19 @@ Test(format, blocks_follow_the_header_and_maps_close_each_group)
 		     format_block_offset(8 * (uint64_t)FORMAT_GROUP_BLOCKS));
 }
 
-Test(format, backing_size_of_dense_files_carries_the_slack_of_the_last_block)
+Test(format, backing_size_of_dense_files)
 {
 	cr_assert_eq(format_backing_size(0), FORMAT_HEADER_SIZE);
 	cr_assert_eq(format_backing_size(1),
-		     FORMAT_HEADER_SIZE + FORMAT_STORED_BLOCK + 4095);
+		     FORMAT_HEADER_SIZE + FORMAT_STORED_BLOCK);
 	cr_assert_eq(format_backing_size(4096),
 		     FORMAT_HEADER_SIZE + FORMAT_STORED_BLOCK);
 	cr_assert_eq(format_backing_size(4097),
-		     FORMAT_HEADER_SIZE + 2 * FORMAT_STORED_BLOCK + 4095);
+		     FORMAT_HEADER_SIZE + 2 * FORMAT_STORED_BLOCK);
 	/* Past 4 GiB: 2^20 blocks, 32 map slots among them. */
 	cr_assert_eq(format_backing_size(1ULL << 32),
 		     FORMAT_HEADER_SIZE + 32 * GROUP_STRIDE -
 			     FORMAT_STORED_BLOCK);
-}
-
-Test(format, the_backing_length_tells_the_size_of_any_dense_file)
-{
-	static const uint64_t edge[] = { 0, 1, 4095, 4096, 4097, 8191,
-					 (uint64_t)FORMAT_GROUP_BLOCKS * 4096 - 1,
-					 (uint64_t)FORMAT_GROUP_BLOCKS * 4096,
-					 (uint64_t)FORMAT_GROUP_BLOCKS * 4096 + 1,
-					 5ULL << 30 };
-	uint64_t seed = 5, size, got;
-
-	for (unsigned i = 0; i < sizeof(edge) / sizeof(edge[0]) + 20000; i++) {
-		size = i < sizeof(edge) / sizeof(edge[0]) ? edge[i] :
-		       tu_rand(&seed) % (FORMAT_MAX_SIZE + 1);
-		cr_assert_eq(format_size_of_backing(format_backing_size(size),
-						    &got), 0, "size %llu",
-			     (unsigned long long)size);
-		cr_assert_eq(got, size);
-	}
-	cr_assert_eq(format_size_of_backing(FORMAT_MAX_SIZE ?
-		     format_backing_size(FORMAT_MAX_SIZE) : 0, &got), 0);
-	cr_assert_eq(got, FORMAT_MAX_SIZE);
-}
-
-Test(format, lengths_no_dense_file_has_are_not_taken_for_sizes)
-{
-	uint64_t size;
-
-	cr_assert_eq(format_size_of_backing(0, &size), -EUCLEAN);
-	cr_assert_eq(format_size_of_backing(FORMAT_HEADER_SIZE - 1, &size),
-		     -EUCLEAN);
-	cr_assert_eq(format_size_of_backing(FORMAT_HEADER_SIZE + 5, &size),
-		     -EUCLEAN);
-	/* Whole block plus 4096 or more: no slack is that large. */
-	cr_assert_eq(format_size_of_backing(FORMAT_HEADER_SIZE +
-					    FORMAT_STORED_BLOCK + 4100, &size),
-		     -EUCLEAN);
-	/* A sparse file ends just after a group's map. */
-	cr_assert_eq(format_size_of_backing(format_map_offset(0) +
-					    FORMAT_STORED_BLOCK, &size),
-		     -EUCLEAN);
-	cr_assert_eq(format_size_of_backing(format_map_offset(3) +
-					    FORMAT_STORED_BLOCK, &size),
-		     -EUCLEAN);
 }
 
 Test(format, the_largest_file_fits_an_off_t_and_one_group_more_would_not)
@@ -390,4 +347,60 @@ Test(format, map_bits_address_blocks_within_their_group)
 	cr_assert_eq(map[FORMAT_BLOCK_SIZE - 1], 0x80);
 	format_map_set(map, 9, false);
 	cr_assert_eq(map[1], 0);
+}
+
+Test(format, a_symlink_target_round_trips_and_its_length_shows_without_a_key)
+{
+	static const char *targets[] = { "a", "../patients/1001/record.txt",
+					 "/etc/passwd", "x y\tz" };
+	char sealed[FORMAT_SYMLINK_SEALED_MAX], out[FORMAT_SYMLINK_MAX + 1];
+	char *longest = malloc(FORMAT_SYMLINK_MAX + 1);
+
+	memset(longest, 'L', FORMAT_SYMLINK_MAX);
+	longest[FORMAT_SYMLINK_MAX] = 0;
+	for (unsigned i = 0; i < 5; i++) {
+		const char *t = i < 4 ? targets[i] : longest;
+
+		cr_assert_eq(format_symlink_seal(kek1, vol, t, sealed), 0);
+		cr_assert_lt(strlen(sealed), FORMAT_SYMLINK_SEALED_MAX);
+		if (strlen(t) > 5)
+			cr_assert(!strstr(sealed, t), "target in the clear");
+		cr_assert_eq(format_symlink_length(strlen(sealed)), strlen(t));
+		cr_assert_eq(format_symlink_open(kek1, vol, sealed, out,
+						 sizeof(out)), 0);
+		cr_assert_str_eq(out, t);
+	}
+	free(longest);
+}
+
+Test(format, planted_or_altered_symlink_targets_do_not_open)
+{
+	char sealed[FORMAT_SYMLINK_SEALED_MAX], out[256];
+	uint8_t other[FORMAT_ID_LEN] = { 42 };
+	char *toolong = malloc(FORMAT_SYMLINK_MAX + 2);
+
+	cr_assert_eq(format_symlink_open(kek1, vol, "/etc", out, sizeof(out)),
+		     -EBADMSG);
+	cr_assert_eq(format_symlink_open(kek1, vol, "phifs1:AAAA", out,
+					 sizeof(out)), -EBADMSG);
+	cr_assert_eq(format_symlink_open(kek1, vol, "phifs1:!!", out,
+					 sizeof(out)), -EBADMSG);
+	cr_assert_eq(format_symlink_seal(kek1, vol, "../x", sealed), 0);
+	cr_assert_eq(format_symlink_open(kek2, vol, sealed, out, sizeof(out)),
+		     -EBADMSG);
+	cr_assert_eq(format_symlink_open(kek1, other, sealed, out, sizeof(out)),
+		     -EBADMSG);
+	for (size_t i = 7; sealed[i]; i++) {
+		char c = sealed[i];
+
+		sealed[i] = c == 'A' ? 'B' : 'A';
+		cr_assert_neq(format_symlink_open(kek1, vol, sealed, out,
+						  sizeof(out)), 0, "char %zu", i);
+		sealed[i] = c;
+	}
+	memset(toolong, 'x', FORMAT_SYMLINK_MAX + 1);
+	toolong[FORMAT_SYMLINK_MAX + 1] = 0;
+	cr_assert_eq(format_symlink_seal(kek1, vol, toolong, sealed),
+		     -ENAMETOOLONG);
+	free(toolong);
 }

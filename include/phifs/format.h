@@ -76,20 +76,8 @@ uint64_t format_nblocks(uint64_t size);
 uint64_t format_block_offset(uint64_t index);
 /* Backing offset of the map block of group `group`. */
 uint64_t format_map_offset(uint64_t group);
-/*
- * Backing size of a dense file of `size` bytes as committed: header, its
- * stored blocks, then one byte for each unused byte of the last block, so
- * that the size can be told from the backing file's length alone
- * (format_size_of_backing), for stat, without reading the header.
- */
+/* Backing size of a dense file of `size` bytes (header + its blocks). */
 uint64_t format_backing_size(uint64_t size);
-/*
- * The plaintext size a backing length stands for (see above): 0, or
- * -EUCLEAN when the length is not that of a committed dense file (a sparse
- * file, or one left mid-write): then only the header can tell.  Not
- * authenticated: for display only, never for reads.
- */
-int format_size_of_backing(uint64_t backing, uint64_t *size);
 
 /* --- header slots --- */
 
@@ -188,6 +176,31 @@ int format_journal_seal(const struct format_fkeys *fk,
 int format_journal_open(const struct format_fkeys *fk,
 			const uint8_t in[FORMAT_STORED_BLOCK],
 			uint64_t index[FORMAT_JOURNAL_MAX], unsigned *n);
+
+/* --- symlink targets --- */
+
+/* Longest target a symlink may have: its sealed form must fit PATH_MAX. */
+#define FORMAT_SYMLINK_MAX 3000u
+/* Room for a sealed target, with its NUL. */
+#define FORMAT_SYMLINK_SEALED_MAX 4096u
+
+/*
+ * A symlink's target as the backing directory stores it: "phifs1:" and the
+ * unpadded base64url of nonce(12) || AES-256-GCM(key, target) || tag(16),
+ * AAD "phifs symlink v1" || volume ID.  A symlink planted in the backing
+ * directory does not open, so it can never be followed through the mount.
+ * seal returns -ENAMETOOLONG past FORMAT_SYMLINK_MAX; open returns -EBADMSG
+ * for anything it did not seal, and writes a NUL-terminated target.
+ */
+int format_symlink_seal(const struct crypto_key *key,
+			const uint8_t volume_id[FORMAT_ID_LEN],
+			const char *target,
+			char out[FORMAT_SYMLINK_SEALED_MAX]);
+int format_symlink_open(const struct crypto_key *key,
+			const uint8_t volume_id[FORMAT_ID_LEN],
+			const char *sealed, char *target, size_t max);
+/* The target's length, from the sealed form's length alone (for stat). */
+size_t format_symlink_length(size_t sealed_len);
 
 /* Bit of data block `index` in its group's map: set = stored, clear = hole. */
 static inline bool format_map_test(const uint8_t *map, uint64_t index)

@@ -132,6 +132,13 @@ int keys_add_slot(struct keys_store *ks, const struct keys_secret *s,
 /* -EBUSY when it is the last slot. */
 int keys_remove_slot(struct keys_store *ks, uint32_t slot_id);
 
+/*
+ * A volume-wide key for `purpose` (an HKDF label), derived from the root
+ * key: the same for the volume's life, whatever the master key version.
+ */
+int keys_volume_key(const struct keys_store *ks, const char *purpose,
+		    struct crypto_key **out);
+
 /* The audit signing key (borrowed) and its public half. */
 const struct crypto_key *keys_audit_key(const struct keys_store *ks);
 void keys_audit_pub(const struct keys_store *ks,
