@@ -160,15 +160,25 @@ Test(mount_full, a_full_backing_store_gives_enospc_and_loses_nothing_written)
 		free(got);
 	}
 
-	/* Fill again in this mount, then delete: writes work at once. */
+	/*
+	 * Fill again in this mount, then delete: writes work at once.  A new
+	 * file needs room for its header, so on a store this full even the
+	 * create may say ENOSPC (an empty backing file cannot stand for an
+	 * empty file: anyone could cut a file to nothing).
+	 */
 	fd = open(mu_m(v, "fill2"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	cr_assert(fd >= 0);
-	done = 0;
-	e = fill(fd, &done, 64 * 1024);
-	cr_assert(e == ENOSPC, "filling again: %s, want ENOSPC", strerror(e));
-	e = fill(fd, &done, 1);
-	cr_assert(e == ENOSPC);
-	close(fd);
+	if (fd >= 0) {
+		done = 0;
+		e = fill(fd, &done, 64 * 1024);
+		cr_assert(e == ENOSPC, "filling again: %s, want ENOSPC",
+			  strerror(e));
+		e = fill(fd, &done, 1);
+		cr_assert(e == ENOSPC);
+		close(fd);
+	} else {
+		cr_assert(errno == ENOSPC, "create on a full store: %s, want "
+			  "ENOSPC", strerror(errno));
+	}
 	cr_assert(unlink(mu_m(v, "f1")) == 0, "unlink: %s", strerror(errno));
 	fd = open(mu_m(v, "pre"), O_WRONLY | O_TRUNC);
 	cr_assert(fd >= 0);
