@@ -1,33 +1,19 @@
 /*
- * backing.c — the backing directory: one root fd and the translation from
- * mount paths to where they live in it.  Lookups go through openat2 with
- * RESOLVE_BENEATH and RESOLVE_NO_SYMLINKS, so neither ".." nor a planted
- * symlink can reach outside the root.  Knows nothing of FUSE or contents.
+ * backing.c — the backing directory: its root fd and the translation from
+ * names in the mount to names and handles in it.  Lookups use openat2 with
+ * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS on single names, so neither ".."
+ * nor a planted symlink can reach outside.  Knows nothing of FUSE or
+ * contents.
  */
 #include "phifs/backing.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-static int openat2_beneath(int dirfd, const char *path, int flags, int mode)
-{
-	struct open_how how = {
-		.flags = (unsigned long long)(flags | O_NOFOLLOW | O_CLOEXEC),
-		.mode = (unsigned long long)mode,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-			   RESOLVE_NO_MAGICLINKS,
-	};
-	long fd;
-
-	do
-		fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
-	while (fd < 0 && errno == EAGAIN);
-	return fd < 0 ? -errno : (int)fd;
-}
 
 int backing_open(struct backing *b, const char *dir)
 {
@@ -46,71 +32,59 @@ void backing_close(struct backing *b)
 	b->rootfd = -1;
 }
 
-bool backing_is_meta(const char *name, bool in_root)
+int backing_name(const char *name, bool in_root, char out[NAME_MAX + 1])
 {
-	return in_root && strcmp(name, BACKING_META) == 0;
-}
+	size_t n = strlen(name);
 
-int backing_resolve(const struct backing *b, const char *path,
-		    struct backing_path *out)
-{
-	const char *rel = path, *slash;
-	size_t dlen, nlen;
-	char dir[PATH_MAX];
-	int fd;
-
-	while (*rel == '/')
-		rel++;
-	if (*rel == 0) {
-		*out = (struct backing_path){ b->rootfd, false, "." };
-		return 0;
-	}
-	slash = strchr(rel, '/');
-	dlen = slash ? (size_t)(slash - rel) : strlen(rel);
-	if (dlen == strlen(BACKING_META) && !memcmp(rel, BACKING_META, dlen))
+	if (n == 0 || !strcmp(name, ".") || !strcmp(name, "..") ||
+	    strchr(name, '/'))
+		return -EINVAL;
+	if (n > NAME_MAX)
+		return -ENAMETOOLONG;
+	if (backing_is_meta(name, in_root))
 		return -ENOENT;
-	slash = strrchr(rel, '/');
-	if (!slash) {
-		nlen = strlen(rel);
-		if (nlen > NAME_MAX)
-			return -ENAMETOOLONG;
-		out->dirfd = b->rootfd;
-		out->owned = false;
-		memcpy(out->name, rel, nlen + 1);
-		return 0;
-	}
-	dlen = (size_t)(slash - rel);
-	nlen = strlen(slash + 1);
-	if (dlen >= sizeof(dir))
-		return -ENAMETOOLONG;
-	if (nlen > NAME_MAX)
-		return -ENAMETOOLONG;
-	memcpy(dir, rel, dlen);
-	dir[dlen] = 0;
-	fd = openat2_beneath(b->rootfd, dir, O_PATH | O_DIRECTORY, 0);
-	if (fd < 0)
-		return fd == -ELOOP || fd == -EXDEV ? -EACCES : fd;
-	out->dirfd = fd;
-	out->owned = true;
-	memcpy(out->name, slash + 1, nlen + 1);
+	memcpy(out, name, n + 1);
 	return 0;
 }
 
-void backing_path_release(struct backing_path *p)
+bool backing_is_meta(const char *bname, bool in_root)
 {
-	if (p->owned)
-		close(p->dirfd);
-	p->owned = false;
-	p->dirfd = -1;
+	return in_root && strcmp(bname, BACKING_META) == 0;
 }
 
-int backing_openat(const struct backing_path *p, int flags, int mode,
-		   int *fd)
+int backing_lookup(int dirfd, const char *bname, int *fd)
 {
-	int r = openat2_beneath(p->dirfd, p->name, flags, mode);
+	struct open_how how = {
+		.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+		/* An O_PATH open of a symlink yields the link itself; the
+		 * resolve flags only forbid walking through one. */
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+	};
+	long r;
 
+	do
+		r = syscall(SYS_openat2, dirfd, bname, &how, sizeof(how));
+	while (r < 0 && errno == EAGAIN);
 	if (r < 0)
-		return r;
+		return -errno;
+	*fd = (int)r;
+	return 0;
+}
+
+int backing_reopen(int pathfd, int flags, int *fd)
+{
+	char proc[32];
+	int r;
+
+	/*
+	 * The documented way to turn an O_PATH handle into an open file: the
+	 * magic link leads to that very inode, never elsewhere.  Callers only
+	 * reopen regular files and folders.
+	 */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pathfd);
+	r = open(proc, flags | O_CLOEXEC);
+	if (r < 0)
+		return -errno;
 	*fd = r;
 	return 0;
 }

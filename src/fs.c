@@ -1,8 +1,12 @@
 /*
- * fs.c — the FUSE operations: each translates a request into calls on the
- * backing directory (backing.c), the open-file table (nodes.c) and the
- * encrypted files (cfile.c), and their result into a reply.  Holds no logic
- * a test would want to reach without a mount.
+ * fs.c — the FUSE operations (libfuse's low-level API): each translates a
+ * request into calls on the backing directory (backing.c), the open-file
+ * table (nodes.c) and the encrypted files (cfile.c), and their result into a
+ * reply.  Holds no logic a test would want to reach without a mount.
+ *
+ * Inodes are the backing inodes: one `struct inode` per backing (dev, ino),
+ * holding an O_PATH handle, so hard links are one inode to the kernel and an
+ * unlinked open file stays reachable.
  */
 #include "phifs/fs.h"
 
@@ -24,12 +28,27 @@
 
 /* How often the sizes of open files reach their headers. */
 #define COMMIT_INTERVAL_MS 1000
+/* How long the kernel may keep names and attributes: every change goes
+ * through this daemon, so only other writers to the backing would notice. */
+#define CACHE_SECONDS 1.0
+#define INODE_BUCKETS 4096u
+
+struct inode {
+	int fd;			/* O_PATH handle on the backing object */
+	dev_t dev;
+	ino_t ino;
+	uint64_t nlookup;	/* under fs->ilock */
+	struct inode *next;
+};
 
 struct fs {
 	struct volume *vol;
 	struct nodes *nodes;
 	struct crypto_key *link_key;	/* seals symlink targets */
-	bool as_root;		/* give created files to the caller */
+	bool as_root;		/* give created objects to the caller */
+	struct inode root;
+	pthread_mutex_t ilock;	/* protects inodes and every nlookup */
+	struct inode *inodes[INODE_BUCKETS];
 	pthread_t ticker;
 	pthread_mutex_t tick_lock;	/* protects stop */
 	pthread_cond_t tick_cond;
@@ -40,16 +59,18 @@ struct fs {
 struct dir_handle {
 	DIR *dp;
 	bool root;
+	off_t off;		/* position dp is at */
+	struct dirent *entry;	/* read but not yet replied */
 };
 
-static struct fs *fs_self(void)
+static struct fs *fs_of(fuse_req_t req)
 {
-	return fuse_get_context()->private_data;
+	return fuse_req_userdata(req);
 }
 
-static const struct backing *bk(void)
+static struct inode *inode_of(struct fs *fs, fuse_ino_t ino)
 {
-	return &fs_self()->vol->backing;
+	return ino == FUSE_ROOT_ID ? &fs->root : (struct inode *)(uintptr_t)ino;
 }
 
 static struct node *node_of(const struct fuse_file_info *fi)
@@ -58,7 +79,7 @@ static struct node *node_of(const struct fuse_file_info *fi)
 }
 
 /* Integrity failures reach applications as EIO; the rest pass through. */
-static int reply(int rc)
+static int errno_of(int rc)
 {
 	switch (rc) {
 	case -EBADMSG:
@@ -66,9 +87,14 @@ static int reply(int rc)
 	case -EKEYREJECTED:
 	case -ENOKEY:
 	case -EPROTO:
-		return -EIO;
+		return EIO;
 	}
-	return rc;
+	return -rc;
+}
+
+static void reply_rc(fuse_req_t req, int rc)
+{
+	fuse_reply_err(req, rc ? errno_of(rc) : 0);
 }
 
 static int sys(int r)
@@ -76,40 +102,89 @@ static int sys(int r)
 	return r < 0 ? -errno : 0;
 }
 
-/* Hands a new object to the user who made it (root daemon only). */
-static void give(int dirfd, const char *name, int fd)
-{
-	struct fuse_context *c = fuse_get_context();
+/* --- inodes --- */
 
-	if (!fs_self()->as_root)
-		return;
-	/* Failure leaves root as owner: safe, and visible to the user. */
-	if (fd >= 0)
-		(void)!fchown(fd, c->uid, c->gid);
-	else
-		(void)!fchownat(dirfd, name, c->uid, c->gid,
-				AT_SYMLINK_NOFOLLOW);
+static unsigned ibucket(dev_t dev, ino_t ino)
+{
+	return (unsigned)((ino * 0x9E3779B97F4A7C15ULL ^ dev) % INODE_BUCKETS);
 }
 
 /*
- * The plaintext size of a backing file: an open file's own, else its
- * header's.  Always the authenticated size: the kernel bounds reads by it,
- * so a size from anything an attacker can set would turn a file cut short
- * into a silently shorter file instead of an EIO.
+ * The inode of the backing object on pathfd (which this takes over), with
+ * one more lookup counted.
  */
-static uint64_t plain_size(const struct backing_path *p, const struct stat *st)
+static int inode_get(struct fs *fs, int pathfd, const struct stat *st,
+		     struct inode **out)
+{
+	struct inode *i;
+
+	pthread_mutex_lock(&fs->ilock);
+	if (st->st_dev == fs->root.dev && st->st_ino == fs->root.ino) {
+		i = &fs->root;
+	} else {
+		for (i = fs->inodes[ibucket(st->st_dev, st->st_ino)]; i;
+		     i = i->next)
+			if (i->dev == st->st_dev && i->ino == st->st_ino)
+				break;
+	}
+	if (i) {
+		i->nlookup++;
+		pthread_mutex_unlock(&fs->ilock);
+		close(pathfd);
+		*out = i;
+		return 0;
+	}
+	i = calloc(1, sizeof(*i));
+	if (!i) {
+		pthread_mutex_unlock(&fs->ilock);
+		close(pathfd);
+		return -ENOMEM;
+	}
+	i->fd = pathfd;
+	i->dev = st->st_dev;
+	i->ino = st->st_ino;
+	i->nlookup = 1;
+	i->next = fs->inodes[ibucket(i->dev, i->ino)];
+	fs->inodes[ibucket(i->dev, i->ino)] = i;
+	pthread_mutex_unlock(&fs->ilock);
+	*out = i;
+	return 0;
+}
+
+static void inode_forget(struct fs *fs, struct inode *i, uint64_t n)
+{
+	struct inode **pp;
+
+	pthread_mutex_lock(&fs->ilock);
+	if (i == &fs->root || (i->nlookup -= n) > 0) {
+		pthread_mutex_unlock(&fs->ilock);
+		return;
+	}
+	for (pp = &fs->inodes[ibucket(i->dev, i->ino)]; *pp != i;
+	     pp = &(*pp)->next)
+		;
+	*pp = i->next;
+	pthread_mutex_unlock(&fs->ilock);
+	close(i->fd);
+	free(i);
+}
+
+/* --- attributes --- */
+
+/* The plaintext size of a regular file: its open node's, else its header's. */
+static uint64_t plain_size(struct fs *fs, struct inode *i, const struct stat *st)
 {
 	struct cfile *cf;
 	uint64_t size = 0;
 	int fd;
 
-	if (!nodes_size(fs_self()->nodes, st->st_dev, st->st_ino, &size))
+	if (!nodes_size(fs->nodes, st->st_dev, st->st_ino, &size))
 		return size;
-	if (backing_openat(p, O_RDONLY, 0, &fd))
+	if (backing_reopen(i->fd, O_RDONLY, &fd))
 		return 0;
 	/* A header that does not authenticate shows as size 0; reading the
 	 * file then fails with EIO, which is where the damage is reported. */
-	if (!cfile_open(fd, &fs_self()->vol->cv, &cf)) {
+	if (!cfile_open(fd, &fs->vol->cv, &cf)) {
 		size = cfile_size(cf);
 		cfile_release(cf);
 	}
@@ -117,282 +192,380 @@ static uint64_t plain_size(const struct backing_path *p, const struct stat *st)
 	return size;
 }
 
-static int fs_getattr(const char *path, struct stat *st,
-		      struct fuse_file_info *fi)
+/* Backing attributes, with the sizes a user of the mount must see. */
+static int attrs(struct fs *fs, struct inode *i, struct stat *st)
 {
-	struct backing_path p;
-	int rc;
-
-	if (fi) {
-		struct node *n = node_of(fi);
-
-		if (fstat(n->fd, st))
-			return -errno;
-		st->st_size = (off_t)cfile_size(n->cf);
-		return 0;
-	}
-	rc = backing_resolve(bk(), path, &p);
-	if (rc)
-		return rc;
-	rc = sys(fstatat(p.dirfd, p.name, st, AT_SYMLINK_NOFOLLOW));
-	if (!rc && S_ISREG(st->st_mode))
-		st->st_size = (off_t)plain_size(&p, st);
-	if (!rc && S_ISLNK(st->st_mode))
+	if (fstat(i->fd, st))
+		return -errno;
+	if (S_ISREG(st->st_mode))
+		st->st_size = (off_t)plain_size(fs, i, st);
+	else if (S_ISLNK(st->st_mode))
 		st->st_size = (off_t)format_symlink_length((size_t)st->st_size);
-	backing_path_release(&p);
-	return rc;
+	return 0;
 }
 
-static int fs_access(const char *path, int mask)
+/* Looks name up in parent and replies with its entry. */
+static int lookup_entry(struct fs *fs, struct inode *parent, const char *bname,
+			struct fuse_entry_param *e)
 {
-	struct backing_path p;
+	struct inode *i;
+	int rc, fd;
+
+	memset(e, 0, sizeof(*e));
+	rc = backing_lookup(parent->fd, bname, &fd);
+	if (rc)
+		return rc;
+	if (fstat(fd, &e->attr)) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	rc = inode_get(fs, fd, &e->attr, &i);
+	if (rc)
+		return rc;
+	rc = attrs(fs, i, &e->attr);
+	if (rc) {
+		inode_forget(fs, i, 1);
+		return rc;
+	}
+	e->ino = (uintptr_t)i;
+	e->attr_timeout = CACHE_SECONDS;
+	e->entry_timeout = CACHE_SECONDS;
+	return 0;
+}
+
+/* Translates a name in parent: the one place names cross over. */
+static int name_in(struct fs *fs, fuse_ino_t parent, const char *name,
+		   char bname[NAME_MAX + 1])
+{
+	(void)fs;
+	return backing_name(name, parent == FUSE_ROOT_ID, bname);
+}
+
+static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	struct fuse_entry_param e;
+	char bname[NAME_MAX + 1];
+	int rc;
+
+	rc = name_in(fs, parent, name, bname);
+	if (!rc)
+		rc = lookup_entry(fs, inode_of(fs, parent), bname, &e);
+	if (rc)
+		reply_rc(req, rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t n)
+{
+	inode_forget(fs_of(req), inode_of(fs_of(req), ino), n);
+	fuse_reply_none(req);
+}
+
+static void fs_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *f)
+{
+	for (size_t k = 0; k < count; k++)
+		inode_forget(fs_of(req), inode_of(fs_of(req), f[k].ino),
+			     f[k].nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
 	struct stat st;
 	int rc;
 
-	(void)mask;	/* default_permissions: the kernel checks the bits */
-	rc = backing_resolve(bk(), path, &p);
+	(void)fi;
+	rc = attrs(fs, inode_of(fs, ino), &st);
 	if (rc)
-		return rc;
-	rc = sys(fstatat(p.dirfd, p.name, &st, AT_SYMLINK_NOFOLLOW));
-	backing_path_release(&p);
+		reply_rc(req, rc);
+	else
+		fuse_reply_attr(req, &st, CACHE_SECONDS);
+}
+
+/* Opens the node (encrypted file) of inode i for a size change. */
+static int node_for(struct fs *fs, struct inode *i, struct fuse_file_info *fi,
+		    struct node **out, bool *temp)
+{
+	int fd, rc;
+
+	*temp = !fi;
+	if (fi) {
+		*out = node_of(fi);
+		return 0;
+	}
+	rc = backing_reopen(i->fd, O_RDWR, &fd);
+	if (!rc)
+		rc = nodes_get(fs->nodes, fd, false, out);
 	return rc;
+}
+
+static int set_times(struct inode *i, struct stat *attr, int to_set,
+		     struct fuse_file_info *fi)
+{
+	struct timespec tv[2] = { { .tv_nsec = UTIME_OMIT },
+				  { .tv_nsec = UTIME_OMIT } };
+	char proc[32];
+
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+		tv[0].tv_nsec = UTIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_ATIME)
+		tv[0] = attr->st_atim;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		tv[1].tv_nsec = UTIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_MTIME)
+		tv[1] = attr->st_mtim;
+	if (fi)
+		return sys(futimens(node_of(fi)->fd, tv));
+	/* utimensat on an O_PATH handle goes through /proc; for a symlink
+	 * that would reach its target, so links keep their times. */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", i->fd);
+	return sys(utimensat(AT_FDCWD, proc, tv, 0));
+}
+
+static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct inode *i = inode_of(fs, ino);
+	struct stat st;
+	char proc[32];
+	int rc = 0;
+
+	if (fstat(i->fd, &st)) {
+		reply_rc(req, -errno);
+		return;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", i->fd);
+	if (to_set & FUSE_SET_ATTR_MODE)
+		rc = S_ISLNK(st.st_mode) ? 0 :
+		     sys(chmod(proc, attr->st_mode & 07777));
+	if (!rc && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
+		rc = sys(fchownat(i->fd, "",
+				  to_set & FUSE_SET_ATTR_UID ? attr->st_uid :
+							       (uid_t)-1,
+				  to_set & FUSE_SET_ATTR_GID ? attr->st_gid :
+							       (gid_t)-1,
+				  AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
+	if (!rc && (to_set & FUSE_SET_ATTR_SIZE)) {
+		struct node *n;
+		bool temp;
+
+		rc = S_ISREG(st.st_mode) ? 0 : -EINVAL;
+		if (!rc && attr->st_size < 0)
+			rc = -EINVAL;
+		if (!rc)
+			rc = node_for(fs, i, fi, &n, &temp);
+		if (!rc) {
+			rc = cfile_truncate(n->cf, (uint64_t)attr->st_size);
+			if (temp)
+				nodes_put(fs->nodes, n);
+		}
+	}
+	if (!rc && !S_ISLNK(st.st_mode) &&
+	    (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+		       FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
+		rc = set_times(i, attr, to_set, fi);
+	if (!rc)
+		rc = attrs(fs, i, &st);
+	if (rc)
+		reply_rc(req, rc);
+	else
+		fuse_reply_attr(req, &st, CACHE_SECONDS);
 }
 
 /*
  * Targets are sealed (format_symlink_open): one planted in the backing
  * directory fails here with EIO, so the kernel never follows it.
  */
-static int fs_readlink(const char *path, char *buf, size_t size)
+static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	char sealed[FORMAT_SYMLINK_SEALED_MAX];
-	struct backing_path p;
+	struct fs *fs = fs_of(req);
+	char sealed[FORMAT_SYMLINK_SEALED_MAX], target[FORMAT_SYMLINK_MAX + 1];
 	ssize_t n;
 	int rc;
 
-	rc = backing_resolve(bk(), path, &p);
-	if (rc)
-		return rc;
-	n = readlinkat(p.dirfd, p.name, sealed, sizeof(sealed) - 1);
-	rc = n < 0 ? -errno : 0;
-	backing_path_release(&p);
-	if (rc)
-		return rc;
+	n = readlinkat(inode_of(fs, ino)->fd, "", sealed, sizeof(sealed) - 1);
+	if (n < 0) {
+		reply_rc(req, -errno);
+		return;
+	}
 	sealed[n] = 0;
-	return reply(format_symlink_open(fs_self()->link_key,
-					 fs_self()->vol->cv.volume_id, sealed,
-					 buf, size));
+	rc = format_symlink_open(fs->link_key, fs->vol->cv.volume_id, sealed,
+				 target, sizeof(target));
+	if (rc)
+		reply_rc(req, rc);
+	else
+		fuse_reply_readlink(req, target);
 }
 
-static int fs_mkdir(const char *path, mode_t mode)
+/* Hands a new object to the user who made it (root daemon only). */
+static void give(fuse_req_t req, int dirfd, const char *bname)
 {
-	struct backing_path p;
-	int rc;
+	const struct fuse_ctx *c = fuse_req_ctx(req);
 
-	rc = backing_resolve(bk(), path, &p);
-	if (rc)
-		return rc;
-	rc = sys(mkdirat(p.dirfd, p.name, mode));
+	if (fs_of(req)->as_root)
+		/* Failure leaves root as owner: safe, and visible. */
+		(void)!fchownat(dirfd, bname, c->uid, c->gid,
+				AT_SYMLINK_NOFOLLOW);
+}
+
+/* Replies to mkdir, symlink, mknod and link with the new entry. */
+static void reply_made(fuse_req_t req, struct inode *parent,
+		       const char *bname, int rc)
+{
+	struct fuse_entry_param e;
+
 	if (!rc)
-		give(p.dirfd, p.name, -1);
-	backing_path_release(&p);
-	return rc;
+		rc = lookup_entry(fs_of(req), parent, bname, &e);
+	if (rc)
+		reply_rc(req, rc);
+	else
+		fuse_reply_entry(req, &e);
 }
 
-static int unlink_common(const char *path, int flags)
+static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
 {
-	struct backing_path p;
+	struct fs *fs = fs_of(req);
+	struct inode *p = inode_of(fs, parent);
+	char bname[NAME_MAX + 1];
 	int rc;
 
-	rc = backing_resolve(bk(), path, &p);
-	if (rc)
-		return rc;
-	rc = sys(unlinkat(p.dirfd, p.name, flags));
-	backing_path_release(&p);
-	return rc;
-}
-
-static int fs_unlink(const char *path)
-{
-	return unlink_common(path, 0);
-}
-
-static int fs_rmdir(const char *path)
-{
-	return unlink_common(path, AT_REMOVEDIR);
-}
-
-static int fs_symlink(const char *target, const char *path)
-{
-	char sealed[FORMAT_SYMLINK_SEALED_MAX];
-	struct backing_path p;
-	int rc;
-
-	rc = format_symlink_seal(fs_self()->link_key,
-				 fs_self()->vol->cv.volume_id, target, sealed);
-	if (rc)
-		return rc;
-	rc = backing_resolve(bk(), path, &p);
-	if (rc)
-		return rc;
-	rc = sys(symlinkat(sealed, p.dirfd, p.name));
+	rc = name_in(fs, parent, name, bname);
 	if (!rc)
-		give(p.dirfd, p.name, -1);
-	backing_path_release(&p);
-	return rc;
+		rc = sys(mkdirat(p->fd, bname, mode));
+	if (!rc)
+		give(req, p->fd, bname);
+	reply_made(req, p, bname, rc);
 }
 
-/* Resolves two paths for the calls that take two. */
-static int resolve2(const char *a, const char *b, struct backing_path *pa,
-		    struct backing_path *pb)
+static void fs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
+		       const char *name)
 {
-	int rc = backing_resolve(bk(), a, pa);
-
-	if (rc)
-		return rc;
-	rc = backing_resolve(bk(), b, pb);
-	if (rc)
-		backing_path_release(pa);
-	return rc;
-}
-
-static int fs_rename(const char *from, const char *to, unsigned int flags)
-{
-	struct backing_path a, b;
+	struct fs *fs = fs_of(req);
+	struct inode *p = inode_of(fs, parent);
+	char bname[NAME_MAX + 1], sealed[FORMAT_SYMLINK_SEALED_MAX];
 	int rc;
 
-	rc = resolve2(from, to, &a, &b);
-	if (rc)
-		return rc;
-	rc = sys(renameat2(a.dirfd, a.name, b.dirfd, b.name, flags));
-	backing_path_release(&a);
-	backing_path_release(&b);
-	return rc;
+	rc = name_in(fs, parent, name, bname);
+	if (!rc)
+		rc = format_symlink_seal(fs->link_key, fs->vol->cv.volume_id,
+					 target, sealed);
+	if (!rc)
+		rc = sys(symlinkat(sealed, p->fd, bname));
+	if (!rc)
+		give(req, p->fd, bname);
+	reply_made(req, p, bname, rc);
 }
 
-static int fs_link(const char *from, const char *to)
+static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
 {
-	struct backing_path a, b;
+	struct fs *fs = fs_of(req);
+	struct inode *i = inode_of(fs, ino), *p = inode_of(fs, newparent);
+	char bname[NAME_MAX + 1], proc[32];
 	int rc;
 
-	rc = resolve2(from, to, &a, &b);
-	if (rc)
-		return rc;
-	rc = sys(linkat(a.dirfd, a.name, b.dirfd, b.name, 0));
-	backing_path_release(&a);
-	backing_path_release(&b);
-	return rc;
+	rc = name_in(fs, newparent, newname, bname);
+	if (!rc)
+		rc = sys(linkat(i->fd, "", p->fd, bname, AT_EMPTY_PATH));
+	if (rc == -ENOENT || rc == -EPERM) {
+		/* Without CAP_DAC_READ_SEARCH: the /proc way. */
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", i->fd);
+		rc = sys(linkat(AT_FDCWD, proc, p->fd, bname,
+				AT_SYMLINK_FOLLOW));
+	}
+	reply_made(req, p, bname, rc);
 }
 
-static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 int flags)
 {
-	struct backing_path p;
+	struct fs *fs = fs_of(req);
+	char bname[NAME_MAX + 1];
 	int rc;
 
-	if (fi)
-		return sys(fchmod(node_of(fi)->fd, mode));
-	rc = backing_resolve(bk(), path, &p);
-	if (rc)
-		return rc;
-	rc = sys(fchmodat(p.dirfd, p.name, mode, AT_SYMLINK_NOFOLLOW));
-	backing_path_release(&p);
-	return rc;
+	rc = name_in(fs, parent, name, bname);
+	if (!rc)
+		rc = sys(unlinkat(inode_of(fs, parent)->fd, bname, flags));
+	reply_rc(req, rc);
 }
 
-static int fs_chown(const char *path, uid_t uid, gid_t gid,
-		    struct fuse_file_info *fi)
+static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct backing_path p;
+	remove_entry(req, parent, name, 0);
+}
+
+static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, AT_REMOVEDIR);
+}
+
+static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	struct fs *fs = fs_of(req);
+	char a[NAME_MAX + 1], b[NAME_MAX + 1];
 	int rc;
 
-	if (fi)
-		return sys(fchown(node_of(fi)->fd, uid, gid));
-	rc = backing_resolve(bk(), path, &p);
-	if (rc)
-		return rc;
-	rc = sys(fchownat(p.dirfd, p.name, uid, gid, AT_SYMLINK_NOFOLLOW));
-	backing_path_release(&p);
-	return rc;
+	rc = name_in(fs, parent, name, a);
+	if (!rc)
+		rc = name_in(fs, newparent, newname, b);
+	if (!rc)
+		rc = sys(renameat2(inode_of(fs, parent)->fd, a,
+				   inode_of(fs, newparent)->fd, b, flags));
+	reply_rc(req, rc);
 }
 
-static int fs_utimens(const char *path, const struct timespec tv[2],
-		      struct fuse_file_info *fi)
-{
-	struct backing_path p;
-	int rc;
-
-	if (fi)
-		return sys(futimens(node_of(fi)->fd, tv));
-	rc = backing_resolve(bk(), path, &p);
-	if (rc)
-		return rc;
-	rc = sys(utimensat(p.dirfd, p.name, tv, AT_SYMLINK_NOFOLLOW));
-	backing_path_release(&p);
-	return rc;
-}
+/* --- files --- */
 
 /*
  * Opens the backing file read-write whatever the caller asked: a partial
- * block write reads the block first.  Read-only is the fallback for
- * files the daemon itself may not write.
+ * block write reads the block first.  Read-only is the fallback for files
+ * the daemon itself may not write.
  */
-static int open_backing(const struct backing_path *p, int flags, int *fd)
+static int open_backing(struct inode *i, int flags, int *fd)
 {
-	int rc = backing_openat(p, O_RDWR, 0, fd);
+	int rc = backing_reopen(i->fd, O_RDWR, fd);
 
 	if ((rc == -EACCES || rc == -EROFS) && (flags & O_ACCMODE) == O_RDONLY)
-		rc = backing_openat(p, O_RDONLY, 0, fd);
+		rc = backing_reopen(i->fd, O_RDONLY, fd);
 	return rc;
 }
 
-static int open_node(const char *path, int flags, struct node **out)
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct backing_path p;
+	struct fs *fs = fs_of(req);
+	struct node *n;
+	struct stat st;
 	int rc, fd;
 
-	rc = backing_resolve(bk(), path, &p);
-	if (rc)
-		return rc;
-	rc = open_backing(&p, flags, &fd);
-	backing_path_release(&p);
+	if (fstat(inode_of(fs, ino)->fd, &st) || !S_ISREG(st.st_mode)) {
+		reply_rc(req, -EINVAL);
+		return;
+	}
+	rc = open_backing(inode_of(fs, ino), fi->flags, &fd);
 	if (!rc)
-		rc = nodes_get(fs_self()->nodes, fd, false, out);
-	return reply(rc);
-}
-
-static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
-{
-	struct node *n;
-	int rc;
-
-	if (size < 0)
-		return -EINVAL;
-	if (fi)
-		return reply(cfile_truncate(node_of(fi)->cf, (uint64_t)size));
-	rc = open_node(path, O_RDWR, &n);
-	if (rc)
-		return rc;
-	rc = reply(cfile_truncate(n->cf, (uint64_t)size));
-	nodes_put(fs_self()->nodes, n);
-	return rc;
-}
-
-static int fs_open(const char *path, struct fuse_file_info *fi)
-{
-	struct node *n;
-	int rc;
-
-	rc = open_node(path, fi->flags, &n);
-	if (rc)
-		return rc;
-	if (fi->flags & O_TRUNC) {
-		rc = reply(cfile_truncate(n->cf, 0));
-		if (rc) {
-			nodes_put(fs_self()->nodes, n);
-			return rc;
-		}
+		rc = nodes_get(fs->nodes, fd, false, &n);
+	if (!rc && (fi->flags & O_TRUNC)) {
+		rc = cfile_truncate(n->cf, 0);
+		if (rc)
+			nodes_put(fs->nodes, n);
+	}
+	if (rc) {
+		reply_rc(req, rc);
+		return;
 	}
 	fi->fh = (uintptr_t)n;
-	return 0;
+	if (fuse_reply_open(req, fi))
+		nodes_put(fs->nodes, n);	/* the open was interrupted */
 }
 
 /*
@@ -400,29 +573,31 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
  * in: a crash never leaves a named file without a header, and O_EXCL
  * falls out of linkat's EEXIST.
  */
-static int create_linked(const struct backing_path *p, mode_t mode,
-			 struct node **out)
+static int create_linked(fuse_req_t req, struct inode *p, const char *bname,
+			 mode_t mode, struct node **out)
 {
-	char proc[64];
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	struct fs *fs = fs_of(req);
+	char proc[32];
 	struct node *n;
 	int fd, rc;
 
-	fd = openat(p->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+	fd = openat(p->fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -errno;
-	give(-1, NULL, fd);
-	rc = nodes_get(fs_self()->nodes, fd, true, &n);
+	if (fs->as_root)
+		(void)!fchown(fd, c->uid, c->gid);
+	rc = nodes_get(fs->nodes, fd, true, &n);
 	if (rc)
 		return rc;
-	rc = sys(linkat(n->fd, "", p->dirfd, p->name, AT_EMPTY_PATH));
+	rc = sys(linkat(n->fd, "", p->fd, bname, AT_EMPTY_PATH));
 	if (rc == -ENOENT || rc == -EPERM) {
-		/* Without CAP_DAC_READ_SEARCH: the /proc way. */
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", n->fd);
-		rc = sys(linkat(AT_FDCWD, proc, p->dirfd, p->name,
+		rc = sys(linkat(AT_FDCWD, proc, p->fd, bname,
 				AT_SYMLINK_FOLLOW));
 	}
 	if (rc) {
-		nodes_put(fs_self()->nodes, n);
+		nodes_put(fs->nodes, n);
 		return rc;
 	}
 	*out = n;
@@ -430,105 +605,209 @@ static int create_linked(const struct backing_path *p, mode_t mode,
 }
 
 /* For file systems without O_TMPFILE: create, then write the header. */
-static int create_named(const struct backing_path *p, mode_t mode,
-			struct node **out)
+static int create_named(fuse_req_t req, struct inode *p, const char *bname,
+			mode_t mode, struct node **out)
 {
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	struct fs *fs = fs_of(req);
 	int fd, rc;
 
-	rc = backing_openat(p, O_CREAT | O_EXCL | O_RDWR, (int)mode, &fd);
+	fd = openat(p->fd, bname, O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW |
+		    O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	if (fs->as_root)
+		(void)!fchown(fd, c->uid, c->gid);
+	rc = nodes_get(fs->nodes, fd, true, out);
 	if (rc)
-		return rc;
-	give(-1, NULL, fd);
-	rc = nodes_get(fs_self()->nodes, fd, true, out);
-	if (rc)
-		(void)unlinkat(p->dirfd, p->name, 0);
+		(void)unlinkat(p->fd, bname, 0);
 	return rc;
 }
 
-static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+static int make_file(fuse_req_t req, struct inode *p, const char *bname,
+		     mode_t mode, struct node **out)
 {
-	struct backing_path p;
+	int rc = create_linked(req, p, bname, mode, out);
+
+	if (rc == -EOPNOTSUPP || rc == -EISDIR)
+		rc = create_named(req, p, bname, mode, out);
+	return rc;
+}
+
+static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct inode *p = inode_of(fs, parent);
+	struct fuse_entry_param e;
+	char bname[NAME_MAX + 1];
+	struct node *n = NULL;
+	int rc;
+
+	rc = name_in(fs, parent, name, bname);
+	if (!rc)
+		rc = make_file(req, p, bname, mode, &n);
+	if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
+		/* Lost a race with another creator: open theirs. */
+		rc = lookup_entry(fs, p, bname, &e);
+		if (!rc) {
+			int fd;
+
+			rc = open_backing(inode_of(fs, e.ino), fi->flags, &fd);
+			if (!rc)
+				rc = nodes_get(fs->nodes, fd, false, &n);
+			if (rc)
+				inode_forget(fs, inode_of(fs, e.ino), 1);
+		}
+	} else if (!rc) {
+		rc = lookup_entry(fs, p, bname, &e);
+		if (rc)
+			nodes_put(fs->nodes, n);
+	}
+	if (rc) {
+		reply_rc(req, rc);
+		return;
+	}
+	fi->fh = (uintptr_t)n;
+	if (fuse_reply_create(req, &e, fi)) {
+		nodes_put(fs->nodes, n);
+		inode_forget(fs, inode_of(fs, e.ino), 1);
+	}
+}
+
+static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	struct fs *fs = fs_of(req);
+	struct inode *p = inode_of(fs, parent);
+	char bname[NAME_MAX + 1];
 	struct node *n;
 	int rc;
 
-	rc = backing_resolve(bk(), path, &p);
-	if (rc)
-		return rc;
-	rc = create_linked(&p, mode, &n);
-	if (rc == -EOPNOTSUPP || rc == -EISDIR)
-		rc = create_named(&p, mode, &n);
-	backing_path_release(&p);
-	/* Lost a race with another creator: open theirs, unless O_EXCL. */
-	if (rc == -EEXIST && !(fi->flags & O_EXCL))
-		return fs_open(path, fi);
-	if (rc)
-		return reply(rc);
-	fi->fh = (uintptr_t)n;
-	return 0;
+	rc = name_in(fs, parent, name, bname);
+	if (!rc && S_ISREG(mode)) {
+		rc = make_file(req, p, bname, mode & 07777, &n);
+		if (!rc)
+			nodes_put(fs->nodes, n);
+	} else if (!rc && (S_ISFIFO(mode) || S_ISSOCK(mode))) {
+		rc = sys(mknodat(p->fd, bname, mode, rdev));
+		if (!rc)
+			give(req, p->fd, bname);
+	} else if (!rc) {
+		rc = -EPERM;	/* device nodes: nothing to encrypt, no need */
+	}
+	reply_made(req, p, bname, rc);
 }
 
-static int fs_read(const char *path, char *buf, size_t size, off_t off,
-		   struct fuse_file_info *fi)
+/*
+ * A worker thread's read buffer: replies are up to max_read, too large for
+ * the stack, and libfuse ends idle workers, so the key frees it with them.
+ */
+struct read_buf {
+	size_t cap;
+	uint8_t bytes[];
+};
+
+static pthread_key_t read_key;
+static pthread_once_t read_once = PTHREAD_ONCE_INIT;
+
+static void read_key_init(void)
 {
+	if (pthread_key_create(&read_key, free))
+		abort();
+}
+
+static uint8_t *read_buffer(size_t size)
+{
+	struct read_buf *b;
+
+	pthread_once(&read_once, read_key_init);
+	b = pthread_getspecific(read_key);
+	if (b && b->cap >= size)
+		return b->bytes;
+	free(b);
+	b = malloc(sizeof(*b) + size);
+	if (b)
+		b->cap = size;
+	(void)pthread_setspecific(read_key, b);
+	return b ? b->bytes : NULL;
+}
+
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	uint8_t *buf = read_buffer(size);
 	ssize_t n;
 
-	(void)path;
-	if (off < 0)
-		return -EINVAL;
+	(void)ino;
+	if (!buf || off < 0) {
+		reply_rc(req, buf ? -EINVAL : -ENOMEM);
+		return;
+	}
 	n = cfile_pread(node_of(fi)->cf, buf, size, (uint64_t)off);
-	return n < 0 ? reply((int)n) : (int)n;
+	if (n < 0)
+		reply_rc(req, (int)n);
+	else
+		fuse_reply_buf(req, (const char *)buf, (size_t)n);
 }
 
-static int fs_write(const char *path, const char *buf, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct cfile *cf = node_of(fi)->cf;
 	ssize_t n;
 
-	(void)path;
-	if (off < 0)
-		return -EINVAL;
+	(void)ino;
+	if (off < 0) {
+		reply_rc(req, -EINVAL);
+		return;
+	}
 	/* The kernel serialises writes to one inode, so the size read here
 	 * is still the end when the write lands. */
 	if (fi->flags & O_APPEND)
 		off = (off_t)cfile_size(cf);
 	n = cfile_pwrite(cf, buf, size, (uint64_t)off);
-	return n < 0 ? reply((int)n) : (int)n;
+	if (n < 0)
+		reply_rc(req, (int)n);
+	else
+		fuse_reply_write(req, (size_t)n);
 }
 
-static int fs_statfs(const char *path, struct statvfs *sv)
+static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)path;
-	return sys(fstatvfs(bk()->rootfd, sv));
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
 }
 
-static int fs_release(const char *path, struct fuse_file_info *fi)
+static void fs_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
 {
-	(void)path;
-	return reply(nodes_put(fs_self()->nodes, node_of(fi)));
+	(void)ino;
+	reply_rc(req, nodes_put(fs_of(req)->nodes, node_of(fi)));
 }
 
-static int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
 {
-	(void)path;
-	return reply(cfile_fsync(node_of(fi)->cf, datasync));
+	(void)ino;
+	reply_rc(req, cfile_fsync(node_of(fi)->cf, datasync));
 }
 
-static int fs_opendir(const char *path, struct fuse_file_info *fi)
-{
-	struct backing_path p;
-	struct dir_handle *d;
-	int rc, fd;
+/* --- folders --- */
 
-	d = calloc(1, sizeof(*d));
-	if (!d)
-		return -ENOMEM;
-	rc = backing_resolve(bk(), path, &p);
-	if (!rc) {
-		rc = backing_openat(&p, O_RDONLY | O_DIRECTORY, 0, &fd);
-		d->root = !strcmp(p.name, ".");
-		backing_path_release(&p);
+static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct dir_handle *d = calloc(1, sizeof(*d));
+	int fd, rc;
+
+	if (!d) {
+		reply_rc(req, -ENOMEM);
+		return;
 	}
+	rc = backing_reopen(inode_of(fs, ino)->fd, O_RDONLY | O_DIRECTORY, &fd);
 	if (!rc) {
 		d->dp = fdopendir(fd);
 		if (!d->dp) {
@@ -538,54 +817,101 @@ static int fs_opendir(const char *path, struct fuse_file_info *fi)
 	}
 	if (rc) {
 		free(d);
-		return rc;
+		reply_rc(req, rc);
+		return;
 	}
+	d->root = ino == FUSE_ROOT_ID;
 	fi->fh = (uintptr_t)d;
-	return 0;
-}
-
-static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill,
-		      off_t off, struct fuse_file_info *fi,
-		      enum fuse_readdir_flags flags)
-{
-	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
-	struct dirent *e;
-
-	(void)path;
-	(void)off;
-	(void)flags;
-	rewinddir(d->dp);
-	errno = 0;
-	while ((e = readdir(d->dp))) {
-		struct stat st = { .st_ino = e->d_ino,
-				   .st_mode = (mode_t)DTTOIF(e->d_type) };
-
-		if (backing_is_meta(e->d_name, d->root))
-			continue;
-		if (fill(buf, e->d_name, &st, 0, 0))
-			break;
+	if (fuse_reply_open(req, fi)) {
+		closedir(d->dp);
+		free(d);
 	}
-	return -errno;
 }
 
-static int fs_releasedir(const char *path, struct fuse_file_info *fi)
-{
-	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
-
-	(void)path;
-	closedir(d->dp);
-	free(d);
-	return 0;
-}
-
-static int fs_fsyncdir(const char *path, int datasync,
+static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
 	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
+	char *buf = calloc(1, size), *p = buf;
+	size_t left = size;
 
-	(void)path;
-	return sys(datasync ? fdatasync(dirfd(d->dp)) : fsync(dirfd(d->dp)));
+	(void)ino;
+	if (!buf) {
+		reply_rc(req, -ENOMEM);
+		return;
+	}
+	if (off != d->off) {
+		seekdir(d->dp, off);
+		d->entry = NULL;
+		d->off = off;
+	}
+	for (;;) {
+		struct stat st;
+		size_t len;
+
+		if (!d->entry) {
+			errno = 0;
+			d->entry = readdir(d->dp);
+			if (!d->entry)
+				break;
+		}
+		if (backing_is_meta(d->entry->d_name, d->root)) {
+			d->off = d->entry->d_off;
+			d->entry = NULL;
+			continue;
+		}
+		memset(&st, 0, sizeof(st));
+		st.st_ino = d->entry->d_ino;
+		st.st_mode = (mode_t)DTTOIF(d->entry->d_type);
+		len = fuse_add_direntry(req, p, left, d->entry->d_name, &st,
+					d->entry->d_off);
+		if (len > left)
+			break;	/* keep the entry for the next call */
+		p += len;
+		left -= len;
+		d->off = d->entry->d_off;
+		d->entry = NULL;
+	}
+	if (errno && p == buf)
+		reply_rc(req, -errno);
+	else
+		fuse_reply_buf(req, buf, size - left);
+	free(buf);
 }
+
+static void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	closedir(d->dp);
+	free(d);
+	fuse_reply_err(req, 0);
+}
+
+static void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
+	int fd = dirfd(d->dp);
+
+	(void)ino;
+	reply_rc(req, sys(datasync ? fdatasync(fd) : fsync(fd)));
+}
+
+static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+
+	(void)ino;
+	if (fstatvfs(fs_of(req)->root.fd, &sv))
+		reply_rc(req, -errno);
+	else
+		fuse_reply_statfs(req, &sv);
+}
+
+/* --- session --- */
 
 /* Commits the sizes of open files every COMMIT_INTERVAL_MS. */
 static void *ticker_main(void *arg)
@@ -610,25 +936,13 @@ static void *ticker_main(void *arg)
 	return NULL;
 }
 
-static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+static void fs_init(void *data, struct fuse_conn_info *conn)
 {
-	struct fs *fs = fuse_get_context()->private_data;
-	pthread_condattr_t ca;
+	struct fs *fs = data;
 
-	/* Paths are only a way in: open files are reached by handle, so an
-	 * unlinked open file keeps working without .fuse_hidden renames. */
-	cfg->use_ino = 1;
-	cfg->nullpath_ok = 1;
-	cfg->hard_remove = 1;
 	/* Large writes: fewer round trips, more blocks per syscall. */
 	conn->max_write = 1024 * 1024;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&fs->tick_cond, &ca);
-	pthread_condattr_destroy(&ca);
-	pthread_mutex_init(&fs->tick_lock, NULL);
 	fs->ticking = !pthread_create(&fs->ticker, NULL, ticker_main, fs);
-	return fs;
 }
 
 static void fs_destroy(void *data)
@@ -646,33 +960,34 @@ static void fs_destroy(void *data)
 	(void)nodes_commit_all(fs->nodes);
 }
 
-static const struct fuse_operations ops = {
+static const struct fuse_lowlevel_ops ops = {
 	.init = fs_init,
 	.destroy = fs_destroy,
+	.lookup = fs_lookup,
+	.forget = fs_forget,
+	.forget_multi = fs_forget_multi,
 	.getattr = fs_getattr,
-	.access = fs_access,
+	.setattr = fs_setattr,
 	.readlink = fs_readlink,
+	.mknod = fs_mknod,
 	.mkdir = fs_mkdir,
 	.unlink = fs_unlink,
 	.rmdir = fs_rmdir,
 	.symlink = fs_symlink,
 	.rename = fs_rename,
 	.link = fs_link,
-	.chmod = fs_chmod,
-	.chown = fs_chown,
-	.truncate = fs_truncate,
-	.utimens = fs_utimens,
 	.open = fs_open,
 	.create = fs_create,
 	.read = fs_read,
 	.write = fs_write,
-	.statfs = fs_statfs,
+	.flush = fs_flush,
 	.release = fs_release,
 	.fsync = fs_fsync,
 	.opendir = fs_opendir,
 	.readdir = fs_readdir,
 	.releasedir = fs_releasedir,
 	.fsyncdir = fs_fsyncdir,
+	.statfs = fs_statfs,
 	/* No xattr or fallocate ops: the kernel then answers EOPNOTSUPP
 	 * for all of them, consistently, and stores nothing in the clear. */
 };
@@ -680,20 +995,35 @@ static const struct fuse_operations ops = {
 int fs_new(struct volume *vol, struct fs **out)
 {
 	struct fs *fs = calloc(1, sizeof(*fs));
+	pthread_condattr_t ca;
+	struct stat st;
 	int rc;
 
 	if (!fs)
 		return -ENOMEM;
+	fs->root.fd = -1;
 	rc = keys_volume_key(vol->keys, "phifs symlink v1", &fs->link_key);
 	if (!rc)
 		rc = nodes_new(&vol->cv, &fs->nodes);
+	if (!rc)
+		rc = backing_reopen(vol->backing.rootfd, O_PATH, &fs->root.fd);
+	if (!rc && fstat(fs->root.fd, &st))
+		rc = -errno;
 	if (rc) {
-		crypto_key_free(fs->link_key);
-		free(fs);
+		fs_free(fs);
 		return rc;
 	}
+	fs->root.dev = st.st_dev;
+	fs->root.ino = st.st_ino;
+	fs->root.nlookup = 1;
 	fs->vol = vol;
 	fs->as_root = geteuid() == 0;
+	pthread_mutex_init(&fs->ilock, NULL);
+	pthread_mutex_init(&fs->tick_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&fs->tick_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	*out = fs;
 	return 0;
 }
@@ -705,11 +1035,22 @@ void fs_free(struct fs *fs)
 	if (fs->ticking)
 		fs_destroy(fs);
 	nodes_free(fs->nodes);
+	for (unsigned b = 0; b < INODE_BUCKETS; b++) {
+		while (fs->inodes[b]) {
+			struct inode *i = fs->inodes[b];
+
+			fs->inodes[b] = i->next;
+			close(i->fd);
+			free(i);
+		}
+	}
+	if (fs->root.fd >= 0)
+		close(fs->root.fd);
 	crypto_key_free(fs->link_key);
 	free(fs);
 }
 
-const struct fuse_operations *fs_operations(void)
+const struct fuse_lowlevel_ops *fs_operations(void)
 {
 	return &ops;
 }

@@ -249,7 +249,7 @@ static int serve(struct args *a, int ready_fd)
 	struct fuse_loop_config *lc = NULL;
 	struct volume *vol = NULL;
 	struct fs *fs = NULL;
-	struct fuse *fuse = NULL;
+	struct fuse_session *se = NULL;
 	size_t olen;
 	char *opts = NULL;
 	int rc = EXIT_FAILURE, mounted = 0, fargs = 0;
@@ -277,19 +277,19 @@ static int serve(struct args *a, int ready_fd)
 	fargv[3] = NULL;
 	fa = (struct fuse_args)FUSE_ARGS_INIT(3, fargv);
 	fargs = 1;
-	fuse = fuse_new(&fa, fs_operations(), sizeof(struct fuse_operations),
-			fs);
-	if (!fuse) {
+	se = fuse_session_new(&fa, fs_operations(),
+			      sizeof(struct fuse_lowlevel_ops), fs);
+	if (!se) {
 		say(EXIT_FAILURE, "mount options '%s' refused", opts);
 		goto out;
 	}
-	if (fuse_mount(fuse, a->mountpoint)) {
+	if (fuse_session_mount(se, a->mountpoint)) {
 		say(EXIT_FAILURE, "cannot mount %s on %s", a->backing,
 		    a->mountpoint);
 		goto out;
 	}
 	mounted = 1;
-	if (fuse_set_signal_handlers(fuse_get_session(fuse))) {
+	if (fuse_set_signal_handlers(se)) {
 		say(EXIT_FAILURE, "cannot set signal handlers");
 		goto out;
 	}
@@ -299,15 +299,15 @@ static int serve(struct args *a, int ready_fd)
 	if (!lc)
 		goto out;
 	fuse_loop_cfg_set_max_threads(lc, 16);
-	rc = fuse_loop_mt(fuse, lc) ? EXIT_FAILURE : EXIT_SUCCESS;
-	fuse_remove_signal_handlers(fuse_get_session(fuse));
+	rc = fuse_session_loop_mt(se, lc) ? EXIT_FAILURE : EXIT_SUCCESS;
+	fuse_remove_signal_handlers(se);
 out:
 	if (lc)
 		fuse_loop_cfg_destroy(lc);
 	if (mounted)
-		fuse_unmount(fuse);
-	if (fuse)
-		fuse_destroy(fuse);	/* runs fs destroy: headers commit */
+		fuse_session_unmount(se);
+	if (se)
+		fuse_session_destroy(se);	/* runs fs destroy: commits */
 	if (fargs)
 		fuse_opt_free_args(&fa);
 	fs_free(fs);

@@ -1,11 +1,10 @@
 /*
  * backing.h — all access to a volume's backing directory goes through here:
- * one directory fd, and one function that turns a path under the mount into
- * (parent directory fd, name).  Every lookup is resolved beneath the root
- * and refuses symlinks on the way (openat2 RESOLVE_BENEATH |
- * RESOLVE_NO_SYMLINKS), so a symlink planted in the backing directory cannot
- * lead outside it.  Encrypted file names, when they come, change only
- * backing_resolve().  Knows nothing of FUSE, keys or file contents.
+ * one root fd, one function that turns a name in the mount into its name in
+ * the backing directory (today the same name; encrypted names will change
+ * only backing_name), and lookups that never follow a symlink or leave the
+ * folder they start in, so that a symlink planted in the backing directory
+ * cannot lead outside it.  Knows nothing of FUSE, keys or file contents.
  *
  * Functions return 0 or -errno.  Thread-safe.
  */
@@ -15,39 +14,34 @@
 #include <limits.h>
 #include <stdbool.h>
 
-/* The folder inside the backing root that holds keystore, lock, log. */
+/* The folder inside the backing root that holds keystore, lock, journals. */
 #define BACKING_META ".phifs"
 
 struct backing {
 	int rootfd;
 };
 
-/* Where a mount path lives: the parent folder and the name in it. */
-struct backing_path {
-	int dirfd;		/* borrowed from the backing when !owned */
-	bool owned;
-	char name[NAME_MAX + 1];	/* "." for the root itself */
-};
-
 int backing_open(struct backing *b, const char *dir);
 void backing_close(struct backing *b);
 
 /*
- * Translates a mount path ("/", "/a/b") to its backing location.  Paths
- * into BACKING_META give -ENOENT: it does not exist for the mount.
+ * Translates one name from the mount (in the root folder when in_root) to
+ * its backing name.  -ENOENT for the meta folder, which does not exist for
+ * the mount; -EINVAL for "", ".", ".." or a name with a slash;
+ * -ENAMETOOLONG past NAME_MAX.
  */
-int backing_resolve(const struct backing *b, const char *path,
-		    struct backing_path *out);
-void backing_path_release(struct backing_path *p);
+int backing_name(const char *name, bool in_root, char out[NAME_MAX + 1]);
+
+/* True when a backing name in the root is the meta folder (readdir). */
+bool backing_is_meta(const char *bname, bool in_root);
 
 /*
- * Opens the object at p (never following a symlink at the end either).
- * flags as for open(2); O_NOFOLLOW and O_CLOEXEC are added.
+ * Opens bname (a backing name) in dirfd as an O_PATH handle, without
+ * following a symlink and without leaving dirfd.
  */
-int backing_openat(const struct backing_path *p, int flags, int mode,
-		   int *fd);
+int backing_lookup(int dirfd, const char *bname, int *fd);
 
-/* True when name in the root is the meta folder (for readdir). */
-bool backing_is_meta(const char *name, bool in_root);
+/* Opens the object behind an O_PATH handle for I/O, with flags. */
+int backing_reopen(int pathfd, int flags, int *fd);
 
 #endif

@@ -7,7 +7,7 @@
 #define PHIFS_FS_H
 
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 14)
-#include <fuse.h>
+#include <fuse_lowlevel.h>
 
 #include "phifs/volume.h"
 
@@ -17,7 +17,7 @@ struct fs;
 int fs_new(struct volume *vol, struct fs **out);
 /* Commits and closes every open file.  NULL does nothing. */
 void fs_free(struct fs *fs);
-/* Pass with the struct fs as private data to fuse_new(). */
-const struct fuse_operations *fs_operations(void);
+/* Pass with the struct fs as user data to fuse_session_new(). */
+const struct fuse_lowlevel_ops *fs_operations(void);
 
 #endif
