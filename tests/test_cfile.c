@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -702,4 +703,43 @@ Test(cfile, a_writer_killed_mid_rewrite_leaves_every_block_old_or_new)
 	close(jfd);
 	rmdir(dir);	/* every journal was replayed and removed */
 	cr_assert_eq(access(dir, F_OK), -1, "journal left behind");
+}
+
+Test(cfile, a_failing_backing_read_is_an_error_never_a_short_read)
+{
+	static uint8_t buf[4 * BS], out[4 * BS];
+	char proc[64];
+	int fd, wo;
+	struct cfile *f = new_file(&fd);
+
+	memset(buf, 'r', sizeof(buf));
+	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	cr_assert_eq(cfile_commit(f), 0);
+	/* Swap the fd under the cfile for a write-only one: every backing
+	 * read now fails, as a dying disk's would. */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	wo = open(proc, O_WRONLY);
+	cr_assert(wo >= 0);
+	cr_assert_eq(dup2(wo, fd), fd);
+	for (uint64_t off = 0; off < sizeof(buf); off += 1000)
+		cr_assert_lt(cfile_pread(f, out, sizeof(out) - off, off), 0,
+			     "read at %llu", (unsigned long long)off);
+	free(f);	/* its fd is no longer usable to commit through */
+	close(wo);
+}
+
+Test(cfile, a_read_failing_past_its_first_chunk_returns_no_partial_count)
+{
+	static uint8_t buf[100 * BS];
+	int fd;
+	struct cfile *f = new_file(&fd);
+
+	memset(buf, 'p', sizeof(buf));
+	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	cr_assert_eq(cfile_commit(f), 0);
+	/* Block 80 and on are gone: the first 64-block chunk reads fine. */
+	cr_assert_eq(ftruncate(fd, (off_t)format_block_offset(80)), 0);
+	cr_assert_eq(cfile_pread(f, buf, sizeof(buf), 0), -EBADMSG);
+	cr_assert_eq(cfile_pread(f, buf, 70 * BS, 0), 70 * BS);
+	cfile_release(f);
 }
