@@ -45,6 +45,9 @@ static const char usage_text[] =
 	"Unmount with: fusermount3 -u MOUNTPOINT (or SIGTERM to the daemon).\n";
 
 static int say(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int say(int code, const char *fmt, ...)
 {
 	va_list ap;
 

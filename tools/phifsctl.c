@@ -34,6 +34,11 @@ static const char usage_text[] =
 	"Options: -h, --help   --version\n";
 
 static int usage(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+static int usage(const char *fmt, ...)
 {
 	va_list ap;
 
