@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "phifs/secmem.h"
@@ -54,6 +55,7 @@ struct cfile {
 	struct format_fkeys fk;
 	pthread_rwlock_t lock;
 	bool writable;			/* fd open for writing */
+	bool tagged;			/* a size tag matching hdr is on fd */
 	int jfd;			/* journal, -1 until first needed */
 	struct format_header hdr;	/* as last committed */
 	int slot;			/* slot holding hdr */
@@ -602,6 +604,47 @@ static int grow(struct cfile *f, uint64_t first, uint64_t new_nb)
 
 /* --- header --- */
 
+/*
+ * Size tags: a closed file's committed size, for stat (format.h).  A tag
+ * exists only between a release and the next header commit, so after a
+ * crash there is either a true tag or none.  Tags are a shortcut: where
+ * the backing file system has no user xattrs, there are none, and stat
+ * reads headers.
+ */
+static void tag_check(struct cfile *f)
+{
+	uint8_t tag[FORMAT_SIZE_TAG_LEN];
+	struct stat st;
+	uint64_t size;
+	ssize_t n;
+
+	n = fgetxattr(f->fd, FORMAT_SIZE_XATTR, tag, sizeof(tag));
+	f->tagged = n > 0 && !fstat(f->fd, &st) &&
+		    !format_size_untag(f->vol->size_key, (uint64_t)st.st_ino,
+				       tag, (size_t)n, &size) &&
+		    size == f->hdr.size;
+}
+
+static void tag_remove(struct cfile *f)
+{
+	if (f->tagged)
+		(void)fremovexattr(f->fd, FORMAT_SIZE_XATTR);
+	f->tagged = false;
+}
+
+static void tag_set(struct cfile *f)
+{
+	uint8_t tag[FORMAT_SIZE_TAG_LEN];
+	struct stat st;
+
+	if (f->tagged || !f->writable || !f->vol->size_key || f->dirty ||
+	    fstat(f->fd, &st) ||
+	    format_size_tag(f->vol->size_key, (uint64_t)st.st_ino, f->hdr.size,
+			    tag))
+		return;
+	f->tagged = !fsetxattr(f->fd, FORMAT_SIZE_XATTR, tag, sizeof(tag), 0);
+}
+
 /* Writes size and flags into the slot not holding the current header. */
 static int commit_locked(struct cfile *f)
 {
@@ -611,6 +654,7 @@ static int commit_locked(struct cfile *f)
 
 	if (!f->dirty)
 		return 0;
+	tag_remove(f);		/* before the header it would contradict */
 	h.size = f->size;
 	h.flags = f->flags;
 	h.seq++;
@@ -740,6 +784,8 @@ int cfile_open(int fd, const struct cfile_volume *vol, struct cfile **out)
 	f->flags = f->hdr.flags;
 	if (vol->journal_dirfd >= 0 && f->writable)
 		rc = journal_replay(f);
+	if (!rc && vol->size_key && f->writable)
+		tag_check(f);
 	if (rc) {
 		cfile_free(f);
 		return rc;
@@ -936,6 +982,8 @@ int cfile_release(struct cfile *f)
 	if (!f)
 		return 0;
 	rc = cfile_commit(f);
+	if (!rc)
+		tag_set(f);
 	cfile_free(f);
 	return rc;
 }

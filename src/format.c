@@ -510,3 +510,45 @@ size_t format_symlink_length(size_t sealed_len)
 	return bytes < CRYPTO_GCM_NONCE_LEN + CRYPTO_GCM_TAG_LEN ? 0 :
 	       bytes - CRYPTO_GCM_NONCE_LEN - CRYPTO_GCM_TAG_LEN;
 }
+
+/* --- size tags --- */
+
+static int size_mac(const struct crypto_key *key, uint64_t ino, uint64_t size,
+		    uint8_t mac[CRYPTO_SHA256_LEN])
+{
+	uint8_t msg[13 + 16];
+
+	memcpy(msg, "phifs size v1", 13);
+	format_put_le64(msg + 13, ino);
+	format_put_le64(msg + 21, size);
+	return crypto_hmac_sha256(key, msg, sizeof(msg), mac);
+}
+
+int format_size_tag(const struct crypto_key *key, uint64_t ino, uint64_t size,
+		    uint8_t out[FORMAT_SIZE_TAG_LEN])
+{
+	uint8_t mac[CRYPTO_SHA256_LEN];
+	int rc = size_mac(key, ino, size, mac);
+
+	if (rc)
+		return rc;
+	format_put_le64(out, size);
+	memcpy(out + 8, mac, FORMAT_SIZE_TAG_LEN - 8);
+	return 0;
+}
+
+int format_size_untag(const struct crypto_key *key, uint64_t ino,
+		      const uint8_t *tag, size_t len, uint64_t *size)
+{
+	uint8_t mac[CRYPTO_SHA256_LEN];
+	uint64_t s;
+
+	if (len != FORMAT_SIZE_TAG_LEN)
+		return -EBADMSG;
+	s = format_get_le64(tag);
+	if (s > FORMAT_MAX_SIZE || size_mac(key, ino, s, mac) ||
+	    !crypto_memeq(mac, tag + 8, FORMAT_SIZE_TAG_LEN - 8))
+		return -EBADMSG;
+	*size = s;
+	return 0;
+}

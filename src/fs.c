@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -169,16 +170,61 @@ static void inode_forget(struct fs *fs, struct inode *i, uint64_t n)
 	free(i);
 }
 
+/*
+ * Frees the space of files that are gone (no name left, no open handle)
+ * but whose inode the kernel has not forgotten yet: our O_PATH handle keeps
+ * their blocks until its FORGET arrives, which may be after the next write
+ * is refused for want of space.  Returns whether it freed anything.
+ */
+static bool reclaim_unlinked(struct fs *fs)
+{
+	bool freed = false;
+	uint64_t size;
+
+	pthread_mutex_lock(&fs->ilock);
+	for (unsigned b = 0; b < INODE_BUCKETS; b++) {
+		for (struct inode *i = fs->inodes[b]; i; i = i->next) {
+			struct stat st;
+			int fd;
+
+			if (fstat(i->fd, &st) || st.st_nlink || !S_ISREG(st.st_mode) ||
+			    !st.st_blocks ||
+			    !nodes_size(fs->nodes, st.st_dev, st.st_ino, &size) ||
+			    backing_reopen(i->fd, O_WRONLY, &fd))
+				continue;
+			freed |= !ftruncate(fd, 0);
+			close(fd);
+		}
+	}
+	pthread_mutex_unlock(&fs->ilock);
+	return freed;
+}
+
 /* --- attributes --- */
 
-/* The plaintext size of a regular file: its open node's, else its header's. */
+/*
+ * The plaintext size of a regular file, always the authenticated one (the
+ * kernel bounds reads by it, so a size anyone could set would turn a file
+ * cut short into a silently shorter file): its open node's, else its size
+ * tag's, else its header's.
+ */
 static uint64_t plain_size(struct fs *fs, struct inode *i, const struct stat *st)
 {
+	uint8_t tag[FORMAT_SIZE_TAG_LEN];
 	struct cfile *cf;
 	uint64_t size = 0;
+	char proc[32];
+	ssize_t n;
 	int fd;
 
 	if (!nodes_size(fs->nodes, st->st_dev, st->st_ino, &size))
+		return size;
+	/* The tag sits in the inode: no read of the file's data. */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", i->fd);
+	n = getxattr(proc, FORMAT_SIZE_XATTR, tag, sizeof(tag));
+	if (n > 0 && !format_size_untag(fs->vol->cv.size_key,
+					(uint64_t)st->st_ino, tag, (size_t)n,
+					&size))
 		return size;
 	if (backing_reopen(i->fd, O_RDONLY, &fd))
 		return 0;
@@ -647,6 +693,8 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	rc = name_in(fs, parent, name, bname);
 	if (!rc)
 		rc = make_file(req, p, bname, mode, &n);
+	if (rc == -ENOSPC && reclaim_unlinked(fs))
+		rc = make_file(req, p, bname, mode, &n);
 	if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
 		/* Lost a race with another creator: open theirs. */
 		rc = lookup_entry(fs, p, bname, &e);
@@ -767,6 +815,8 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	if (fi->flags & O_APPEND)
 		off = (off_t)cfile_size(cf);
 	n = cfile_pwrite(cf, buf, size, (uint64_t)off);
+	if (n == -ENOSPC && reclaim_unlinked(fs_of(req)))
+		n = cfile_pwrite(cf, buf, size, (uint64_t)off);
 	if (n < 0)
 		reply_rc(req, (int)n);
 	else

@@ -108,12 +108,18 @@ int volume_open(const char *dir, const char *keyspec, bool lock,
 		rc = errmsg(err, err_len, rc, "%s: %s", dir, kerr);
 		goto out;
 	}
+	rc = keys_volume_key(v->keys, "phifs size v1", &v->size_key);
+	if (rc) {
+		rc = errmsg(err, err_len, rc, "%s: %s", dir, strerror(-rc));
+		goto out;
+	}
 	v->cv = (struct cfile_volume){
 		.volume_id = keys_volume_id(v->keys),
 		.kek = keys_kek_fn,
 		.kek_arg = v->keys,
 		.active_version = keys_active_version(v->keys),
 		.journal_dirfd = v->journalfd,
+		.size_key = v->size_key,
 	};
 	*out = v;
 	v = NULL;	/* transferred */
@@ -127,6 +133,7 @@ void volume_close(struct volume *v)
 {
 	if (!v)
 		return;
+	crypto_key_free(v->size_key);
 	keys_free(v->keys);
 	if (v->journalfd >= 0)
 		close(v->journalfd);

@@ -404,3 +404,25 @@ Test(format, planted_or_altered_symlink_targets_do_not_open)
 		     -ENAMETOOLONG);
 	free(toolong);
 }
+
+Test(format, a_size_tag_verifies_only_for_its_inode_size_and_key)
+{
+	uint8_t tag[FORMAT_SIZE_TAG_LEN];
+	uint64_t size;
+
+	cr_assert_eq(format_size_tag(kek1, 77, 123456789, tag), 0);
+	cr_assert_eq(format_size_untag(kek1, 77, tag, sizeof(tag), &size), 0);
+	cr_assert_eq(size, 123456789);
+	cr_assert_eq(format_size_untag(kek1, 78, tag, sizeof(tag), &size),
+		     -EBADMSG, "a tag copied to another inode");
+	cr_assert_eq(format_size_untag(kek2, 77, tag, sizeof(tag), &size),
+		     -EBADMSG);
+	cr_assert_eq(format_size_untag(kek1, 77, tag, sizeof(tag) - 1, &size),
+		     -EBADMSG);
+	for (unsigned i = 0; i < sizeof(tag); i++) {
+		tag[i] ^= 4;
+		cr_assert_eq(format_size_untag(kek1, 77, tag, sizeof(tag),
+					       &size), -EBADMSG, "byte %u", i);
+		tag[i] ^= 4;
+	}
+}

@@ -42,6 +42,11 @@ struct cfile_volume {
 	 * can leave a block half old, half new (unreadable).
 	 */
 	int journal_dirfd;
+	/*
+	 * Key of the size tags (format.h) a closed file carries for stat, or
+	 * NULL for none.
+	 */
+	const struct crypto_key *size_key;
 };
 
 /*

@@ -177,6 +177,24 @@ int format_journal_open(const struct format_fkeys *fk,
 			const uint8_t in[FORMAT_STORED_BLOCK],
 			uint64_t index[FORMAT_JOURNAL_MAX], unsigned *n);
 
+/* --- size tags --- */
+
+/*
+ * A closed file's backing xattr FORMAT_SIZE_XATTR may hold its committed
+ * size, tagged: size (8) || HMAC-SHA256(size key, "phifs size v1" ||
+ * backing inode number (8) || size (8)), first 16 bytes.  stat reads it
+ * instead of the header; a tag that does not verify (forged, copied from
+ * another inode, or absent) sends stat to the header.
+ */
+#define FORMAT_SIZE_XATTR "user.phifs.size"
+#define FORMAT_SIZE_TAG_LEN 24u
+
+int format_size_tag(const struct crypto_key *key, uint64_t ino, uint64_t size,
+		    uint8_t out[FORMAT_SIZE_TAG_LEN]);
+/* 0 and *size, or -EBADMSG. */
+int format_size_untag(const struct crypto_key *key, uint64_t ino,
+		      const uint8_t *tag, size_t len, uint64_t *size);
+
 /* --- symlink targets --- */
 
 /* Longest target a symlink may have: its sealed form must fit PATH_MAX. */

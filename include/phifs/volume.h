@@ -24,6 +24,7 @@ struct volume {
 	int lockfd;		/* -1 unless locked */
 	int journalfd;		/* BACKING/.phifs/journal */
 	struct keys_store *keys;
+	struct crypto_key *size_key;	/* size tags (format.h) */
 	struct cfile_volume cv;	/* points into keys */
 };
 
