@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
@@ -38,7 +39,10 @@ struct inode {
 	int fd;			/* O_PATH handle on the backing object */
 	dev_t dev;
 	ino_t ino;
-	uint64_t nlookup;	/* under fs->ilock */
+	mode_t type;		/* S_IFMT bits */
+	uint64_t nlookup;	/* under fs->ilock, as are parent and name */
+	fuse_ino_t parent;	/* where the kernel last found it: a hint */
+	char *name;
 	struct inode *next;
 };
 
@@ -50,6 +54,9 @@ struct fs {
 	struct inode root;
 	pthread_mutex_t ilock;	/* protects inodes and every nlookup */
 	struct inode *inodes[INODE_BUCKETS];
+	_Atomic size_t ninodes;	/* changed under ilock */
+	size_t inode_high;	/* ask the kernel to forget above this */
+	struct fuse_session *se;
 	pthread_t ticker;
 	pthread_mutex_t tick_lock;	/* protects stop */
 	pthread_cond_t tick_cond;
@@ -110,12 +117,27 @@ static unsigned ibucket(dev_t dev, ino_t ino)
 	return (unsigned)((ino * 0x9E3779B97F4A7C15ULL ^ dev) % INODE_BUCKETS);
 }
 
+/* Remembers where the kernel found i (for inode_reap); under ilock. */
+static void inode_hint(struct inode *i, fuse_ino_t parent, const char *name)
+{
+	char *copy;
+
+	if (!name || (i->name && i->parent == parent && !strcmp(i->name, name)))
+		return;
+	copy = strdup(name);
+	if (!copy)
+		return;
+	free(i->name);
+	i->name = copy;
+	i->parent = parent;
+}
+
 /*
  * The inode of the backing object on pathfd (which this takes over), with
- * one more lookup counted.
+ * one more lookup counted; found as name in parent.
  */
 static int inode_get(struct fs *fs, int pathfd, const struct stat *st,
-		     struct inode **out)
+		     fuse_ino_t parent, const char *name, struct inode **out)
 {
 	struct inode *i;
 
@@ -130,6 +152,8 @@ static int inode_get(struct fs *fs, int pathfd, const struct stat *st,
 	}
 	if (i) {
 		i->nlookup++;
+		if (i != &fs->root)
+			inode_hint(i, parent, name);
 		pthread_mutex_unlock(&fs->ilock);
 		close(pathfd);
 		*out = i;
@@ -144,9 +168,13 @@ static int inode_get(struct fs *fs, int pathfd, const struct stat *st,
 	i->fd = pathfd;
 	i->dev = st->st_dev;
 	i->ino = st->st_ino;
+	i->type = st->st_mode & S_IFMT;
 	i->nlookup = 1;
+	inode_hint(i, parent, name);
 	i->next = fs->inodes[ibucket(i->dev, i->ino)];
 	fs->inodes[ibucket(i->dev, i->ino)] = i;
+	if (++fs->ninodes > fs->inode_high)
+		pthread_cond_signal(&fs->tick_cond);	/* wake the reaper */
 	pthread_mutex_unlock(&fs->ilock);
 	*out = i;
 	return 0;
@@ -165,9 +193,47 @@ static void inode_forget(struct fs *fs, struct inode *i, uint64_t n)
 	     pp = &(*pp)->next)
 		;
 	*pp = i->next;
+	fs->ninodes--;
 	pthread_mutex_unlock(&fs->ilock);
 	close(i->fd);
+	free(i->name);
 	free(i);
+}
+
+/*
+ * Every inode the kernel remembers holds an O_PATH handle here, and the
+ * kernel remembers a whole untarred source tree, more than the open-file
+ * limit allows.  Above inode_high, ask the kernel to drop entries of files
+ * nobody has open, and of folders; it then forgets them and their handles
+ * close.  (A folder is forgotten only after its cached children, and each
+ * child has its own handle.)
+ */
+static void inode_reap(struct fs *fs)
+{
+	struct { fuse_ino_t parent; char *name; } drop[256];
+	size_t n = 0, want;
+	uint64_t size;
+
+	pthread_mutex_lock(&fs->ilock);
+	want = fs->ninodes > fs->inode_high ? fs->ninodes - fs->inode_high / 2 :
+					      0;
+	for (unsigned b = 0; b < INODE_BUCKETS && n < want && n < 256; b++)
+		for (struct inode *i = fs->inodes[b]; i && n < 256; i = i->next)
+			if (i->name && (i->type == S_IFDIR ||
+					nodes_size(fs->nodes, i->dev, i->ino,
+						   &size))) {
+				drop[n].parent = i->parent;
+				drop[n++].name = strdup(i->name);
+			}
+	pthread_mutex_unlock(&fs->ilock);
+	/* Not under ilock: the kernel answers with FORGETs we must serve. */
+	for (size_t k = 0; k < n; k++) {
+		if (drop[k].name && fs->se)
+			(void)fuse_lowlevel_notify_inval_entry(
+				fs->se, drop[k].parent, drop[k].name,
+				strlen(drop[k].name));
+		free(drop[k].name);
+	}
 }
 
 /*
@@ -251,9 +317,10 @@ static int attrs(struct fs *fs, struct inode *i, struct stat *st)
 }
 
 /* Looks name up in parent and replies with its entry. */
-static int lookup_entry(struct fs *fs, struct inode *parent, const char *bname,
-			struct fuse_entry_param *e)
+static int lookup_entry(struct fs *fs, fuse_ino_t pino, const char *name,
+			const char *bname, struct fuse_entry_param *e)
 {
+	struct inode *parent = inode_of(fs, pino);
 	struct inode *i;
 	int rc, fd;
 
@@ -266,7 +333,7 @@ static int lookup_entry(struct fs *fs, struct inode *parent, const char *bname,
 		close(fd);
 		return rc;
 	}
-	rc = inode_get(fs, fd, &e->attr, &i);
+	rc = inode_get(fs, fd, &e->attr, pino, name, &i);
 	if (rc)
 		return rc;
 	rc = attrs(fs, i, &e->attr);
@@ -297,7 +364,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	rc = name_in(fs, parent, name, bname);
 	if (!rc)
-		rc = lookup_entry(fs, inode_of(fs, parent), bname, &e);
+		rc = lookup_entry(fs, parent, name, bname, &e);
 	if (rc)
 		reply_rc(req, rc);
 	else
@@ -462,13 +529,13 @@ static void give(fuse_req_t req, int dirfd, const char *bname)
 }
 
 /* Replies to mkdir, symlink, mknod and link with the new entry. */
-static void reply_made(fuse_req_t req, struct inode *parent,
+static void reply_made(fuse_req_t req, fuse_ino_t parent, const char *name,
 		       const char *bname, int rc)
 {
 	struct fuse_entry_param e;
 
 	if (!rc)
-		rc = lookup_entry(fs_of(req), parent, bname, &e);
+		rc = lookup_entry(fs_of(req), parent, name, bname, &e);
 	if (rc)
 		reply_rc(req, rc);
 	else
@@ -488,7 +555,7 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		rc = sys(mkdirat(p->fd, bname, mode));
 	if (!rc)
 		give(req, p->fd, bname);
-	reply_made(req, p, bname, rc);
+	reply_made(req, parent, name, bname, rc);
 }
 
 static void fs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
@@ -507,7 +574,7 @@ static void fs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
 		rc = sys(symlinkat(sealed, p->fd, bname));
 	if (!rc)
 		give(req, p->fd, bname);
-	reply_made(req, p, bname, rc);
+	reply_made(req, parent, name, bname, rc);
 }
 
 static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
@@ -527,7 +594,7 @@ static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		rc = sys(linkat(AT_FDCWD, proc, p->fd, bname,
 				AT_SYMLINK_FOLLOW));
 	}
-	reply_made(req, p, bname, rc);
+	reply_made(req, newparent, newname, bname, rc);
 }
 
 static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -697,7 +764,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		rc = make_file(req, p, bname, mode, &n);
 	if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
 		/* Lost a race with another creator: open theirs. */
-		rc = lookup_entry(fs, p, bname, &e);
+		rc = lookup_entry(fs, parent, name, bname, &e);
 		if (!rc) {
 			int fd;
 
@@ -708,7 +775,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 				inode_forget(fs, inode_of(fs, e.ino), 1);
 		}
 	} else if (!rc) {
-		rc = lookup_entry(fs, p, bname, &e);
+		rc = lookup_entry(fs, parent, name, bname, &e);
 		if (rc)
 			nodes_put(fs->nodes, n);
 	}
@@ -744,7 +811,7 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	} else if (!rc) {
 		rc = -EPERM;	/* device nodes: nothing to encrypt, no need */
 	}
-	reply_made(req, p, bname, rc);
+	reply_made(req, parent, name, bname, rc);
 }
 
 /*
@@ -963,7 +1030,10 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* --- session --- */
 
-/* Commits the sizes of open files every COMMIT_INTERVAL_MS. */
+/*
+ * Commits the sizes of open files every COMMIT_INTERVAL_MS, and reaps
+ * inodes when inode_get says there are too many.
+ */
 static void *ticker_main(void *arg)
 {
 	struct fs *fs = arg;
@@ -980,6 +1050,8 @@ static void *ticker_main(void *arg)
 			break;
 		pthread_mutex_unlock(&fs->tick_lock);
 		(void)nodes_commit_all(fs->nodes);
+		if (fs->ninodes > fs->inode_high)	/* a hint: no lock */
+			inode_reap(fs);
 		pthread_mutex_lock(&fs->tick_lock);
 	}
 	pthread_mutex_unlock(&fs->tick_lock);
@@ -1046,6 +1118,7 @@ int fs_new(struct volume *vol, struct fs **out)
 {
 	struct fs *fs = calloc(1, sizeof(*fs));
 	pthread_condattr_t ca;
+	struct rlimit lim;
 	struct stat st;
 	int rc;
 
@@ -1068,6 +1141,8 @@ int fs_new(struct volume *vol, struct fs **out)
 	fs->root.nlookup = 1;
 	fs->vol = vol;
 	fs->as_root = geteuid() == 0;
+	fs->inode_high = getrlimit(RLIMIT_NOFILE, &lim) ? 512 :
+			 lim.rlim_cur / 2 > 64 ? lim.rlim_cur / 2 : 64;
 	pthread_mutex_init(&fs->ilock, NULL);
 	pthread_mutex_init(&fs->tick_lock, NULL);
 	pthread_condattr_init(&ca);
@@ -1091,6 +1166,7 @@ void fs_free(struct fs *fs)
 
 			fs->inodes[b] = i->next;
 			close(i->fd);
+			free(i->name);
 			free(i);
 		}
 	}
@@ -1098,6 +1174,11 @@ void fs_free(struct fs *fs)
 		close(fs->root.fd);
 	crypto_key_free(fs->link_key);
 	free(fs);
+}
+
+void fs_set_session(struct fs *fs, struct fuse_session *se)
+{
+	fs->se = se;
 }
 
 const struct fuse_lowlevel_ops *fs_operations(void)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -233,6 +234,35 @@ static void detach(int ready_fd)
 	}
 }
 
+/*
+ * The daemon holds an O_PATH handle for every inode the kernel remembers,
+ * and the kernel remembers a whole untarred source tree: raise the open-file
+ * limit as far as allowed (as root, to the system's nr_open).
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit lim;
+	FILE *f;
+	unsigned long max = 0;
+
+	if (getrlimit(RLIMIT_NOFILE, &lim))
+		return;
+	f = fopen("/proc/sys/fs/nr_open", "re");
+	if (f) {
+		if (fscanf(f, "%lu", &max) != 1)
+			max = 0;
+		fclose(f);
+	}
+	if (max > lim.rlim_max) {
+		struct rlimit up = { max, max };
+
+		if (!setrlimit(RLIMIT_NOFILE, &up))
+			return;
+	}
+	lim.rlim_cur = lim.rlim_max;
+	(void)setrlimit(RLIMIT_NOFILE, &lim);
+}
+
 static int check_mountpoint(const char *mp)
 {
 	struct stat st;
@@ -259,6 +289,7 @@ static int serve(struct args *a, int ready_fd)
 
 	if (check_mountpoint(a->mountpoint))
 		return EXIT_FAILURE;
+	raise_fd_limit();
 	if (volume_open(a->backing, a->cfg.key, true, &vol, err, sizeof(err)))
 		return say(EXIT_FAILURE, "%s", err);
 	if (fs_new(vol, &fs)) {
@@ -286,6 +317,7 @@ static int serve(struct args *a, int ready_fd)
 		say(EXIT_FAILURE, "mount options '%s' refused", opts);
 		goto out;
 	}
+	fs_set_session(fs, se);
 	if (fuse_session_mount(se, a->mountpoint)) {
 		say(EXIT_FAILURE, "cannot mount %s on %s", a->backing,
 		    a->mountpoint);

@@ -17,6 +17,8 @@ struct fs;
 int fs_new(struct volume *vol, struct fs **out);
 /* Commits and closes every open file.  NULL does nothing. */
 void fs_free(struct fs *fs);
+/* The session, for asking the kernel to forget inodes (before mounting). */
+void fs_set_session(struct fs *fs, struct fuse_session *se);
 /* Pass with the struct fs as user data to fuse_session_new(). */
 const struct fuse_lowlevel_ops *fs_operations(void);
 
