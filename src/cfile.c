@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -57,6 +58,7 @@ struct cfile {
 	bool writable;			/* fd open for writing */
 	bool tagged;			/* a size tag matching hdr is on fd */
 	int jfd;			/* journal, -1 until first needed */
+	bool jpending;			/* its record must outlive us */
 	struct format_header hdr;	/* as last committed */
 	int slot;			/* slot holding hdr */
 	uint64_t size;
@@ -149,6 +151,29 @@ static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off,
 	return rc;
 }
 
+static int pwritev_all(int fd, struct iovec *iov, int cnt, uint64_t off)
+{
+	while (cnt > 0) {
+		ssize_t n = pwritev(fd, iov, cnt, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		off += (uint64_t)n;
+		while (cnt > 0 && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			cnt--;
+		}
+		if (cnt > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
 static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
 	size_t put;
@@ -180,14 +205,21 @@ static int journal_open(struct cfile *f)
 
 /*
  * Records n sealed blocks (stored indices first, first + 1, ...) before they
- * are written in place: the blocks, then the head that names them, so that
- * a head that authenticates always has its blocks behind it.
+ * are written in place: head and blocks in one write.  A kill inside it
+ * leaves a head whose blocks do not all authenticate, which replay drops;
+ * the in-place write starts only once the record is whole.
+ *
+ * The record is not voided after the in-place write: replaying it would
+ * write what its blocks already hold, since any later rewrite of a block it
+ * names replaces it (those blocks are committed, so rewrites are journaled),
+ * until a shrink makes them uncommitted; shrink voids it.
  */
 static int journal_write(struct cfile *f, uint64_t first, unsigned n,
 			 const uint8_t *blocks)
 {
 	uint64_t index[FORMAT_JOURNAL_MAX];
 	uint8_t head[SB], nonce[CRYPTO_GCM_NONCE_LEN];
+	struct iovec iov[2];
 	int rc;
 
 	for (unsigned i = 0; i < n; i++)
@@ -197,19 +229,21 @@ static int journal_write(struct cfile *f, uint64_t first, unsigned n,
 		rc = crypto_random(nonce, sizeof(nonce));
 	if (!rc)
 		rc = format_journal_seal(&f->fk, nonce, index, n, head);
-	if (!rc)
-		rc = pwrite_all(f->jfd, blocks, (size_t)n * SB, SB);
-	if (!rc)
-		rc = pwrite_all(f->jfd, head, SB, 0);
-	return rc;
+	if (rc)
+		return rc;
+	iov[0] = (struct iovec){ head, SB };
+	iov[1] = (struct iovec){ (void *)blocks, (size_t)n * SB };
+	return pwritev_all(f->jfd, iov, 2, 0);
 }
 
 /* Voids the head: one small write within a page, which no kill can tear. */
-static void journal_void(struct cfile *f)
+static int journal_void(struct cfile *f)
 {
 	static const uint8_t zero[CRYPTO_GCM_NONCE_LEN];
 
-	(void)pwrite_all(f->jfd, zero, sizeof(zero), 0);
+	if (f->jfd < 0)
+		return 0;
+	return pwrite_all(f->jfd, zero, sizeof(zero), 0);
 }
 
 /*
@@ -270,6 +304,12 @@ static int put_blocks(struct cfile *f, uint64_t first, unsigned n,
 	int rc;
 
 	journal = journal && f->vol->journal_dirfd >= 0;
+	/* A record still needed must not be replaced: the file waits for
+	 * its next open, which replays it. */
+	if (journal && f->jpending) {
+		*put = 0;
+		return -EIO;
+	}
 	if (journal) {
 		rc = journal_write(f, first, n, buf);
 		if (rc) {
@@ -278,8 +318,10 @@ static int put_blocks(struct cfile *f, uint64_t first, unsigned n,
 		}
 	}
 	rc = pwrite_full(f->fd, buf, (size_t)n * SB, off, put);
-	if (journal)
-		journal_void(f);
+	/* A failed in-place write may have torn a block: keep the record
+	 * for the next open to finish the job. */
+	if (journal && rc)
+		f->jpending = true;
 	return rc;
 }
 
@@ -697,10 +739,11 @@ static void cfile_free(struct cfile *f)
 	char name[2 * FORMAT_ID_LEN + 1];
 
 	if (f->jfd >= 0) {
-		/* Void after every rewrite: nothing in it is still needed. */
+		/* Every rewrite it recorded is in place, unless one failed. */
 		journal_name(f, name);
 		close(f->jfd);
-		(void)unlinkat(f->vol->journal_dirfd, name, 0);
+		if (!f->jpending)
+			(void)unlinkat(f->vol->journal_dirfd, name, 0);
 	}
 	format_fkeys_release(&f->fk);
 	pthread_rwlock_destroy(&f->lock);
@@ -896,6 +939,13 @@ static int shrink(struct cfile *f, uint64_t size)
 	uint64_t nb = format_nblocks(size), len;
 	int rc;
 
+	/*
+	 * The journal's record may name blocks that are about to be past the
+	 * end, where unjournaled writes may later change them: void it.
+	 */
+	rc = journal_void(f);
+	if (rc)
+		return rc;
 	/* Map bits past the new end need no clearing: grow() clears them. */
 	if (size == 0)
 		f->flags &= (uint16_t)~FORMAT_F_SPARSE;	/* dense again */

@@ -524,15 +524,32 @@ static int size_mac(const struct crypto_key *key, uint64_t ino, uint64_t size,
 	return crypto_hmac_sha256(key, msg, sizeof(msg), mac);
 }
 
+/* The pad that hides the size: the backing shows sizes to 4 KiB only. */
+static int size_pad(const struct crypto_key *key, uint64_t ino, uint64_t *pad)
+{
+	uint8_t msg[17 + 8], mac[CRYPTO_SHA256_LEN];
+	int rc;
+
+	memcpy(msg, "phifs size pad v1", 17);
+	format_put_le64(msg + 17, ino);
+	rc = crypto_hmac_sha256(key, msg, sizeof(msg), mac);
+	if (!rc)
+		*pad = format_get_le64(mac);
+	return rc;
+}
+
 int format_size_tag(const struct crypto_key *key, uint64_t ino, uint64_t size,
 		    uint8_t out[FORMAT_SIZE_TAG_LEN])
 {
 	uint8_t mac[CRYPTO_SHA256_LEN];
+	uint64_t pad;
 	int rc = size_mac(key, ino, size, mac);
 
+	if (!rc)
+		rc = size_pad(key, ino, &pad);
 	if (rc)
 		return rc;
-	format_put_le64(out, size);
+	format_put_le64(out, size ^ pad);
 	memcpy(out + 8, mac, FORMAT_SIZE_TAG_LEN - 8);
 	return 0;
 }
@@ -541,11 +558,11 @@ int format_size_untag(const struct crypto_key *key, uint64_t ino,
 		      const uint8_t *tag, size_t len, uint64_t *size)
 {
 	uint8_t mac[CRYPTO_SHA256_LEN];
-	uint64_t s;
+	uint64_t s, pad;
 
-	if (len != FORMAT_SIZE_TAG_LEN)
+	if (len != FORMAT_SIZE_TAG_LEN || size_pad(key, ino, &pad))
 		return -EBADMSG;
-	s = format_get_le64(tag);
+	s = format_get_le64(tag) ^ pad;
 	if (s > FORMAT_MAX_SIZE || size_mac(key, ino, s, mac) ||
 	    !crypto_memeq(mac, tag + 8, FORMAT_SIZE_TAG_LEN - 8))
 		return -EBADMSG;

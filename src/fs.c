@@ -653,25 +653,38 @@ static int open_backing(struct inode *i, int flags, int *fd)
 	return rc;
 }
 
+/* Opens the encrypted file of inode i for a handle with open(2) flags. */
+static int open_node(struct fs *fs, struct inode *i, int flags,
+		     struct node **out)
+{
+	struct node *n;
+	int rc, fd;
+
+	rc = open_backing(i, flags, &fd);
+	if (!rc)
+		rc = nodes_get(fs->nodes, fd, false, &n);
+	if (!rc && (flags & O_TRUNC)) {
+		rc = cfile_truncate(n->cf, 0);
+		if (rc)
+			nodes_put(fs->nodes, n);
+	}
+	if (!rc)
+		*out = n;
+	return rc;
+}
+
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct node *n;
 	struct stat st;
-	int rc, fd;
+	int rc;
 
 	if (fstat(inode_of(fs, ino)->fd, &st) || !S_ISREG(st.st_mode)) {
 		reply_rc(req, -EINVAL);
 		return;
 	}
-	rc = open_backing(inode_of(fs, ino), fi->flags, &fd);
-	if (!rc)
-		rc = nodes_get(fs->nodes, fd, false, &n);
-	if (!rc && (fi->flags & O_TRUNC)) {
-		rc = cfile_truncate(n->cf, 0);
-		if (rc)
-			nodes_put(fs->nodes, n);
-	}
+	rc = open_node(fs, inode_of(fs, ino), fi->flags, &n);
 	if (rc) {
 		reply_rc(req, rc);
 		return;
@@ -766,11 +779,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		/* Lost a race with another creator: open theirs. */
 		rc = lookup_entry(fs, parent, name, bname, &e);
 		if (!rc) {
-			int fd;
-
-			rc = open_backing(inode_of(fs, e.ino), fi->flags, &fd);
-			if (!rc)
-				rc = nodes_get(fs->nodes, fd, false, &n);
+			rc = open_node(fs, inode_of(fs, e.ino), fi->flags, &n);
 			if (rc)
 				inode_forget(fs, inode_of(fs, e.ino), 1);
 		}

@@ -743,3 +743,37 @@ Test(cfile, a_read_failing_past_its_first_chunk_returns_no_partial_count)
 	cr_assert_eq(cfile_pread(f, buf, 70 * BS, 0), 70 * BS);
 	cfile_release(f);
 }
+
+Test(cfile, a_shrink_voids_the_journal_so_no_stale_record_replays)
+{
+	static uint8_t buf[8 * BS];
+	char dir[] = "/tmp/phifs-journal-XXXXXX";
+	struct cfile *f, *g;
+	int fd, jfd;
+
+	cr_assert(mkdtemp(dir));
+	jfd = open(dir, O_RDONLY | O_DIRECTORY);
+	vol.journal_dirfd = jfd;
+	f = new_file(&fd);
+	memset(buf, 'o', sizeof(buf));
+	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	cr_assert_eq(cfile_commit(f), 0);
+	/* A journaled rewrite of committed block 5 ... */
+	memset(buf, 'X', BS);
+	cr_assert_eq(cfile_pwrite(f, buf, BS, 5 * BS), BS);
+	/* ... then block 5 falls past the end, and is written anew without
+	 * the journal once the file grows back. */
+	cr_assert_eq(cfile_truncate(f, 2 * BS), 0);
+	memset(buf, 'Y', sizeof(buf));
+	cr_assert_eq(cfile_pwrite(f, buf, 6 * BS, 2 * BS), 6 * BS);
+	cr_assert_eq(cfile_commit(f), 0);
+	/* "Crash": f is never released; g's open replays what is left. */
+	cr_assert_eq(cfile_open(fd, &vol, &g), 0);
+	cr_assert_eq(cfile_pread(g, buf, BS, 5 * BS), BS);
+	cr_assert_eq(buf[0], 'Y', "a stale journal record came back");
+	cfile_release(g);
+	free(f);
+	vol.journal_dirfd = -1;
+	close(jfd);
+	cr_assert_eq(rmdir(dir), 0, "a journal was left behind");
+}

@@ -411,6 +411,7 @@ Test(format, a_size_tag_verifies_only_for_its_inode_size_and_key)
 	uint64_t size;
 
 	cr_assert_eq(format_size_tag(kek1, 77, 123456789, tag), 0);
+	cr_assert_neq(format_get_le64(tag), 123456789, "size in the clear");
 	cr_assert_eq(format_size_untag(kek1, 77, tag, sizeof(tag), &size), 0);
 	cr_assert_eq(size, 123456789);
 	cr_assert_eq(format_size_untag(kek1, 78, tag, sizeof(tag), &size),

@@ -181,8 +181,10 @@ int format_journal_open(const struct format_fkeys *fk,
 
 /*
  * A closed file's backing xattr FORMAT_SIZE_XATTR may hold its committed
- * size, tagged: size (8) || HMAC-SHA256(size key, "phifs size v1" ||
- * backing inode number (8) || size (8)), first 16 bytes.  stat reads it
+ * size, masked and tagged: size XOR pad (8) || HMAC-SHA256(size key,
+ * "phifs size v1" || backing inode number (8) || size (8)), first 16 bytes;
+ * pad = first 8 bytes of HMAC-SHA256(size key, "phifs size pad v1" || inode
+ * number).  stat reads it
  * instead of the header; a tag that does not verify (forged, copied from
  * another inode, or absent) sends stat to the header.
  */
