@@ -304,15 +304,20 @@ static uint64_t plain_size(struct fs *fs, struct inode *i, const struct stat *st
 	return size;
 }
 
-/* Backing attributes, with the sizes a user of the mount must see. */
-static int attrs(struct fs *fs, struct inode *i, struct stat *st)
+/* The sizes a user of the mount must see, in backing attributes. */
+static void mount_sizes(struct fs *fs, struct inode *i, struct stat *st)
 {
-	if (fstat(i->fd, st))
-		return -errno;
 	if (S_ISREG(st->st_mode))
 		st->st_size = (off_t)plain_size(fs, i, st);
 	else if (S_ISLNK(st->st_mode))
 		st->st_size = (off_t)format_symlink_length((size_t)st->st_size);
+}
+
+static int attrs(struct fs *fs, struct inode *i, struct stat *st)
+{
+	if (fstat(i->fd, st))
+		return -errno;
+	mount_sizes(fs, i, st);
 	return 0;
 }
 
@@ -336,11 +341,7 @@ static int lookup_entry(struct fs *fs, fuse_ino_t pino, const char *name,
 	rc = inode_get(fs, fd, &e->attr, pino, name, &i);
 	if (rc)
 		return rc;
-	rc = attrs(fs, i, &e->attr);
-	if (rc) {
-		inode_forget(fs, i, 1);
-		return rc;
-	}
+	mount_sizes(fs, i, &e->attr);	/* e->attr is fresh from fstat */
 	e->ino = (uintptr_t)i;
 	e->attr_timeout = CACHE_SECONDS;
 	e->entry_timeout = CACHE_SECONDS;
