@@ -56,7 +56,7 @@ struct cfile {
 	struct format_fkeys fk;
 	pthread_rwlock_t lock;
 	bool writable;			/* fd open for writing */
-	bool tagged;			/* a size tag matching hdr is on fd */
+	enum { TAG_UNKNOWN, TAG_ABSENT, TAG_SET } tag;	/* size tag on fd */
 	int jfd;			/* journal, -1 until first needed */
 	bool jpending;			/* its record must outlive us */
 	struct format_header hdr;	/* as last committed */
@@ -198,6 +198,8 @@ static int journal_open(struct cfile *f)
 	if (f->jfd >= 0)
 		return 0;
 	journal_name(f, name);
+	if (f->vol->journals)
+		*f->vol->journals = true;
 	f->jfd = openat(f->vol->journal_dirfd, name, O_RDWR | O_CREAT |
 			O_NOFOLLOW | O_CLOEXEC, 0600);
 	return f->jfd < 0 ? -errno : 0;
@@ -649,29 +651,16 @@ static int grow(struct cfile *f, uint64_t first, uint64_t new_nb)
 /*
  * Size tags: a closed file's committed size, for stat (format.h).  A tag
  * exists only between a release and the next header commit, so after a
- * crash there is either a true tag or none.  Tags are a shortcut: where
- * the backing file system has no user xattrs, there are none, and stat
- * reads headers.
+ * crash there is either a true tag or none.  The first commit of an open
+ * removes whatever tag there is, and a release after a commit (or of a new
+ * file) sets a fresh one; a file only read keeps the tag it had.  Tags are
+ * a shortcut: without user xattrs there are none, and stat reads headers.
  */
-static void tag_check(struct cfile *f)
-{
-	uint8_t tag[FORMAT_SIZE_TAG_LEN];
-	struct stat st;
-	uint64_t size;
-	ssize_t n;
-
-	n = fgetxattr(f->fd, FORMAT_SIZE_XATTR, tag, sizeof(tag));
-	f->tagged = n > 0 && !fstat(f->fd, &st) &&
-		    !format_size_untag(f->vol->size_key, (uint64_t)st.st_ino,
-				       tag, (size_t)n, &size) &&
-		    size == f->hdr.size;
-}
-
 static void tag_remove(struct cfile *f)
 {
-	if (f->tagged)
+	if (f->tag != TAG_ABSENT && f->vol->size_key)
 		(void)fremovexattr(f->fd, FORMAT_SIZE_XATTR);
-	f->tagged = false;
+	f->tag = TAG_ABSENT;
 }
 
 static void tag_set(struct cfile *f)
@@ -679,12 +668,13 @@ static void tag_set(struct cfile *f)
 	uint8_t tag[FORMAT_SIZE_TAG_LEN];
 	struct stat st;
 
-	if (f->tagged || !f->writable || !f->vol->size_key || f->dirty ||
-	    fstat(f->fd, &st) ||
+	if (f->tag != TAG_ABSENT || !f->writable || !f->vol->size_key ||
+	    f->dirty || fstat(f->fd, &st) ||
 	    format_size_tag(f->vol->size_key, (uint64_t)st.st_ino, f->hdr.size,
 			    tag))
 		return;
-	f->tagged = !fsetxattr(f->fd, FORMAT_SIZE_XATTR, tag, sizeof(tag), 0);
+	if (!fsetxattr(f->fd, FORMAT_SIZE_XATTR, tag, sizeof(tag), 0))
+		f->tag = TAG_SET;
 }
 
 /* Writes size and flags into the slot not holding the current header. */
@@ -793,6 +783,7 @@ int cfile_create(int fd, const struct cfile_volume *vol, struct cfile **out)
 		goto out;
 	f->hdr = h;
 	f->slot = 0;
+	f->tag = TAG_ABSENT;	/* a new file has none yet */
 	*out = f;
 	f = NULL;	/* transferred */
 out:
@@ -825,10 +816,9 @@ int cfile_open(int fd, const struct cfile_volume *vol, struct cfile **out)
 	}
 	f->size = f->hdr.size;
 	f->flags = f->hdr.flags;
-	if (vol->journal_dirfd >= 0 && f->writable)
+	if (vol->journal_dirfd >= 0 && f->writable &&
+	    (!vol->journals || *vol->journals))
 		rc = journal_replay(f);
-	if (!rc && vol->size_key && f->writable)
-		tag_check(f);
 	if (rc) {
 		cfile_free(f);
 		return rc;

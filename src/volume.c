@@ -4,6 +4,7 @@
  */
 #include "phifs/volume.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -53,6 +54,26 @@ static int take_lock(struct volume *v, const char *dir, char *err,
 	return 0;
 }
 
+/* Whether folder dirfd holds nothing; false when it cannot tell. */
+static bool folder_empty(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	struct dirent *e;
+	bool empty = d != NULL;
+
+	if (!d && fd >= 0)
+		close(fd);
+	while (d && (e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			empty = false;
+			break;
+		}
+	if (d)
+		closedir(d);
+	return empty;
+}
+
 /* The folder of in-place rewrite journals, made on first use. */
 static int open_journal(struct volume *v, const char *dir, char *err,
 			size_t len)
@@ -65,6 +86,7 @@ static int open_journal(struct volume *v, const char *dir, char *err,
 	if (v->journalfd < 0)
 		return errmsg(err, len, -errno, "%s/%s/%s: %s", dir,
 			      BACKING_META, VOLUME_JOURNAL, strerror(errno));
+	v->journals = !folder_empty(v->journalfd);
 	return 0;
 }
 
@@ -119,6 +141,7 @@ int volume_open(const char *dir, const char *keyspec, bool lock,
 		.kek_arg = v->keys,
 		.active_version = keys_active_version(v->keys),
 		.journal_dirfd = v->journalfd,
+		.journals = &v->journals,
 		.size_key = v->size_key,
 	};
 	*out = v;

@@ -43,6 +43,12 @@ struct cfile_volume {
 	 */
 	int journal_dirfd;
 	/*
+	 * Whether that folder may hold a journal (set by cfile when it makes
+	 * one), so that opens need not look while it is empty; NULL: always
+	 * look.
+	 */
+	_Atomic bool *journals;
+	/*
 	 * Key of the size tags (format.h) a closed file carries for stat, or
 	 * NULL for none.
 	 */

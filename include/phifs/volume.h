@@ -23,6 +23,7 @@ struct volume {
 	int metafd;		/* BACKING/.phifs */
 	int lockfd;		/* -1 unless locked */
 	int journalfd;		/* BACKING/.phifs/journal */
+	_Atomic bool journals;	/* it may hold one (cfile_volume) */
 	struct keys_store *keys;
 	struct crypto_key *size_key;	/* size tags (format.h) */
 	struct cfile_volume cv;	/* points into keys */
