@@ -1,8 +1,9 @@
 /*
  * backing.c — the backing directory: its root fd and the translation from
- * names in the mount to names and handles in it.  Lookups use openat2 with
- * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS on single names, so neither ".."
- * nor a planted symlink can reach outside.  Knows nothing of FUSE or
+ * names in the mount to names and handles in it.  Lookups take one name at
+ * a time (backing_name refuses "..", "." and slashes) with openat2
+ * RESOLVE_BENEATH and O_PATH | O_NOFOLLOW, so a planted symlink is opened
+ * as the link itself, never walked through.  Knows nothing of FUSE or
  * contents.
  */
 #include "phifs/backing.h"

@@ -961,6 +961,7 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
 	char *buf = calloc(1, size), *p = buf;
 	size_t left = size;
+	int err = 0;
 
 	(void)ino;
 	if (!buf) {
@@ -979,8 +980,10 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if (!d->entry) {
 			errno = 0;
 			d->entry = readdir(d->dp);
-			if (!d->entry)
+			if (!d->entry) {
+				err = errno;	/* 0 at the end of the folder */
 				break;
+			}
 		}
 		if (backing_is_meta(d->entry->d_name, d->root)) {
 			d->off = d->entry->d_off;
@@ -999,8 +1002,8 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		d->off = d->entry->d_off;
 		d->entry = NULL;
 	}
-	if (errno && p == buf)
-		reply_rc(req, -errno);
+	if (err && p == buf)
+		reply_rc(req, -err);
 	else
 		fuse_reply_buf(req, buf, size - left);
 	free(buf);

@@ -98,26 +98,25 @@ static int cmd_keygen(int argc, char **argv)
 	return 0;
 }
 
-/* Opens BACKING/.phifs, creating it when `create` is set. */
-static int open_meta(const char *backing, int create, int *out)
+/* Makes (or finds) BACKING/.phifs for init and opens it. */
+static int make_meta(const char *backing, int *out)
 {
-	int dfd, mfd;
+	int dfd, mfd, e;
 
 	dfd = open(backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return fail("%s: %s", backing, strerror(errno));
-	if (create && mkdirat(dfd, KEYS_DIR, 0700) && errno != EEXIST) {
-		int e = errno;
-
+	if (mkdirat(dfd, KEYS_DIR, 0700) && errno != EEXIST) {
+		e = errno;
 		close(dfd);
 		return fail("%s/%s: %s", backing, KEYS_DIR, strerror(e));
 	}
 	mfd = openat(dfd, KEYS_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 		     O_CLOEXEC);
+	e = errno;
 	close(dfd);
 	if (mfd < 0)
-		return fail("%s: not a phifs volume (%s/%s: %s)", backing,
-			    backing, KEYS_DIR, strerror(errno));
+		return fail("%s/%s: %s", backing, KEYS_DIR, strerror(e));
 	*out = mfd;
 	return 0;
 }
@@ -133,7 +132,7 @@ static int cmd_init(int argc, char **argv)
 	rc = volume_args(argc, argv, &key, &backing);
 	if (rc)
 		return rc;
-	rc = open_meta(backing, 1, &mfd);
+	rc = make_meta(backing, &mfd);
 	if (rc)
 		return rc;
 	if (faccessat(mfd, KEYS_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
