@@ -892,8 +892,13 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	if (fi->flags & O_APPEND)
 		off = (off_t)cfile_size(cf);
 	n = cfile_pwrite(cf, buf, size, (uint64_t)off);
-	if (n == -ENOSPC && reclaim_unlinked(fs_of(req)))
+	/* Space a delete just freed may wait on the kernel's FORGET, which
+	 * another worker serves: reclaim, give it a moment, try again. */
+	for (int tries = 0; n == -ENOSPC && tries < 3; tries++) {
+		(void)reclaim_unlinked(fs_of(req));
+		usleep(20000);
 		n = cfile_pwrite(cf, buf, size, (uint64_t)off);
+	}
 	if (n < 0)
 		reply_rc(req, (int)n);
 	else
