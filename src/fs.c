@@ -892,11 +892,12 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	if (fi->flags & O_APPEND)
 		off = (off_t)cfile_size(cf);
 	n = cfile_pwrite(cf, buf, size, (uint64_t)off);
-	/* Space a delete just freed may wait on the kernel's FORGET, which
-	 * another worker serves: reclaim, give it a moment, try again. */
-	for (int tries = 0; n == -ENOSPC && tries < 3; tries++) {
+	/* Space a delete just freed may wait on the kernel's RELEASE and
+	 * FORGET, which come asynchronously and other workers serve:
+	 * reclaim, give them a moment, try again, for up to half a second. */
+	for (int tries = 0; n == -ENOSPC && tries < 20; tries++) {
 		(void)reclaim_unlinked(fs_of(req));
-		usleep(20000);
+		usleep(25000);
 		n = cfile_pwrite(cf, buf, size, (uint64_t)off);
 	}
 	if (n < 0)
