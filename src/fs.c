@@ -36,7 +36,10 @@
 #define INODE_BUCKETS 4096u
 
 struct inode {
-	int fd;			/* O_PATH handle on the backing object */
+	int fd;			/* O_PATH handle on the backing object, or -1
+				 * while parked; under fs->ilock, as are: */
+	unsigned pins;		/* users of fd right now (inode_pin) */
+	struct file_handle *fh;	/* opens fd again; set when first parked */
 	dev_t dev;
 	ino_t ino;
 	mode_t type;		/* S_IFMT bits */
@@ -56,6 +59,10 @@ struct fs {
 	struct inode *inodes[INODE_BUCKETS];
 	_Atomic size_t ninodes;	/* changed under ilock */
 	size_t inode_high;	/* ask the kernel to forget above this */
+	size_t nfds;		/* inodes' open handles, under ilock */
+	size_t fd_high;		/* park handles above this */
+	unsigned park_next;	/* bucket inode_park looks at next */
+	bool can_park;		/* file handles work (CAP_DAC_READ_SEARCH) */
 	struct fuse_session *se;
 	pthread_t ticker;
 	pthread_mutex_t tick_lock;	/* protects stop */
@@ -132,6 +139,129 @@ static void inode_hint(struct inode *i, fuse_ino_t parent, const char *name)
 	i->parent = parent;
 }
 
+static void inode_free(struct inode *i)
+{
+	if (i->fd >= 0)
+		close(i->fd);
+	free(i->fh);
+	free(i->name);
+	free(i);
+}
+
+/* A file handle for the object on fd, or NULL. */
+static struct file_handle *handle_of(int fd)
+{
+	struct file_handle *h = malloc(sizeof(*h) + MAX_HANDLE_SZ), *small;
+	int mount_id;
+
+	if (!h)
+		return NULL;
+	h->handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(fd, "", h, &mount_id, AT_EMPTY_PATH)) {
+		free(h);
+		return NULL;
+	}
+	small = realloc(h, sizeof(*h) + h->handle_bytes);
+	return small ? small : h;
+}
+
+/* Closes i's handle if nobody needs it now; under ilock. */
+static bool inode_park_one(struct fs *fs, struct inode *i)
+{
+	uint64_t size;
+
+	/* An open file may be unlinked, and then has no handle to reopen
+	 * by; a handle from another file system would not resolve. */
+	if (i->fd < 0 || i->pins || i->dev != fs->root.dev ||
+	    !nodes_size(fs->nodes, i->dev, i->ino, &size))
+		return false;
+	if (!i->fh && !(i->fh = handle_of(i->fd)))
+		return false;
+	close(i->fd);
+	i->fd = -1;
+	fs->nfds--;
+	return true;
+}
+
+/*
+ * The kernel may remember more objects than the open-file limit allows
+ * handles (a listed folder of 20,000 files), so above fd_high the handles
+ * of inodes nobody uses are closed, round robin, down to 3/4 of it, and
+ * opened again from their file handles when next needed; under ilock.
+ */
+static void inode_park(struct fs *fs)
+{
+	size_t target = fs->fd_high / 4 * 3;
+
+	if (!fs->can_park)
+		return;
+	for (unsigned k = 0; k < INODE_BUCKETS && fs->nfds > target; k++) {
+		unsigned b = fs->park_next++ % INODE_BUCKETS;
+
+		for (struct inode *i = fs->inodes[b]; i && fs->nfds > target;
+		     i = i->next)
+			(void)inode_park_one(fs, i);
+	}
+}
+
+/* Opens parked i again; -ESTALE when its object is gone or replaced. */
+static int inode_unpark(struct fs *fs, struct inode *i)
+{
+	struct stat st;
+	int fd;
+
+	fd = open_by_handle_at(fs->vol->backing.rootfd, i->fh,
+			       O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ESTALE : -errno;
+	if (fstat(fd, &st) || st.st_dev != i->dev || st.st_ino != i->ino) {
+		close(fd);
+		return -ESTALE;
+	}
+	return fd;
+}
+
+/*
+ * The O_PATH handle of i, kept open until inode_unpin(): the fd, or
+ * -errno.  Every use of an inode's handle goes through here.
+ */
+static int inode_pin(struct fs *fs, struct inode *i)
+{
+	int fd;
+
+	pthread_mutex_lock(&fs->ilock);
+	if (i->fd >= 0) {
+		i->pins++;
+		fd = i->fd;
+		pthread_mutex_unlock(&fs->ilock);
+		return fd;
+	}
+	pthread_mutex_unlock(&fs->ilock);
+	fd = inode_unpark(fs, i);	/* fh is set before fd is -1 */
+	if (fd < 0)
+		return fd;
+	pthread_mutex_lock(&fs->ilock);
+	if (i->fd >= 0) {	/* another thread was quicker */
+		close(fd);
+	} else {
+		i->fd = fd;
+		fs->nfds++;
+	}
+	i->pins++;
+	fd = i->fd;
+	if (fs->nfds > fs->fd_high)
+		inode_park(fs);
+	pthread_mutex_unlock(&fs->ilock);
+	return fd;
+}
+
+static void inode_unpin(struct fs *fs, struct inode *i)
+{
+	pthread_mutex_lock(&fs->ilock);
+	i->pins--;
+	pthread_mutex_unlock(&fs->ilock);
+}
+
 /*
  * The inode of the backing object on pathfd (which this takes over), with
  * one more lookup counted; found as name in parent.
@@ -154,8 +284,15 @@ static int inode_get(struct fs *fs, int pathfd, const struct stat *st,
 		i->nlookup++;
 		if (i != &fs->root)
 			inode_hint(i, parent, name);
+		if (i->fd < 0) {	/* parked: saves a reopen */
+			if (++fs->nfds > fs->fd_high)
+				inode_park(fs);	/* i->fd < 0: not i */
+			i->fd = pathfd;
+			pathfd = -1;
+		}
 		pthread_mutex_unlock(&fs->ilock);
-		close(pathfd);
+		if (pathfd >= 0)
+			close(pathfd);
 		*out = i;
 		return 0;
 	}
@@ -171,6 +308,8 @@ static int inode_get(struct fs *fs, int pathfd, const struct stat *st,
 	i->type = st->st_mode & S_IFMT;
 	i->nlookup = 1;
 	inode_hint(i, parent, name);
+	if (++fs->nfds > fs->fd_high)
+		inode_park(fs);		/* before i is in the table */
 	i->next = fs->inodes[ibucket(i->dev, i->ino)];
 	fs->inodes[ibucket(i->dev, i->ino)] = i;
 	if (++fs->ninodes > fs->inode_high)
@@ -194,10 +333,10 @@ static void inode_forget(struct fs *fs, struct inode *i, uint64_t n)
 		;
 	*pp = i->next;
 	fs->ninodes--;
+	if (i->fd >= 0)
+		fs->nfds--;
 	pthread_mutex_unlock(&fs->ilock);
-	close(i->fd);
-	free(i->name);
-	free(i);
+	inode_free(i);
 }
 
 /*
@@ -253,7 +392,8 @@ static bool reclaim_unlinked(struct fs *fs)
 			struct stat st;
 			int fd;
 
-			if (fstat(i->fd, &st) || st.st_nlink || !S_ISREG(st.st_mode) ||
+			if (i->fd < 0 || i->pins || fstat(i->fd, &st) ||
+			    st.st_nlink || !S_ISREG(st.st_mode) ||
 			    !st.st_blocks ||
 			    !nodes_size(fs->nodes, st.st_dev, st.st_ino, &size) ||
 			    backing_reopen(i->fd, O_WRONLY, &fd))
@@ -274,7 +414,7 @@ static bool reclaim_unlinked(struct fs *fs)
  * cut short into a silently shorter file): its open node's, else its size
  * tag's, else its header's.
  */
-static uint64_t plain_size(struct fs *fs, struct inode *i, const struct stat *st)
+static uint64_t plain_size(struct fs *fs, int pathfd, const struct stat *st)
 {
 	uint8_t tag[FORMAT_SIZE_TAG_LEN];
 	struct cfile *cf;
@@ -286,13 +426,13 @@ static uint64_t plain_size(struct fs *fs, struct inode *i, const struct stat *st
 	if (!nodes_size(fs->nodes, st->st_dev, st->st_ino, &size))
 		return size;
 	/* The tag sits in the inode: no read of the file's data. */
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", i->fd);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pathfd);
 	n = getxattr(proc, FORMAT_SIZE_XATTR, tag, sizeof(tag));
 	if (n > 0 && !format_size_untag(fs->vol->cv.size_key,
 					(uint64_t)st->st_ino, tag, (size_t)n,
 					&size))
 		return size;
-	if (backing_reopen(i->fd, O_RDONLY, &fd))
+	if (backing_reopen(pathfd, O_RDONLY, &fd))
 		return 0;
 	/* A header that does not authenticate shows as size 0; reading the
 	 * file then fails with EIO, which is where the damage is reported. */
@@ -305,32 +445,41 @@ static uint64_t plain_size(struct fs *fs, struct inode *i, const struct stat *st
 }
 
 /* The sizes a user of the mount must see, in backing attributes. */
-static void mount_sizes(struct fs *fs, struct inode *i, struct stat *st)
+static void mount_sizes(struct fs *fs, int pathfd, struct stat *st)
 {
 	if (S_ISREG(st->st_mode))
-		st->st_size = (off_t)plain_size(fs, i, st);
+		st->st_size = (off_t)plain_size(fs, pathfd, st);
 	else if (S_ISLNK(st->st_mode))
 		st->st_size = (off_t)format_symlink_length((size_t)st->st_size);
 }
 
 static int attrs(struct fs *fs, struct inode *i, struct stat *st)
 {
-	if (fstat(i->fd, st))
-		return -errno;
-	mount_sizes(fs, i, st);
-	return 0;
+	int fd = inode_pin(fs, i), rc = 0;
+
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, st))
+		rc = -errno;
+	else
+		mount_sizes(fs, fd, st);
+	inode_unpin(fs, i);
+	return rc;
 }
 
 /* Looks name up in parent and replies with its entry. */
 static int lookup_entry(struct fs *fs, fuse_ino_t pino, const char *name,
 			const char *bname, struct fuse_entry_param *e)
 {
-	struct inode *parent = inode_of(fs, pino);
-	struct inode *i;
-	int rc, fd;
+	struct inode *parent = inode_of(fs, pino), *i;
+	int rc, pfd, fd;
 
 	memset(e, 0, sizeof(*e));
-	rc = backing_lookup(parent->fd, bname, &fd);
+	pfd = inode_pin(fs, parent);
+	if (pfd < 0)
+		return pfd;
+	rc = backing_lookup(pfd, bname, &fd);
+	inode_unpin(fs, parent);
 	if (rc)
 		return rc;
 	if (fstat(fd, &e->attr)) {
@@ -338,10 +487,10 @@ static int lookup_entry(struct fs *fs, fuse_ino_t pino, const char *name,
 		close(fd);
 		return rc;
 	}
+	mount_sizes(fs, fd, &e->attr);
 	rc = inode_get(fs, fd, &e->attr, pino, name, &i);
 	if (rc)
 		return rc;
-	mount_sizes(fs, i, &e->attr);	/* e->attr is fresh from fstat */
 	e->ino = (uintptr_t)i;
 	e->attr_timeout = CACHE_SECONDS;
 	e->entry_timeout = CACHE_SECONDS;
@@ -402,8 +551,8 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_attr(req, &st, CACHE_SECONDS);
 }
 
-/* Opens the node (encrypted file) of inode i for a size change. */
-static int node_for(struct fs *fs, struct inode *i, struct fuse_file_info *fi,
+/* The node (encrypted file) on pathfd, for a size change. */
+static int node_for(struct fs *fs, int pathfd, struct fuse_file_info *fi,
 		    struct node **out, bool *temp)
 {
 	int fd, rc;
@@ -413,13 +562,13 @@ static int node_for(struct fs *fs, struct inode *i, struct fuse_file_info *fi,
 		*out = node_of(fi);
 		return 0;
 	}
-	rc = backing_reopen(i->fd, O_RDWR, &fd);
+	rc = backing_reopen(pathfd, O_RDWR, &fd);
 	if (!rc)
 		rc = nodes_get(fs->nodes, fd, false, out);
 	return rc;
 }
 
-static int set_times(struct inode *i, struct stat *attr, int to_set,
+static int set_times(int pathfd, struct stat *attr, int to_set,
 		     struct fuse_file_info *fi)
 {
 	struct timespec tv[2] = { { .tv_nsec = UTIME_OMIT },
@@ -438,29 +587,26 @@ static int set_times(struct inode *i, struct stat *attr, int to_set,
 		return sys(futimens(node_of(fi)->fd, tv));
 	/* utimensat on an O_PATH handle goes through /proc; for a symlink
 	 * that would reach its target, so links keep their times. */
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", i->fd);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pathfd);
 	return sys(utimensat(AT_FDCWD, proc, tv, 0));
 }
 
-static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
-		       int to_set, struct fuse_file_info *fi)
+/* Applies a SETATTR to the object on fd. */
+static int set_attrs(struct fs *fs, int fd,
+		     struct stat *attr, int to_set, struct fuse_file_info *fi)
 {
-	struct fs *fs = fs_of(req);
-	struct inode *i = inode_of(fs, ino);
 	struct stat st;
 	char proc[32];
 	int rc = 0;
 
-	if (fstat(i->fd, &st)) {
-		reply_rc(req, -errno);
-		return;
-	}
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", i->fd);
+	if (fstat(fd, &st))
+		return -errno;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	if (to_set & FUSE_SET_ATTR_MODE)
 		rc = S_ISLNK(st.st_mode) ? 0 :
 		     sys(chmod(proc, attr->st_mode & 07777));
 	if (!rc && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
-		rc = sys(fchownat(i->fd, "",
+		rc = sys(fchownat(fd, "",
 				  to_set & FUSE_SET_ATTR_UID ? attr->st_uid :
 							       (uid_t)-1,
 				  to_set & FUSE_SET_ATTR_GID ? attr->st_gid :
@@ -474,7 +620,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		if (!rc && attr->st_size < 0)
 			rc = -EINVAL;
 		if (!rc)
-			rc = node_for(fs, i, fi, &n, &temp);
+			rc = node_for(fs, fd, fi, &n, &temp);
 		if (!rc) {
 			rc = cfile_truncate(n->cf, (uint64_t)attr->st_size);
 			if (temp)
@@ -484,13 +630,29 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (!rc && !S_ISLNK(st.st_mode) &&
 	    (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 		       FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
-		rc = set_times(i, attr, to_set, fi);
+		rc = set_times(fd, attr, to_set, fi);
+	return rc;
+}
+
+static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct inode *i = inode_of(fs, ino);
+	int rc, fd = inode_pin(fs, i);
+
+	if (fd < 0) {
+		reply_rc(req, fd);
+		return;
+	}
+	rc = set_attrs(fs, fd, attr, to_set, fi);
+	inode_unpin(fs, i);
 	if (!rc)
-		rc = attrs(fs, i, &st);
+		rc = attrs(fs, i, attr);
 	if (rc)
 		reply_rc(req, rc);
 	else
-		fuse_reply_attr(req, &st, CACHE_SECONDS);
+		fuse_reply_attr(req, attr, CACHE_SECONDS);
 }
 
 /*
@@ -501,12 +663,18 @@ static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fs *fs = fs_of(req);
 	char sealed[FORMAT_SYMLINK_SEALED_MAX], target[FORMAT_SYMLINK_MAX + 1];
+	int rc, fd = inode_pin(fs, inode_of(fs, ino));
 	ssize_t n;
-	int rc;
 
-	n = readlinkat(inode_of(fs, ino)->fd, "", sealed, sizeof(sealed) - 1);
+	if (fd < 0) {
+		reply_rc(req, fd);
+		return;
+	}
+	n = readlinkat(fd, "", sealed, sizeof(sealed) - 1);
+	rc = -errno;
+	inode_unpin(fs, inode_of(fs, ino));
 	if (n < 0) {
-		reply_rc(req, -errno);
+		reply_rc(req, rc);
 		return;
 	}
 	sealed[n] = 0;
@@ -549,13 +717,15 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fs *fs = fs_of(req);
 	struct inode *p = inode_of(fs, parent);
 	char bname[NAME_MAX + 1];
-	int rc;
+	int rc, pfd;
 
 	rc = name_in(fs, parent, name, bname);
-	if (!rc)
-		rc = sys(mkdirat(p->fd, bname, mode));
-	if (!rc)
-		give(req, p->fd, bname);
+	if (!rc && (rc = pfd = inode_pin(fs, p)) >= 0) {
+		rc = sys(mkdirat(pfd, bname, mode));
+		if (!rc)
+			give(req, pfd, bname);
+		inode_unpin(fs, p);
+	}
 	reply_made(req, parent, name, bname, rc);
 }
 
@@ -565,17 +735,34 @@ static void fs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
 	struct fs *fs = fs_of(req);
 	struct inode *p = inode_of(fs, parent);
 	char bname[NAME_MAX + 1], sealed[FORMAT_SYMLINK_SEALED_MAX];
-	int rc;
+	int rc, pfd;
 
 	rc = name_in(fs, parent, name, bname);
 	if (!rc)
 		rc = format_symlink_seal(fs->link_key, fs->vol->cv.volume_id,
 					 target, sealed);
-	if (!rc)
-		rc = sys(symlinkat(sealed, p->fd, bname));
-	if (!rc)
-		give(req, p->fd, bname);
+	if (!rc && (rc = pfd = inode_pin(fs, p)) >= 0) {
+		rc = sys(symlinkat(sealed, pfd, bname));
+		if (!rc)
+			give(req, pfd, bname);
+		inode_unpin(fs, p);
+	}
 	reply_made(req, parent, name, bname, rc);
+}
+
+/* Links the object on fd (a handle) in as bname in dirfd. */
+static int link_in(int fd, int dirfd, const char *bname)
+{
+	char proc[32];
+	int rc = sys(linkat(fd, "", dirfd, bname, AT_EMPTY_PATH));
+
+	if (rc == -ENOENT || rc == -EPERM) {
+		/* Without CAP_DAC_READ_SEARCH: the /proc way. */
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		rc = sys(linkat(AT_FDCWD, proc, dirfd, bname,
+				AT_SYMLINK_FOLLOW));
+	}
+	return rc;
 }
 
 static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
@@ -583,17 +770,16 @@ static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 {
 	struct fs *fs = fs_of(req);
 	struct inode *i = inode_of(fs, ino), *p = inode_of(fs, newparent);
-	char bname[NAME_MAX + 1], proc[32];
-	int rc;
+	char bname[NAME_MAX + 1];
+	int rc, fd, pfd;
 
 	rc = name_in(fs, newparent, newname, bname);
-	if (!rc)
-		rc = sys(linkat(i->fd, "", p->fd, bname, AT_EMPTY_PATH));
-	if (rc == -ENOENT || rc == -EPERM) {
-		/* Without CAP_DAC_READ_SEARCH: the /proc way. */
-		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", i->fd);
-		rc = sys(linkat(AT_FDCWD, proc, p->fd, bname,
-				AT_SYMLINK_FOLLOW));
+	if (!rc && (rc = fd = inode_pin(fs, i)) >= 0) {
+		if ((rc = pfd = inode_pin(fs, p)) >= 0) {
+			rc = link_in(fd, pfd, bname);
+			inode_unpin(fs, p);
+		}
+		inode_unpin(fs, i);
 	}
 	reply_made(req, newparent, newname, bname, rc);
 }
@@ -602,12 +788,15 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
 			 int flags)
 {
 	struct fs *fs = fs_of(req);
+	struct inode *p = inode_of(fs, parent);
 	char bname[NAME_MAX + 1];
-	int rc;
+	int rc, pfd;
 
 	rc = name_in(fs, parent, name, bname);
-	if (!rc)
-		rc = sys(unlinkat(inode_of(fs, parent)->fd, bname, flags));
+	if (!rc && (rc = pfd = inode_pin(fs, p)) >= 0) {
+		rc = sys(unlinkat(pfd, bname, flags));
+		inode_unpin(fs, p);
+	}
 	reply_rc(req, rc);
 }
 
@@ -626,15 +815,20 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      unsigned int flags)
 {
 	struct fs *fs = fs_of(req);
+	struct inode *p = inode_of(fs, parent), *q = inode_of(fs, newparent);
 	char a[NAME_MAX + 1], b[NAME_MAX + 1];
-	int rc;
+	int rc, pfd, qfd;
 
 	rc = name_in(fs, parent, name, a);
 	if (!rc)
 		rc = name_in(fs, newparent, newname, b);
-	if (!rc)
-		rc = sys(renameat2(inode_of(fs, parent)->fd, a,
-				   inode_of(fs, newparent)->fd, b, flags));
+	if (!rc && (rc = pfd = inode_pin(fs, p)) >= 0) {
+		if ((rc = qfd = inode_pin(fs, q)) >= 0) {
+			rc = sys(renameat2(pfd, a, qfd, b, flags));
+			inode_unpin(fs, q);
+		}
+		inode_unpin(fs, p);
+	}
 	reply_rc(req, rc);
 }
 
@@ -645,12 +839,20 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
  * block write reads the block first.  Read-only is the fallback for files
  * the daemon itself may not write.
  */
-static int open_backing(struct inode *i, int flags, int *fd)
+static int open_backing(struct fs *fs, struct inode *i, int flags, int *fd)
 {
-	int rc = backing_reopen(i->fd, O_RDWR, fd);
+	struct stat st;
+	int rc, pathfd = inode_pin(fs, i);
 
+	if (pathfd < 0)
+		return pathfd;
+	if (fstat(pathfd, &st) || !S_ISREG(st.st_mode))
+		rc = -EINVAL;
+	else
+		rc = backing_reopen(pathfd, O_RDWR, fd);
 	if ((rc == -EACCES || rc == -EROFS) && (flags & O_ACCMODE) == O_RDONLY)
-		rc = backing_reopen(i->fd, O_RDONLY, fd);
+		rc = backing_reopen(pathfd, O_RDONLY, fd);
+	inode_unpin(fs, i);
 	return rc;
 }
 
@@ -661,7 +863,7 @@ static int open_node(struct fs *fs, struct inode *i, int flags,
 	struct node *n;
 	int rc, fd;
 
-	rc = open_backing(i, flags, &fd);
+	rc = open_backing(fs, i, flags, &fd);
 	if (!rc)
 		rc = nodes_get(fs->nodes, fd, false, &n);
 	if (!rc && (flags & O_TRUNC)) {
@@ -678,13 +880,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct node *n;
-	struct stat st;
 	int rc;
 
-	if (fstat(inode_of(fs, ino)->fd, &st) || !S_ISREG(st.st_mode)) {
-		reply_rc(req, -EINVAL);
-		return;
-	}
 	rc = open_node(fs, inode_of(fs, ino), fi->flags, &n);
 	if (rc) {
 		reply_rc(req, rc);
@@ -700,16 +897,15 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
  * in: a crash never leaves a named file without a header, and O_EXCL
  * falls out of linkat's EEXIST.
  */
-static int create_linked(fuse_req_t req, struct inode *p, const char *bname,
+static int create_linked(fuse_req_t req, int pfd, const char *bname,
 			 mode_t mode, struct node **out)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	struct fs *fs = fs_of(req);
-	char proc[32];
 	struct node *n;
 	int fd, rc;
 
-	fd = openat(p->fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+	fd = openat(pfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -errno;
 	if (fs->as_root)
@@ -717,12 +913,7 @@ static int create_linked(fuse_req_t req, struct inode *p, const char *bname,
 	rc = nodes_get(fs->nodes, fd, true, &n);
 	if (rc)
 		return rc;
-	rc = sys(linkat(n->fd, "", p->fd, bname, AT_EMPTY_PATH));
-	if (rc == -ENOENT || rc == -EPERM) {
-		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", n->fd);
-		rc = sys(linkat(AT_FDCWD, proc, p->fd, bname,
-				AT_SYMLINK_FOLLOW));
-	}
+	rc = link_in(n->fd, pfd, bname);
 	if (rc) {
 		nodes_put(fs->nodes, n);
 		return rc;
@@ -732,14 +923,14 @@ static int create_linked(fuse_req_t req, struct inode *p, const char *bname,
 }
 
 /* For file systems without O_TMPFILE: create, then write the header. */
-static int create_named(fuse_req_t req, struct inode *p, const char *bname,
+static int create_named(fuse_req_t req, int pfd, const char *bname,
 			mode_t mode, struct node **out)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	struct fs *fs = fs_of(req);
 	int fd, rc;
 
-	fd = openat(p->fd, bname, O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW |
+	fd = openat(pfd, bname, O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW |
 		    O_CLOEXEC, mode);
 	if (fd < 0)
 		return -errno;
@@ -747,17 +938,22 @@ static int create_named(fuse_req_t req, struct inode *p, const char *bname,
 		(void)!fchown(fd, c->uid, c->gid);
 	rc = nodes_get(fs->nodes, fd, true, out);
 	if (rc)
-		(void)unlinkat(p->fd, bname, 0);
+		(void)unlinkat(pfd, bname, 0);
 	return rc;
 }
 
 static int make_file(fuse_req_t req, struct inode *p, const char *bname,
 		     mode_t mode, struct node **out)
 {
-	int rc = create_linked(req, p, bname, mode, out);
+	struct fs *fs = fs_of(req);
+	int rc, pfd = inode_pin(fs, p);
 
+	if (pfd < 0)
+		return pfd;
+	rc = create_linked(req, pfd, bname, mode, out);
 	if (rc == -EOPNOTSUPP || rc == -EISDIR)
-		rc = create_named(req, p, bname, mode, out);
+		rc = create_named(req, pfd, bname, mode, out);
+	inode_unpin(fs, p);
 	return rc;
 }
 
@@ -807,7 +1003,7 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct inode *p = inode_of(fs, parent);
 	char bname[NAME_MAX + 1];
 	struct node *n;
-	int rc;
+	int rc, pfd;
 
 	rc = name_in(fs, parent, name, bname);
 	if (!rc && S_ISREG(mode)) {
@@ -815,9 +1011,12 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		if (!rc)
 			nodes_put(fs->nodes, n);
 	} else if (!rc && (S_ISFIFO(mode) || S_ISSOCK(mode))) {
-		rc = sys(mknodat(p->fd, bname, mode, rdev));
-		if (!rc)
-			give(req, p->fd, bname);
+		if ((rc = pfd = inode_pin(fs, p)) >= 0) {
+			rc = sys(mknodat(pfd, bname, mode, rdev));
+			if (!rc)
+				give(req, pfd, bname);
+			inode_unpin(fs, p);
+		}
 	} else if (!rc) {
 		rc = -EPERM;	/* device nodes: nothing to encrypt, no need */
 	}
@@ -906,13 +1105,6 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_write(req, (size_t)n);
 }
 
-static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino;
-	(void)fi;
-	fuse_reply_err(req, 0);
-}
-
 static void fs_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -934,13 +1126,16 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 {
 	struct fs *fs = fs_of(req);
 	struct dir_handle *d = calloc(1, sizeof(*d));
-	int fd, rc;
+	int fd, pfd, rc;
 
 	if (!d) {
 		reply_rc(req, -ENOMEM);
 		return;
 	}
-	rc = backing_reopen(inode_of(fs, ino)->fd, O_RDONLY | O_DIRECTORY, &fd);
+	pfd = inode_pin(fs, inode_of(fs, ino));
+	rc = pfd < 0 ? pfd : backing_reopen(pfd, O_RDONLY | O_DIRECTORY, &fd);
+	if (pfd >= 0)
+		inode_unpin(fs, inode_of(fs, ino));
 	if (!rc) {
 		d->dp = fdopendir(fd);
 		if (!d->dp) {
@@ -961,15 +1156,47 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 	}
 }
 
-static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+/* An entry with its attributes and a lookup reference, for READDIRPLUS;
+ * "." and ".." and names that no longer resolve go without (ino 0), which
+ * the kernel takes as "no attributes", not as an error. */
+static size_t add_entry_plus(fuse_req_t req, fuse_ino_t dir,
+			     const struct dirent *de, char *p, size_t left)
+{
+	struct fuse_entry_param e;
+	const char *n = de->d_name;
+
+	/* Sized first: a lookup taken for an entry that does not fit would
+	 * be a reference the kernel never returns. */
+	if (fuse_add_direntry_plus(req, NULL, 0, n, NULL, 0) > left)
+		return left + 1;
+	if (!strcmp(n, ".") || !strcmp(n, "..") ||
+	    lookup_entry(fs_of(req), dir, n, n, &e)) {
+		memset(&e, 0, sizeof(e));
+		e.attr.st_ino = de->d_ino;
+		e.attr.st_mode = (mode_t)DTTOIF(de->d_type);
+	}
+	return fuse_add_direntry_plus(req, p, left, n, &e, de->d_off);
+}
+
+static size_t add_entry(fuse_req_t req, const struct dirent *de, char *p,
+			size_t left)
+{
+	struct stat st;
+
+	memset(&st, 0, sizeof(st));
+	st.st_ino = de->d_ino;
+	st.st_mode = (mode_t)DTTOIF(de->d_type);
+	return fuse_add_direntry(req, p, left, de->d_name, &st, de->d_off);
+}
+
+static void read_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi, bool plus)
 {
 	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
 	char *buf = calloc(1, size), *p = buf;
 	size_t left = size;
 	int err = 0;
 
-	(void)ino;
 	if (!buf) {
 		reply_rc(req, -ENOMEM);
 		return;
@@ -980,7 +1207,6 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		d->off = off;
 	}
 	for (;;) {
-		struct stat st;
 		size_t len;
 
 		if (!d->entry) {
@@ -996,11 +1222,8 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			d->entry = NULL;
 			continue;
 		}
-		memset(&st, 0, sizeof(st));
-		st.st_ino = d->entry->d_ino;
-		st.st_mode = (mode_t)DTTOIF(d->entry->d_type);
-		len = fuse_add_direntry(req, p, left, d->entry->d_name, &st,
-					d->entry->d_off);
+		len = plus ? add_entry_plus(req, ino, d->entry, p, left)
+			   : add_entry(req, d->entry, p, left);
 		if (len > left)
 			break;	/* keep the entry for the next call */
 		p += len;
@@ -1013,6 +1236,19 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	else
 		fuse_reply_buf(req, buf, size - left);
 	free(buf);
+}
+
+static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	read_dir(req, ino, size, off, fi, false);
+}
+
+/* Saves `ls -l` and `find | xargs cat` a LOOKUP round trip per entry. */
+static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	read_dir(req, ino, size, off, fi, true);
 }
 
 static void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
@@ -1121,17 +1357,36 @@ static const struct fuse_lowlevel_ops ops = {
 	.create = fs_create,
 	.read = fs_read,
 	.write = fs_write,
-	.flush = fs_flush,
 	.release = fs_release,
 	.fsync = fs_fsync,
 	.opendir = fs_opendir,
 	.readdir = fs_readdir,
+	.readdirplus = fs_readdirplus,
 	.releasedir = fs_releasedir,
 	.fsyncdir = fs_fsyncdir,
 	.statfs = fs_statfs,
-	/* No xattr or fallocate ops: the kernel then answers EOPNOTSUPP
-	 * for all of them, consistently, and stores nothing in the clear. */
+	/*
+	 * No flush: close(2) has nothing to do here that RELEASE does not,
+	 * and the kernel, told ENOSYS once, saves a round trip per close.
+	 * No xattr or fallocate ops: the kernel then answers EOPNOTSUPP
+	 * for all of them, consistently, and stores nothing in the clear.
+	 */
 };
+
+/* Whether file handles open again here (CAP_DAC_READ_SEARCH, and a
+ * backing file system that exports them). */
+static bool can_park(struct fs *fs)
+{
+	struct file_handle *h = handle_of(fs->root.fd);
+	int fd = h ? open_by_handle_at(fs->vol->backing.rootfd, h,
+				       O_PATH | O_CLOEXEC) : -1;
+
+	free(h);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
 
 int fs_new(struct volume *vol, struct fs **out)
 {
@@ -1160,8 +1415,11 @@ int fs_new(struct volume *vol, struct fs **out)
 	fs->root.nlookup = 1;
 	fs->vol = vol;
 	fs->as_root = geteuid() == 0;
-	fs->inode_high = getrlimit(RLIMIT_NOFILE, &lim) ? 512 :
-			 lim.rlim_cur / 2 > 64 ? lim.rlim_cur / 2 : 64;
+	fs->fd_high = getrlimit(RLIMIT_NOFILE, &lim) ? 512 :
+		      lim.rlim_cur / 2 > 64 ? lim.rlim_cur / 2 : 64;
+	fs->can_park = can_park(fs);
+	/* Parking bounds the handles; the reaper then only bounds memory. */
+	fs->inode_high = fs->can_park ? 1u << 20 : fs->fd_high;
 	pthread_mutex_init(&fs->ilock, NULL);
 	pthread_mutex_init(&fs->tick_lock, NULL);
 	pthread_condattr_init(&ca);
@@ -1184,9 +1442,7 @@ void fs_free(struct fs *fs)
 			struct inode *i = fs->inodes[b];
 
 			fs->inodes[b] = i->next;
-			close(i->fd);
-			free(i->name);
-			free(i);
+			inode_free(i);
 		}
 	}
 	if (fs->root.fd >= 0)
