@@ -228,7 +228,7 @@ static int journal_write(struct cfile *f, uint64_t first, unsigned n,
 		index[i] = first + i;
 	rc = journal_open(f);
 	if (!rc)
-		rc = crypto_random(nonce, sizeof(nonce));
+		rc = crypto_nonce(nonce, sizeof(nonce));
 	if (!rc)
 		rc = format_journal_seal(&f->fk, nonce, index, n, head);
 	if (rc)
@@ -383,7 +383,7 @@ static int map_store(struct cfile *f, uint64_t g, const uint8_t map[BS])
 
 	size_t put;
 
-	rc = crypto_random(nonce, sizeof(nonce));
+	rc = crypto_nonce(nonce, sizeof(nonce));
 	if (!rc)
 		rc = format_map_seal(&f->fk, g, nonce, map, stored);
 	/* Maps are in force on disk only once a committed header says so. */
@@ -518,7 +518,7 @@ static int seal_blocks(struct cfile *f, uint64_t b0, uint64_t n,
 	uint8_t pt[BS], nonces[CHUNK_BLOCKS * CRYPTO_GCM_NONCE_LEN];
 	int rc;
 
-	rc = crypto_random(nonces, (size_t)n * CRYPTO_GCM_NONCE_LEN);
+	rc = crypto_nonce(nonces, (size_t)n * CRYPTO_GCM_NONCE_LEN);
 	for (uint64_t i = 0; !rc && i < n; i++) {
 		uint64_t idx = b0 + i, start = idx * BS;
 		uint64_t from = off > start ? off - start : 0;

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -276,6 +277,51 @@ int crypto_random(void *buf, size_t n)
 	return 0;
 }
 
+/*
+ * GCM nonces must be unique, not secret, and a block write needs one or
+ * two: OpenSSL's RNG asks getpid(2), a syscall, on every call, so nonces
+ * come from a per-thread pool drawn NONCE_POOL bytes at a time.  A forked
+ * child starts with an empty pool (pthread_atfork), so parent and child
+ * never hand out the same bytes.
+ */
+#define NONCE_POOL 4092		/* 341 nonces */
+
+static _Thread_local struct {
+	size_t used;
+	uint8_t bytes[NONCE_POOL];
+} pool = { .used = NONCE_POOL };
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_forget(void)
+{
+	pool.used = NONCE_POOL;
+}
+
+static void pool_init(void)
+{
+	if (pthread_atfork(NULL, NULL, pool_forget))
+		abort();
+}
+
+int crypto_nonce(void *buf, size_t n)
+{
+	int rc;
+
+	if (n > NONCE_POOL)
+		return crypto_random(buf, n);
+	pthread_once(&pool_once, pool_init);
+	if (NONCE_POOL - pool.used < n) {
+		rc = crypto_random(pool.bytes, NONCE_POOL);
+		if (rc)
+			return rc;
+		pool.used = 0;
+	}
+	memcpy(buf, pool.bytes + pool.used, n);
+	memset(pool.bytes + pool.used, 0, n);	/* handed out once */
+	pool.used += n;
+	return 0;
+}
+
 int crypto_memeq(const void *a, const void *b, size_t n)
 {
 	return CRYPTO_memcmp(a, b, n) == 0;
@@ -289,7 +335,7 @@ int crypto_wrap_key(const struct crypto_key *kek, const void *aad,
 	int rc;
 
 	/* Built aside so that out is written only on success. */
-	rc = crypto_random(buf, CRYPTO_GCM_NONCE_LEN);
+	rc = crypto_nonce(buf, CRYPTO_GCM_NONCE_LEN);
 	if (rc < 0)
 		goto out;
 	rc = crypto_gcm_seal(kek, buf, aad, aad_len, key->bytes,

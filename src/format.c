@@ -461,7 +461,7 @@ int format_symlink_seal(const struct crypto_key *key,
 	if (n > FORMAT_SYMLINK_MAX)
 		return -ENAMETOOLONG;
 	symlink_aad(volume_id, aad);
-	rc = crypto_random(buf, CRYPTO_GCM_NONCE_LEN);
+	rc = crypto_nonce(buf, CRYPTO_GCM_NONCE_LEN);
 	if (!rc)
 		rc = crypto_gcm_seal(key, buf, aad, sizeof(aad), target, n,
 				     buf + CRYPTO_GCM_NONCE_LEN,

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* Decodes a hex literal the test itself wrote; a typo fails loudly. */
 static size_t unhex(const char *hex, uint8_t *out, size_t max)
@@ -871,6 +873,49 @@ Test(random, two_draws_differ_and_keys_get_distinct_ids)
 	crypto_key_free(k1);
 	crypto_key_free(k2);
 	crypto_key_free(NULL);
+}
+
+static int nonce_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, CRYPTO_GCM_NONCE_LEN);
+}
+
+/* 3,000 nonces span several pool refills; none may repeat. */
+Test(nonce, many_draws_across_pool_refills_never_repeat)
+{
+	enum { N = 3000 };
+	static uint8_t n[N][CRYPTO_GCM_NONCE_LEN];
+
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(crypto_nonce(n[i], sizeof(n[i])), 0);
+	qsort(n, N, sizeof(n[0]), nonce_cmp);
+	for (int i = 1; i < N; i++)
+		cr_assert_neq(memcmp(n[i - 1], n[i], sizeof(n[0])), 0,
+			      "a nonce came twice");
+}
+
+/* A forked child must not hand out the bytes the parent's pool holds. */
+Test(nonce, a_forked_child_does_not_reuse_the_parents_pool)
+{
+	uint8_t mine[CRYPTO_GCM_NONCE_LEN], theirs[CRYPTO_GCM_NONCE_LEN];
+	int p[2], st;
+	pid_t pid;
+
+	cr_assert_eq(crypto_nonce(mine, sizeof(mine)), 0);	/* fills */
+	cr_assert_eq(pipe(p), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		_exit(crypto_nonce(theirs, sizeof(theirs)) ||
+		      write(p[1], theirs, sizeof(theirs)) != sizeof(theirs));
+	}
+	cr_assert_eq(read(p[0], theirs, sizeof(theirs)), sizeof(theirs));
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert_eq(crypto_nonce(mine, sizeof(mine)), 0);
+	cr_assert_neq(memcmp(mine, theirs, sizeof(mine)), 0,
+		      "parent and child drew the same nonce");
+	close(p[0]);
+	close(p[1]);
 }
 
 Test(memeq, tells_equal_from_unequal)

@@ -50,6 +50,11 @@ void crypto_key_free(struct crypto_key *k);
 
 /* Fills buf with n bytes from the OS CSPRNG (via OpenSSL's DRBG). */
 int crypto_random(void *buf, size_t n);
+/*
+ * n bytes for GCM nonces: unique (drawn from crypto_random, each byte
+ * handed out once) but not for keys: a per-thread pool, cheap per call.
+ */
+int crypto_nonce(void *buf, size_t n);
 
 /* Constant-time equality: 1 if the n bytes are equal, 0 otherwise. */
 int crypto_memeq(const void *a, const void *b, size_t n);
