@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +35,7 @@
  * through this daemon, so only other writers to the backing would notice. */
 #define CACHE_SECONDS 1.0
 #define INODE_BUCKETS 4096u
+#define READAHEAD_KB "1024"
 
 struct inode {
 	int fd;			/* O_PATH handle on the backing object, or -1
@@ -64,6 +66,7 @@ struct fs {
 	unsigned park_next;	/* bucket inode_park looks at next */
 	bool can_park;		/* file handles work (CAP_DAC_READ_SEARCH) */
 	struct fuse_session *se;
+	char *mountpoint;	/* absolute; NULL when not told */
 	pthread_t ticker;
 	pthread_mutex_t tick_lock;	/* protects stop */
 	pthread_cond_t tick_cond;
@@ -1286,6 +1289,30 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 /* --- session --- */
 
 /*
+ * The kernel reads ahead 128 KiB by default, one READ round trip each; with
+ * 1 MiB a cold sequential read ran about 1.4 times as fast here.  The kernel
+ * caps readahead at what INIT was answered with, so this runs once INIT is
+ * done, on the first ticks.  Writing sysfs needs root; without it the
+ * default stays, which is only slower.
+ */
+static void tune_readahead(struct fs *fs)
+{
+	char path[64];
+	struct stat st;
+	int fd;
+
+	if (!fs->mountpoint || stat(fs->mountpoint, &st))
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
+		 major(st.st_dev), minor(st.st_dev));
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	(void)!write(fd, READAHEAD_KB, strlen(READAHEAD_KB));
+	close(fd);
+}
+
+/*
  * Commits the sizes of open files every COMMIT_INTERVAL_MS, and reaps
  * inodes when inode_get says there are too many.
  */
@@ -1293,17 +1320,22 @@ static void *ticker_main(void *arg)
 {
 	struct fs *fs = arg;
 	struct timespec at;
+	long ms = 20;		/* the first tick comes as INIT is answered */
+	unsigned ticks = 0;
 
 	pthread_mutex_lock(&fs->tick_lock);
 	while (!fs->stop) {
 		clock_gettime(CLOCK_MONOTONIC, &at);
-		at.tv_nsec += COMMIT_INTERVAL_MS % 1000 * 1000000L;
-		at.tv_sec += COMMIT_INTERVAL_MS / 1000 + at.tv_nsec / 1000000000L;
+		at.tv_nsec += ms % 1000 * 1000000L;
+		at.tv_sec += ms / 1000 + at.tv_nsec / 1000000000L;
 		at.tv_nsec %= 1000000000L;
 		pthread_cond_timedwait(&fs->tick_cond, &fs->tick_lock, &at);
+		ms = COMMIT_INTERVAL_MS;
 		if (fs->stop)
 			break;
 		pthread_mutex_unlock(&fs->tick_lock);
+		if (ticks++ < 2)	/* again, in case INIT came after */
+			tune_readahead(fs);
 		(void)nodes_commit_all(fs->nodes);
 		if (fs->ninodes > fs->inode_high)	/* a hint: no lock */
 			inode_reap(fs);
@@ -1448,12 +1480,20 @@ void fs_free(struct fs *fs)
 	if (fs->root.fd >= 0)
 		close(fs->root.fd);
 	crypto_key_free(fs->link_key);
+	free(fs->mountpoint);
 	free(fs);
 }
 
 void fs_set_session(struct fs *fs, struct fuse_session *se)
 {
 	fs->se = se;
+}
+
+int fs_set_mountpoint(struct fs *fs, const char *path)
+{
+	free(fs->mountpoint);
+	fs->mountpoint = realpath(path, NULL);
+	return fs->mountpoint ? 0 : -errno;
 }
 
 const struct fuse_lowlevel_ops *fs_operations(void)

@@ -318,6 +318,7 @@ static int serve(struct args *a, int ready_fd)
 		goto out;
 	}
 	fs_set_session(fs, se);
+	(void)fs_set_mountpoint(fs, a->mountpoint);	/* only for tuning */
 	if (fuse_session_mount(se, a->mountpoint)) {
 		say(EXIT_FAILURE, "cannot mount %s on %s", a->backing,
 		    a->mountpoint);

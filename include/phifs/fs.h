@@ -19,6 +19,9 @@ int fs_new(struct volume *vol, struct fs **out);
 void fs_free(struct fs *fs);
 /* The session, for asking the kernel to forget inodes (before mounting). */
 void fs_set_session(struct fs *fs, struct fuse_session *se);
+/* The mount point's absolute path (copied), for tuning the mount's
+ * readahead once the kernel has answered INIT. */
+int fs_set_mountpoint(struct fs *fs, const char *path);
 /* Pass with the struct fs as user data to fuse_session_new(). */
 const struct fuse_lowlevel_ops *fs_operations(void);
 

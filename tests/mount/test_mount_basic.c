@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "mountutil.h"
@@ -306,6 +307,33 @@ Test(mount_basic, a_remount_with_the_right_key_reads_everything_back)
 	/* In the foreground too. */
 	mu_mount_fg(v);
 	check_tree(v, "after a foreground remount");
+	mu_unmount(v);
+}
+
+/* Sequential reads come in 1 MiB requests, not the kernel's 128 KiB. */
+Test(mount_basic, the_mount_reads_ahead_one_mib)
+{
+	char path[96], got[32] = "";
+	struct mu_vol *v;
+	struct stat st;
+	FILE *f;
+
+	mu_require_fuse();
+	v = mu_vol_new(0);
+	mu_mount(v);
+	cr_assert_eq(stat(v->mnt, &st), 0);
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
+		 major(st.st_dev), minor(st.st_dev));
+	if (access(path, W_OK))
+		mu_skip("%s is not writable here", path);
+	for (int tries = 0; tries < 40 && strcmp(got, "1024\n"); tries++) {
+		usleep(50000);
+		f = fopen(path, "r");
+		cr_assert(f, "%s: %s", path, strerror(errno));
+		cr_assert(fgets(got, sizeof(got), f));
+		fclose(f);
+	}
+	cr_assert_str_eq(got, "1024\n", "read_ahead_kb");
 	mu_unmount(v);
 }
 
