@@ -11,9 +11,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 int backing_open(struct backing *b, const char *dir)
@@ -72,6 +75,11 @@ int backing_lookup(int dirfd, const char *bname, int *fd)
 	return 0;
 }
 
+static void proc_path(int pathfd, char out[32])
+{
+	snprintf(out, 32, "/proc/self/fd/%d", pathfd);
+}
+
 int backing_reopen(int pathfd, int flags, int *fd)
 {
 	char proc[32];
@@ -82,10 +90,77 @@ int backing_reopen(int pathfd, int flags, int *fd)
 	 * magic link leads to that very inode, never elsewhere.  Callers only
 	 * reopen regular files and folders.
 	 */
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pathfd);
+	proc_path(pathfd, proc);
 	r = open(proc, flags | O_CLOEXEC);
 	if (r < 0)
 		return -errno;
 	*fd = r;
 	return 0;
+}
+
+/* Syscalls newer than Debian 12's headers; numbers are the same on every
+ * architecture that uses the common table. */
+#ifndef SYS_getxattrat
+#define SYS_getxattrat 464
+#endif
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+
+struct xattr_args_v0 {
+	uint64_t value;
+	uint32_t size;
+	uint32_t flags;
+};
+
+static _Atomic bool no_getxattrat, no_fchmodat2;
+
+ssize_t backing_getxattr(int pathfd, int dirfd, const char *bname,
+			 const char *attr, void *buf, size_t len)
+{
+	struct xattr_args_v0 args = { (uintptr_t)buf, (uint32_t)len, 0 };
+	char proc[32];
+	long n;
+
+	if (dirfd >= 0 && !no_getxattrat) {
+		n = syscall(SYS_getxattrat, dirfd, bname, AT_SYMLINK_NOFOLLOW,
+			    attr, &args, sizeof(args));
+		if (n >= 0)
+			return n;
+		if (errno != ENOSYS)
+			return -errno;
+		no_getxattrat = true;
+	}
+	/* fgetxattr refuses O_PATH handles: the magic link leads to the
+	 * very inode, like backing_reopen. */
+	proc_path(pathfd, proc);
+	n = getxattr(proc, attr, buf, len);
+	return n < 0 ? -errno : n;
+}
+
+int backing_chmod(int pathfd, mode_t mode)
+{
+	char proc[32];
+
+	if (!no_fchmodat2) {
+		if (!syscall(SYS_fchmodat2, pathfd, "", mode, AT_EMPTY_PATH))
+			return 0;
+		if (errno != ENOSYS && errno != EINVAL)
+			return -errno;
+		no_fchmodat2 = true;
+	}
+	proc_path(pathfd, proc);
+	return chmod(proc, mode) ? -errno : 0;
+}
+
+int backing_utimens(int pathfd, const struct timespec tv[2])
+{
+	char proc[32];
+
+	if (!utimensat(pathfd, "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+		return 0;
+	if (errno != EINVAL)
+		return -errno;
+	proc_path(pathfd, proc);	/* kernels before AT_EMPTY_PATH here */
+	return utimensat(AT_FDCWD, proc, tv, 0) ? -errno : 0;
 }

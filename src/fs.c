@@ -20,8 +20,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/sysmacros.h>
-#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -417,20 +415,21 @@ static bool reclaim_unlinked(struct fs *fs)
  * cut short into a silently shorter file): its open node's, else its size
  * tag's, else its header's.
  */
-static uint64_t plain_size(struct fs *fs, int pathfd, const struct stat *st)
+static uint64_t plain_size(struct fs *fs, int pathfd, int dirfd,
+			   const char *bname, const struct stat *st)
 {
 	uint8_t tag[FORMAT_SIZE_TAG_LEN];
 	struct cfile *cf;
 	uint64_t size = 0;
-	char proc[32];
 	ssize_t n;
 	int fd;
 
 	if (!nodes_size(fs->nodes, st->st_dev, st->st_ino, &size))
 		return size;
-	/* The tag sits in the inode: no read of the file's data. */
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pathfd);
-	n = getxattr(proc, FORMAT_SIZE_XATTR, tag, sizeof(tag));
+	/* The tag sits in the inode: no read of the file's data.  Bound to
+	 * st_ino, so one read by name from a renamed file fails here. */
+	n = backing_getxattr(pathfd, dirfd, bname, FORMAT_SIZE_XATTR, tag,
+			     sizeof(tag));
 	if (n > 0 && !format_size_untag(fs->vol->cv.size_key,
 					(uint64_t)st->st_ino, tag, (size_t)n,
 					&size))
@@ -448,10 +447,12 @@ static uint64_t plain_size(struct fs *fs, int pathfd, const struct stat *st)
 }
 
 /* The sizes a user of the mount must see, in backing attributes. */
-static void mount_sizes(struct fs *fs, int pathfd, struct stat *st)
+/* dirfd and bname: where pathfd was found, when known (else -1, NULL). */
+static void mount_sizes(struct fs *fs, int pathfd, int dirfd,
+			const char *bname, struct stat *st)
 {
 	if (S_ISREG(st->st_mode))
-		st->st_size = (off_t)plain_size(fs, pathfd, st);
+		st->st_size = (off_t)plain_size(fs, pathfd, dirfd, bname, st);
 	else if (S_ISLNK(st->st_mode))
 		st->st_size = (off_t)format_symlink_length((size_t)st->st_size);
 }
@@ -465,7 +466,7 @@ static int attrs(struct fs *fs, struct inode *i, struct stat *st)
 	if (fstat(fd, st))
 		rc = -errno;
 	else
-		mount_sizes(fs, fd, st);
+		mount_sizes(fs, fd, -1, NULL, st);
 	inode_unpin(fs, i);
 	return rc;
 }
@@ -482,15 +483,15 @@ static int lookup_entry(struct fs *fs, fuse_ino_t pino, const char *name,
 	if (pfd < 0)
 		return pfd;
 	rc = backing_lookup(pfd, bname, &fd);
+	if (!rc && fstat(fd, &e->attr)) {
+		rc = -errno;
+		close(fd);
+	}
+	if (!rc)
+		mount_sizes(fs, fd, pfd, bname, &e->attr);
 	inode_unpin(fs, parent);
 	if (rc)
 		return rc;
-	if (fstat(fd, &e->attr)) {
-		rc = -errno;
-		close(fd);
-		return rc;
-	}
-	mount_sizes(fs, fd, &e->attr);
 	rc = inode_get(fs, fd, &e->attr, pino, name, &i);
 	if (rc)
 		return rc;
@@ -576,7 +577,6 @@ static int set_times(int pathfd, struct stat *attr, int to_set,
 {
 	struct timespec tv[2] = { { .tv_nsec = UTIME_OMIT },
 				  { .tv_nsec = UTIME_OMIT } };
-	char proc[32];
 
 	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
 		tv[0].tv_nsec = UTIME_NOW;
@@ -588,10 +588,7 @@ static int set_times(int pathfd, struct stat *attr, int to_set,
 		tv[1] = attr->st_mtim;
 	if (fi)
 		return sys(futimens(node_of(fi)->fd, tv));
-	/* utimensat on an O_PATH handle goes through /proc; for a symlink
-	 * that would reach its target, so links keep their times. */
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pathfd);
-	return sys(utimensat(AT_FDCWD, proc, tv, 0));
+	return backing_utimens(pathfd, tv);
 }
 
 /* Applies a SETATTR to the object on fd. */
@@ -599,15 +596,13 @@ static int set_attrs(struct fs *fs, int fd,
 		     struct stat *attr, int to_set, struct fuse_file_info *fi)
 {
 	struct stat st;
-	char proc[32];
 	int rc = 0;
 
 	if (fstat(fd, &st))
 		return -errno;
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	if (to_set & FUSE_SET_ATTR_MODE)
 		rc = S_ISLNK(st.st_mode) ? 0 :
-		     sys(chmod(proc, attr->st_mode & 07777));
+		     backing_chmod(fd, attr->st_mode & 07777);
 	if (!rc && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
 		rc = sys(fchownat(fd, "",
 				  to_set & FUSE_SET_ATTR_UID ? attr->st_uid :
@@ -1288,6 +1283,57 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* --- session --- */
 
+/* Undoes mountinfo's octal escapes (\040 for a space) in place. */
+static void unescape(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++, o++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
+		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*o = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+				    (s[3] - '0'));
+			s += 3;
+		} else {
+			*o = *s;
+		}
+	}
+	*o = 0;
+}
+
+/*
+ * The device of the newest mount on path, from mountinfo.  Never stat(2)
+ * the mount from the daemon: a thread waiting on its own mount's answer
+ * when the daemon is killed keeps the process, and so the mount, alive.
+ */
+static bool mount_dev(const char *path, unsigned *maj, unsigned *min)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL, *mp = NULL;
+	size_t cap = 0;
+	bool found = false;
+	unsigned a, b;
+
+	if (!f)
+		return false;
+	while (getline(&line, &cap, f) > 0) {
+		free(mp);
+		mp = NULL;
+		if (sscanf(line, "%*u %*u %u:%u %*s %ms", &a, &b, &mp) != 3)
+			continue;
+		unescape(mp);
+		if (!strcmp(mp, path)) {
+			*maj = a;
+			*min = b;
+			found = true;
+		}
+	}
+	free(mp);
+	free(line);
+	fclose(f);
+	return found;
+}
+
 /*
  * The kernel reads ahead 128 KiB by default, one READ round trip each; with
  * 1 MiB a cold sequential read ran about 1.4 times as fast here.  The kernel
@@ -1297,14 +1343,14 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
  */
 static void tune_readahead(struct fs *fs)
 {
+	unsigned maj, min;
 	char path[64];
-	struct stat st;
 	int fd;
 
-	if (!fs->mountpoint || stat(fs->mountpoint, &st))
+	if (!fs->mountpoint || !mount_dev(fs->mountpoint, &maj, &min))
 		return;
 	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
-		 major(st.st_dev), minor(st.st_dev));
+		 maj, min);
 	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;

@@ -13,6 +13,8 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <sys/types.h>
+#include <time.h>
 
 /* The folder inside the backing root that holds keystore, lock, journals. */
 #define BACKING_META ".phifs"
@@ -43,5 +45,19 @@ int backing_lookup(int dirfd, const char *bname, int *fd);
 
 /* Opens the object behind an O_PATH handle for I/O, with flags. */
 int backing_reopen(int pathfd, int flags, int *fd);
+
+/*
+ * An extended attribute of the object behind an O_PATH handle: its length,
+ * or -errno.  With dirfd >= 0 the object is also bname in dirfd, which
+ * saves the /proc walk on kernels with getxattrat(2); callers must not
+ * trust the value to be pathfd's (a rename may come between), only to be
+ * the attribute of some object, which a MAC bound to the inode settles.
+ */
+ssize_t backing_getxattr(int pathfd, int dirfd, const char *bname,
+			 const char *attr, void *buf, size_t len);
+
+/* chmod and utimensat for an O_PATH handle (a symlink's own times). */
+int backing_chmod(int pathfd, mode_t mode);
+int backing_utimens(int pathfd, const struct timespec tv[2]);
 
 #endif
