@@ -34,6 +34,8 @@
 #define CACHE_SECONDS 1.0
 #define INODE_BUCKETS 4096u
 #define READAHEAD_KB "1024"
+/* Bytes of a backing file fetched together with its header on open. */
+#define OPEN_READAHEAD (128 * 1024)
 
 struct inode {
 	int fd;			/* O_PATH handle on the backing object, or -1
@@ -851,6 +853,11 @@ static int open_backing(struct fs *fs, struct inode *i, int flags, int *fd)
 	if ((rc == -EACCES || rc == -EROFS) && (flags & O_ACCMODE) == O_RDONLY)
 		rc = backing_reopen(pathfd, O_RDONLY, fd);
 	inode_unpin(fs, i);
+	/* The header read would fetch only its own pages from a cold disk,
+	 * and the first READ then waits for a second trip: ask for the
+	 * start of the file in one go (no wait when it is cached). */
+	if (!rc && (flags & O_ACCMODE) != O_WRONLY && !(flags & O_TRUNC))
+		(void)posix_fadvise(*fd, 0, OPEN_READAHEAD, POSIX_FADV_WILLNEED);
 	return rc;
 }
 
