@@ -711,21 +711,44 @@ static void reply_made(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_entry(req, &e);
 }
 
+/* A folder, symlink (when link), FIFO or socket to make (make_entry). */
+struct made {
+	mode_t mode;		/* with its S_IFMT type */
+	dev_t rdev;
+	const char *link;	/* the sealed target of a symlink */
+};
+
+/* Makes m as bname in parent and gives it to the caller. */
+static int make_entry(fuse_req_t req, fuse_ino_t parent, const char *bname,
+		      const struct made *m)
+{
+	struct inode *p = inode_of(fs_of(req), parent);
+	int rc, pfd = inode_pin(fs_of(req), p);
+
+	if (pfd < 0)
+		return pfd;
+	if (m->link)
+		rc = sys(symlinkat(m->link, pfd, bname));
+	else if (S_ISDIR(m->mode))
+		rc = sys(mkdirat(pfd, bname, m->mode & 07777));
+	else
+		rc = sys(mknodat(pfd, bname, m->mode, m->rdev));
+	if (!rc)
+		give(req, pfd, bname);
+	inode_unpin(fs_of(req), p);
+	return rc;
+}
+
 static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode)
 {
-	struct fs *fs = fs_of(req);
-	struct inode *p = inode_of(fs, parent);
 	char bname[NAME_MAX + 1];
-	int rc, pfd;
+	int rc;
 
-	rc = name_in(fs, parent, name, bname);
-	if (!rc && (rc = pfd = inode_pin(fs, p)) >= 0) {
-		rc = sys(mkdirat(pfd, bname, mode));
-		if (!rc)
-			give(req, pfd, bname);
-		inode_unpin(fs, p);
-	}
+	rc = name_in(fs_of(req), parent, name, bname);
+	if (!rc)
+		rc = make_entry(req, parent, bname,
+				&(struct made){ .mode = S_IFDIR | mode });
 	reply_made(req, parent, name, bname, rc);
 }
 
@@ -733,20 +756,16 @@ static void fs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
 		       const char *name)
 {
 	struct fs *fs = fs_of(req);
-	struct inode *p = inode_of(fs, parent);
 	char bname[NAME_MAX + 1], sealed[FORMAT_SYMLINK_SEALED_MAX];
-	int rc, pfd;
+	int rc;
 
 	rc = name_in(fs, parent, name, bname);
 	if (!rc)
 		rc = format_symlink_seal(fs->link_key, fs->vol->cv.volume_id,
 					 target, sealed);
-	if (!rc && (rc = pfd = inode_pin(fs, p)) >= 0) {
-		rc = sys(symlinkat(sealed, pfd, bname));
-		if (!rc)
-			give(req, pfd, bname);
-		inode_unpin(fs, p);
-	}
+	if (!rc)
+		rc = make_entry(req, parent, bname,
+				&(struct made){ .link = sealed });
 	reply_made(req, parent, name, bname, rc);
 }
 
@@ -1008,7 +1027,7 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct inode *p = inode_of(fs, parent);
 	char bname[NAME_MAX + 1];
 	struct node *n;
-	int rc, pfd;
+	int rc;
 
 	rc = name_in(fs, parent, name, bname);
 	if (!rc && S_ISREG(mode)) {
@@ -1016,12 +1035,8 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		if (!rc)
 			nodes_put(fs->nodes, n);
 	} else if (!rc && (S_ISFIFO(mode) || S_ISSOCK(mode))) {
-		if ((rc = pfd = inode_pin(fs, p)) >= 0) {
-			rc = sys(mknodat(pfd, bname, mode, rdev));
-			if (!rc)
-				give(req, pfd, bname);
-			inode_unpin(fs, p);
-		}
+		rc = make_entry(req, parent, bname,
+				&(struct made){ .mode = mode, .rdev = rdev });
 	} else if (!rc) {
 		rc = -EPERM;	/* device nodes: nothing to encrypt, no need */
 	}
