@@ -20,7 +20,7 @@ TestSuite(mount_many, .fini = mu_cleanup_all, .timeout = 120);
 #define DIRS 40
 #define FILES 50	/* per folder: 2,000 files, 2,040 inodes */
 
-Test(mount_many, a_tree_larger_than_the_open_file_limit_is_served_whole)
+static void serve_a_tree_larger_than_the_limit(void)
 {
 	struct rlimit lim = { 256, 256 };
 	struct mu_vol *v;
@@ -56,6 +56,19 @@ Test(mount_many, a_tree_larger_than_the_open_file_limit_is_served_whole)
 			free(got);
 		}
 	mu_unmount(v);
+}
+
+/* Root daemons park handles (reopened from file handles). */
+Test(mount_many, a_tree_larger_than_the_open_file_limit_is_served_whole)
+{
+	serve_a_tree_larger_than_the_limit();
+}
+
+/* Without CAP_DAC_READ_SEARCH the daemon asks the kernel to forget. */
+Test(mount_many, without_file_handles_the_kernel_is_asked_to_forget)
+{
+	cr_assert_eq(setenv("PHIFS_NO_FILE_HANDLES", "1", 1), 0);
+	serve_a_tree_larger_than_the_limit();
 }
 
 #define ONE_DIR 3000
