@@ -459,16 +459,22 @@ static void mount_sizes(struct fs *fs, int pathfd, int dirfd,
 		st->st_size = (off_t)format_symlink_length((size_t)st->st_size);
 }
 
+/* The attributes of the object on pathfd, as the mount shows them. */
+static int fd_attrs(struct fs *fs, int pathfd, struct stat *st)
+{
+	if (fstat(pathfd, st))
+		return -errno;
+	mount_sizes(fs, pathfd, -1, NULL, st);
+	return 0;
+}
+
 static int attrs(struct fs *fs, struct inode *i, struct stat *st)
 {
-	int fd = inode_pin(fs, i), rc = 0;
+	int rc, fd = inode_pin(fs, i);
 
 	if (fd < 0)
 		return fd;
-	if (fstat(fd, st))
-		rc = -errno;
-	else
-		mount_sizes(fs, fd, -1, NULL, st);
+	rc = fd_attrs(fs, fd, st);
 	inode_unpin(fs, i);
 	return rc;
 }
@@ -646,9 +652,9 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		return;
 	}
 	rc = set_attrs(fs, fd, attr, to_set, fi);
-	inode_unpin(fs, i);
 	if (!rc)
-		rc = attrs(fs, i, attr);
+		rc = fd_attrs(fs, fd, attr);
+	inode_unpin(fs, i);
 	if (rc)
 		reply_rc(req, rc);
 	else
@@ -671,9 +677,9 @@ static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 		return;
 	}
 	n = readlinkat(fd, "", sealed, sizeof(sealed) - 1);
-	rc = -errno;
+	rc = n < 0 ? -errno : 0;
 	inode_unpin(fs, inode_of(fs, ino));
-	if (n < 0) {
+	if (rc) {
 		reply_rc(req, rc);
 		return;
 	}
