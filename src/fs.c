@@ -1101,6 +1101,35 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_buf(req, (const char *)buf, (size_t)n);
 }
 
+/*
+ * Writes all of buf, or as much as fits: a store that is full only for a
+ * moment gives a short write first.  Space a delete just freed may wait on
+ * the kernel's RELEASE and FORGET, which come asynchronously and other
+ * workers serve: reclaim, give them a moment, try again, for up to half a
+ * second.  Bytes written, or -errno when none were.
+ */
+static ssize_t write_retrying(struct fs *fs, struct cfile *cf,
+			      const char *buf, size_t size, uint64_t off)
+{
+	size_t done = 0;
+	int tries = 0;
+
+	while (done < size) {
+		ssize_t n = cfile_pwrite(cf, buf + done, size - done,
+					 off + done);
+
+		if (n > 0) {
+			done += (size_t)n;
+			continue;
+		}
+		if (n != -ENOSPC || tries++ == 20)
+			return done ? (ssize_t)done : n;
+		(void)reclaim_unlinked(fs);
+		usleep(25000);
+	}
+	return (ssize_t)done;
+}
+
 static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -1116,15 +1145,7 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	 * is still the end when the write lands. */
 	if (fi->flags & O_APPEND)
 		off = (off_t)cfile_size(cf);
-	n = cfile_pwrite(cf, buf, size, (uint64_t)off);
-	/* Space a delete just freed may wait on the kernel's RELEASE and
-	 * FORGET, which come asynchronously and other workers serve:
-	 * reclaim, give them a moment, try again, for up to half a second. */
-	for (int tries = 0; n == -ENOSPC && tries < 20; tries++) {
-		(void)reclaim_unlinked(fs_of(req));
-		usleep(25000);
-		n = cfile_pwrite(cf, buf, size, (uint64_t)off);
-	}
+	n = write_retrying(fs_of(req), cf, buf, size, (uint64_t)off);
 	if (n < 0)
 		reply_rc(req, (int)n);
 	else

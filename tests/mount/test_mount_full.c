@@ -182,8 +182,13 @@ Test(mount_full, a_full_backing_store_gives_enospc_and_loses_nothing_written)
 	cr_assert(unlink(mu_m(v, "f1")) == 0, "unlink: %s", strerror(errno));
 	fd = open(mu_m(v, "pre"), O_WRONLY | O_TRUNC);
 	cr_assert(fd >= 0);
-	cr_assert(write(fd, pre, PRE_SIZE + 5000) == PRE_SIZE + 5000,
-		  "a write after freeing 3 MiB fails: %s", strerror(errno));
+	{
+		ssize_t w = write(fd, pre, PRE_SIZE + 5000);
+
+		cr_assert(w == PRE_SIZE + 5000, "a write after freeing 3 MiB "
+			  "gives %zd of %d bytes: %s", w, PRE_SIZE + 5000,
+			  w < 0 ? strerror(errno) : "short");
+	}
 	cr_assert(fsync(fd) == 0, "fsync after freeing 3 MiB fails: %s",
 		  strerror(errno));
 	close(fd);
