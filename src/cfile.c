@@ -25,12 +25,18 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include "phifs/secmem.h"
+
+/* The largest journal record: its head and FORMAT_JOURNAL_MAX blocks. */
+#define JOURNAL_BYTES ((FORMAT_JOURNAL_MAX + 1u) * FORMAT_STORED_BLOCK)
+/* Records written before the journal is worth mapping. */
+#define JOURNAL_MAP_AFTER 16u
 
 /* Blocks sealed into one buffer and moved with one syscall. */
 #define CHUNK_BLOCKS 64u
@@ -58,6 +64,8 @@ struct cfile {
 	bool writable;			/* fd open for writing */
 	enum { TAG_UNKNOWN, TAG_ABSENT, TAG_SET } tag;	/* size tag on fd */
 	int jfd;			/* journal, -1 until first needed */
+	uint8_t *jmap;			/* jfd mapped whole, or NULL */
+	unsigned jwrites;		/* records written through jfd */
 	bool jpending;			/* its record must outlive us */
 	struct format_header hdr;	/* as last committed */
 	int slot;			/* slot holding hdr */
@@ -206,8 +214,30 @@ static int journal_open(struct cfile *f)
 }
 
 /*
+ * A file rewritten again and again (a database, random 4 KiB writes) pays
+ * a syscall per record; a mapping makes a record two copies instead.  Its
+ * space is allocated first, so a store that fills up later can never make
+ * a store to the mapping fault (SIGBUS): without the space, records keep
+ * going through write(2).
+ */
+static void journal_map(struct cfile *f)
+{
+	void *m;
+
+	if (f->jmap || ++f->jwrites < JOURNAL_MAP_AFTER)
+		return;
+	f->jwrites = 0;		/* a failure here is retried later */
+	if (fallocate(f->jfd, 0, 0, JOURNAL_BYTES))
+		return;
+	m = mmap(NULL, JOURNAL_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 f->jfd, 0);
+	if (m != MAP_FAILED)
+		f->jmap = m;
+}
+
+/*
  * Records n sealed blocks (stored indices first, first + 1, ...) before they
- * are written in place: head and blocks in one write.  A kill inside it
+ * are written in place: head and blocks in one write (or copy).  A kill inside it
  * leaves a head whose blocks do not all authenticate, which replay drops;
  * the in-place write starts only once the record is whole.
  *
@@ -233,9 +263,17 @@ static int journal_write(struct cfile *f, uint64_t first, unsigned n,
 		rc = format_journal_seal(&f->fk, nonce, index, n, head);
 	if (rc)
 		return rc;
+	if (f->jmap) {
+		memcpy(f->jmap, head, SB);
+		memcpy(f->jmap + SB, blocks, (size_t)n * SB);
+		return 0;
+	}
 	iov[0] = (struct iovec){ head, SB };
 	iov[1] = (struct iovec){ (void *)blocks, (size_t)n * SB };
-	return pwritev_all(f->jfd, iov, 2, 0);
+	rc = pwritev_all(f->jfd, iov, 2, 0);
+	if (!rc)
+		journal_map(f);
+	return rc;
 }
 
 /* Voids the head: one small write within a page, which no kill can tear. */
@@ -245,6 +283,10 @@ static int journal_void(struct cfile *f)
 
 	if (f->jfd < 0)
 		return 0;
+	if (f->jmap) {
+		memcpy(f->jmap, zero, sizeof(zero));
+		return 0;
+	}
 	return pwrite_all(f->jfd, zero, sizeof(zero), 0);
 }
 
@@ -731,6 +773,8 @@ static void cfile_free(struct cfile *f)
 	if (f->jfd >= 0) {
 		/* Every rewrite it recorded is in place, unless one failed. */
 		journal_name(f, name);
+		if (f->jmap)
+			munmap(f->jmap, JOURNAL_BYTES);
 		close(f->jfd);
 		if (!f->jpending)
 			(void)unlinkat(f->vol->journal_dirfd, name, 0);

@@ -4,6 +4,7 @@
  * size commits, tampering, concurrency and short writes.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -626,8 +627,11 @@ static void writer_child(int fd, int log)
 	}
 }
 
-/* Kills a writer `rounds` times; returns how many blocks were torn. */
-static unsigned kill_rounds(int rounds, int journal_dirfd)
+/*
+ * Kills a writer `rounds` times, each after at least min_us; returns how
+ * many blocks were torn.
+ */
+static unsigned kill_rounds(int rounds, int journal_dirfd, unsigned min_us)
 {
 	static uint8_t img[3][KILL_SIZE], out[KILL_SIZE];
 	uint64_t seed = 99;
@@ -651,7 +655,7 @@ static unsigned kill_rounds(int rounds, int journal_dirfd)
 			writer_child(fd, logp[1]);
 		}
 		close(logp[1]);
-		usleep((useconds_t)(2000 + tu_rand(&seed) % 30000));
+		usleep((useconds_t)(min_us + tu_rand(&seed) % 30000));
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
 		cr_assert(WIFSIGNALED(status), "writer exited %d",
@@ -699,9 +703,25 @@ Test(cfile, a_writer_killed_mid_rewrite_leaves_every_block_old_or_new)
 	cr_assert(mkdtemp(dir));
 	jfd = open(dir, O_RDONLY | O_DIRECTORY);
 	cr_assert(jfd >= 0);
-	cr_assert_eq(kill_rounds(40, jfd), 0, "a block was torn");
+	cr_assert_eq(kill_rounds(40, jfd, 2000), 0, "a block was torn");
 	close(jfd);
 	rmdir(dir);	/* every journal was replayed and removed */
+	cr_assert_eq(access(dir, F_OK), -1, "journal left behind");
+}
+
+/* Late kills: hundreds of records in, the journal is written through its
+ * mapping (after JOURNAL_MAP_AFTER records), which must hold up the same. */
+Test(cfile, a_writer_killed_after_many_rewrites_leaves_every_block_old_or_new)
+{
+	char dir[] = "/tmp/phifs-journal-XXXXXX";
+	int jfd;
+
+	cr_assert(mkdtemp(dir));
+	jfd = open(dir, O_RDONLY | O_DIRECTORY);
+	cr_assert(jfd >= 0);
+	cr_assert_eq(kill_rounds(20, jfd, 60000), 0, "a block was torn");
+	close(jfd);
+	rmdir(dir);
 	cr_assert_eq(access(dir, F_OK), -1, "journal left behind");
 }
 
@@ -744,6 +764,21 @@ Test(cfile, a_read_failing_past_its_first_chunk_returns_no_partial_count)
 	cfile_release(f);
 }
 
+/* The size of the one journal in dir. */
+static off_t journal_bytes(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	struct stat st = { 0 };
+
+	cr_assert(d);
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			cr_assert_eq(fstatat(dirfd(d), e->d_name, &st, 0), 0);
+	closedir(d);
+	return st.st_size;
+}
+
 Test(cfile, a_shrink_voids_the_journal_so_no_stale_record_replays)
 {
 	static uint8_t buf[8 * BS];
@@ -758,9 +793,13 @@ Test(cfile, a_shrink_voids_the_journal_so_no_stale_record_replays)
 	memset(buf, 'o', sizeof(buf));
 	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
 	cr_assert_eq(cfile_commit(f), 0);
-	/* A journaled rewrite of committed block 5 ... */
+	/* Journaled rewrites of committed block 5, enough for the journal
+	 * to be mapped ... */
 	memset(buf, 'X', BS);
-	cr_assert_eq(cfile_pwrite(f, buf, BS, 5 * BS), BS);
+	for (int i = 0; i < 40; i++)
+		cr_assert_eq(cfile_pwrite(f, buf, BS, 5 * BS), BS);
+	cr_assert_eq(journal_bytes(dir), (FORMAT_JOURNAL_MAX + 1) * SB,
+		     "the journal was not mapped (allocated whole)");
 	/* ... then block 5 falls past the end, and is written anew without
 	 * the journal once the file grows back. */
 	cr_assert_eq(cfile_truncate(f, 2 * BS), 0);
