@@ -29,9 +29,15 @@
 
 /* How often the sizes of open files reach their headers. */
 #define COMMIT_INTERVAL_MS 1000
-/* How long the kernel may keep names and attributes: every change goes
- * through this daemon, so only other writers to the backing would notice. */
-#define CACHE_SECONDS 1.0
+/*
+ * How long the kernel may keep names and attributes.  Every change goes
+ * through this daemon (one per backing directory, by the lock), and the
+ * kernel drops what each change makes stale, so only someone writing to the
+ * backing behind its back would see old entries.  A short time costs a
+ * LOOKUP per file when a listing is used later: reading a listed tree of
+ * 10,000 files sent 9,369 of them at one second.
+ */
+#define CACHE_SECONDS 60.0
 #define INODE_BUCKETS 4096u
 #define READAHEAD_KB "1024"
 /* Bytes of a backing file fetched together with its header on open. */
