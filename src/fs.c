@@ -20,12 +20,14 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "phifs/backing.h"
 #include "phifs/cfile.h"
 #include "phifs/nodes.h"
+#include "phifs/prefetch.h"
 
 /* How often the sizes of open files reach their headers. */
 #define COMMIT_INTERVAL_MS 1000
@@ -53,8 +55,12 @@ struct inode {
 	mode_t type;		/* S_IFMT bits */
 	uint64_t nlookup;	/* under fs->ilock, as are parent and name */
 	fuse_ino_t parent;	/* where the kernel last found it: a hint */
+	dev_t pdev;		/* that parent's backing object */
+	ino_t pino;
 	char *name;
-	struct inode *next;
+	bool gone;		/* unlinked: out of the table, no handle */
+	struct inode *next;	/* in its bucket, or in fs->gone */
+	struct inode **pprev;	/* what points at it in fs->gone */
 };
 
 struct fs {
@@ -65,6 +71,7 @@ struct fs {
 	struct inode root;
 	pthread_mutex_t ilock;	/* protects inodes and every nlookup */
 	struct inode *inodes[INODE_BUCKETS];
+	struct inode *gone;	/* removed objects the kernel still knows */
 	_Atomic size_t ninodes;	/* changed under ilock */
 	size_t inode_high;	/* ask the kernel to forget above this */
 	size_t nfds;		/* inodes' open handles, under ilock */
@@ -72,6 +79,7 @@ struct fs {
 	unsigned park_next;	/* bucket inode_park looks at next */
 	bool can_park;		/* file handles work (CAP_DAC_READ_SEARCH) */
 	struct fuse_session *se;
+	struct prefetch *prefetch;	/* NULL until INIT, or when it failed */
 	char *mountpoint;	/* absolute; NULL when not told */
 	pthread_t ticker;
 	pthread_mutex_t tick_lock;	/* protects stop */
@@ -133,19 +141,27 @@ static unsigned ibucket(dev_t dev, ino_t ino)
 	return (unsigned)((ino * 0x9E3779B97F4A7C15ULL ^ dev) % INODE_BUCKETS);
 }
 
-/* Remembers where the kernel found i (for inode_reap); under ilock. */
-static void inode_hint(struct inode *i, fuse_ino_t parent, const char *name)
+/*
+ * Remembers where the kernel found i (for inode_reap and read-ahead);
+ * under ilock, while the request naming parent holds it.
+ */
+static void inode_hint(struct fs *fs, struct inode *i, fuse_ino_t parent,
+		       const char *name)
 {
+	const struct inode *p;
 	char *copy;
 
 	if (!name || (i->name && i->parent == parent && !strcmp(i->name, name)))
 		return;
+	p = inode_of(fs, parent);
 	copy = strdup(name);
 	if (!copy)
 		return;
 	free(i->name);
 	i->name = copy;
 	i->parent = parent;
+	i->pdev = p->dev;
+	i->pino = p->ino;
 }
 
 static void inode_free(struct inode *i)
@@ -245,11 +261,21 @@ static int inode_pin(struct fs *fs, struct inode *i)
 		pthread_mutex_unlock(&fs->ilock);
 		return fd;
 	}
+	if (i->gone) {
+		pthread_mutex_unlock(&fs->ilock);
+		return -ESTALE;
+	}
 	pthread_mutex_unlock(&fs->ilock);
-	fd = inode_unpark(fs, i);	/* fh is set before fd is -1 */
+	/* fh is set before fd is -1, and freed only with i. */
+	fd = inode_unpark(fs, i);
 	if (fd < 0)
 		return fd;
 	pthread_mutex_lock(&fs->ilock);
+	if (i->gone) {
+		pthread_mutex_unlock(&fs->ilock);
+		close(fd);
+		return -ESTALE;
+	}
 	if (i->fd >= 0) {	/* another thread was quicker */
 		close(fd);
 	} else {
@@ -271,6 +297,19 @@ static void inode_unpin(struct fs *fs, struct inode *i)
 	pthread_mutex_unlock(&fs->ilock);
 }
 
+/* The inode of backing object (dev, ino), or NULL; under ilock. */
+static struct inode *inode_find(struct fs *fs, dev_t dev, ino_t ino)
+{
+	struct inode *i;
+
+	if (dev == fs->root.dev && ino == fs->root.ino)
+		return &fs->root;
+	for (i = fs->inodes[ibucket(dev, ino)]; i; i = i->next)
+		if (i->dev == dev && i->ino == ino)
+			break;
+	return i;
+}
+
 /*
  * The inode of the backing object on pathfd (which this takes over), with
  * one more lookup counted; found as name in parent.
@@ -281,18 +320,11 @@ static int inode_get(struct fs *fs, int pathfd, const struct stat *st,
 	struct inode *i;
 
 	pthread_mutex_lock(&fs->ilock);
-	if (st->st_dev == fs->root.dev && st->st_ino == fs->root.ino) {
-		i = &fs->root;
-	} else {
-		for (i = fs->inodes[ibucket(st->st_dev, st->st_ino)]; i;
-		     i = i->next)
-			if (i->dev == st->st_dev && i->ino == st->st_ino)
-				break;
-	}
+	i = inode_find(fs, st->st_dev, st->st_ino);
 	if (i) {
 		i->nlookup++;
 		if (i != &fs->root)
-			inode_hint(i, parent, name);
+			inode_hint(fs, i, parent, name);
 		if (i->fd < 0) {	/* parked: saves a reopen */
 			if (++fs->nfds > fs->fd_high)
 				inode_park(fs);	/* i->fd < 0: not i */
@@ -316,7 +348,7 @@ static int inode_get(struct fs *fs, int pathfd, const struct stat *st,
 	i->ino = st->st_ino;
 	i->type = st->st_mode & S_IFMT;
 	i->nlookup = 1;
-	inode_hint(i, parent, name);
+	inode_hint(fs, i, parent, name);
 	if (++fs->nfds > fs->fd_high)
 		inode_park(fs);		/* before i is in the table */
 	i->next = fs->inodes[ibucket(i->dev, i->ino)];
@@ -328,15 +360,11 @@ static int inode_get(struct fs *fs, int pathfd, const struct stat *st,
 	return 0;
 }
 
-static void inode_forget(struct fs *fs, struct inode *i, uint64_t n)
+/* Takes i out of the table; under ilock. */
+static void inode_unhash(struct fs *fs, struct inode *i)
 {
 	struct inode **pp;
 
-	pthread_mutex_lock(&fs->ilock);
-	if (i == &fs->root || (i->nlookup -= n) > 0) {
-		pthread_mutex_unlock(&fs->ilock);
-		return;
-	}
 	for (pp = &fs->inodes[ibucket(i->dev, i->ino)]; *pp != i;
 	     pp = &(*pp)->next)
 		;
@@ -344,8 +372,56 @@ static void inode_forget(struct fs *fs, struct inode *i, uint64_t n)
 	fs->ninodes--;
 	if (i->fd >= 0)
 		fs->nfds--;
+}
+
+static void inode_forget(struct fs *fs, struct inode *i, uint64_t n)
+{
+	pthread_mutex_lock(&fs->ilock);
+	if (i == &fs->root || (i->nlookup -= n) > 0) {
+		pthread_mutex_unlock(&fs->ilock);
+		return;
+	}
+	if (i->gone) {
+		*i->pprev = i->next;
+		if (i->next)
+			i->next->pprev = i->pprev;
+		pthread_mutex_unlock(&fs->ilock);
+		inode_free(i);
+		return;
+	}
+	inode_unhash(fs, i);
 	pthread_mutex_unlock(&fs->ilock);
 	inode_free(i);
+}
+
+/*
+ * The object of i was removed (its last name, or a folder): close its
+ * handle now instead of at the kernel's FORGET, which comes late.  Until
+ * then the handle would keep the file's space, and the backing folder
+ * would drag the entry along (every rmdir walks the dentries still held
+ * under it).  Out of the table too: once its handle is closed, a new file
+ * may get the same inode number, and must get an inode of its own.  Under
+ * ilock; not for an open file or an inode in use.  Returns the handle for
+ * the caller to close after its reply (the last close frees the file, which
+ * takes a while), or -1.
+ */
+static int inode_gone(struct fs *fs, struct inode *i)
+{
+	uint64_t size;
+	int fd = i->fd;
+
+	if (i == &fs->root || i->pins ||
+	    !nodes_size(fs->nodes, i->dev, i->ino, &size))
+		return -1;
+	inode_unhash(fs, i);
+	i->fd = -1;
+	i->gone = true;
+	i->next = fs->gone;
+	if (fs->gone)
+		fs->gone->pprev = &i->next;
+	i->pprev = &fs->gone;
+	fs->gone = i;
+	return fd;
 }
 
 /*
@@ -821,14 +897,29 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fs *fs = fs_of(req);
 	struct inode *p = inode_of(fs, parent);
 	char bname[NAME_MAX + 1];
-	int rc, pfd;
+	struct inode *i;
+	struct stat st;
+	int rc, pfd, gone = -1;
 
 	rc = name_in(fs, parent, name, bname);
 	if (!rc && (rc = pfd = inode_pin(fs, p)) >= 0) {
-		rc = sys(unlinkat(pfd, bname, flags));
+		rc = sys(fstatat(pfd, bname, &st, AT_SYMLINK_NOFOLLOW));
+		if (!rc)
+			rc = sys(unlinkat(pfd, bname, flags));
 		inode_unpin(fs, p);
 	}
+	/* The kernel serialises unlink and link of one inode, so a count of
+	 * one before is none now. */
+	if (!rc && (S_ISDIR(st.st_mode) || st.st_nlink <= 1)) {
+		pthread_mutex_lock(&fs->ilock);
+		i = inode_find(fs, st.st_dev, st.st_ino);
+		if (i)
+			gone = inode_gone(fs, i);
+		pthread_mutex_unlock(&fs->ilock);
+	}
 	reply_rc(req, rc);
+	if (gone >= 0)
+		close(gone);
 }
 
 static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -870,9 +961,13 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
  * block write reads the block first.  Read-only is the fallback for files
  * the daemon itself may not write.
  */
-static int open_backing(struct fs *fs, struct inode *i, int flags, int *fd)
+/* *cold: opened for reading and its first page was not in memory. */
+static int open_backing(struct fs *fs, struct inode *i, int flags, int *fd,
+			bool *cold)
 {
 	struct stat st;
+	char c;
+	struct iovec v = { &c, 1 };
 	int rc, pathfd = inode_pin(fs, i);
 
 	if (pathfd < 0)
@@ -887,19 +982,23 @@ static int open_backing(struct fs *fs, struct inode *i, int flags, int *fd)
 	/* The header read would fetch only its own pages from a cold disk,
 	 * and the first READ then waits for a second trip: ask for the
 	 * start of the file in one go (no wait when it is cached). */
-	if (!rc && (flags & O_ACCMODE) != O_WRONLY && !(flags & O_TRUNC))
+	*cold = false;
+	if (!rc && (flags & O_ACCMODE) != O_WRONLY && !(flags & O_TRUNC)) {
+		*cold = preadv2(*fd, &v, 1, 0, RWF_NOWAIT) < 0 &&
+			errno == EAGAIN;
 		(void)posix_fadvise(*fd, 0, OPEN_READAHEAD, POSIX_FADV_WILLNEED);
+	}
 	return rc;
 }
 
 /* Opens the encrypted file of inode i for a handle with open(2) flags. */
 static int open_node(struct fs *fs, struct inode *i, int flags,
-		     struct node **out)
+		     struct node **out, bool *cold)
 {
 	struct node *n;
 	int rc, fd;
 
-	rc = open_backing(fs, i, flags, &fd);
+	rc = open_backing(fs, i, flags, &fd, cold);
 	if (!rc)
 		rc = nodes_get(fs->nodes, fd, false, &n);
 	if (!rc && (flags & O_TRUNC)) {
@@ -912,20 +1011,74 @@ static int open_node(struct fs *fs, struct inode *i, int flags,
 	return rc;
 }
 
+/* Where an opened file was last found, for the read-ahead. */
+struct found_in {
+	dev_t pdev;
+	ino_t pino;
+	char name[NAME_MAX + 1];	/* "" when unknown */
+};
+
+static void found_in(struct fs *fs, struct inode *i, struct found_in *f)
+{
+	pthread_mutex_lock(&fs->ilock);
+	f->name[0] = '\0';
+	if (i->name && strlen(i->name) <= NAME_MAX) {
+		strcpy(f->name, i->name);
+		f->pdev = i->pdev;
+		f->pino = i->pino;
+	}
+	pthread_mutex_unlock(&fs->ilock);
+}
+
+/*
+ * Tells the read-ahead that a file was opened for reading, naming it
+ * within its folder.  A parked or forgotten folder is skipped: this is only
+ * a hint.
+ */
+static void opened_for_reading(struct fs *fs, const struct found_in *f,
+			       bool cold)
+{
+	char bname[NAME_MAX + 1];
+	struct inode *p = NULL;
+	int pfd = -1;
+
+	if (!f->name[0])
+		return;
+	pthread_mutex_lock(&fs->ilock);
+	p = inode_find(fs, f->pdev, f->pino);
+	if (p && p->fd >= 0) {
+		p->pins++;
+		pfd = p->fd;
+	}
+	pthread_mutex_unlock(&fs->ilock);
+	if (pfd < 0)
+		return;
+	if (!backing_name(f->name, p == &fs->root, bname))
+		prefetch_opened(fs->prefetch, pfd, p->dev, p->ino, bname, cold);
+	inode_unpin(fs, p);
+}
+
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
+	struct inode *i = inode_of(fs, ino);
+	struct found_in where;
 	struct node *n;
+	bool cold;
 	int rc;
 
-	rc = open_node(fs, inode_of(fs, ino), fi->flags, &n);
+	rc = open_node(fs, i, fi->flags, &n, &cold);
 	if (rc) {
 		reply_rc(req, rc);
 		return;
 	}
 	fi->fh = (uintptr_t)n;
+	/* Once replied to, i may be forgotten at any moment. */
+	found_in(fs, i, &where);
 	if (fuse_reply_open(req, fi))
 		nodes_put(fs->nodes, n);	/* the open was interrupted */
+	else if ((fi->flags & O_ACCMODE) != O_WRONLY)
+		opened_for_reading(fs, &where, cold);	/* after the reply */
 }
 
 /*
@@ -1001,6 +1154,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fuse_entry_param e;
 	char bname[NAME_MAX + 1];
 	struct node *n = NULL;
+	bool cold;
 	int rc;
 
 	rc = name_in(fs, parent, name, bname);
@@ -1012,7 +1166,8 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		/* Lost a race with another creator: open theirs. */
 		rc = lookup_entry(fs, parent, name, bname, &e);
 		if (!rc) {
-			rc = open_node(fs, inode_of(fs, e.ino), fi->flags, &n);
+			rc = open_node(fs, inode_of(fs, e.ino), fi->flags, &n,
+				       &cold);
 			if (rc)
 				inode_forget(fs, inode_of(fs, e.ino), 1);
 		}
@@ -1453,6 +1608,9 @@ static void fs_init(void *data, struct fuse_conn_info *conn)
 	/* Large writes: fewer round trips, more blocks per syscall. */
 	conn->max_write = 1024 * 1024;
 	fs->ticking = !pthread_create(&fs->ticker, NULL, ticker_main, fs);
+	/* Threads start here, not in fs_new: the daemon forks in between. */
+	if (prefetch_new(OPEN_READAHEAD, &fs->prefetch))
+		fs->prefetch = NULL;	/* reads just wait for the disk */
 }
 
 static void fs_destroy(void *data)
@@ -1467,6 +1625,8 @@ static void fs_destroy(void *data)
 		pthread_join(fs->ticker, NULL);
 		fs->ticking = false;
 	}
+	prefetch_free(fs->prefetch);
+	fs->prefetch = NULL;
 	(void)nodes_commit_all(fs->nodes);
 }
 
@@ -1571,6 +1731,7 @@ void fs_free(struct fs *fs)
 		return;
 	if (fs->ticking)
 		fs_destroy(fs);
+	prefetch_free(fs->prefetch);
 	nodes_free(fs->nodes);
 	for (unsigned b = 0; b < INODE_BUCKETS; b++) {
 		while (fs->inodes[b]) {
@@ -1579,6 +1740,12 @@ void fs_free(struct fs *fs)
 			fs->inodes[b] = i->next;
 			inode_free(i);
 		}
+	}
+	while (fs->gone) {
+		struct inode *i = fs->gone;
+
+		fs->gone = i->next;
+		inode_free(i);
 	}
 	if (fs->root.fd >= 0)
 		close(fs->root.fd);
