@@ -59,6 +59,7 @@ struct inode {
 	ino_t pino;
 	char *name;
 	bool gone;		/* unlinked: out of the table, no handle */
+	struct stat *last;	/* when gone: its attributes, or NULL */
 	struct inode *next;	/* in its bucket, or in fs->gone */
 	struct inode **pprev;	/* what points at it in fs->gone */
 };
@@ -170,6 +171,7 @@ static void inode_free(struct inode *i)
 		close(i->fd);
 	free(i->fh);
 	free(i->name);
+	free(i->last);
 	free(i);
 }
 
@@ -403,9 +405,9 @@ static void inode_forget(struct fs *fs, struct inode *i, uint64_t n)
  * may get the same inode number, and must get an inode of its own.  Under
  * ilock; not for an open file or an inode in use.  Returns the handle for
  * the caller to close after its reply (the last close frees the file, which
- * takes a while), or -1.
+ * takes a while), or -1.  last: its attributes, when known.
  */
-static int inode_gone(struct fs *fs, struct inode *i)
+static int inode_gone(struct fs *fs, struct inode *i, const struct stat *last)
 {
 	uint64_t size;
 	int fd = i->fd;
@@ -413,6 +415,10 @@ static int inode_gone(struct fs *fs, struct inode *i)
 	if (i == &fs->root || i->pins ||
 	    !nodes_size(fs->nodes, i->dev, i->ino, &size))
 		return -1;
+	/* Its attributes, for a descriptor that still names it (an O_PATH
+	 * one does) and asks; without them that gets ESTALE. */
+	if (last && (i->last = malloc(sizeof(*i->last))))
+		*i->last = *last;
 	inode_unhash(fs, i);
 	i->fd = -1;
 	i->gone = true;
@@ -554,6 +560,15 @@ static int attrs(struct fs *fs, struct inode *i, struct stat *st)
 {
 	int rc, fd = inode_pin(fs, i);
 
+	if (fd == -ESTALE) {	/* removed: what it had last, if known */
+		pthread_mutex_lock(&fs->ilock);
+		if (i->gone && i->last) {
+			*st = *i->last;
+			fd = 0;
+		}
+		pthread_mutex_unlock(&fs->ilock);
+		return fd;
+	}
 	if (fd < 0)
 		return fd;
 	rc = fd_attrs(fs, fd, st);
@@ -891,6 +906,20 @@ static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	reply_made(req, newparent, newname, bname, rc);
 }
 
+/* Keeps the attributes of removed inode i, read from its handle fd. */
+static void keep_last_attrs(struct fs *fs, struct inode *i, int fd)
+{
+	struct stat *st = malloc(sizeof(*st));
+
+	if (st && fd_attrs(fs, fd, st)) {
+		free(st);
+		return;
+	}
+	pthread_mutex_lock(&fs->ilock);
+	i->last = st;
+	pthread_mutex_unlock(&fs->ilock);
+}
+
 static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
 			 int flags)
 {
@@ -903,7 +932,11 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	rc = name_in(fs, parent, name, bname);
 	if (!rc && (rc = pfd = inode_pin(fs, p)) >= 0) {
+		/* Its attributes as the mount shows them, while it has a
+		 * name to find its size tag by. */
 		rc = sys(fstatat(pfd, bname, &st, AT_SYMLINK_NOFOLLOW));
+		if (!rc)
+			mount_sizes(fs, -1, pfd, bname, &st);
 		if (!rc)
 			rc = sys(unlinkat(pfd, bname, flags));
 		inode_unpin(fs, p);
@@ -911,15 +944,16 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
 	/* The kernel serialises unlink and link of one inode, so a count of
 	 * one before is none now. */
 	if (!rc && (S_ISDIR(st.st_mode) || st.st_nlink <= 1)) {
+		st.st_nlink = 0;
 		pthread_mutex_lock(&fs->ilock);
 		i = inode_find(fs, st.st_dev, st.st_ino);
 		if (i)
-			gone = inode_gone(fs, i);
+			gone = inode_gone(fs, i, &st);
 		pthread_mutex_unlock(&fs->ilock);
 	}
 	reply_rc(req, rc);
 	if (gone >= 0)
-		close(gone);
+		close(gone);	/* the last close frees the file: a while */
 }
 
 static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -1316,8 +1350,24 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 static void fs_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	(void)ino;
-	reply_rc(req, nodes_put(fs_of(req)->nodes, node_of(fi)));
+	struct fs *fs = fs_of(req);
+	struct inode *i = inode_of(fs, ino);
+	int rc = nodes_put(fs->nodes, node_of(fi)), gone = -1;
+	struct stat st;
+
+	/* Closed for the last time after its last name went: as in
+	 * remove_entry, let go of it now. */
+	pthread_mutex_lock(&fs->ilock);
+	if (!i->gone && i->fd >= 0 && !i->pins && !fstat(i->fd, &st) &&
+	    st.st_nlink == 0)
+		gone = inode_gone(fs, i, NULL);
+	pthread_mutex_unlock(&fs->ilock);
+	/* Before the reply: the kernel cannot forget i until then. */
+	if (gone >= 0)
+		keep_last_attrs(fs, i, gone);
+	reply_rc(req, rc);
+	if (gone >= 0)
+		close(gone);
 }
 
 static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,

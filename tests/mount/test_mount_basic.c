@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -307,6 +308,49 @@ Test(mount_basic, a_remount_with_the_right_key_reads_everything_back)
 	/* In the foreground too. */
 	mu_mount_fg(v);
 	check_tree(v, "after a foreground remount");
+	mu_unmount(v);
+}
+
+/*
+ * A removed file's space comes back at once (within the writer's RELEASE),
+ * even while a descriptor still names it, which holds back the kernel's
+ * FORGET for as long as it is open; and the descriptor still gets its
+ * attributes.
+ */
+Test(mount_basic, a_removed_file_frees_its_space_at_once)
+{
+	static uint8_t buf[8 << 20];
+	struct statvfs before, after;
+	struct mu_vol *v;
+	struct stat st;
+	int fd;
+
+	mu_require_fuse();
+	v = mu_vol_new(32 << 20);
+	mu_mount(v);
+	mu_fill(buf, sizeof(buf), 5);
+	mu_write_file(mu_m(v, "big"), buf, sizeof(buf));
+	fd = open(mu_m(v, "big"), O_PATH);
+	cr_assert(fd >= 0, "O_PATH: %s", strerror(errno));
+	cr_assert_eq(statvfs(mu_b(v, ""), &before), 0);
+	cr_assert_eq(unlink(mu_m(v, "big")), 0);
+	/* The RELEASE of the writer's close may come after the unlink. */
+	for (int t = 0; t < 200; t++) {
+		cr_assert_eq(statvfs(mu_b(v, ""), &after), 0);
+		if ((after.f_bfree - before.f_bfree) * after.f_frsize >=
+		    sizeof(buf))
+			break;
+		usleep(10000);
+	}
+	cr_assert_geq((after.f_bfree - before.f_bfree) * after.f_frsize,
+		      sizeof(buf), "the unlink gave back %llu bytes of %zu",
+		      (unsigned long long)((after.f_bfree - before.f_bfree) *
+					   after.f_frsize), sizeof(buf));
+	cr_assert_eq(fstat(fd, &st), 0, "fstat of a removed file: %s",
+		     strerror(errno));
+	cr_assert_eq(st.st_nlink, 0);
+	cr_assert_eq(st.st_size, (off_t)sizeof(buf));
+	close(fd);
 	mu_unmount(v);
 }
 
