@@ -1108,10 +1108,12 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uintptr_t)n;
 	/* Once replied to, i may be forgotten at any moment. */
-	found_in(fs, i, &where);
+	where.name[0] = '\0';
+	if ((fi->flags & O_ACCMODE) != O_WRONLY)
+		found_in(fs, i, &where);
 	if (fuse_reply_open(req, fi))
 		nodes_put(fs->nodes, n);	/* the open was interrupted */
-	else if ((fi->flags & O_ACCMODE) != O_WRONLY)
+	else
 		opened_for_reading(fs, &where, cold);	/* after the reply */
 }
 
@@ -1352,16 +1354,25 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino,
 {
 	struct fs *fs = fs_of(req);
 	struct inode *i = inode_of(fs, ino);
-	int rc = nodes_put(fs->nodes, node_of(fi)), gone = -1;
+	int rc = nodes_put(fs->nodes, node_of(fi)), gone = -1, fd = -1;
 	struct stat st;
 
 	/* Closed for the last time after its last name went: as in
-	 * remove_entry, let go of it now. */
+	 * remove_entry, let go of it now.  (A parked handle holds nothing.) */
 	pthread_mutex_lock(&fs->ilock);
-	if (!i->gone && i->fd >= 0 && !i->pins && !fstat(i->fd, &st) &&
-	    st.st_nlink == 0)
-		gone = inode_gone(fs, i, NULL);
+	if (i->fd >= 0) {
+		i->pins++;
+		fd = i->fd;
+	}
 	pthread_mutex_unlock(&fs->ilock);
+	if (fd >= 0) {
+		bool removed = !fstat(fd, &st) && st.st_nlink == 0;
+
+		pthread_mutex_lock(&fs->ilock);
+		if (--i->pins == 0 && removed && !i->gone)
+			gone = inode_gone(fs, i, NULL);
+		pthread_mutex_unlock(&fs->ilock);
+	}
 	/* Before the reply: the kernel cannot forget i until then. */
 	if (gone >= 0)
 		keep_last_attrs(fs, i, gone);

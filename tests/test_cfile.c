@@ -695,7 +695,8 @@ static unsigned kill_rounds(int rounds, int journal_dirfd, unsigned min_us)
 	return torn;
 }
 
-Test(cfile, a_writer_killed_mid_rewrite_leaves_every_block_old_or_new)
+/* kill_rounds with a journal folder of its own, which must end empty. */
+static void kill_with_journal(int rounds, unsigned min_us)
 {
 	char dir[] = "/tmp/phifs-journal-XXXXXX";
 	int jfd;
@@ -703,26 +704,22 @@ Test(cfile, a_writer_killed_mid_rewrite_leaves_every_block_old_or_new)
 	cr_assert(mkdtemp(dir));
 	jfd = open(dir, O_RDONLY | O_DIRECTORY);
 	cr_assert(jfd >= 0);
-	cr_assert_eq(kill_rounds(40, jfd, 2000), 0, "a block was torn");
+	cr_assert_eq(kill_rounds(rounds, jfd, min_us), 0, "a block was torn");
 	close(jfd);
 	rmdir(dir);	/* every journal was replayed and removed */
 	cr_assert_eq(access(dir, F_OK), -1, "journal left behind");
+}
+
+Test(cfile, a_writer_killed_mid_rewrite_leaves_every_block_old_or_new)
+{
+	kill_with_journal(40, 2000);
 }
 
 /* Late kills: hundreds of records in, the journal is written through its
  * mapping (after JOURNAL_MAP_AFTER records), which must hold up the same. */
 Test(cfile, a_writer_killed_after_many_rewrites_leaves_every_block_old_or_new)
 {
-	char dir[] = "/tmp/phifs-journal-XXXXXX";
-	int jfd;
-
-	cr_assert(mkdtemp(dir));
-	jfd = open(dir, O_RDONLY | O_DIRECTORY);
-	cr_assert(jfd >= 0);
-	cr_assert_eq(kill_rounds(20, jfd, 60000), 0, "a block was torn");
-	close(jfd);
-	rmdir(dir);
-	cr_assert_eq(access(dir, F_OK), -1, "journal left behind");
+	kill_with_journal(20, 60000);
 }
 
 Test(cfile, a_failing_backing_read_is_an_error_never_a_short_read)
