@@ -404,8 +404,8 @@ static void inode_forget(struct fs *fs, struct inode *i, uint64_t n)
  * under it).  Out of the table too: once its handle is closed, a new file
  * may get the same inode number, and must get an inode of its own.  Under
  * ilock; not for an open file or an inode in use.  Returns the handle for
- * the caller to close after its reply (the last close frees the file, which
- * takes a while), or -1.  last: its attributes, when known.
+ * the caller to close once out of the lock (the last close frees the file,
+ * which takes a while), or -1.  last: its attributes, when known.
  */
 static int inode_gone(struct fs *fs, struct inode *i, const struct stat *last)
 {
@@ -951,9 +951,13 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
 			gone = inode_gone(fs, i, &st);
 		pthread_mutex_unlock(&fs->ilock);
 	}
-	reply_rc(req, rc);
+	/* Before the reply, although the last close frees the file, which
+	 * takes a while: an rmdir of its folder that came meanwhile would
+	 * spin in the kernel until the dentry is dead (shrink_dcache_parent
+	 * retries while one is being killed). */
 	if (gone >= 0)
-		close(gone);	/* the last close frees the file: a while */
+		close(gone);
+	reply_rc(req, rc);
 }
 
 static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -1374,11 +1378,11 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino,
 		pthread_mutex_unlock(&fs->ilock);
 	}
 	/* Before the reply: the kernel cannot forget i until then. */
-	if (gone >= 0)
+	if (gone >= 0) {
 		keep_last_attrs(fs, i, gone);
+		close(gone);	/* as in remove_entry, before the reply */
+	}
 	reply_rc(req, rc);
-	if (gone >= 0)
-		close(gone);
 }
 
 static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
