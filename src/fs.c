@@ -696,17 +696,14 @@ static int set_times(int pathfd, struct stat *attr, int to_set,
 	return backing_utimens(pathfd, tv);
 }
 
-/* Applies a SETATTR to the object on fd. */
-static int set_attrs(struct fs *fs, int fd,
+/* Applies a SETATTR to the object on fd, of type (S_IFMT bits). */
+static int set_attrs(struct fs *fs, int fd, mode_t type,
 		     struct stat *attr, int to_set, struct fuse_file_info *fi)
 {
-	struct stat st;
 	int rc = 0;
 
-	if (fstat(fd, &st))
-		return -errno;
 	if (to_set & FUSE_SET_ATTR_MODE)
-		rc = S_ISLNK(st.st_mode) ? 0 :
+		rc = S_ISLNK(type) ? 0 :
 		     backing_chmod(fd, attr->st_mode & 07777);
 	if (!rc && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
 		rc = sys(fchownat(fd, "",
@@ -719,7 +716,7 @@ static int set_attrs(struct fs *fs, int fd,
 		struct node *n;
 		bool temp;
 
-		rc = S_ISREG(st.st_mode) ? 0 : -EINVAL;
+		rc = S_ISREG(type) ? 0 : -EINVAL;
 		if (!rc && attr->st_size < 0)
 			rc = -EINVAL;
 		if (!rc)
@@ -730,7 +727,7 @@ static int set_attrs(struct fs *fs, int fd,
 				nodes_put(fs->nodes, n);
 		}
 	}
-	if (!rc && !S_ISLNK(st.st_mode) &&
+	if (!rc && !S_ISLNK(type) &&
 	    (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 		       FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
 		rc = set_times(fd, attr, to_set, fi);
@@ -748,7 +745,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		reply_rc(req, fd);
 		return;
 	}
-	rc = set_attrs(fs, fd, attr, to_set, fi);
+	rc = set_attrs(fs, fd, i->type, attr, to_set, fi);
 	if (!rc)
 		rc = fd_attrs(fs, fd, attr);
 	inode_unpin(fs, i);
@@ -1771,6 +1768,7 @@ int fs_new(struct volume *vol, struct fs **out)
 	fs->root.dev = st.st_dev;
 	fs->root.ino = st.st_ino;
 	fs->root.nlookup = 1;
+	fs->root.type = S_IFDIR;
 	fs->vol = vol;
 	fs->as_root = geteuid() == 0;
 	fs->fd_high = getrlimit(RLIMIT_NOFILE, &lim) ? 512 :
