@@ -433,11 +433,57 @@ out:
 	return rc;
 }
 
+/*
+ * One HMAC-SHA256 context per thread, its digest set once: setting it by
+ * name on every call cost twice the MAC itself (2.3 against 0.7 us for a
+ * size tag), and size tags are checked on every lookup.  Each call keys it
+ * anew; the keyed state it keeps until the next call or the thread's exit
+ * is what the GCM cache keeps too.  Freed (and cleansed) at thread exit.
+ */
+static pthread_once_t hmac_key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t hmac_key;
+static int hmac_key_err;
+static __thread EVP_MAC_CTX *hmac_tls;
+
+static void hmac_release(void *arg)
+{
+	EVP_MAC_CTX_free(arg);		/* cleanses the keyed state */
+	hmac_tls = NULL;
+}
+
+static void hmac_key_create(void)
+{
+	hmac_key_err = pthread_key_create(&hmac_key, hmac_release);
+}
+
+/* This thread's HMAC-SHA256 context, made on first use; NULL on ENOMEM. */
+static EVP_MAC_CTX *hmac_ctx(void)
+{
+	OSSL_PARAM params[2];
+	EVP_MAC_CTX *c = hmac_tls;
+
+	if (c != NULL)
+		return c;
+	pthread_once(&hmac_key_once, hmac_key_create);
+	if (hmac_key_err != 0)
+		return NULL;
+	c = EVP_MAC_CTX_new(alg_hmac);
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+						     (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (c == NULL || !EVP_MAC_CTX_set_params(c, params) ||
+	    pthread_setspecific(hmac_key, c) != 0) {
+		EVP_MAC_CTX_free(c);
+		return NULL;
+	}
+	hmac_tls = c;
+	return c;
+}
+
 int crypto_hmac_sha256(const struct crypto_key *k, const void *msg,
 		       size_t len, uint8_t out[CRYPTO_SHA256_LEN])
 {
-	OSSL_PARAM params[2];
-	EVP_MAC_CTX *mctx = NULL;
+	EVP_MAC_CTX *mctx;
 	uint8_t mac[CRYPTO_SHA256_LEN];
 	size_t mac_len;
 	int rc;
@@ -445,16 +491,13 @@ int crypto_hmac_sha256(const struct crypto_key *k, const void *msg,
 	rc = algs();
 	if (rc < 0)
 		goto out;
-	mctx = EVP_MAC_CTX_new(alg_hmac);
+	mctx = hmac_ctx();
 	if (mctx == NULL) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-						     (char *)"SHA256", 0);
-	params[1] = OSSL_PARAM_construct_end();
 	rc = -EIO;
-	if (!EVP_MAC_init(mctx, k->bytes, CRYPTO_KEY_LEN, params) ||
+	if (!EVP_MAC_init(mctx, k->bytes, CRYPTO_KEY_LEN, NULL) ||
 	    (len > 0 && !EVP_MAC_update(mctx, msg, len)) ||
 	    !EVP_MAC_final(mctx, mac, &mac_len, sizeof(mac)) ||
 	    mac_len != sizeof(mac))
@@ -462,7 +505,6 @@ int crypto_hmac_sha256(const struct crypto_key *k, const void *msg,
 	memcpy(out, mac, sizeof(mac));
 	rc = 0;
 out:
-	EVP_MAC_CTX_free(mctx);		/* cleanses the keyed state */
 	OPENSSL_cleanse(mac, sizeof(mac));
 	return rc;
 }

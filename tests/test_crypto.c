@@ -666,6 +666,60 @@ Test(hmac, matches_openssl_dgst_for_a_full_32_byte_key)
 	crypto_key_free(k);
 }
 
+/*
+ * Each thread keeps one HMAC context and keys it anew on every call: two
+ * keys taking turns, in several threads at once, must each still give
+ * their own published MAC (RFC 4231 case 2, and the openssl dgst one
+ * above), never the other key's.
+ */
+struct hmac_job {
+	int ok;
+};
+
+static void *hmac_thread(void *arg)
+{
+	struct hmac_job *j = arg;
+	uint8_t kb[32] = { 0 }, mac[32], want_a[32], want_b[32];
+	struct crypto_key *a, *b;
+
+	memcpy(kb, "Jefe", 4);
+	a = crypto_key_from(kb);
+	b = key_hex("000102030405060708090a0b0c0d0e0f"
+		    "101112131415161718191a1b1c1d1e1f");
+	unhex("5bdcc146bf60754e6a042426089575c7"
+	      "5a003f089d2739839dec58b964ec3843", want_a, 32);
+	unhex("8ca1e620f6d781de8fe89177cffd9b35"
+	      "3d3040976737eebe31a26352a4c20dec", want_b, 32);
+	j->ok = a && b;
+	for (int i = 0; j->ok && i < 200; i++) {
+		if (crypto_hmac_sha256(a, "what do ya want for nothing?", 28,
+				       mac) != 0 ||
+		    memcmp(mac, want_a, 32) != 0 ||
+		    crypto_hmac_sha256(b, "phifs audit record", 18, mac) != 0 ||
+		    memcmp(mac, want_b, 32) != 0)
+			j->ok = 0;
+	}
+	crypto_key_free(a);
+	crypto_key_free(b);
+	return NULL;
+}
+
+Test(hmac, keys_taking_turns_in_several_threads_give_their_own_macs)
+{
+	pthread_t t[4];
+	struct hmac_job j[4];
+
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, hmac_thread, &j[i]),
+			     0);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		cr_assert(j[i].ok, "thread %d got a wrong MAC", i);
+	}
+	hmac_thread(&j[0]);	/* and the test's own thread */
+	cr_assert(j[0].ok);
+}
+
 Test(sha256, matches_fips180_abc_and_the_empty_string)
 {
 	uint8_t md[32], want[32];
