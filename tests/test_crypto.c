@@ -433,13 +433,13 @@ Test(gcm, every_single_byte_flip_is_rejected_and_output_wiped)
 
 #define THREADS 8
 
-struct seal_job {
+struct thread_job {
 	int idx, ok;
 };
 
 static void *seal_thread(void *arg)
 {
-	struct seal_job *j = arg;
+	struct thread_job *j = arg;
 	struct crypto_key *k = crypto_key_random();
 	struct crypto_key *shared = key_hex(
 		"feffe9928665731c6d6a8f9467308308"
@@ -483,22 +483,28 @@ static void *seal_thread(void *arg)
 	return NULL;
 }
 
-Test(gcm, threads_sealing_with_different_keys_all_verify)
+/* Runs fn in THREADS threads at once, each on its own job, and checks
+ * that every one of them reports ok. */
+static void all_threads_ok(void *(*fn)(void *))
 {
 	pthread_t t[THREADS];
-	struct seal_job j[THREADS];
+	struct thread_job j[THREADS];
 	int i;
 
 	for (i = 0; i < THREADS; i++) {
 		j[i].idx = i;
 		j[i].ok = 0;
-		cr_assert_eq(pthread_create(&t[i], NULL, seal_thread, &j[i]),
-			     0);
+		cr_assert_eq(pthread_create(&t[i], NULL, fn, &j[i]), 0);
 	}
 	for (i = 0; i < THREADS; i++) {
 		pthread_join(t[i], NULL);
 		cr_assert(j[i].ok, "thread %d failed", i);
 	}
+}
+
+Test(gcm, threads_sealing_with_different_keys_all_verify)
+{
+	all_threads_ok(seal_thread);
 }
 
 /* ---- key wrapping ---- */
@@ -672,13 +678,9 @@ Test(hmac, matches_openssl_dgst_for_a_full_32_byte_key)
  * their own published MAC (RFC 4231 case 2, and the openssl dgst one
  * above), never the other key's.
  */
-struct hmac_job {
-	int ok;
-};
-
 static void *hmac_thread(void *arg)
 {
-	struct hmac_job *j = arg;
+	struct thread_job *j = arg;
 	uint8_t kb[32] = { 0 }, mac[32], want_a[32], want_b[32];
 	struct crypto_key *a, *b;
 
@@ -706,18 +708,11 @@ static void *hmac_thread(void *arg)
 
 Test(hmac, keys_taking_turns_in_several_threads_give_their_own_macs)
 {
-	pthread_t t[4];
-	struct hmac_job j[4];
+	struct thread_job mine = { 0, 0 };
 
-	for (int i = 0; i < 4; i++)
-		cr_assert_eq(pthread_create(&t[i], NULL, hmac_thread, &j[i]),
-			     0);
-	for (int i = 0; i < 4; i++) {
-		pthread_join(t[i], NULL);
-		cr_assert(j[i].ok, "thread %d got a wrong MAC", i);
-	}
-	hmac_thread(&j[0]);	/* and the test's own thread */
-	cr_assert(j[0].ok);
+	all_threads_ok(hmac_thread);
+	hmac_thread(&mine);	/* and the test's own thread */
+	cr_assert(mine.ok);
 }
 
 Test(sha256, matches_fips180_abc_and_the_empty_string)
