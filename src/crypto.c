@@ -10,6 +10,7 @@
 #include "phifs/secmem.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -37,7 +38,6 @@ static uint64_t next_key_id;
 static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
 static EVP_CIPHER *alg_gcm;
 static EVP_MD *alg_sha256;
-static EVP_KDF *alg_hkdf;
 static EVP_KDF *alg_scrypt;
 static EVP_MAC *alg_hmac;
 
@@ -65,7 +65,6 @@ static void algs_fetch(void)
 {
 	alg_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
 	alg_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-	alg_hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
 	alg_scrypt = EVP_KDF_fetch(NULL, "SCRYPT", NULL);
 	alg_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 }
@@ -74,7 +73,7 @@ static void algs_fetch(void)
 static int algs(void)
 {
 	pthread_once(&algs_once, algs_fetch);
-	if (alg_gcm == NULL || alg_sha256 == NULL || alg_hkdf == NULL ||
+	if (alg_gcm == NULL || alg_sha256 == NULL ||
 	    alg_scrypt == NULL || alg_hmac == NULL)
 		return -EIO;
 	return 0;
@@ -83,6 +82,14 @@ static int algs(void)
 static uint64_t new_key_id(void)
 {
 	return __atomic_add_fetch(&next_key_id, 1, __ATOMIC_RELAXED);
+}
+
+/* Whether a cache holding (id, copy) is keyed with k. */
+static bool cache_holds(uint64_t id, const uint8_t *copy,
+			const struct crypto_key *k)
+{
+	return id != 0 && id == k->id &&
+	       CRYPTO_memcmp(copy, k->bytes, CRYPTO_KEY_LEN) == 0;
 }
 
 static void gcm_cache_release(void *arg)
@@ -144,8 +151,7 @@ static int gcm_crypt(const struct crypto_key *k, const uint8_t *nonce,
 	if (c == NULL)
 		return -ENOMEM;
 
-	if (c->id != 0 && c->id == k->id &&
-	    CRYPTO_memcmp(c->key, k->bytes, CRYPTO_KEY_LEN) == 0) {
+	if (cache_holds(c->id, c->key, k)) {
 		if (!EVP_CipherInit_ex(c->ctx, NULL, NULL, NULL, nonce, enc))
 			goto out;
 	} else {
@@ -373,39 +379,188 @@ out:
 	return rc;
 }
 
+/*
+ * One HMAC-SHA256 context per thread, its digest set once (setting it by
+ * name on every call cost more than the MAC), and keyed with the last
+ * crypto_key it was given, like the GCM cache: keying hashes two blocks and
+ * has OpenSSL copy the key, and the volume's size key alone is used on
+ * every lookup, listing entry and getattr of a file.  Its keyed state
+ * stays in OpenSSL's heap, as the AES key schedules do (SECURITY.md).
+ * Raw keys (HKDF's) do not stay: the context is keyed with zeros after.
+ * Freed, which cleanses it, at thread exit.
+ */
+struct hmac_cache {
+	EVP_MAC_CTX *ctx;
+	uint8_t *key;		/* CRYPTO_KEY_LEN bytes of secmem */
+	uint64_t id;		/* 0: keyed with nothing worth keeping */
+};
+
+static pthread_once_t hmac_key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t hmac_key;
+static int hmac_key_err;
+/* [0] keyed with crypto_keys, [1] with raw keys: HKDF does not evict the
+ * size key. */
+static __thread struct hmac_cache hmac_tls[2];
+static const uint8_t hmac_zero_key[CRYPTO_SHA256_LEN];
+
+static void hmac_release(struct hmac_cache *c)
+{
+	EVP_MAC_CTX_free(c->ctx);	/* cleanses the keyed state */
+	secmem_free(c->key);
+	c->ctx = NULL;
+	c->key = NULL;
+	c->id = 0;
+}
+
+static void hmac_release_both(void *arg)
+{
+	struct hmac_cache *c = arg;
+
+	hmac_release(&c[0]);
+	hmac_release(&c[1]);
+}
+
+static void hmac_key_create(void)
+{
+	hmac_key_err = pthread_key_create(&hmac_key, hmac_release_both);
+}
+
+/* This thread's HMAC cache for crypto_keys (raw false) or raw keys, made
+ * on first use; NULL on ENOMEM. */
+static struct hmac_cache *hmac_cache_get(bool raw)
+{
+	struct hmac_cache *c = &hmac_tls[raw];
+	OSSL_PARAM params[2];
+
+	if (c->ctx != NULL)
+		return c;
+	pthread_once(&hmac_key_once, hmac_key_create);
+	if (hmac_key_err != 0)
+		return NULL;
+	c->id = 0;
+	c->key = secmem_alloc(CRYPTO_KEY_LEN);
+	c->ctx = EVP_MAC_CTX_new(alg_hmac);
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+						     (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (c->key == NULL || c->ctx == NULL ||
+	    !EVP_MAC_CTX_set_params(c->ctx, params) ||
+	    pthread_setspecific(hmac_key, hmac_tls) != 0) {
+		hmac_release(c);
+		return NULL;
+	}
+	return c;
+}
+
+/*
+ * Keys c with key: a crypto_key (k, remembered) or raw bytes (k NULL,
+ * forgotten by hmac_forget).  A NULL key with k NULL restarts under the
+ * current one.
+ */
+static int hmac_start(struct hmac_cache *c, const struct crypto_key *k,
+		      const void *key, size_t key_len)
+{
+	if (k != NULL && cache_holds(c->id, c->key, k))
+		return EVP_MAC_init(c->ctx, NULL, 0, NULL) ? 0 : -EIO;
+	c->id = 0;	/* forget the old key first, in case this fails */
+	if (k != NULL) {
+		key = k->bytes;
+		key_len = CRYPTO_KEY_LEN;
+	}
+	if (key != NULL && key_len == 0)
+		key = hmac_zero_key;	/* RFC 2104 pads it with zeros anyway */
+	if (!EVP_MAC_init(c->ctx, key, key_len, NULL))
+		return -EIO;
+	if (k != NULL) {
+		c->id = k->id;
+		memcpy(c->key, k->bytes, CRYPTO_KEY_LEN);
+	}
+	return 0;
+}
+
+/* Appends msg; n may be 0. */
+static int hmac_add(struct hmac_cache *c, const void *msg, size_t n)
+{
+	return n == 0 || EVP_MAC_update(c->ctx, msg, n) ? 0 : -EIO;
+}
+
+static int hmac_end(struct hmac_cache *c, uint8_t out[CRYPTO_SHA256_LEN])
+{
+	size_t n;
+
+	if (!EVP_MAC_final(c->ctx, out, &n, CRYPTO_SHA256_LEN) ||
+	    n != CRYPTO_SHA256_LEN)
+		return -EIO;
+	return 0;
+}
+
+/* Leaves nothing of a raw key in c; dropped, which cleanses it, if that
+ * fails. */
+static void hmac_forget(struct hmac_cache *c)
+{
+	if (hmac_start(c, NULL, hmac_zero_key, sizeof(hmac_zero_key)) < 0)
+		hmac_release(c);
+}
+
+/*
+ * RFC 5869 on the cached HMAC context: OpenSSL's HKDF looks its digest up
+ * by name on every call, which made it most of the cost of creating a
+ * file.  Extract: PRK = HMAC(salt, IKM); expand: T(i) = HMAC(PRK, T(i-1) ‖
+ * info ‖ i).
+ */
 int crypto_hkdf(const void *ikm, size_t ikm_len, const void *salt,
 		size_t salt_len, const void *info, size_t info_len,
 		void *out, size_t out_len)
 {
-	OSSL_PARAM params[5], *p = params;
-	EVP_KDF_CTX *kctx = NULL;
+	uint8_t prk[CRYPTO_SHA256_LEN], t[CRYPTO_SHA256_LEN], i = 0;
+	struct hmac_cache *c;
+	size_t done = 0, t_len = 0;
 	int rc;
 
+	if (out_len > 255 * CRYPTO_SHA256_LEN)
+		return -EINVAL;
 	rc = algs();
 	if (rc < 0)
-		goto out;
-	kctx = EVP_KDF_CTX_new(alg_hkdf);
-	if (kctx == NULL) {
-		rc = -ENOMEM;
-		goto out;
+		return rc;
+	c = hmac_cache_get(true);
+	if (c == NULL)
+		return -ENOMEM;
+	if (salt == NULL || salt_len == 0) {
+		salt = hmac_zero_key;	/* HashLen zeros */
+		salt_len = sizeof(hmac_zero_key);
 	}
-	/* OSSL_PARAM wants non-const pointers but only reads through them. */
-	*p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
-						(char *)"SHA256", 0);
-	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
-						 (void *)ikm, ikm_len);
-	if (salt != NULL && salt_len > 0)
-		*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
-							 (void *)salt,
-							 salt_len);
-	if (info != NULL && info_len > 0)
-		*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
-							 (void *)info,
-							 info_len);
-	*p = OSSL_PARAM_construct_end();
-	rc = EVP_KDF_derive(kctx, out, out_len, params) == 1 ? 0 : -EIO;
-out:
-	EVP_KDF_CTX_free(kctx);		/* cleanses its copy of the ikm */
+	rc = hmac_start(c, NULL, salt, salt_len);
+	if (!rc)
+		rc = hmac_add(c, ikm, ikm_len);
+	if (!rc)
+		rc = hmac_end(c, prk);
+	if (!rc)
+		rc = hmac_start(c, NULL, prk, sizeof(prk));
+	while (!rc && done < out_len) {
+		size_t n = out_len - done < sizeof(t) ? out_len - done :
+							 sizeof(t);
+
+		i++;
+		if (i > 1)
+			rc = hmac_start(c, NULL, NULL, 0);	/* PRK again */
+		if (!rc)
+			rc = hmac_add(c, t, t_len);
+		if (!rc)
+			rc = hmac_add(c, info, info_len);
+		if (!rc)
+			rc = hmac_add(c, &i, 1);
+		if (!rc)
+			rc = hmac_end(c, t);
+		if (!rc)
+			memcpy((uint8_t *)out + done, t, n);
+		t_len = sizeof(t);
+		done += n;
+	}
+	OPENSSL_cleanse(prk, sizeof(prk));
+	OPENSSL_cleanse(t, sizeof(t));
+	hmac_forget(c);
+	if (rc < 0)
+		OPENSSL_cleanse(out, out_len);
 	return rc;
 }
 
@@ -433,86 +588,25 @@ out:
 	return rc;
 }
 
-/*
- * One HMAC-SHA256 context per thread, its digest set once: setting it by
- * name on every call cost more than the MAC itself, and size tags are
- * checked on every lookup.  Each call keys it anew and, when done, keys it
- * with zeros, so that no state derived from a caller's key stays in
- * OpenSSL's (unlocked) memory past the call.  Freed at thread exit.
- */
-static pthread_once_t hmac_key_once = PTHREAD_ONCE_INIT;
-static pthread_key_t hmac_key;
-static int hmac_key_err;
-static __thread EVP_MAC_CTX *hmac_tls;
-static const uint8_t hmac_zero_key[CRYPTO_KEY_LEN];
-
-static void hmac_release(void *arg)
-{
-	EVP_MAC_CTX_free(arg);		/* cleanses the keyed state */
-	hmac_tls = NULL;
-}
-
-static void hmac_key_create(void)
-{
-	hmac_key_err = pthread_key_create(&hmac_key, hmac_release);
-}
-
-/* This thread's HMAC-SHA256 context, made on first use; NULL on ENOMEM. */
-static EVP_MAC_CTX *hmac_ctx(void)
-{
-	OSSL_PARAM params[2];
-	EVP_MAC_CTX *c = hmac_tls;
-
-	if (c != NULL)
-		return c;
-	pthread_once(&hmac_key_once, hmac_key_create);
-	if (hmac_key_err != 0)
-		return NULL;
-	c = EVP_MAC_CTX_new(alg_hmac);
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-						     (char *)"SHA256", 0);
-	params[1] = OSSL_PARAM_construct_end();
-	if (c == NULL || !EVP_MAC_CTX_set_params(c, params) ||
-	    pthread_setspecific(hmac_key, c) != 0) {
-		EVP_MAC_CTX_free(c);
-		return NULL;
-	}
-	hmac_tls = c;
-	return c;
-}
-
 int crypto_hmac_sha256(const struct crypto_key *k, const void *msg,
 		       size_t len, uint8_t out[CRYPTO_SHA256_LEN])
 {
-	EVP_MAC_CTX *mctx = NULL;
-	uint8_t mac[CRYPTO_SHA256_LEN];
-	size_t mac_len;
+	struct hmac_cache *c;
 	int rc;
 
 	rc = algs();
 	if (rc < 0)
-		goto out;
-	mctx = hmac_ctx();
-	if (mctx == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	rc = -EIO;
-	if (!EVP_MAC_init(mctx, k->bytes, CRYPTO_KEY_LEN, NULL) ||
-	    (len > 0 && !EVP_MAC_update(mctx, msg, len)) ||
-	    !EVP_MAC_final(mctx, mac, &mac_len, sizeof(mac)) ||
-	    mac_len != sizeof(mac))
-		goto out;
-	memcpy(out, mac, sizeof(mac));
-	rc = 0;
-out:
-	if (mctx != NULL && !EVP_MAC_init(mctx, hmac_zero_key,
-					  sizeof(hmac_zero_key), NULL)) {
-		/* Cannot rekey: drop it, which cleanses it. */
-		hmac_release(mctx);
-		(void)pthread_setspecific(hmac_key, NULL);
-	}
-	OPENSSL_cleanse(mac, sizeof(mac));
+		return rc;
+	c = hmac_cache_get(false);
+	if (c == NULL)
+		return -ENOMEM;
+	rc = hmac_start(c, k, NULL, 0);
+	if (!rc)
+		rc = hmac_add(c, msg, len);
+	if (!rc)
+		rc = hmac_end(c, out);
+	if (rc < 0)
+		c->id = 0;	/* state unknown: key it anew next time */
 	return rc;
 }
 

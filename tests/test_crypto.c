@@ -673,15 +673,41 @@ Test(hmac, matches_openssl_dgst_for_a_full_32_byte_key)
 }
 
 /*
- * Each thread keeps one HMAC context and keys it anew on every call: two
- * keys taking turns, in several threads at once, must each still give
- * their own published MAC (RFC 4231 case 2, and the openssl dgst one
- * above), never the other key's.
+ * Each thread keeps one HMAC context keyed with the last key it was given,
+ * and one for HKDF's raw keys.  Two keys taking turns (each twice, so the
+ * cached key is used too) with an HKDF between, in several threads at
+ * once, must each still give their own published MAC (RFC 4231 case 2,
+ * and the openssl dgst one above) and RFC 5869's output, never another's.
  */
+static bool hkdf_case_1_ok(void)
+{
+	uint8_t ikm[22], salt[13], info[10], okm[42], want[42];
+
+	memset(ikm, 0x0b, sizeof(ikm));
+	unhex("000102030405060708090a0b0c", salt, sizeof(salt));
+	unhex("f0f1f2f3f4f5f6f7f8f9", info, sizeof(info));
+	unhex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
+	      "34007208d5b887185865", want, sizeof(want));
+	return crypto_hkdf(ikm, sizeof(ikm), salt, sizeof(salt), info,
+			   sizeof(info), okm, sizeof(okm)) == 0 &&
+	       memcmp(okm, want, sizeof(want)) == 0;
+}
+
+static bool mac_is(const struct crypto_key *k, const char *msg,
+		   const uint8_t want[32])
+{
+	uint8_t mac[32];
+
+	return crypto_hmac_sha256(k, msg, strlen(msg), mac) == 0 &&
+	       memcmp(mac, want, 32) == 0;
+}
+
 static void *hmac_thread(void *arg)
 {
+	static const char ma[] = "what do ya want for nothing?";
+	static const char mb[] = "phifs audit record";
 	struct thread_job *j = arg;
-	uint8_t kb[32] = { 0 }, mac[32], want_a[32], want_b[32];
+	uint8_t kb[32] = { 0 }, want_a[32], want_b[32];
 	struct crypto_key *a, *b;
 
 	memcpy(kb, "Jefe", 4);
@@ -693,14 +719,10 @@ static void *hmac_thread(void *arg)
 	unhex("8ca1e620f6d781de8fe89177cffd9b35"
 	      "3d3040976737eebe31a26352a4c20dec", want_b, 32);
 	j->ok = a && b;
-	for (int i = 0; j->ok && i < 200; i++) {
-		if (crypto_hmac_sha256(a, "what do ya want for nothing?", 28,
-				       mac) != 0 ||
-		    memcmp(mac, want_a, 32) != 0 ||
-		    crypto_hmac_sha256(b, "phifs audit record", 18, mac) != 0 ||
-		    memcmp(mac, want_b, 32) != 0)
-			j->ok = 0;
-	}
+	for (int i = 0; j->ok && i < 200; i++)
+		j->ok = mac_is(a, ma, want_a) && mac_is(a, ma, want_a) &&
+			hkdf_case_1_ok() && mac_is(b, mb, want_b) &&
+			mac_is(b, mb, want_b);
 	crypto_key_free(a);
 	crypto_key_free(b);
 	return NULL;
@@ -713,6 +735,25 @@ Test(hmac, keys_taking_turns_in_several_threads_give_their_own_macs)
 	all_threads_ok(hmac_thread);
 	hmac_thread(&mine);	/* and the test's own thread */
 	cr_assert(mine.ok);
+}
+
+Test(hmac, bytes_changed_behind_the_api_are_still_noticed)
+{
+	struct crypto_key *k = key_hex(
+		"000102030405060708090a0b0c0d0e0f"
+		"101112131415161718191a1b1c1d1e1f");
+	uint8_t want[32];
+
+	unhex("8ca1e620f6d781de8fe89177cffd9b35"
+	      "3d3040976737eebe31a26352a4c20dec", want, 32);
+	cr_assert(mac_is(k, "phifs audit record", want));
+	/* RFC 4231 case 2's key, zero-padded, written directly. */
+	memset(k->bytes, 0, 32);
+	memcpy(k->bytes, "Jefe", 4);
+	unhex("5bdcc146bf60754e6a042426089575c7"
+	      "5a003f089d2739839dec58b964ec3843", want, 32);
+	cr_assert(mac_is(k, "what do ya want for nothing?", want));
+	crypto_key_free(k);
 }
 
 Test(sha256, matches_fips180_abc_and_the_empty_string)
