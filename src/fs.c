@@ -28,6 +28,7 @@
 #include "phifs/cfile.h"
 #include "phifs/nodes.h"
 #include "phifs/prefetch.h"
+#include "phifs/sizememo.h"
 
 /* How often the sizes of open files reach their headers. */
 #define COMMIT_INTERVAL_MS 1000
@@ -41,6 +42,8 @@
  */
 #define CACHE_SECONDS 60.0
 #define INODE_BUCKETS 4096u
+/* Sizes remembered: a folder's worth, listed then removed (320 KiB). */
+#define SIZE_MEMO_SLOTS 8192u
 #define READAHEAD_KB "1024"
 /* Bytes of a backing file fetched together with its header on open. */
 #define OPEN_READAHEAD (128 * 1024)
@@ -67,6 +70,7 @@ struct inode {
 struct fs {
 	struct volume *vol;
 	struct nodes *nodes;
+	struct size_memo *sizes;	/* verified from size tags */
 	struct crypto_key *link_key;	/* seals symlink targets */
 	bool as_root;		/* give created objects to the caller */
 	struct inode root;
@@ -516,14 +520,21 @@ static uint64_t plain_size(struct fs *fs, int pathfd, int dirfd,
 
 	if (!nodes_size(fs->nodes, st->st_dev, st->st_ino, &size))
 		return size;
+	if (size_memo_get(fs->sizes, st, &size))
+		return size;
 	/* The tag sits in the inode: no read of the file's data.  Bound to
 	 * st_ino, so one read by name from a renamed file fails here. */
 	n = backing_getxattr(pathfd, dirfd, bname, FORMAT_SIZE_XATTR, tag,
 			     sizeof(tag));
 	if (n > 0 && !format_size_untag(fs->vol->cv.size_key,
 					(uint64_t)st->st_ino, tag, (size_t)n,
-					&size))
+					&size)) {
+		struct timespec now;
+
+		if (!clock_gettime(CLOCK_REALTIME, &now))
+			size_memo_put(fs->sizes, st, size, &now);
 		return size;
+	}
 	if (backing_reopen(pathfd, O_RDONLY, &fd))
 		return 0;
 	/* A header that does not authenticate shows as size 0; reading the
@@ -1757,6 +1768,8 @@ int fs_new(struct volume *vol, struct fs **out)
 	rc = keys_volume_key(vol->keys, "phifs symlink v1", &fs->link_key);
 	if (!rc)
 		rc = nodes_new(&vol->cv, &fs->nodes);
+	if (!rc && !(fs->sizes = size_memo_new(SIZE_MEMO_SLOTS)))
+		rc = -ENOMEM;
 	if (!rc)
 		rc = backing_reopen(vol->backing.rootfd, O_PATH, &fs->root.fd);
 	if (!rc && fstat(fs->root.fd, &st))
@@ -1796,6 +1809,7 @@ void fs_free(struct fs *fs)
 		fs_destroy(fs);
 	prefetch_free(fs->prefetch);
 	nodes_free(fs->nodes);
+	size_memo_free(fs->sizes);
 	for (unsigned b = 0; b < INODE_BUCKETS; b++) {
 		while (fs->inodes[b]) {
 			struct inode *i = fs->inodes[b];

@@ -5,11 +5,13 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #include "mountutil.h"
 
@@ -65,5 +67,45 @@ Test(mount_tags, forged_or_copied_size_tags_never_change_what_stat_shows)
 	cr_assert_gt(getxattr(mu_b(v, "big"), TAG, tag, sizeof(tag)), 0);
 	mu_mount(v);
 	cr_assert_eq(size_of(mu_m(v, "big")), 4000);
+	mu_unmount(v);
+}
+
+/* Asks the daemon, not the kernel's attribute cache. */
+static off_t daemon_size_of(const char *path)
+{
+	struct statx stx;
+
+	cr_assert_eq(statx(AT_FDCWD, path, AT_STATX_FORCE_SYNC, STATX_SIZE,
+			   &stx), 0, "statx %s: %s", path, strerror(errno));
+	return (off_t)stx.stx_size;
+}
+
+/*
+ * The daemon remembers sizes it verified from tags once the backing
+ * file's ctime has settled (2 s).  A change through the mount must still
+ * show at once.
+ */
+Test(mount_tags, a_remembered_size_follows_every_later_change)
+{
+	uint8_t buf[4000], tag[64];
+	struct mu_vol *v;
+
+	mu_require_fuse();
+	memset(buf, 'r', sizeof(buf));
+	v = mu_vol_new(0);
+	mu_mount(v);
+	mu_write_file(mu_m(v, "f"), buf, 100);
+	if (getxattr(mu_b(v, "f"), TAG, tag, sizeof(tag)) < 0 &&
+	    (errno == ENOTSUP || errno == EOPNOTSUPP))
+		mu_skip("the backing file system has no user xattrs");
+	sleep(3);
+	cr_assert_eq(daemon_size_of(mu_m(v, "f")), 100);
+	cr_assert_eq(daemon_size_of(mu_m(v, "f")), 100);	/* remembered */
+
+	cr_assert_eq(truncate(mu_m(v, "f"), 4000), 0);
+	cr_assert_eq(daemon_size_of(mu_m(v, "f")), 4000);
+	mu_write_file(mu_m(v, "f"), buf, 50);
+	cr_assert_eq(daemon_size_of(mu_m(v, "f")), 50);
+
 	mu_unmount(v);
 }
