@@ -41,7 +41,7 @@
  * 10,000 files sent 9,369 of them at one second.
  */
 #define CACHE_SECONDS 60.0
-#define INODE_BUCKETS 4096u
+#define INODE_BUCKETS 256u	/* to start with; doubles as inodes come */
 /* Sizes remembered: a folder's worth, listed then removed (320 KiB). */
 #define SIZE_MEMO_SLOTS 8192u
 #define READAHEAD_KB "1024"
@@ -75,7 +75,8 @@ struct fs {
 	bool as_root;		/* give created objects to the caller */
 	struct inode root;
 	pthread_mutex_t ilock;	/* protects inodes and every nlookup */
-	struct inode *inodes[INODE_BUCKETS];
+	struct inode **inodes;	/* nbuckets chains */
+	unsigned nbuckets;	/* a power of two */
 	struct inode *gone;	/* removed objects the kernel still knows */
 	_Atomic size_t ninodes;	/* changed under ilock */
 	size_t inode_high;	/* ask the kernel to forget above this */
@@ -141,9 +142,37 @@ static int sys(int r)
 
 /* --- inodes --- */
 
-static unsigned ibucket(dev_t dev, ino_t ino)
+static unsigned ibucket(const struct fs *fs, dev_t dev, ino_t ino)
 {
-	return (unsigned)((ino * 0x9E3779B97F4A7C15ULL ^ dev) % INODE_BUCKETS);
+	return (unsigned)((ino * 0x9E3779B97F4A7C15ULL ^ dev) &
+			  (fs->nbuckets - 1));
+}
+
+/*
+ * Doubles the buckets once there are two inodes a bucket: an untarred
+ * source tree is 80,000 inodes, and every lookup walks a chain.  Keeps
+ * the old table if memory is short.  Under ilock.
+ */
+static void inode_rehash(struct fs *fs)
+{
+	unsigned n = fs->nbuckets * 2, old = fs->nbuckets;
+	struct inode **t = calloc(n, sizeof(*t)), **was = fs->inodes;
+
+	if (!t)
+		return;
+	fs->inodes = t;
+	fs->nbuckets = n;
+	for (unsigned b = 0; b < old; b++) {
+		while (was[b]) {
+			struct inode *i = was[b];
+			unsigned nb = ibucket(fs, i->dev, i->ino);
+
+			was[b] = i->next;
+			i->next = t[nb];
+			t[nb] = i;
+		}
+	}
+	free(was);
 }
 
 /*
@@ -226,8 +255,8 @@ static void inode_park(struct fs *fs)
 
 	if (!fs->can_park)
 		return;
-	for (unsigned k = 0; k < INODE_BUCKETS && fs->nfds > target; k++) {
-		unsigned b = fs->park_next++ % INODE_BUCKETS;
+	for (unsigned k = 0; k < fs->nbuckets && fs->nfds > target; k++) {
+		unsigned b = fs->park_next++ & (fs->nbuckets - 1);
 
 		for (struct inode *i = fs->inodes[b]; i && fs->nfds > target;
 		     i = i->next)
@@ -310,7 +339,7 @@ static struct inode *inode_find(struct fs *fs, dev_t dev, ino_t ino)
 
 	if (dev == fs->root.dev && ino == fs->root.ino)
 		return &fs->root;
-	for (i = fs->inodes[ibucket(dev, ino)]; i; i = i->next)
+	for (i = fs->inodes[ibucket(fs, dev, ino)]; i; i = i->next)
 		if (i->dev == dev && i->ino == ino)
 			break;
 	return i;
@@ -357,9 +386,11 @@ static int inode_get(struct fs *fs, int pathfd, const struct stat *st,
 	inode_hint(fs, i, parent, name);
 	if (++fs->nfds > fs->fd_high)
 		inode_park(fs);		/* before i is in the table */
-	i->next = fs->inodes[ibucket(i->dev, i->ino)];
-	fs->inodes[ibucket(i->dev, i->ino)] = i;
-	if (++fs->ninodes > fs->inode_high)
+	i->next = fs->inodes[ibucket(fs, i->dev, i->ino)];
+	fs->inodes[ibucket(fs, i->dev, i->ino)] = i;
+	if (++fs->ninodes > 2 * (size_t)fs->nbuckets)
+		inode_rehash(fs);
+	if (fs->ninodes > fs->inode_high)
 		pthread_cond_signal(&fs->tick_cond);	/* wake the reaper */
 	pthread_mutex_unlock(&fs->ilock);
 	*out = i;
@@ -371,7 +402,7 @@ static void inode_unhash(struct fs *fs, struct inode *i)
 {
 	struct inode **pp;
 
-	for (pp = &fs->inodes[ibucket(i->dev, i->ino)]; *pp != i;
+	for (pp = &fs->inodes[ibucket(fs, i->dev, i->ino)]; *pp != i;
 	     pp = &(*pp)->next)
 		;
 	*pp = i->next;
@@ -451,7 +482,7 @@ static void inode_reap(struct fs *fs)
 	pthread_mutex_lock(&fs->ilock);
 	want = fs->ninodes > fs->inode_high ? fs->ninodes - fs->inode_high / 2 :
 					      0;
-	for (unsigned b = 0; b < INODE_BUCKETS && n < want && n < 256; b++)
+	for (unsigned b = 0; b < fs->nbuckets && n < want && n < 256; b++)
 		for (struct inode *i = fs->inodes[b]; i && n < 256; i = i->next)
 			if (i->name && (i->type == S_IFDIR ||
 					nodes_size(fs->nodes, i->dev, i->ino,
@@ -482,7 +513,7 @@ static bool reclaim_unlinked(struct fs *fs)
 	uint64_t size;
 
 	pthread_mutex_lock(&fs->ilock);
-	for (unsigned b = 0; b < INODE_BUCKETS; b++) {
+	for (unsigned b = 0; b < fs->nbuckets; b++) {
 		for (struct inode *i = fs->inodes[b]; i; i = i->next) {
 			struct stat st;
 			int fd;
@@ -1770,6 +1801,9 @@ int fs_new(struct volume *vol, struct fs **out)
 		rc = nodes_new(&vol->cv, &fs->nodes);
 	if (!rc && !(fs->sizes = size_memo_new(SIZE_MEMO_SLOTS)))
 		rc = -ENOMEM;
+	fs->nbuckets = INODE_BUCKETS;
+	if (!rc && !(fs->inodes = calloc(fs->nbuckets, sizeof(*fs->inodes))))
+		rc = -ENOMEM;
 	if (!rc)
 		rc = backing_reopen(vol->backing.rootfd, O_PATH, &fs->root.fd);
 	if (!rc && fstat(fs->root.fd, &st))
@@ -1810,7 +1844,7 @@ void fs_free(struct fs *fs)
 	prefetch_free(fs->prefetch);
 	nodes_free(fs->nodes);
 	size_memo_free(fs->sizes);
-	for (unsigned b = 0; b < INODE_BUCKETS; b++) {
+	for (unsigned b = 0; fs->inodes && b < fs->nbuckets; b++) {
 		while (fs->inodes[b]) {
 			struct inode *i = fs->inodes[b];
 
@@ -1826,6 +1860,7 @@ void fs_free(struct fs *fs)
 	}
 	if (fs->root.fd >= 0)
 		close(fs->root.fd);
+	free(fs->inodes);
 	crypto_key_free(fs->link_key);
 	free(fs->mountpoint);
 	free(fs);
