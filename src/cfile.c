@@ -31,6 +31,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "phifs/par.h"
 #include "phifs/secmem.h"
 
 /* The largest journal record: its head and FORMAT_JOURNAL_MAX blocks. */
@@ -546,6 +547,56 @@ static int block_get(struct cfile *f, uint64_t idx, uint8_t pt[BS])
 	return format_block_open(&f->fk, idx, stored, pt);
 }
 
+/* A chunk of blocks to seal or open, shared by par_for's two halves. */
+struct chunk_job {
+	struct cfile *f;
+	uint64_t b0;
+	const uint8_t *src;	/* seal: new plaintext, or NULL for zeros */
+	uint64_t off;		/* seal: where src goes; open: pos */
+	uint64_t end;		/* plaintext [off, end) is the caller's */
+	const uint8_t *nonces;	/* seal */
+	const uint8_t *in;	/* open: the stored blocks read */
+	size_t got;		/* open: bytes of them read */
+	const uint8_t *map;	/* open: the group's hole map, if sparse */
+	uint8_t *out;		/* seal: stored blocks; open: plaintext */
+};
+
+/* Splits a chunk in two from this many blocks (64 KiB) on. */
+#define PAR_BLOCKS 16u
+
+/* Seals blocks [lo, hi) of job j. */
+static int seal_range(void *arg, size_t lo, size_t hi)
+{
+	static const uint8_t zeros[BS];
+	const struct chunk_job *j = arg;
+	uint8_t pt[BS];
+	int rc = 0;
+
+	for (size_t i = lo; !rc && i < hi; i++) {
+		uint64_t idx = j->b0 + i, start = idx * BS;
+		uint64_t from = j->off > start ? j->off - start : 0;
+		uint64_t to = j->end - start < BS ? j->end - start : BS;
+		const uint8_t *p = j->src ? j->src + (start + from - j->off) :
+					    zeros;
+
+		if (from || to < BS) {
+			rc = block_get(j->f, idx, pt);
+			if (rc)
+				break;
+			if (idx == j->f->size / BS)
+				memset(pt + j->f->size % BS, 0,
+				       BS - j->f->size % BS);
+			memcpy(pt + from, p, to - from);
+			p = pt;
+		}
+		rc = format_block_seal(&j->f->fk, idx,
+				       j->nonces + i * CRYPTO_GCM_NONCE_LEN, p,
+				       j->out + i * SB);
+	}
+	secmem_wipe(pt, sizeof(pt));
+	return rc;
+}
+
 /*
  * Seals blocks [b0, b0 + n) (one group at most) into out.  The new content
  * of the plaintext range [off, off + len) is src, or zeros when src is NULL;
@@ -556,32 +607,16 @@ static int seal_blocks(struct cfile *f, uint64_t b0, uint64_t n,
 		       const uint8_t *src, uint64_t off, size_t len,
 		       uint8_t *out)
 {
-	static const uint8_t zeros[BS];
-	uint8_t pt[BS], nonces[CHUNK_BLOCKS * CRYPTO_GCM_NONCE_LEN];
+	uint8_t nonces[CHUNK_BLOCKS * CRYPTO_GCM_NONCE_LEN];
+	struct chunk_job j = {
+		.f = f, .b0 = b0, .src = src, .off = off, .end = off + len,
+		.nonces = nonces, .out = out,
+	};
 	int rc;
 
 	rc = crypto_nonce(nonces, (size_t)n * CRYPTO_GCM_NONCE_LEN);
-	for (uint64_t i = 0; !rc && i < n; i++) {
-		uint64_t idx = b0 + i, start = idx * BS;
-		uint64_t from = off > start ? off - start : 0;
-		uint64_t to = off + len - start < BS ? off + len - start : BS;
-		const uint8_t *p = src ? src + (start + from - off) : zeros;
-
-		if (from || to < BS) {
-			rc = block_get(f, idx, pt);
-			if (rc)
-				break;
-			if (idx == f->size / BS)
-				memset(pt + f->size % BS, 0,
-				       BS - f->size % BS);
-			memcpy(pt + from, p, to - from);
-			p = pt;
-		}
-		rc = format_block_seal(&f->fk, idx,
-				       nonces + i * CRYPTO_GCM_NONCE_LEN, p,
-				       out + i * SB);
-	}
-	secmem_wipe(pt, sizeof(pt));
+	if (!rc)
+		rc = par_for(seal_range, &j, (size_t)n, PAR_BLOCKS);
 	return rc;
 }
 
@@ -873,6 +908,40 @@ int cfile_open(int fd, const struct cfile_volume *vol, struct cfile **out)
 
 /* --- plaintext I/O --- */
 
+/* Opens blocks [lo, hi) of job j. */
+static int open_range(void *arg, size_t lo, size_t hi)
+{
+	const struct chunk_job *j = arg;
+	uint8_t pt[BS];
+	int rc = 0;
+
+	for (size_t i = lo; !rc && i < hi; i++) {
+		uint64_t idx = j->b0 + i, start = idx * BS;
+		uint64_t from = j->off > start ? j->off - start : 0;
+		uint64_t to = j->end - start < BS ? j->end - start : BS;
+		uint8_t *d = j->out + (start + from - j->off);
+
+		if (j->map && !format_map_test(j->map, idx)) {
+			memset(d, 0, to - from);
+			continue;
+		}
+		if ((i + 1) * SB > j->got) {
+			rc = -EBADMSG;	/* cut short of its size */
+			break;
+		}
+		if (from == 0 && to == BS) {
+			rc = format_block_open(&j->f->fk, idx, j->in + i * SB,
+					       d);
+			continue;
+		}
+		rc = format_block_open(&j->f->fk, idx, j->in + i * SB, pt);
+		if (!rc)
+			memcpy(d, pt + from, to - from);
+	}
+	secmem_wipe(pt, sizeof(pt));
+	return rc;
+}
+
 /*
  * Opens the stored blocks in buf (n blocks from b0, `got` bytes of them
  * read) into dst, which holds plaintext [pos, end).
@@ -881,34 +950,19 @@ static int open_blocks(struct cfile *f, uint64_t b0, uint64_t n,
 		       const uint8_t *buf, size_t got, uint8_t *dst,
 		       uint64_t pos, uint64_t end)
 {
-	uint8_t map[BS], pt[BS];
+	uint8_t map[BS];
+	struct chunk_job j = {
+		.f = f, .b0 = b0, .off = pos, .end = end, .in = buf,
+		.got = got, .out = dst,
+	};
 	int rc = 0;
 
-	if (sparse(f))
+	if (sparse(f)) {
 		rc = map_copy(f, b0 / GB, map);
-	for (uint64_t i = 0; !rc && i < n; i++) {
-		uint64_t idx = b0 + i, start = idx * BS;
-		uint64_t from = pos > start ? pos - start : 0;
-		uint64_t to = end - start < BS ? end - start : BS;
-		uint8_t *d = dst + (start + from - pos);
-
-		if (sparse(f) && !format_map_test(map, idx)) {
-			memset(d, 0, to - from);
-			continue;
-		}
-		if ((i + 1) * SB > got) {
-			rc = -EBADMSG;	/* cut short of its size */
-			break;
-		}
-		if (from == 0 && to == BS) {
-			rc = format_block_open(&f->fk, idx, buf + i * SB, d);
-			continue;
-		}
-		rc = format_block_open(&f->fk, idx, buf + i * SB, pt);
-		if (!rc)
-			memcpy(d, pt + from, to - from);
+		j.map = map;
 	}
-	secmem_wipe(pt, sizeof(pt));
+	if (!rc)
+		rc = par_for(open_range, &j, (size_t)n, PAR_BLOCKS);
 	return rc;
 }
 
