@@ -41,6 +41,19 @@
 
 /* Blocks sealed into one buffer and moved with one syscall. */
 #define CHUNK_BLOCKS 64u
+
+/*
+ * Hole maps cached per open file, one group (128 MiB) each, by group
+ * number modulo: random I/O over a 256 MiB file went to two groups in
+ * turn, and with one map cached it read and opened a map per request.
+ */
+#define MAP_SLOTS 8u
+
+struct map_slot {
+	bool valid;
+	uint64_t group;
+	uint8_t map[FORMAT_BLOCK_SIZE];
+};
 /*
  * A dense file extended by at most this many whole blocks gets encrypted
  * zeros; a larger hole switches it to sparse mode and hole maps.
@@ -74,9 +87,7 @@ struct cfile {
 	uint16_t flags;
 	bool dirty;			/* size or flags differ from hdr */
 	pthread_mutex_t map_lock;
-	bool map_valid;
-	uint64_t map_group;
-	uint8_t map[BS];
+	struct map_slot *maps;		/* MAP_SLOTS, from the first map */
 };
 
 /* --- per-thread scratch: chunk buffers are too large to malloc per call --- */
@@ -383,24 +394,38 @@ static bool sparse(const struct cfile *f)
 	return f->flags & FORMAT_F_SPARSE;
 }
 
-/* Loads the map of group g into the cache.  Caller holds map_lock. */
-static int map_load(struct cfile *f, uint64_t g)
+/* The cache slot of group g's map, or NULL on ENOMEM; under map_lock. */
+static struct map_slot *map_slot(struct cfile *f, uint64_t g)
 {
+	if (!f->maps)
+		f->maps = calloc(MAP_SLOTS, sizeof(*f->maps));
+	return f->maps ? &f->maps[g % MAP_SLOTS] : NULL;
+}
+
+/* The map of group g, loaded into the cache.  Caller holds map_lock. */
+static int map_load(struct cfile *f, uint64_t g, const uint8_t **map)
+{
+	struct map_slot *m = map_slot(f, g);
 	uint8_t stored[SB];
 	size_t got;
 	int rc;
 
-	if (f->map_valid && f->map_group == g)
+	if (!m)
+		return -ENOMEM;
+	if (m->valid && m->group == g) {
+		*map = m->map;
 		return 0;
-	f->map_valid = false;
+	}
+	m->valid = false;
 	rc = pread_full(f->fd, stored, SB, format_map_offset(g), &got);
 	if (!rc && got < SB)
 		rc = -EBADMSG;	/* a map inside the size must be stored */
 	if (!rc)
-		rc = format_map_open(&f->fk, g, stored, f->map);
+		rc = format_map_open(&f->fk, g, stored, m->map);
 	if (!rc) {
-		f->map_valid = true;
-		f->map_group = g;
+		m->valid = true;
+		m->group = g;
+		*map = m->map;
 	}
 	return rc;
 }
@@ -408,12 +433,13 @@ static int map_load(struct cfile *f, uint64_t g)
 /* Copies the map of group g out for a reader. */
 static int map_copy(struct cfile *f, uint64_t g, uint8_t map[BS])
 {
+	const uint8_t *cached;
 	int rc;
 
 	pthread_mutex_lock(&f->map_lock);
-	rc = map_load(f, g);
+	rc = map_load(f, g, &cached);
 	if (!rc)
-		memcpy(map, f->map, BS);
+		memcpy(map, cached, BS);
 	pthread_mutex_unlock(&f->map_lock);
 	return rc;
 }
@@ -422,6 +448,7 @@ static int map_copy(struct cfile *f, uint64_t g, uint8_t map[BS])
 static int map_store(struct cfile *f, uint64_t g, const uint8_t map[BS])
 {
 	uint8_t stored[SB], nonce[CRYPTO_GCM_NONCE_LEN];
+	struct map_slot *m;
 	int rc;
 
 	size_t put;
@@ -436,11 +463,12 @@ static int map_store(struct cfile *f, uint64_t g, const uint8_t map[BS])
 				(f->hdr.flags & FORMAT_F_SPARSE) &&
 				committed(f, g * GB), &put);
 	pthread_mutex_lock(&f->map_lock);
-	f->map_valid = !rc;
-	if (!rc) {
-		f->map_group = g;
-		if (map != f->map)
-			memcpy(f->map, map, BS);
+	m = map_slot(f, g);
+	if (m) {	/* without a cache, the next use reads it back */
+		m->valid = !rc;
+		m->group = g;
+		if (!rc)
+			memcpy(m->map, map, BS);
 	}
 	pthread_mutex_unlock(&f->map_lock);
 	return rc;
@@ -817,7 +845,10 @@ static void cfile_free(struct cfile *f)
 	format_fkeys_release(&f->fk);
 	pthread_rwlock_destroy(&f->lock);
 	pthread_mutex_destroy(&f->map_lock);
-	secmem_wipe(f->map, sizeof(f->map));
+	if (f->maps) {
+		secmem_wipe(f->maps, MAP_SLOTS * sizeof(*f->maps));
+		free(f->maps);
+	}
 	free(f);
 }
 
