@@ -88,9 +88,10 @@ struct fs {
 	struct prefetch *prefetch;	/* NULL until INIT, or when it failed */
 	char *mountpoint;	/* absolute; NULL when not told */
 	pthread_t ticker;
-	pthread_mutex_t tick_lock;	/* protects stop */
+	pthread_mutex_t tick_lock;	/* protects stop and reap_asked */
 	pthread_cond_t tick_cond;
 	bool stop;
+	bool reap_asked;
 	bool ticking;
 };
 
@@ -173,6 +174,16 @@ static void inode_rehash(struct fs *fs)
 		}
 	}
 	free(was);
+}
+
+/* Asks the ticker to reap inodes; ilock may be held (never the other way
+ * round: the ticker lets go of tick_lock before it takes ilock). */
+static void wake_reaper(struct fs *fs)
+{
+	pthread_mutex_lock(&fs->tick_lock);
+	fs->reap_asked = true;
+	pthread_cond_signal(&fs->tick_cond);
+	pthread_mutex_unlock(&fs->tick_lock);
 }
 
 /*
@@ -391,7 +402,7 @@ static int inode_get(struct fs *fs, int pathfd, const struct stat *st,
 	if (++fs->ninodes > 2 * (size_t)fs->nbuckets)
 		inode_rehash(fs);
 	if (fs->ninodes > fs->inode_high)
-		pthread_cond_signal(&fs->tick_cond);	/* wake the reaper */
+		wake_reaper(fs);
 	pthread_mutex_unlock(&fs->ilock);
 	*out = i;
 	return 0;
@@ -1672,32 +1683,53 @@ static void tune_readahead(struct fs *fs)
 	close(fd);
 }
 
+/* t plus ms milliseconds. */
+static struct timespec after_ms(struct timespec t, long ms)
+{
+	t.tv_nsec += ms % 1000 * 1000000L;
+	t.tv_sec += ms / 1000 + t.tv_nsec / 1000000000L;
+	t.tv_nsec %= 1000000000L;
+	return t;
+}
+
+static bool reached(const struct timespec *now, const struct timespec *t)
+{
+	return now->tv_sec > t->tv_sec ||
+	       (now->tv_sec == t->tv_sec && now->tv_nsec >= t->tv_nsec);
+}
+
 /*
  * Commits the sizes of open files every COMMIT_INTERVAL_MS, and reaps
- * inodes when inode_get says there are too many.
+ * inodes whenever inode_get asks (reap_asked, set under tick_lock so that
+ * no request is lost while this thread is busy).
  */
 static void *ticker_main(void *arg)
 {
 	struct fs *fs = arg;
-	struct timespec at;
-	long ms = 20;		/* the first tick comes as INIT is answered */
+	struct timespec due, now;
 	unsigned ticks = 0;
+	bool reap;
 
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	due = after_ms(now, 20);	/* the first comes as INIT is answered */
 	pthread_mutex_lock(&fs->tick_lock);
 	while (!fs->stop) {
-		clock_gettime(CLOCK_MONOTONIC, &at);
-		at.tv_nsec += ms % 1000 * 1000000L;
-		at.tv_sec += ms / 1000 + at.tv_nsec / 1000000000L;
-		at.tv_nsec %= 1000000000L;
-		pthread_cond_timedwait(&fs->tick_cond, &fs->tick_lock, &at);
-		ms = COMMIT_INTERVAL_MS;
+		if (!fs->reap_asked)
+			pthread_cond_timedwait(&fs->tick_cond, &fs->tick_lock,
+					       &due);
 		if (fs->stop)
 			break;
+		reap = fs->reap_asked;
+		fs->reap_asked = false;
 		pthread_mutex_unlock(&fs->tick_lock);
-		if (ticks++ < 2)	/* again, in case INIT came after */
-			tune_readahead(fs);
-		(void)nodes_commit_all(fs->nodes);
-		if (fs->ninodes > fs->inode_high)	/* a hint: no lock */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (reached(&now, &due)) {
+			if (ticks++ < 2)	/* again, in case INIT came after */
+				tune_readahead(fs);
+			(void)nodes_commit_all(fs->nodes);
+			due = after_ms(now, COMMIT_INTERVAL_MS);
+		}
+		if (reap || fs->ninodes > fs->inode_high)  /* a hint: no lock */
 			inode_reap(fs);
 		pthread_mutex_lock(&fs->tick_lock);
 	}
