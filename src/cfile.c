@@ -1103,6 +1103,18 @@ int cfile_truncate(struct cfile *f, uint64_t size)
 	return rc;
 }
 
+void cfile_readahead(struct cfile *f, uint64_t off, uint64_t len)
+{
+	uint64_t size = cfile_size(f), end;
+
+	if (off >= size || len == 0)
+		return;
+	end = size - off < len ? size : off + len;
+	(void)posix_fadvise(f->fd, (off_t)format_block_offset(off / BS),
+			    (off_t)((format_nblocks(end) - off / BS) * SB),
+			    POSIX_FADV_WILLNEED);
+}
+
 uint64_t cfile_size(struct cfile *f)
 {
 	uint64_t size;

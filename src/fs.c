@@ -47,6 +47,8 @@
 #define READAHEAD_KB "1024"
 /* Bytes of a backing file fetched together with its header on open. */
 #define OPEN_READAHEAD (128 * 1024)
+/* A READ this large comes from the kernel's read-ahead of a stream. */
+#define STREAM_READ (256 * 1024)
 
 struct inode {
 	int fd;			/* O_PATH handle on the backing object, or -1
@@ -1346,6 +1348,12 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	n = cfile_pread(node_of(fi)->cf, buf, size, (uint64_t)off);
+	/* Only read-ahead sends reads this large: have the disk fetch what
+	 * it will ask for next.  Before the reply, after which the file may
+	 * be released. */
+	if (n >= STREAM_READ)
+		cfile_readahead(node_of(fi)->cf, (uint64_t)off + (uint64_t)n,
+				(uint64_t)n);
 	if (n < 0)
 		reply_rc(req, (int)n);
 	else

@@ -13,7 +13,10 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -812,4 +815,62 @@ Test(cfile, a_shrink_voids_the_journal_so_no_stale_record_replays)
 	vol.journal_dirfd = -1;
 	close(jfd);
 	cr_assert_eq(rmdir(dir), 0, "a journal was left behind");
+}
+
+/* Pages of fd's [off, off + len) in the page cache. */
+static size_t resident(int fd, off_t off, size_t len)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	off_t start = off / page * page;
+	size_t span = (size_t)(off + (off_t)len - start), n = 0;
+	unsigned char vec[4096];
+	void *p = mmap(NULL, span, PROT_READ, MAP_SHARED, fd, start);
+
+	cr_assert_neq(p, MAP_FAILED);
+	cr_assert_leq(span / (size_t)page + 1, sizeof(vec));
+	cr_assert_eq(mincore(p, span, vec), 0);
+	for (size_t i = 0; i < (span + (size_t)page - 1) / (size_t)page; i++)
+		n += vec[i] & 1;
+	munmap(p, span);
+	return n;
+}
+
+Test(cfile, readahead_brings_in_the_stored_range_and_no_more)
+{
+	static uint8_t buf[1 << 20];
+	char path[] = "/var/tmp/phifs-ra.XXXXXX";
+	uint64_t from = format_block_offset(256), to = format_block_offset(512);
+	struct statfs sfs;
+	struct cfile *f;
+	size_t pages = (size_t)(to - from) / 4096, got = 0;
+	int fd = mkstemp(path);
+
+	cr_assert_geq(fd, 0);
+	unlink(path);
+	if (fstatfs(fd, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC)
+		cr_skip_test("/var/tmp is tmpfs: its pages cannot be dropped");
+	cr_assert_eq(cfile_create(fd, &vol, &f), 0);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf),
+					  (uint64_t)i << 20), (ssize_t)sizeof(buf));
+	cr_assert_eq(cfile_fsync(f, 0), 0);
+	cr_assert_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+	cr_assert_eq(resident(fd, (off_t)from, (size_t)(to - from)), 0);
+
+	/* Plaintext [1 MiB, 2 MiB): stored blocks 256 to 511. */
+	cfile_readahead(f, 1 << 20, 1 << 20);
+	for (int t = 0; t < 500 && got < pages; t++) {
+		usleep(10000);
+		got = resident(fd, (off_t)from, (size_t)(to - from));
+	}
+	cr_assert_geq(got, pages, "%zu of %zu pages read ahead", got, pages);
+	/* Nothing from plaintext 3 MiB on. */
+	cr_assert_eq(resident(fd, (off_t)format_block_offset(768),
+			      (size_t)(format_block_offset(1024) -
+				       format_block_offset(768))), 0);
+	/* Past the end or empty: nothing to do, nothing breaks. */
+	cfile_readahead(f, 8u << 20, 1 << 20);
+	cfile_readahead(f, 0, 0);
+	cfile_release(f);
+	close(fd);
 }

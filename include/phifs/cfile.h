@@ -83,6 +83,9 @@ ssize_t cfile_pwrite(struct cfile *f, const void *buf, size_t len,
 		     uint64_t off);
 int cfile_truncate(struct cfile *f, uint64_t size);
 uint64_t cfile_size(struct cfile *f);
+/* Starts reading the stored blocks of plaintext [off, off + len), as far
+ * as the file goes, into the page cache; does not wait for them. */
+void cfile_readahead(struct cfile *f, uint64_t off, uint64_t len);
 /* Commits the header if the size changed, then fsyncs (fdatasync if set). */
 int cfile_fsync(struct cfile *f, int datasync);
 /* Commits the header if the size changed since the last commit. */
