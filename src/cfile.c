@@ -592,6 +592,18 @@ struct chunk_job {
 /* Splits a chunk in two from this many blocks (64 KiB) on. */
 #define PAR_BLOCKS 16u
 
+/* Block i of job j: its index, and the part [from, to) of it that the
+ * plaintext range [off, end) covers. */
+static uint64_t job_block(const struct chunk_job *j, size_t i, uint64_t *from,
+			  uint64_t *to)
+{
+	uint64_t idx = j->b0 + i, start = idx * BS;
+
+	*from = j->off > start ? j->off - start : 0;
+	*to = j->end - start < BS ? j->end - start : BS;
+	return idx;
+}
+
 /* Seals blocks [lo, hi) of job j. */
 static int seal_range(void *arg, size_t lo, size_t hi)
 {
@@ -601,10 +613,8 @@ static int seal_range(void *arg, size_t lo, size_t hi)
 	int rc = 0;
 
 	for (size_t i = lo; !rc && i < hi; i++) {
-		uint64_t idx = j->b0 + i, start = idx * BS;
-		uint64_t from = j->off > start ? j->off - start : 0;
-		uint64_t to = j->end - start < BS ? j->end - start : BS;
-		const uint8_t *p = j->src ? j->src + (start + from - j->off) :
+		uint64_t from, to, idx = job_block(j, i, &from, &to);
+		const uint8_t *p = j->src ? j->src + (idx * BS + from - j->off) :
 					    zeros;
 
 		if (from || to < BS) {
@@ -947,10 +957,8 @@ static int open_range(void *arg, size_t lo, size_t hi)
 	int rc = 0;
 
 	for (size_t i = lo; !rc && i < hi; i++) {
-		uint64_t idx = j->b0 + i, start = idx * BS;
-		uint64_t from = j->off > start ? j->off - start : 0;
-		uint64_t to = j->end - start < BS ? j->end - start : BS;
-		uint8_t *d = j->out + (start + from - j->off);
+		uint64_t from, to, idx = job_block(j, i, &from, &to);
+		uint8_t *d = j->out + (idx * BS + from - j->off);
 
 		if (j->map && !format_map_test(j->map, idx)) {
 			memset(d, 0, to - from);
