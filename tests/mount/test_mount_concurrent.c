@@ -63,7 +63,7 @@ static uint8_t over_value(int w, int j)
 static int writer(int w, int fd)
 {
 	uint64_t rs = seed * 31 + (uint64_t)w * 7919 + (uint64_t)phase + 1;
-	uint8_t buf[4 * 4096 + 4096];
+	uint8_t buf[FSIZE];	/* a disjoint range can be most of the file */
 	int order[NOVER > NDISJ ? NOVER : NDISJ];
 	char c;
 
