@@ -91,6 +91,9 @@ struct fs {
 	char *mountpoint;	/* absolute; NULL when not told */
 	pthread_t ticker;
 	pthread_mutex_t tick_lock;	/* protects stop and reap_asked */
+	pthread_mutex_t dir_lock;	/* protects dirs */
+	struct dir_handle *dirs;	/* open folders: the kernel need not
+					 * release them all before we exit */
 	pthread_cond_t tick_cond;
 	bool stop;
 	bool reap_asked;
@@ -102,6 +105,7 @@ struct dir_handle {
 	bool root;
 	off_t off;		/* position dp is at */
 	struct dirent *entry;	/* read but not yet replied */
+	struct dir_handle *next, **pprev;	/* in fs->dirs */
 };
 
 static struct fs *fs_of(fuse_req_t req)
@@ -1452,6 +1456,28 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 /* --- folders --- */
 
+static void dir_track(struct fs *fs, struct dir_handle *d)
+{
+	pthread_mutex_lock(&fs->dir_lock);
+	d->next = fs->dirs;
+	if (d->next)
+		d->next->pprev = &d->next;
+	d->pprev = &fs->dirs;
+	fs->dirs = d;
+	pthread_mutex_unlock(&fs->dir_lock);
+}
+
+static void dir_close(struct fs *fs, struct dir_handle *d)
+{
+	pthread_mutex_lock(&fs->dir_lock);
+	*d->pprev = d->next;
+	if (d->next)
+		d->next->pprev = d->pprev;
+	pthread_mutex_unlock(&fs->dir_lock);
+	closedir(d->dp);
+	free(d);
+}
+
 static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -1481,10 +1507,9 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 	}
 	d->root = ino == FUSE_ROOT_ID;
 	fi->fh = (uintptr_t)d;
-	if (fuse_reply_open(req, fi)) {
-		closedir(d->dp);
-		free(d);
-	}
+	dir_track(fs, d);
+	if (fuse_reply_open(req, fi))
+		dir_close(fs, d);
 }
 
 /* An entry with its attributes and a lookup reference, for READDIRPLUS;
@@ -1588,8 +1613,7 @@ static void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
 	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	closedir(d->dp);
-	free(d);
+	dir_close(fs_of(req), d);
 	fuse_reply_err(req, 0);
 }
 
@@ -1867,6 +1891,7 @@ int fs_new(struct volume *vol, struct fs **out)
 	fs->inode_high = fs->can_park ? 1u << 20 : fs->fd_high;
 	pthread_mutex_init(&fs->ilock, NULL);
 	pthread_mutex_init(&fs->tick_lock, NULL);
+	pthread_mutex_init(&fs->dir_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&fs->tick_cond, &ca);
@@ -1898,6 +1923,8 @@ void fs_free(struct fs *fs)
 		fs->gone = i->next;
 		inode_free(i);
 	}
+	while (fs->dirs)
+		dir_close(fs, fs->dirs);
 	if (fs->root.fd >= 0)
 		close(fs->root.fd);
 	free(fs->inodes);

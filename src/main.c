@@ -335,7 +335,9 @@ static int serve(struct args *a, int ready_fd)
 	if (!lc)
 		goto out;
 	fuse_loop_cfg_set_max_threads(lc, 16);
-	rc = fuse_session_loop_mt(se, lc) ? EXIT_FAILURE : EXIT_SUCCESS;
+	/* A signal's number (SIGTERM, SIGINT, SIGHUP) is a clean stop; only a
+	 * negative errno is a failure. */
+	rc = fuse_session_loop_mt(se, lc) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 	fuse_remove_signal_handlers(se);
 out:
 	if (lc)

@@ -797,6 +797,26 @@ void mu_kill9(struct mu_vol *v)
 	v->daemon = 0;
 }
 
+void mu_terminate(struct mu_vol *v)
+{
+	int st;
+
+	cr_assert(v->daemon > 0 && kill(v->daemon, SIGTERM) == 0,
+		  "SIGTERM to the daemon: %s", strerror(errno));
+	st = wait_daemon(v, PHIFS_WAIT_MS);
+	if (st == -1) {
+		kill(v->daemon, SIGKILL);
+		wait_daemon(v, 5000);
+	}
+	v->daemon = 0;
+	v->mounted = mu_is_mounted(v->mnt);
+	cr_assert(st != -1, "the daemon did not exit within %d s of SIGTERM",
+		  PHIFS_WAIT_MS / 1000);
+	check_sanitizers(v);
+	cr_assert(st == 0, "the daemon exited %d after SIGTERM", st);
+	cr_assert(!v->mounted, "%s is still mounted after SIGTERM", v->mnt);
+}
+
 void mu_unmount_dead(struct mu_vol *v)
 {
 	char why[512];

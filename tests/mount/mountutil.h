@@ -85,6 +85,11 @@ void mu_mount_fg(struct mu_vol *v);
  */
 void mu_unmount(struct mu_vol *v);
 
+/*
+ * SIGTERM to the daemon; waits for it, and asserts it exited 0 without
+ * sanitizer reports and took its mount with it.
+ */
+void mu_terminate(struct mu_vol *v);
 /* kill -9 the daemon and reap it; the mount is left dead (ENOTCONN). */
 void mu_kill9(struct mu_vol *v);
 /* Unmounts a mount whose daemon is dead. */

@@ -312,6 +312,32 @@ Test(mount_basic, a_remount_with_the_right_key_reads_everything_back)
 }
 
 /*
+ * A daemon stopped with SIGTERM while folders are open (as systemd stops it)
+ * exits 0 and clean: the sanitizer build reports any handle it forgot.
+ */
+Test(mount_basic, sigterm_with_folders_open_exits_clean)
+{
+	struct mu_vol *v;
+	DIR *d[8];
+
+	mu_require_fuse();
+	v = mu_vol_new(0);
+	mu_mount(v);
+	cr_assert(mkdir(mu_m(v, "sub"), 0700) == 0);
+	for (int i = 0; i < 8; i++) {
+		d[i] = opendir(mu_m(v, i % 2 ? "sub" : ""));
+		cr_assert(d[i], "opendir: %s", strerror(errno));
+		(void)readdir(d[i]);
+	}
+	mu_terminate(v);
+	for (int i = 0; i < 8; i++)
+		closedir(d[i]);
+	mu_mount(v);
+	cr_assert(access(mu_m(v, "sub"), F_OK) == 0);
+	mu_unmount(v);
+}
+
+/*
  * A removed file's space comes back at once (within the writer's RELEASE),
  * even while a descriptor still names it, which holds back the kernel's
  * FORGET for as long as it is open; and the descriptor still gets its
