@@ -26,6 +26,7 @@
 
 #include "phifs/backing.h"
 #include "phifs/cfile.h"
+#include "phifs/closer.h"
 #include "phifs/nodes.h"
 #include "phifs/prefetch.h"
 #include "phifs/sizememo.h"
@@ -88,6 +89,7 @@ struct fs {
 	bool can_park;		/* file handles work (CAP_DAC_READ_SEARCH) */
 	struct fuse_session *se;
 	struct prefetch *prefetch;	/* NULL until INIT, or when it failed */
+	struct closer *closer;	/* the same; closes removed files' handles */
 	char *mountpoint;	/* absolute; NULL when not told */
 	pthread_t ticker;
 	pthread_mutex_t tick_lock;	/* protects stop and reap_asked */
@@ -526,7 +528,7 @@ static void inode_reap(struct fs *fs)
  */
 static bool reclaim_unlinked(struct fs *fs)
 {
-	bool freed = false;
+	bool freed = closer_drain(fs->closer);
 	uint64_t size;
 
 	pthread_mutex_lock(&fs->ilock);
@@ -986,6 +988,10 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct stat st;
 	int rc, pfd, gone = -1;
 
+	/* A backing rmdir spins in the kernel while a child's last close
+	 * is under way (shrink_dcache_parent waits for dying dentries). */
+	if (flags & AT_REMOVEDIR)
+		(void)closer_drain(fs->closer);
 	rc = name_in(fs, parent, name, bname);
 	if (!rc && (rc = pfd = inode_pin(fs, p)) >= 0) {
 		/* Its attributes as the mount shows them, while it has a
@@ -1007,12 +1013,11 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
 			gone = inode_gone(fs, i, &st);
 		pthread_mutex_unlock(&fs->ilock);
 	}
-	/* Before the reply, although the last close frees the file, which
-	 * takes a while: an rmdir of its folder that came meanwhile would
-	 * spin in the kernel until the dentry is dead (shrink_dcache_parent
-	 * retries while one is being killed). */
+	/* The last close frees the file, which takes as long as the unlink:
+	 * beside the next request, not in this one.  Queued before the reply,
+	 * so that the rmdir of its folder finds it to wait for. */
 	if (gone >= 0)
-		close(gone);
+		closer_put(fs->closer, gone);
 	reply_rc(req, rc);
 }
 
@@ -1632,6 +1637,7 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct statvfs sv;
 
 	(void)ino;
+	(void)closer_drain(fs_of(req)->closer);	/* df right after rm */
 	if (fstatvfs(fs_of(req)->root.fd, &sv))
 		reply_rc(req, -errno);
 	else
@@ -1779,6 +1785,8 @@ static void fs_init(void *data, struct fuse_conn_info *conn)
 	/* Threads start here, not in fs_new: the daemon forks in between. */
 	if (prefetch_new(OPEN_READAHEAD, &fs->prefetch))
 		fs->prefetch = NULL;	/* reads just wait for the disk */
+	if (closer_new(&fs->closer))
+		fs->closer = NULL;	/* removes close their own */
 }
 
 static void fs_destroy(void *data)
@@ -1795,6 +1803,8 @@ static void fs_destroy(void *data)
 	}
 	prefetch_free(fs->prefetch);
 	fs->prefetch = NULL;
+	closer_free(fs->closer);
+	fs->closer = NULL;
 	(void)nodes_commit_all(fs->nodes);
 }
 
@@ -1907,6 +1917,7 @@ void fs_free(struct fs *fs)
 	if (fs->ticking)
 		fs_destroy(fs);
 	prefetch_free(fs->prefetch);
+	closer_free(fs->closer);
 	nodes_free(fs->nodes);
 	size_memo_free(fs->sizes);
 	for (unsigned b = 0; fs->inodes && b < fs->nbuckets; b++) {

@@ -380,6 +380,50 @@ Test(mount_basic, a_removed_file_frees_its_space_at_once)
 	mu_unmount(v);
 }
 
+/*
+ * Removed files' last handles close beside later requests, yet the mount's
+ * statfs straight after an rm shows all their space back, and the rmdir of
+ * their folder succeeds at once.
+ */
+Test(mount_basic, after_an_rm_statfs_shows_the_space_back_at_once)
+{
+	static uint8_t buf[256 << 10];
+	struct statvfs before, after;
+	char name[64];
+	struct mu_vol *v;
+	struct stat st;
+
+	mu_require_fuse();
+	v = mu_vol_new(96 << 20);
+	mu_mount(v);
+	cr_assert(mkdir(mu_m(v, "d"), 0700) == 0);
+	cr_assert_eq(statvfs(v->mnt, &before), 0);
+	for (int i = 0; i < 200; i++) {
+		snprintf(name, sizeof(name), "d/f%d", i);
+		mu_fill(buf, sizeof(buf), (uint64_t)i);
+		mu_write_file(mu_m(v, name), buf, sizeof(buf));
+	}
+	/* A remount settles every RELEASE; the stats then give the daemon
+	 * a handle on each file, closed only when its name goes. */
+	mu_unmount(v);
+	mu_mount(v);
+	for (int i = 0; i < 200; i++) {
+		snprintf(name, sizeof(name), "d/f%d", i);
+		cr_assert_eq(stat(mu_m(v, name), &st), 0);
+	}
+	for (int i = 0; i < 200; i++) {
+		snprintf(name, sizeof(name), "d/f%d", i);
+		cr_assert_eq(unlink(mu_m(v, name)), 0);
+	}
+	cr_assert_eq(statvfs(v->mnt, &after), 0);
+	cr_assert_geq(after.f_bfree + 16, before.f_bfree, "free blocks %llu "
+		      "after the rm, %llu before the files were written",
+		      (unsigned long long)after.f_bfree,
+		      (unsigned long long)before.f_bfree);
+	cr_assert_eq(rmdir(mu_m(v, "d")), 0, "rmdir: %s", strerror(errno));
+	mu_unmount(v);
+}
+
 /* Sequential reads come in 1 MiB requests, not the kernel's 128 KiB. */
 Test(mount_basic, the_mount_reads_ahead_one_mib)
 {
