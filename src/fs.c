@@ -1447,7 +1447,7 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino,
 	/* Before the reply: the kernel cannot forget i until then. */
 	if (gone >= 0) {
 		keep_last_attrs(fs, i, gone);
-		close(gone);	/* as in remove_entry, before the reply */
+		closer_put(fs->closer, gone);	/* as in remove_entry */
 	}
 	reply_rc(req, rc);
 }

@@ -39,6 +39,7 @@ Test(closer, a_queued_descriptor_is_closed_without_a_drain)
 	cr_assert_eq(pipe(p), 0);
 	closer_put(c, p[1]);
 	cr_assert(writer_closed(p[0], 5000), "not closed within 5 s");
+	(void)closer_drain(c);	/* it may still be counting that close */
 	cr_assert(!closer_drain(c), "a drain of an empty queue waited");
 	close(p[0]);
 	closer_free(c);
