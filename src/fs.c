@@ -93,13 +93,13 @@ struct fs {
 	char *mountpoint;	/* absolute; NULL when not told */
 	pthread_t ticker;
 	pthread_mutex_t tick_lock;	/* protects stop and reap_asked */
-	pthread_mutex_t dir_lock;	/* protects dirs */
-	struct dir_handle *dirs;	/* open folders: the kernel need not
-					 * release them all before we exit */
 	pthread_cond_t tick_cond;
 	bool stop;
 	bool reap_asked;
 	bool ticking;
+	pthread_mutex_t dir_lock;	/* protects dirs */
+	struct dir_handle *dirs;	/* open folders: the kernel need not
+					 * release them all before we exit */
 };
 
 struct dir_handle {
