@@ -524,7 +524,8 @@ static void inode_reap(struct fs *fs)
  * Frees the space of files that are gone (no name left, no open handle)
  * but whose inode the kernel has not forgotten yet: our O_PATH handle keeps
  * their blocks until its FORGET arrives, which may be after the next write
- * is refused for want of space.  Returns whether it freed anything.
+ * is refused for want of space; and waits for the closer, whose queue
+ * holds removed files' last handles.  Returns whether it freed anything.
  */
 static bool reclaim_unlinked(struct fs *fs)
 {

@@ -768,6 +768,28 @@ static int unmount_path(const char *mnt, char *why, size_t size)
 	return -1;
 }
 
+/* Waits for the daemon to exit, killing it when it will not; its status. */
+static int wait_or_kill(struct mu_vol *v)
+{
+	int st = wait_daemon(v, PHIFS_WAIT_MS);
+
+	if (st == -1) {
+		kill(v->daemon, SIGKILL);
+		wait_daemon(v, 5000);
+		v->daemon = 0;
+	}
+	return st;
+}
+
+/* Asserts that the daemon exited 0, in time and without sanitizer reports. */
+static void assert_clean_exit(const struct mu_vol *v, int st, const char *after)
+{
+	cr_assert(st != -1, "the daemon did not exit within %d s of %s",
+		  PHIFS_WAIT_MS / 1000, after);
+	check_sanitizers(v);
+	cr_assert(st == 0, "the daemon exited %d after %s", st, after);
+}
+
 void mu_unmount(struct mu_vol *v)
 {
 	char why[512];
@@ -775,18 +797,10 @@ void mu_unmount(struct mu_vol *v)
 
 	rc = unmount_path(v->mnt, why, sizeof(why));
 	v->mounted = false;
-	st = wait_daemon(v, PHIFS_WAIT_MS);
-	if (st == -1) {
-		kill(v->daemon, SIGKILL);
-		wait_daemon(v, 5000);
-		v->daemon = 0;
-	}
+	st = wait_or_kill(v);
 	cr_assert(rc == 0, "fusermount3 -u %s failed (had to unmount lazily): "
 		  "%s", v->mnt, why);
-	cr_assert(st != -1, "the daemon did not exit within %d s of the "
-		  "unmount", PHIFS_WAIT_MS / 1000);
-	check_sanitizers(v);
-	cr_assert(st == 0, "the daemon exited %d after a clean unmount", st);
+	assert_clean_exit(v, st, "a clean unmount");
 }
 
 void mu_kill9(struct mu_vol *v)
@@ -803,17 +817,10 @@ void mu_terminate(struct mu_vol *v)
 
 	cr_assert(v->daemon > 0 && kill(v->daemon, SIGTERM) == 0,
 		  "SIGTERM to the daemon: %s", strerror(errno));
-	st = wait_daemon(v, PHIFS_WAIT_MS);
-	if (st == -1) {
-		kill(v->daemon, SIGKILL);
-		wait_daemon(v, 5000);
-	}
+	st = wait_or_kill(v);
 	v->daemon = 0;
 	v->mounted = mu_is_mounted(v->mnt);
-	cr_assert(st != -1, "the daemon did not exit within %d s of SIGTERM",
-		  PHIFS_WAIT_MS / 1000);
-	check_sanitizers(v);
-	cr_assert(st == 0, "the daemon exited %d after SIGTERM", st);
+	assert_clean_exit(v, st, "SIGTERM");
 	cr_assert(!v->mounted, "%s is still mounted after SIGTERM", v->mnt);
 }
 
