@@ -21,6 +21,7 @@
 
 #include "phifs/config.h"
 #include "phifs/fs.h"
+#include "phifs/loop.h"
 #include "phifs/secmem.h"
 #include "phifs/volume.h"
 
@@ -279,7 +280,6 @@ static int serve(struct args *a, int ready_fd)
 {
 	char err[512], *fargv[4];
 	struct fuse_args fa;
-	struct fuse_loop_config *lc = NULL;
 	struct volume *vol = NULL;
 	struct fs *fs = NULL;
 	struct fuse_session *se = NULL;
@@ -331,17 +331,10 @@ static int serve(struct args *a, int ready_fd)
 	}
 	if (ready_fd >= 0)
 		detach(ready_fd);
-	lc = fuse_loop_cfg_create();
-	if (!lc)
-		goto out;
-	fuse_loop_cfg_set_max_threads(lc, 16);
-	/* A signal's number (SIGTERM, SIGINT, SIGHUP) is a clean stop; only a
-	 * negative errno is a failure. */
-	rc = fuse_session_loop_mt(se, lc) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	/* SIGTERM, SIGINT and SIGHUP are a clean stop. */
+	rc = loop_run(se, 16) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 	fuse_remove_signal_handlers(se);
 out:
-	if (lc)
-		fuse_loop_cfg_destroy(lc);
 	if (mounted)
 		fuse_session_unmount(se);
 	if (se)

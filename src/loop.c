@@ -1,0 +1,323 @@
+/*
+ * loop.c — workers take the FUSE device by turns.
+ *
+ * One worker, the holder, owns the device.  It reads a request and, when
+ * nothing else is queued, keeps the device while it serves it, then reads
+ * again: a synchronous stream stays on one hot thread and wakes no one.
+ * It hands the device to a follower at once when more requests are queued,
+ * and a standby follower takes it over when the holder has been busy for
+ * longer than HOLD_NS, so a slow request (fsync, a cold read) delays the
+ * requests behind it by at most that much.
+ *
+ * With nothing to read, the holder polls the non-blocking device for a
+ * window before it sleeps in poll(): the window doubles when a request came
+ * just after it closed and halves when the gap was long, as the kernel's
+ * guest halt-polling does, so an idle mount does not spin.
+ */
+#include "phifs/loop.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SPIN_START_NS 8000u	/* the first window once gaps are short */
+#define SPIN_MAX_NS 64000u	/* gaps longer than this are idle time */
+#define HOLD_NS 250000u		/* a busy holder keeps the device this long */
+#define MAX_WORKERS 64u
+
+enum holder_state { TAKING, ASLEEP, BUSY };
+
+struct loop {
+	struct fuse_session *se;
+	int dev;			/* the FUSE device, non-blocking */
+	int stop;			/* eventfd, readable once stopping */
+	pthread_mutex_t lock;
+	pthread_cond_t turn;		/* to followers: free device, or stop */
+	uint64_t holder;		/* its turn number, 0 when free */
+	uint64_t turns;			/* turns given out so far */
+	enum holder_state state;
+	uint64_t busy_seq;		/* requests the holder started serving */
+	bool standby;			/* a follower watches the holder */
+	bool stopping;
+	int err;			/* first device error, -errno */
+	unsigned idle;			/* followers waiting */
+	unsigned nthreads, max;
+	pthread_t threads[MAX_WORKERS];
+	_Atomic uint32_t spin_ns;	/* the holder's current window */
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+/* Learns from one gap between starting to wait and a request. */
+static void adapt(struct loop *l, uint64_t gap)
+{
+	uint32_t w = atomic_load_explicit(&l->spin_ns, memory_order_relaxed);
+
+	if (gap > SPIN_MAX_NS)
+		w /= 2;
+	else if (gap > w)
+		w = w ? (w * 2 > SPIN_MAX_NS ? SPIN_MAX_NS : w * 2) :
+			SPIN_START_NS;
+	atomic_store_explicit(&l->spin_ns, w, memory_order_relaxed);
+}
+
+static bool readable(int fd, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, timeout_ms) > 0;
+}
+
+/* Sleeps until the device or the stop event is readable: 0, 1 on stop. */
+static int sleep_on_device(struct loop *l)
+{
+	struct pollfd p[2] = {
+		{ .fd = l->dev, .events = POLLIN },
+		{ .fd = l->stop, .events = POLLIN },
+	};
+
+	pthread_mutex_lock(&l->lock);
+	l->state = ASLEEP;
+	pthread_mutex_unlock(&l->lock);
+	if (poll(p, 2, -1) < 0 && errno != EINTR)
+		return -errno;
+	pthread_mutex_lock(&l->lock);
+	l->state = TAKING;
+	if (l->standby)		/* it waits without a timeout while we sleep */
+		pthread_cond_broadcast(&l->turn);
+	pthread_mutex_unlock(&l->lock);
+	return p[1].revents ? 1 : 0;
+}
+
+/* The holder's read: > 0 a request in fb, 0 stop, -errno. */
+static int take_request(struct loop *l, struct fuse_buf *fb)
+{
+	uint64_t start = now_ns(), until;
+	bool slept = false;
+	int res;
+
+	until = start + atomic_load_explicit(&l->spin_ns, memory_order_relaxed);
+	for (;;) {
+		res = fuse_session_receive_buf(l->se, fb);
+		if (res != -EAGAIN && res != -EINTR)
+			break;
+		if (!slept && now_ns() < until) {
+			cpu_relax();
+			continue;
+		}
+		res = sleep_on_device(l);
+		if (res)
+			return res > 0 ? 0 : res;
+		slept = true;
+	}
+	if (res > 0)
+		adapt(l, now_ns() - start);
+	return res;
+}
+
+static void *worker(void *arg);
+
+/* Under lock.  A thread that cannot start only costs parallelism. */
+static void start_worker(struct loop *l)
+{
+	if (!l->stopping && l->nthreads < l->max &&
+	    !pthread_create(&l->threads[l->nthreads], NULL, worker, l))
+		l->nthreads++;
+}
+
+/* Under lock: stop every worker and wake the thread in loop_run. */
+static void stop_all(struct loop *l, int err)
+{
+	static const uint64_t one = 1;
+
+	if (err && !l->err)
+		l->err = err;
+	if (!l->stopping) {
+		l->stopping = true;
+		pthread_cond_broadcast(&l->turn);
+		if (write(l->stop, &one, sizeof(one)) < 0)
+			abort();	/* an eventfd write cannot fail here */
+	}
+}
+
+/* Under lock: a waiting follower wakes, or a new one starts. */
+static void wake_or_start(struct loop *l)
+{
+	if (l->idle)
+		pthread_cond_signal(&l->turn);
+	else
+		start_worker(l);
+}
+
+/*
+ * Under lock, as the one standby: waits HOLD_NS at a time while the holder
+ * works, and frees the device when one request has kept it busy that long.
+ */
+static void watch_holder(struct loop *l)
+{
+	uint64_t seq = l->busy_seq;
+	uint64_t t = now_ns() + HOLD_NS;
+	struct timespec until = {
+		.tv_sec = (time_t)(t / 1000000000u),
+		.tv_nsec = (long)(t % 1000000000u),
+	};
+
+	l->standby = true;
+	l->idle++;
+	if (l->state == ASLEEP)
+		pthread_cond_wait(&l->turn, &l->lock);
+	else
+		pthread_cond_timedwait(&l->turn, &l->lock, &until);
+	l->idle--;
+	l->standby = false;
+	if (l->holder && l->state == BUSY && l->busy_seq == seq &&
+	    now_ns() >= t)
+		l->holder = 0;		/* stuck in a slow request: take over */
+}
+
+static void *worker(void *arg)
+{
+	struct loop *l = arg;
+	struct fuse_buf fb = { .mem = NULL };
+	uint64_t me = 0;
+
+	pthread_mutex_lock(&l->lock);
+	while (!l->stopping) {
+		bool more;
+		int res;
+
+		if (l->holder && l->holder != me) {
+			me = 0;
+			if (!l->standby) {
+				watch_holder(l);
+			} else {
+				l->idle++;
+				pthread_cond_wait(&l->turn, &l->lock);
+				l->idle--;
+			}
+			continue;
+		}
+		if (!l->holder)
+			me = l->holder = ++l->turns;
+		l->state = TAKING;
+		pthread_mutex_unlock(&l->lock);
+		res = take_request(l, &fb);
+		more = res > 0 && readable(l->dev, 0);
+		pthread_mutex_lock(&l->lock);
+		if (res <= 0 || l->stopping || fuse_session_exited(l->se)) {
+			stop_all(l, res < 0 ? res : 0);	/* unmounted, told to */
+			break;
+		}
+		/* Still the holder: only a BUSY one is taken over. */
+		if (more) {
+			me = 0;
+			l->holder = 0;	/* to a follower */
+			wake_or_start(l);
+		} else {
+			l->state = BUSY;
+			l->busy_seq++;
+			if (!l->standby)	/* someone must watch */
+				wake_or_start(l);
+		}
+		pthread_mutex_unlock(&l->lock);
+		fuse_session_process_buf(l->se, &fb);
+		pthread_mutex_lock(&l->lock);
+	}
+	pthread_mutex_unlock(&l->lock);
+	free(fb.mem);
+	return NULL;
+}
+
+/*
+ * Waits, with the stop signals let through only inside ppoll, so that one
+ * arriving between the check and the wait is not lost.
+ */
+static void wait_for_stop(struct loop *l, const sigset_t *open)
+{
+	struct pollfd p = { .fd = l->stop, .events = POLLIN };
+
+	while (!fuse_session_exited(l->se) && !(p.revents & POLLIN))
+		(void)ppoll(&p, 1, NULL, open);
+	pthread_mutex_lock(&l->lock);
+	stop_all(l, 0);
+	pthread_mutex_unlock(&l->lock);
+}
+
+static int loop_init(struct loop *l, struct fuse_session *se, unsigned max)
+{
+	pthread_condattr_t ca;
+	int fl;
+
+	*l = (struct loop){ .se = se, .max = max };
+	if (l->max < 2)
+		l->max = 2;		/* a holder and its standby */
+	if (l->max > MAX_WORKERS)
+		l->max = MAX_WORKERS;
+	l->dev = fuse_session_fd(se);
+	fl = fcntl(l->dev, F_GETFL);
+	if (fl < 0 || fcntl(l->dev, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	l->stop = eventfd(0, EFD_CLOEXEC);
+	if (l->stop < 0)
+		return -errno;
+	pthread_mutex_init(&l->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&l->turn, &ca);
+	pthread_condattr_destroy(&ca);
+	return 0;
+}
+
+int loop_run(struct fuse_session *se, unsigned max_threads)
+{
+	sigset_t stops, open;
+	struct loop l;
+	int rc;
+
+	rc = loop_init(&l, se, max_threads);
+	if (rc)
+		return rc;
+	sigemptyset(&stops);
+	sigaddset(&stops, SIGTERM);
+	sigaddset(&stops, SIGINT);
+	sigaddset(&stops, SIGHUP);
+	/* Workers inherit the mask: the signals come to this thread. */
+	pthread_sigmask(SIG_BLOCK, &stops, &open);
+	pthread_mutex_lock(&l.lock);
+	start_worker(&l);
+	rc = l.nthreads ? 0 : -EAGAIN;
+	pthread_mutex_unlock(&l.lock);
+	if (!rc)
+		wait_for_stop(&l, &open);
+	for (unsigned i = 0; i < l.nthreads; i++)	/* none start now */
+		pthread_join(l.threads[i], NULL);
+	pthread_sigmask(SIG_SETMASK, &open, NULL);
+	close(l.stop);
+	pthread_cond_destroy(&l.turn);
+	pthread_mutex_destroy(&l.lock);
+	return rc ? rc : l.err;
+}
