@@ -4,10 +4,11 @@
  * One worker, the holder, owns the device.  It reads a request and, when
  * nothing else is queued, keeps the device while it serves it, then reads
  * again: a synchronous stream stays on one hot thread and wakes no one.
- * It hands the device to a follower at once when more requests are queued,
- * and a standby follower takes it over when the holder has been busy for
- * longer than HOLD_NS, so a slow request (fsync, a cold read) delays the
- * requests behind it by at most that much.
+ * It hands the device to a follower at once when more requests are queued
+ * or the request is one that takes long (read-ahead's large reads, fsync),
+ * and a standby follower, which looks every HOLD_NS, takes it over from a
+ * holder busy with one request since its last look, so a slow request
+ * (fsync, a cold read) delays the requests behind it by at most 2 HOLD_NS.
  *
  * With nothing to read, the holder polls the non-blocking device for a
  * window before it sleeps in poll(): the window doubles when a request came
@@ -18,8 +19,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fuse.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -31,7 +34,8 @@
 
 #define SPIN_START_NS 8000u	/* the first window once gaps are short */
 #define SPIN_MAX_NS 64000u	/* gaps longer than this are idle time */
-#define HOLD_NS 250000u		/* a busy holder keeps the device this long */
+#define HOLD_NS 250000u		/* the standby's period */
+#define LONG_READ (128u << 10)	/* read-ahead's size: hand the device on */
 #define MAX_WORKERS 64u
 
 enum holder_state { TAKING, ASLEEP, BUSY };
@@ -53,6 +57,7 @@ struct loop {
 	unsigned nthreads, max;
 	pthread_t threads[MAX_WORKERS];
 	_Atomic uint32_t spin_ns;	/* the holder's current window */
+	_Atomic unsigned serving;	/* workers inside a request */
 };
 
 static uint64_t now_ns(void)
@@ -61,15 +66,6 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
-static void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
 }
 
 /* Learns from one gap between starting to wait and a request. */
@@ -83,6 +79,33 @@ static void adapt(struct loop *l, uint64_t gap)
 		w = w ? (w * 2 > SPIN_MAX_NS ? SPIN_MAX_NS : w * 2) :
 			SPIN_START_NS;
 	atomic_store_explicit(&l->spin_ns, w, memory_order_relaxed);
+}
+
+/*
+ * Requests that take long anyway, and come with others in flight: the
+ * kernel's read-ahead sends large reads several at a time, and the next
+ * may arrive while this one is served.  (A large write is one writer's,
+ * which waits for the reply.)
+ */
+static bool long_request(const struct fuse_buf *fb)
+{
+	const struct fuse_in_header *h = fb->mem;
+	const void *arg = h + 1;
+	size_t need = sizeof(*h);
+
+	if ((fb->flags & FUSE_BUF_IS_FD) || fb->size < need)
+		return false;
+	switch (h->opcode) {
+	case FUSE_FSYNC:
+	case FUSE_FSYNCDIR:
+		return true;
+	case FUSE_READ:
+		need += sizeof(struct fuse_read_in);
+		return fb->size >= need &&
+		       ((const struct fuse_read_in *)arg)->size >= LONG_READ;
+	default:
+		return false;
+	}
 }
 
 static bool readable(int fd, int timeout_ms)
@@ -125,8 +148,11 @@ static int take_request(struct loop *l, struct fuse_buf *fb)
 		res = fuse_session_receive_buf(l->se, fb);
 		if (res != -EAGAIN && res != -EINTR)
 			break;
-		if (!slept && now_ns() < until) {
-			cpu_relax();
+		/* While others serve requests, polling would take a CPU
+		 * from them: what comes next likely waits on their replies. */
+		if (!slept && now_ns() < until &&
+		    !atomic_load_explicit(&l->serving, memory_order_relaxed)) {
+			sched_yield();	/* a runnable thread here goes first */
 			continue;
 		}
 		res = sleep_on_device(l);
@@ -226,7 +252,8 @@ static void *worker(void *arg)
 		l->state = TAKING;
 		pthread_mutex_unlock(&l->lock);
 		res = take_request(l, &fb);
-		more = res > 0 && readable(l->dev, 0);
+		more = res > 0 &&
+		       (long_request(&fb) || readable(l->dev, 0));
 		pthread_mutex_lock(&l->lock);
 		if (res <= 0 || l->stopping || fuse_session_exited(l->se)) {
 			stop_all(l, res < 0 ? res : 0);	/* unmounted, told to */
@@ -244,7 +271,9 @@ static void *worker(void *arg)
 				wake_or_start(l);
 		}
 		pthread_mutex_unlock(&l->lock);
+		atomic_fetch_add_explicit(&l->serving, 1, memory_order_relaxed);
 		fuse_session_process_buf(l->se, &fb);
+		atomic_fetch_sub_explicit(&l->serving, 1, memory_order_relaxed);
 		pthread_mutex_lock(&l->lock);
 	}
 	pthread_mutex_unlock(&l->lock);
