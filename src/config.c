@@ -60,6 +60,7 @@ static int on_setting(void *arg, const char *section, const char *name,
 {
 	struct parse *p = arg;
 	struct config *c = p->c;
+	bool poll;
 	int ok;
 
 	if (*section && strcmp(section, "phifs")) {
@@ -79,6 +80,11 @@ static int on_setting(void *arg, const char *section, const char *name,
 		ok = set_str(&c->socket, value);
 	else if (!strcmp(name, "foreground"))
 		ok = parse_bool(value, &c->foreground);
+	else if (!strcmp(name, "poll")) {
+		ok = parse_bool(value, &poll);
+		if (ok)
+			c->no_poll = !poll;
+	}
 	else {
 		snprintf(p->why, sizeof(p->why), "unknown setting '%s'",
 			 name);

@@ -16,6 +16,7 @@ struct config {
 	char *audit_dir;
 	char *socket;
 	bool foreground;
+	bool no_poll;		/* sleep between requests, never poll */
 };
 
 /*

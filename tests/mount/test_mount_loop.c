@@ -131,3 +131,32 @@ Test(mount_loop, an_idle_mount_uses_no_cpu)
 		  "in 2 s", used * 1000 / hz);
 	mu_unmount(v);
 }
+
+/*
+ * Polling off (--no-poll, poll = no, or -o no_poll from an fstab line): the
+ * daemon still serves, and no_poll is taken as phifs's own option rather
+ * than handed to FUSE, which would refuse to mount.
+ */
+Test(mount_loop, polling_can_be_turned_off)
+{
+	static const char *const cli[] = { "--no-poll", NULL };
+	static const char *const fstab[] = { "-o", "no_poll", NULL };
+	const char *const *ways[] = { cli, fstab };
+	struct mu_vol *v;
+	uint8_t *got;
+	size_t n;
+
+	mu_require_fuse();
+	v = mu_vol_new(0);
+	for (int w = 0; w < 2; w++) {
+		int rc = mu_phifs(v, false, NULL, NULL, NULL, ways[w]);
+
+		cr_assert(rc == 0, "phifs %s: exit %d: %s", ways[w][0], rc,
+			  v->err);
+		mu_write_file(mu_m(v, "f"), "polled", 6);
+		cr_assert(mu_read_file(mu_m(v, "f"), &got, &n) == 0);
+		cr_assert(n == 6 && !memcmp(got, "polled", 6));
+		free(got);
+		mu_unmount(v);
+	}
+}
