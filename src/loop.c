@@ -225,6 +225,44 @@ static void watch_holder(struct loop *l)
 		l->holder = 0;		/* stuck in a slow request: take over */
 }
 
+/* Under lock: a follower waits for its turn, as the standby if none is. */
+static void follow(struct loop *l)
+{
+	if (!l->standby) {
+		watch_holder(l);
+		return;
+	}
+	l->idle++;
+	pthread_cond_wait(&l->turn, &l->lock);
+	l->idle--;
+}
+
+/*
+ * Under lock, with a request in hand: keep the device while serving it, or
+ * hand it on when more is queued or this one takes long.  The turn kept, or
+ * 0.
+ */
+static uint64_t keep_or_hand_on(struct loop *l, uint64_t me, bool more)
+{
+	if (more) {
+		l->holder = 0;
+		wake_or_start(l);
+		return 0;
+	}
+	l->state = BUSY;
+	l->busy_seq++;
+	if (!l->standby)	/* someone must watch */
+		wake_or_start(l);
+	return me;
+}
+
+static void serve(struct loop *l, const struct fuse_buf *fb)
+{
+	atomic_fetch_add_explicit(&l->serving, 1, memory_order_relaxed);
+	fuse_session_process_buf(l->se, fb);
+	atomic_fetch_sub_explicit(&l->serving, 1, memory_order_relaxed);
+}
+
 static void *worker(void *arg)
 {
 	struct loop *l = arg;
@@ -238,13 +276,7 @@ static void *worker(void *arg)
 
 		if (l->holder && l->holder != me) {
 			me = 0;
-			if (!l->standby) {
-				watch_holder(l);
-			} else {
-				l->idle++;
-				pthread_cond_wait(&l->turn, &l->lock);
-				l->idle--;
-			}
+			follow(l);
 			continue;
 		}
 		if (!l->holder)
@@ -260,20 +292,9 @@ static void *worker(void *arg)
 			break;
 		}
 		/* Still the holder: only a BUSY one is taken over. */
-		if (more) {
-			me = 0;
-			l->holder = 0;	/* to a follower */
-			wake_or_start(l);
-		} else {
-			l->state = BUSY;
-			l->busy_seq++;
-			if (!l->standby)	/* someone must watch */
-				wake_or_start(l);
-		}
+		me = keep_or_hand_on(l, me, more);
 		pthread_mutex_unlock(&l->lock);
-		atomic_fetch_add_explicit(&l->serving, 1, memory_order_relaxed);
-		fuse_session_process_buf(l->se, &fb);
-		atomic_fetch_sub_explicit(&l->serving, 1, memory_order_relaxed);
+		serve(l, &fb);
 		pthread_mutex_lock(&l->lock);
 	}
 	pthread_mutex_unlock(&l->lock);
