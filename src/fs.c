@@ -195,6 +195,21 @@ static void wake_reaper(struct fs *fs)
 }
 
 /*
+ * At the open-file limit: the reaper has the kernel forget inodes, and the
+ * FORGETs that close their handles come to other workers, so a request
+ * that met EMFILE waits a moment and tries again, for up to 200 ms, as a
+ * write that meets ENOSPC does.  Whether to try again.
+ */
+static bool fd_wait(struct fs *fs, int rc, int *tries)
+{
+	if ((rc != -EMFILE && rc != -ENFILE) || (*tries)++ == 40)
+		return false;
+	wake_reaper(fs);
+	usleep(5000);
+	return true;
+}
+
+/*
  * Remembers where the kernel found i (for inode_reap and read-ahead);
  * under ilock, while the request naming parent holds it.
  */
@@ -643,13 +658,15 @@ static int lookup_entry(struct fs *fs, fuse_ino_t pino, const char *name,
 			const char *bname, struct fuse_entry_param *e)
 {
 	struct inode *parent = inode_of(fs, pino), *i;
-	int rc, pfd, fd;
+	int rc, pfd, fd, tries = 0;
 
 	memset(e, 0, sizeof(*e));
 	pfd = inode_pin(fs, parent);
 	if (pfd < 0)
 		return pfd;
-	rc = backing_lookup(pfd, bname, &fd);
+	do
+		rc = backing_lookup(pfd, bname, &fd);
+	while (fd_wait(fs, rc, &tries));
 	if (!rc && fstat(fd, &e->attr)) {
 		rc = -errno;
 		close(fd);
@@ -1068,14 +1085,16 @@ static int open_backing(struct fs *fs, struct inode *i, int flags, int *fd,
 	struct stat st;
 	char c;
 	struct iovec v = { &c, 1 };
-	int rc, pathfd = inode_pin(fs, i);
+	int rc, tries = 0, pathfd = inode_pin(fs, i);
 
 	if (pathfd < 0)
 		return pathfd;
 	if (fstat(pathfd, &st) || !S_ISREG(st.st_mode))
 		rc = -EINVAL;
 	else
-		rc = backing_reopen(pathfd, O_RDWR, fd);
+		do
+			rc = backing_reopen(pathfd, O_RDWR, fd);
+		while (fd_wait(fs, rc, &tries));
 	if ((rc == -EACCES || rc == -EROFS) && (flags & O_ACCMODE) == O_RDONLY)
 		rc = backing_reopen(pathfd, O_RDONLY, fd);
 	inode_unpin(fs, i);
@@ -1194,9 +1213,11 @@ static int create_linked(fuse_req_t req, int pfd, const char *bname,
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	struct fs *fs = fs_of(req);
 	struct node *n;
-	int fd, rc;
+	int fd, rc, tries = 0;
 
-	fd = openat(pfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+	do
+		fd = openat(pfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+	while (fd < 0 && fd_wait(fs, -errno, &tries));
 	if (fd < 0)
 		return -errno;
 	if (fs->as_root)
@@ -1219,10 +1240,12 @@ static int create_named(fuse_req_t req, int pfd, const char *bname,
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	struct fs *fs = fs_of(req);
-	int fd, rc;
+	int fd, rc, tries = 0;
 
-	fd = openat(pfd, bname, O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW |
-		    O_CLOEXEC, mode);
+	do
+		fd = openat(pfd, bname, O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW |
+			    O_CLOEXEC, mode);
+	while (fd < 0 && fd_wait(fs, -errno, &tries));
 	if (fd < 0)
 		return -errno;
 	if (fs->as_root)
