@@ -36,7 +36,7 @@
 #define SPIN_MAX_NS 64000u	/* gaps longer than this are idle time */
 #define HOLD_NS 250000u		/* the standby's period */
 #define LONG_READ (128u << 10)	/* read-ahead's size: hand the device on */
-#define MAX_WORKERS 64u
+#define THREAD_SLOTS 64u		/* the most max_threads can ask for */
 
 enum holder_state { TAKING, ASLEEP, BUSY };
 
@@ -55,7 +55,7 @@ struct loop {
 	int err;			/* first device error, -errno */
 	unsigned idle;			/* followers waiting */
 	unsigned nthreads, max;
-	pthread_t threads[MAX_WORKERS];
+	pthread_t threads[THREAD_SLOTS];
 	_Atomic uint32_t spin_ns;	/* the holder's current window */
 	_Atomic unsigned serving;	/* workers inside a request */
 };
@@ -325,8 +325,8 @@ static int loop_init(struct loop *l, struct fuse_session *se, unsigned max)
 	*l = (struct loop){ .se = se, .max = max };
 	if (l->max < 2)
 		l->max = 2;		/* a holder and its standby */
-	if (l->max > MAX_WORKERS)
-		l->max = MAX_WORKERS;
+	if (l->max > THREAD_SLOTS)
+		l->max = THREAD_SLOTS;
 	l->dev = fuse_session_fd(se);
 	fl = fcntl(l->dev, F_GETFL);
 	if (fl < 0 || fcntl(l->dev, F_SETFL, fl | O_NONBLOCK) < 0)

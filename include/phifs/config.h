@@ -16,7 +16,7 @@ struct config {
 	char *audit_dir;
 	char *socket;
 	bool foreground;
-	bool no_poll;		/* sleep between requests, never poll */
+	bool no_poll;		/* serve with libfuse's loop, which never polls */
 };
 
 /*
