@@ -11,7 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define NBUCKETS 1024u
+#include "phifs/inohash.h"
+
+#define NBITS 10u
+#define NBUCKETS (1u << NBITS)
 
 /* lock protects buckets and every node's refs and next. */
 struct nodes {
@@ -22,7 +25,7 @@ struct nodes {
 
 static unsigned bucket(dev_t dev, ino_t ino)
 {
-	return (unsigned)((ino * 0x9E3779B97F4A7C15ULL ^ dev) % NBUCKETS);
+	return inohash_bucket(dev, ino, NBITS);
 }
 
 int nodes_new(const struct cfile_volume *vol, struct nodes **out)

@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "phifs/inohash.h"
+
 struct slot {
 	dev_t dev;
 	ino_t ino;		/* 0: empty (no file system gives inode 0) */
@@ -48,10 +50,7 @@ void size_memo_free(struct size_memo *m)
 
 static struct slot *slot_of(struct size_memo *m, const struct stat *st)
 {
-	uint64_t h = (uint64_t)st->st_ino * 0x9E3779B97F4A7C15ULL ^
-		     (uint64_t)st->st_dev;
-
-	return &m->slots[(h >> 32) & m->mask];
+	return &m->slots[(inohash(st->st_dev, st->st_ino) >> 32) & m->mask];
 }
 
 bool size_memo_get(struct size_memo *m, const struct stat *st,

@@ -1,0 +1,227 @@
+/*
+ * vfs.h — the operations core of a mount: every operation the mount serves,
+ * on inode ids and plain names, for a caller, returning 0 or -errno.  The
+ * one hall every operation passes: a hooks table (vfs_hooks) is asked to
+ * `allow` each before anything in the backing directory is touched, and
+ * told the result (`record`) after, with the plaintext bytes of reads and
+ * writes.  With no hooks set, everything is allowed and nothing recorded.
+ *
+ * Knows nothing of FUSE: the adapter above (fs.c) builds the caller from
+ * the request, calls here and replies.  Integrity failures come back as
+ * their own codes (-EBADMSG, -EUCLEAN, ...); turning them into EIO is the
+ * adapter's business.  Thread-safe.
+ */
+#ifndef PHIFS_VFS_H
+#define PHIFS_VFS_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+#include "phifs/volume.h"
+
+#define VFS_ROOT 1u		/* the root's inode id (FUSE_ROOT_ID) */
+
+#define VFS_MAX_GROUPS 64	/* supplementary groups kept per caller */
+
+/* A caller's supplementary groups, once asked for. */
+struct vfs_groups {
+	int n;			/* -1 until asked */
+	gid_t gid[VFS_MAX_GROUPS];
+};
+
+/*
+ * Who asks: the kernel's word on the calling process.  Its supplementary
+ * groups are asked for only when first wanted (vfs_caller_groups), since
+ * the kernel tells them only through /proc, a read per request.
+ */
+struct vfs_caller {
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	/* Fills out with up to max groups: their count, or -errno. */
+	int (*get_groups)(void *ctx, gid_t *out, size_t max);
+	void *ctx;
+	struct vfs_groups *groups;	/* the cache; n = -1 to start */
+};
+
+/* The caller's supplementary groups (none if they cannot be had). */
+size_t vfs_caller_groups(const struct vfs_caller *c, const gid_t **out);
+
+enum vfs_op {
+	VFS_LOOKUP, VFS_GETATTR, VFS_SETATTR, VFS_READLINK,
+	VFS_MKNOD, VFS_MKDIR, VFS_SYMLINK, VFS_LINK,
+	VFS_UNLINK, VFS_RMDIR, VFS_RENAME,
+	VFS_OPEN, VFS_CREATE, VFS_READ, VFS_WRITE, VFS_FSYNC, VFS_RELEASE,
+	VFS_OPENDIR, VFS_READDIR, VFS_FSYNCDIR, VFS_RELEASEDIR,
+	VFS_STATFS,
+	VFS_OP_COUNT
+};
+
+/* "lookup", "getattr", ...; NULL past the enum. */
+const char *vfs_op_name(enum vfs_op op);
+
+/* What setattr changes (vfs_req.flags). */
+enum {
+	VFS_SET_MODE = 1 << 0,
+	VFS_SET_UID = 1 << 1,
+	VFS_SET_GID = 1 << 2,
+	VFS_SET_SIZE = 1 << 3,
+	VFS_SET_ATIME = 1 << 4,	/* to attr's */
+	VFS_SET_MTIME = 1 << 5,
+	VFS_SET_ATIME_NOW = 1 << 6,
+	VFS_SET_MTIME_NOW = 1 << 7,
+};
+
+/* One operation, as the hooks see it. */
+struct vfs_req {
+	enum vfs_op op;
+	uint64_t ino;		/* the object, or the folder of name */
+	const char *name;	/* the entry in ino, for ops on names */
+	uint64_t ino2;		/* rename: new folder; link: new folder */
+	const char *name2;	/* rename: new name; link: new name;
+				 * symlink: the target */
+	int flags;		/* open(2), renameat2 or VFS_SET_* flags */
+	mode_t mode;		/* create, mkdir, mknod; setattr's mode */
+	uint64_t off;		/* read, write; setattr's size */
+	size_t len;		/* bytes asked to read or write */
+	/* For operations on an open file: who opened it. */
+	const struct vfs_caller *opener;
+};
+
+struct vfs_hooks {
+	/* 0 to go ahead, or -errno (-EACCES) to refuse. */
+	int (*allow)(void *arg, const struct vfs_caller *c,
+		     const struct vfs_req *r);
+	/* The result (0, a byte count, or -errno; a refusal too); for reads
+	 * and writes the plaintext bytes moved. */
+	void (*record)(void *arg, const struct vfs_caller *c,
+		       const struct vfs_req *r, long result,
+		       const void *bytes, size_t len);
+};
+
+/* What the core asks of the layer above; called without locks held. */
+struct vfs_kernel {
+	/* Ask the kernel to forget the entry name in folder parent. */
+	void (*drop_entry)(void *arg, uint64_t parent, const char *name);
+};
+
+/* An entry for the kernel: inode id (0: none) and attributes. */
+struct vfs_entry {
+	uint64_t ino;
+	struct stat attr;
+};
+
+struct vfs;
+struct vfs_file;
+struct vfs_dir;
+
+/* vol is borrowed and must outlive the vfs; kernel and hooks may be NULL. */
+int vfs_new(struct volume *vol, const struct vfs_kernel *kernel, void *karg,
+	    struct vfs **out);
+/* Set before serving; hooks and arg must outlive the vfs. */
+void vfs_set_hooks(struct vfs *v, const struct vfs_hooks *hooks, void *arg);
+/* The mount point, for tuning its readahead once mounted (copied). */
+int vfs_set_mountpoint(struct vfs *v, const char *path);
+/* Starts the background threads (after any fork), and stops them. */
+int vfs_start(struct vfs *v);
+void vfs_stop(struct vfs *v);
+/* Stops, commits and closes every open file.  NULL does nothing. */
+void vfs_free(struct vfs *v);
+
+/* The path of inode ino from the mount's root, and every path of it. */
+int vfs_path(struct vfs *v, uint64_t ino, char *buf, size_t len);
+int vfs_paths(struct vfs *v, uint64_t ino,
+	      int (*fn)(void *arg, const char *path), void *arg);
+
+/* Entries come with one lookup counted; the kernel's forget undoes it. */
+int vfs_lookup(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
+	       const char *name, struct vfs_entry *e);
+void vfs_forget(struct vfs *v, uint64_t ino, uint64_t n);
+int vfs_getattr(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
+		struct stat *st);
+/* Applies the VFS_SET_* in `set` from attr; f when done on an open file.
+ * attr then holds the new attributes. */
+int vfs_setattr(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
+		struct stat *attr, int set, struct vfs_file *f);
+/* The target, NUL-terminated, in buf of len (at least PATH_MAX). */
+int vfs_readlink(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
+		 char *buf, size_t len);
+int vfs_mknod(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
+	      const char *name, mode_t mode, dev_t rdev, struct vfs_entry *e);
+int vfs_mkdir(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
+	      const char *name, mode_t mode, struct vfs_entry *e);
+int vfs_symlink(struct vfs *v, const struct vfs_caller *c,
+		const char *target, uint64_t parent, const char *name,
+		struct vfs_entry *e);
+int vfs_link(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
+	     uint64_t parent, const char *name, struct vfs_entry *e);
+int vfs_unlink(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
+	       const char *name);
+int vfs_rmdir(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
+	      const char *name);
+int vfs_rename(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
+	       const char *name, uint64_t newparent, const char *newname,
+	       unsigned flags);
+int vfs_statfs(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
+	       struct statvfs *sv);
+
+/*
+ * What an open leaves for vfs_opened(), which starts reading ahead the
+ * files after it once the open is answered (any earlier and the reply
+ * waits for it).  Its fields are the core's.
+ */
+struct vfs_hint {
+	void *folder;
+	int fd;
+	bool cold;
+	char name[NAME_MAX + 1];
+};
+
+/* Open files: flags as open(2). */
+int vfs_open(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
+	     int flags, struct vfs_file **out, struct vfs_hint *hint);
+int vfs_create(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
+	       const char *name, mode_t mode, int flags, struct vfs_entry *e,
+	       struct vfs_file **out);
+/* Call once after every vfs_open, whatever became of it. */
+void vfs_opened(struct vfs *v, struct vfs_hint *hint);
+/* Bytes read into buf / written from buf, or -errno. */
+ssize_t vfs_read(struct vfs *v, const struct vfs_caller *c,
+		 struct vfs_file *f, void *buf, size_t size, uint64_t off);
+ssize_t vfs_write(struct vfs *v, const struct vfs_caller *c,
+		  struct vfs_file *f, const void *buf, size_t size,
+		  uint64_t off);
+int vfs_fsync(struct vfs *v, const struct vfs_caller *c, struct vfs_file *f,
+	      bool datasync);
+/* Frees f whatever the result (never refused: it ends what was let in).
+ * c may be NULL when an open is undone before the caller saw it. */
+int vfs_release(struct vfs *v, const struct vfs_caller *c,
+		struct vfs_file *f);
+
+/*
+ * Folders.  vfs_readdir hands entries from offset off to fill until it
+ * says no more fit; with plus, each comes with its attributes and one
+ * lookup counted (ino 0: none), taken only once `fits` said yes.
+ */
+struct vfs_filler {
+	bool plus;
+	bool (*fits)(void *arg, const char *name);
+	void (*add)(void *arg, const char *name, const struct vfs_entry *e,
+		    off_t next);
+	void *arg;
+};
+int vfs_opendir(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
+		struct vfs_dir **out);
+int vfs_readdir(struct vfs *v, const struct vfs_caller *c,
+		struct vfs_dir *d, off_t off, const struct vfs_filler *fill);
+int vfs_fsyncdir(struct vfs *v, const struct vfs_caller *c,
+		 struct vfs_dir *d, bool datasync);
+void vfs_releasedir(struct vfs *v, const struct vfs_caller *c,
+		    struct vfs_dir *d);
+
+#endif

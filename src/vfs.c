@@ -1,0 +1,642 @@
+/*
+ * vfs.c — the operations core: its state, the hooks, attributes (sizes are
+ * always the authenticated ones), lookups and the operations on one inode,
+ * and the ticker that commits sizes and keeps the inode table in bounds.
+ * Knows nothing of FUSE; the backing directory is reached through
+ * backing.c, files through nodes.c and cfile.c, inodes through inodes.c.
+ */
+#include "vfs_impl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "phifs/backing.h"
+#include "phifs/mountinfo.h"
+
+/* How often the sizes of open files reach their headers. */
+#define COMMIT_INTERVAL_MS 1000
+/* Sizes remembered: a folder's worth, listed then removed (320 KiB). */
+#define SIZE_MEMO_SLOTS 8192u
+#define READAHEAD_KB 1024
+
+static const char *const op_names[VFS_OP_COUNT] = {
+	"lookup", "getattr", "setattr", "readlink",
+	"mknod", "mkdir", "symlink", "link",
+	"unlink", "rmdir", "rename",
+	"open", "create", "read", "write", "fsync", "release",
+	"opendir", "readdir", "fsyncdir", "releasedir",
+	"statfs",
+};
+
+const char *vfs_op_name(enum vfs_op op)
+{
+	return (unsigned)op < VFS_OP_COUNT ? op_names[op] : NULL;
+}
+
+/* --- callers and hooks --- */
+
+size_t vfs_caller_groups(const struct vfs_caller *c, const gid_t **out)
+{
+	struct vfs_groups *g = c->groups;
+
+	*out = NULL;
+	if (!g)
+		return 0;
+	if (g->n < 0) {
+		int n = c->get_groups ?
+				c->get_groups(c->ctx, g->gid, VFS_MAX_GROUPS) :
+				0;
+
+		g->n = n < 0 ? 0 : n > VFS_MAX_GROUPS ? VFS_MAX_GROUPS : n;
+	}
+	*out = g->gid;
+	return (size_t)g->n;
+}
+
+int vfs_allow(struct vfs *v, const struct vfs_caller *c,
+	      const struct vfs_req *r)
+{
+	return v->hooks && v->hooks->allow ?
+		       v->hooks->allow(v->hooks_arg, c, r) : 0;
+}
+
+void vfs_record(struct vfs *v, const struct vfs_caller *c,
+		const struct vfs_req *r, long result, const void *bytes,
+		size_t len)
+{
+	if (v->hooks && v->hooks->record)
+		v->hooks->record(v->hooks_arg, c, r, result, bytes, len);
+}
+
+int vfs_gate(struct vfs *v, const struct vfs_caller *c,
+	     const struct vfs_req *r)
+{
+	int rc = vfs_allow(v, c, r);
+
+	if (rc)
+		vfs_record(v, c, r, rc, NULL, 0);
+	return rc;
+}
+
+void vfs_set_hooks(struct vfs *v, const struct vfs_hooks *hooks, void *arg)
+{
+	v->hooks = hooks;
+	v->hooks_arg = arg;
+}
+
+/* --- the inode table's questions --- */
+
+static bool in_use(void *arg, dev_t dev, ino_t ino)
+{
+	struct vfs *v = arg;
+	uint64_t size;
+
+	return !nodes_size(v->nodes, dev, ino, &size);
+}
+
+static void drop_entry(void *arg, uint64_t parent, const char *name)
+{
+	struct vfs *v = arg;
+
+	if (v->kernel && v->kernel->drop_entry)
+		v->kernel->drop_entry(v->karg, parent, name);
+}
+
+/* May be called under the table's lock (never the other way round: the
+ * ticker lets go of tick_lock before it reaps). */
+static void wake_reaper(void *arg)
+{
+	struct vfs *v = arg;
+
+	pthread_mutex_lock(&v->tick_lock);
+	v->reap_asked = true;
+	pthread_cond_signal(&v->tick_cond);
+	pthread_mutex_unlock(&v->tick_lock);
+}
+
+static const struct inodes_ops table_ops = {
+	.in_use = in_use,
+	.drop_entry = drop_entry,
+	.wake_reaper = wake_reaper,
+};
+
+struct inode *vfs_inode(struct vfs *v, uint64_t ino)
+{
+	return inodes_at(v->inodes, ino);
+}
+
+int vfs_path(struct vfs *v, uint64_t ino, char *buf, size_t len)
+{
+	return inodes_path(v->inodes, vfs_inode(v, ino), buf, len);
+}
+
+int vfs_paths(struct vfs *v, uint64_t ino,
+	      int (*fn)(void *arg, const char *path), void *arg)
+{
+	return inodes_paths(v->inodes, vfs_inode(v, ino), fn, arg);
+}
+
+bool vfs_reclaim(struct vfs *v)
+{
+	bool freed = closer_drain(v->closer);
+
+	return inodes_reclaim_unlinked(v->inodes) || freed;
+}
+
+/* --- attributes --- */
+
+static bool integrity_error(int rc)
+{
+	return rc == -EBADMSG || rc == -EUCLEAN || rc == -EKEYREJECTED ||
+	       rc == -ENOKEY || rc == -EPROTO;
+}
+
+/* The size in the header of the file on pathfd. */
+static int header_size(struct vfs *v, int pathfd, uint64_t *size)
+{
+	struct cfile *cf;
+	int fd, rc, tries = 0;
+
+	do
+		rc = backing_reopen(pathfd, O_RDONLY, &fd);
+	while (inodes_fd_wait(v->inodes, rc, &tries));
+	if (rc)
+		return rc;
+	rc = cfile_open(fd, &v->vol->cv, &cf);
+	if (!rc) {
+		*size = cfile_size(cf);
+		rc = cfile_release(cf);
+	} else if (integrity_error(rc)) {
+		/* Shown as size 0; reading the file then fails with EIO,
+		 * which is where the damage is reported. */
+		*size = 0;
+		rc = 0;
+	}
+	close(fd);
+	return rc;
+}
+
+/*
+ * The plaintext size of a regular file, always the authenticated one (the
+ * kernel bounds reads by it, so a size anyone could set would turn a file
+ * cut short into a silently shorter file): its open node's, else its size
+ * tag's, else its header's.  Any failure but a damaged header is an
+ * error, never a size: the kernel would keep a wrong one for a minute.
+ */
+static int plain_size(struct vfs *v, int pathfd, int dirfd, const char *bname,
+		      const struct stat *st, uint64_t *size)
+{
+	uint8_t tag[FORMAT_SIZE_TAG_LEN];
+	struct timespec now;
+	ssize_t n;
+
+	if (!nodes_size(v->nodes, st->st_dev, st->st_ino, size) ||
+	    size_memo_get(v->sizes, st, size))
+		return 0;
+	/* The tag sits in the inode: no read of the file's data.  Bound to
+	 * st_ino, so one read by name from a renamed file fails here. */
+	n = backing_getxattr(pathfd, dirfd, bname, FORMAT_SIZE_XATTR, tag,
+			     sizeof(tag));
+	if (n > 0 && !format_size_untag(v->vol->cv.size_key,
+					(uint64_t)st->st_ino, tag, (size_t)n,
+					size)) {
+		if (!clock_gettime(CLOCK_REALTIME, &now))
+			size_memo_put(v->sizes, st, *size, &now);
+		return 0;
+	}
+	return header_size(v, pathfd, size);
+}
+
+int vfs_mount_sizes(struct vfs *v, int pathfd, int dirfd, const char *bname,
+		    struct stat *st)
+{
+	uint64_t size;
+	int rc, own = -1;
+
+	if (S_ISLNK(st->st_mode))
+		st->st_size = (off_t)format_symlink_length((size_t)st->st_size);
+	if (!S_ISREG(st->st_mode))
+		return 0;
+	/* Known by name only (a removal): the header needs a handle. */
+	if (pathfd < 0) {
+		rc = backing_lookup(dirfd, bname, &own);
+		if (rc)
+			return rc;
+		pathfd = own;
+	}
+	rc = plain_size(v, pathfd, dirfd, bname, st, &size);
+	if (!rc)
+		st->st_size = (off_t)size;
+	if (own >= 0)
+		close(own);
+	return rc;
+}
+
+int vfs_fd_attrs(struct vfs *v, int pathfd, struct stat *st)
+{
+	if (fstat(pathfd, st))
+		return -errno;
+	return vfs_mount_sizes(v, pathfd, -1, NULL, st);
+}
+
+static int attrs(struct vfs *v, struct inode *i, struct stat *st)
+{
+	int rc, fd = inodes_pin(v->inodes, i);
+
+	if (fd == -ESTALE)	/* removed: what it had last, if known */
+		return inodes_last(v->inodes, i, st);
+	if (fd < 0)
+		return fd;
+	rc = vfs_fd_attrs(v, fd, st);
+	inodes_unpin(v->inodes, i);
+	return rc;
+}
+
+/* --- lookups --- */
+
+int vfs_name_in(struct vfs *v, struct inode *p, const char *name,
+		char bname[NAME_MAX + 1])
+{
+	return backing_name(name, inodes_is_root(v->inodes, p), bname);
+}
+
+int vfs_entry_of(struct vfs *v, struct inode *p, const char *name,
+		 const char *bname, struct vfs_entry *e)
+{
+	struct inode *i;
+	int rc, pfd, fd = -1, tries = 0;
+
+	memset(e, 0, sizeof(*e));
+	pfd = inodes_pin(v->inodes, p);
+	if (pfd < 0)
+		return pfd;
+	do
+		rc = backing_lookup(pfd, bname, &fd);
+	while (inodes_fd_wait(v->inodes, rc, &tries));
+	if (!rc && fstat(fd, &e->attr))
+		rc = -errno;
+	if (!rc)
+		rc = vfs_mount_sizes(v, fd, pfd, bname, &e->attr);
+	inodes_unpin(v->inodes, p);
+	if (rc == -ENOENT)	/* gone behind our back: forget the name */
+		inodes_unlinked(v->inodes, p, name);
+	if (rc) {
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	rc = inodes_get(v->inodes, fd, &e->attr, p, name, &i);
+	if (!rc)
+		e->ino = inodes_id(i);
+	return rc;
+}
+
+int vfs_lookup(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
+	       const char *name, struct vfs_entry *e)
+{
+	struct vfs_req r = { .op = VFS_LOOKUP, .ino = parent, .name = name };
+	struct inode *p = vfs_inode(v, parent);
+	char bname[NAME_MAX + 1];
+	int rc = vfs_gate(v, c, &r);
+
+	if (rc)
+		return rc;
+	rc = vfs_name_in(v, p, name, bname);
+	if (!rc)
+		rc = vfs_entry_of(v, p, name, bname, e);
+	vfs_record(v, c, &r, rc, NULL, 0);
+	return rc;
+}
+
+void vfs_forget(struct vfs *v, uint64_t ino, uint64_t n)
+{
+	inodes_forget(v->inodes, vfs_inode(v, ino), n);
+}
+
+int vfs_getattr(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
+		struct stat *st)
+{
+	struct vfs_req r = { .op = VFS_GETATTR, .ino = ino };
+	int rc = vfs_gate(v, c, &r);
+
+	if (rc)
+		return rc;
+	rc = attrs(v, vfs_inode(v, ino), st);
+	vfs_record(v, c, &r, rc, NULL, 0);
+	return rc;
+}
+
+/* --- changes to one inode --- */
+
+static int set_times(int pathfd, const struct stat *attr, int set,
+		     struct vfs_file *f)
+{
+	struct timespec tv[2] = { { .tv_nsec = UTIME_OMIT },
+				  { .tv_nsec = UTIME_OMIT } };
+
+	if (set & VFS_SET_ATIME_NOW)
+		tv[0].tv_nsec = UTIME_NOW;
+	else if (set & VFS_SET_ATIME)
+		tv[0] = attr->st_atim;
+	if (set & VFS_SET_MTIME_NOW)
+		tv[1].tv_nsec = UTIME_NOW;
+	else if (set & VFS_SET_MTIME)
+		tv[1] = attr->st_mtim;
+	if (f)
+		return vfs_sys(futimens(f->n->fd, tv));
+	return backing_utimens(pathfd, tv);
+}
+
+static int set_size(struct vfs *v, int pathfd, mode_t type, off_t size,
+		    struct vfs_file *f)
+{
+	struct node *n;
+	int rc, fd;
+
+	if (!S_ISREG(type) || size < 0)
+		return -EINVAL;
+	if (f)
+		return cfile_truncate(f->n->cf, (uint64_t)size);
+	rc = backing_reopen(pathfd, O_RDWR, &fd);
+	if (!rc)
+		rc = nodes_get(v->nodes, fd, false, &n);
+	if (rc)
+		return rc;
+	rc = cfile_truncate(n->cf, (uint64_t)size);
+	nodes_put(v->nodes, n);
+	return rc;
+}
+
+/* Applies a setattr to the object on fd, of type (S_IFMT bits). */
+static int set_attrs(struct vfs *v, int fd, mode_t type,
+		     const struct stat *attr, int set, struct vfs_file *f)
+{
+	const int times = VFS_SET_ATIME | VFS_SET_MTIME | VFS_SET_ATIME_NOW |
+			  VFS_SET_MTIME_NOW;
+	int rc = 0;
+
+	if ((set & VFS_SET_MODE) && !S_ISLNK(type))
+		rc = backing_chmod(fd, attr->st_mode & 07777);
+	if (!rc && (set & (VFS_SET_UID | VFS_SET_GID)))
+		rc = vfs_sys(fchownat(fd, "",
+				      set & VFS_SET_UID ? attr->st_uid :
+							  (uid_t)-1,
+				      set & VFS_SET_GID ? attr->st_gid :
+							  (gid_t)-1,
+				      AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
+	if (!rc && (set & VFS_SET_SIZE))
+		rc = set_size(v, fd, type, attr->st_size, f);
+	if (!rc && !S_ISLNK(type) && (set & times))
+		rc = set_times(fd, attr, set, f);
+	return rc;
+}
+
+int vfs_setattr(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
+		struct stat *attr, int set, struct vfs_file *f)
+{
+	struct vfs_req r = { .op = VFS_SETATTR, .ino = ino, .flags = set,
+			     .mode = attr->st_mode,
+			     .off = (uint64_t)attr->st_size,
+			     .opener = f ? &f->opener : NULL };
+	struct inode *i = vfs_inode(v, ino);
+	int rc = vfs_gate(v, c, &r), fd;
+
+	if (rc)
+		return rc;
+	fd = rc = inodes_pin(v->inodes, i);
+	if (fd >= 0) {
+		rc = set_attrs(v, fd, inodes_type(i), attr, set, f);
+		if (!rc)
+			rc = vfs_fd_attrs(v, fd, attr);
+		inodes_unpin(v->inodes, i);
+	}
+	vfs_record(v, c, &r, rc, NULL, 0);
+	return rc;
+}
+
+/*
+ * Targets are sealed (format_symlink_open): one planted in the backing
+ * directory fails here with EBADMSG, so the kernel never follows it.
+ */
+static int read_link(struct vfs *v, struct inode *i, char *buf, size_t len)
+{
+	char sealed[FORMAT_SYMLINK_SEALED_MAX];
+	int rc, fd = inodes_pin(v->inodes, i);
+	ssize_t n;
+
+	if (fd < 0)
+		return fd;
+	n = readlinkat(fd, "", sealed, sizeof(sealed) - 1);
+	rc = n < 0 ? -errno : 0;
+	inodes_unpin(v->inodes, i);
+	if (rc)
+		return rc;
+	sealed[n] = 0;
+	return format_symlink_open(v->link_key, v->vol->cv.volume_id, sealed,
+				   buf, len);
+}
+
+int vfs_readlink(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
+		 char *buf, size_t len)
+{
+	struct vfs_req r = { .op = VFS_READLINK, .ino = ino };
+	int rc = vfs_gate(v, c, &r);
+
+	if (rc)
+		return rc;
+	rc = read_link(v, vfs_inode(v, ino), buf, len);
+	vfs_record(v, c, &r, rc, NULL, 0);
+	return rc;
+}
+
+int vfs_statfs(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
+	       struct statvfs *sv)
+{
+	struct vfs_req r = { .op = VFS_STATFS, .ino = ino };
+	int rc = vfs_gate(v, c, &r);
+
+	if (rc)
+		return rc;
+	(void)closer_drain(v->closer);	/* df right after rm */
+	rc = vfs_sys(fstatvfs(v->vol->backing.rootfd, sv));
+	vfs_record(v, c, &r, rc, NULL, 0);
+	return rc;
+}
+
+/* --- the ticker --- */
+
+/* t plus ms milliseconds. */
+static struct timespec after_ms(struct timespec t, long ms)
+{
+	t.tv_nsec += ms % 1000 * 1000000L;
+	t.tv_sec += ms / 1000 + t.tv_nsec / 1000000000L;
+	t.tv_nsec %= 1000000000L;
+	return t;
+}
+
+static bool reached(const struct timespec *now, const struct timespec *t)
+{
+	return now->tv_sec > t->tv_sec ||
+	       (now->tv_sec == t->tv_sec && now->tv_nsec >= t->tv_nsec);
+}
+
+/* One tick's work, out of tick_lock; ticks counts them. */
+static void tick(struct vfs *v, unsigned ticks)
+{
+	/*
+	 * The kernel reads ahead 128 KiB by default, one READ round trip
+	 * each; with 1 MiB a cold sequential read ran about 1.4 times as
+	 * fast here.  It caps readahead at what INIT was answered with, so
+	 * this runs on the first ticks, once INIT is done.  Without root the
+	 * default stays, which is only slower.
+	 */
+	if (ticks < 2 && v->mountpoint)
+		(void)mountinfo_set_readahead(v->mountpoint, READAHEAD_KB);
+	(void)nodes_commit_all(v->nodes);
+}
+
+/*
+ * Commits the sizes of open files every COMMIT_INTERVAL_MS, and reaps
+ * inodes whenever the table asks (reap_asked, set under tick_lock so that
+ * no request is lost while this thread is busy).
+ */
+static void *ticker_main(void *arg)
+{
+	struct vfs *v = arg;
+	struct timespec due, now;
+	unsigned ticks = 0;
+	bool reap;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	due = after_ms(now, 20);	/* the first comes as INIT is answered */
+	pthread_mutex_lock(&v->tick_lock);
+	while (!v->stop) {
+		if (!v->reap_asked)
+			pthread_cond_timedwait(&v->tick_cond, &v->tick_lock,
+					       &due);
+		if (v->stop)
+			break;
+		reap = v->reap_asked;
+		v->reap_asked = false;
+		pthread_mutex_unlock(&v->tick_lock);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (reached(&now, &due)) {
+			tick(v, ticks++);
+			due = after_ms(now, COMMIT_INTERVAL_MS);
+		}
+		if (reap || inodes_reap_due(v->inodes))
+			inodes_reap(v->inodes);
+		pthread_mutex_lock(&v->tick_lock);
+	}
+	pthread_mutex_unlock(&v->tick_lock);
+	return NULL;
+}
+
+/* --- the core's life --- */
+
+int vfs_start(struct vfs *v)
+{
+	int rc;
+
+	/* Threads start here, not in vfs_new: the daemon forks in between. */
+	rc = -pthread_create(&v->ticker, NULL, ticker_main, v);
+	v->ticking = !rc;
+	if (prefetch_new(VFS_OPEN_READAHEAD, &v->prefetch))
+		v->prefetch = NULL;	/* reads just wait for the disk */
+	if (closer_new(&v->closer))
+		v->closer = NULL;	/* removes close their own */
+	return rc;
+}
+
+void vfs_stop(struct vfs *v)
+{
+	if (v->ticking) {
+		pthread_mutex_lock(&v->tick_lock);
+		v->stop = true;
+		pthread_cond_signal(&v->tick_cond);
+		pthread_mutex_unlock(&v->tick_lock);
+		pthread_join(v->ticker, NULL);
+		v->ticking = false;
+	}
+	prefetch_free(v->prefetch);
+	v->prefetch = NULL;
+	closer_free(v->closer);
+	v->closer = NULL;
+	(void)nodes_commit_all(v->nodes);
+}
+
+int vfs_set_mountpoint(struct vfs *v, const char *path)
+{
+	free(v->mountpoint);
+	v->mountpoint = realpath(path, NULL);
+	return v->mountpoint ? 0 : -errno;
+}
+
+static int locks_init(struct vfs *v)
+{
+	pthread_condattr_t ca;
+	int rc;
+
+	rc = -pthread_condattr_init(&ca);
+	if (!rc)
+		rc = -pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (!rc)
+		rc = -pthread_cond_init(&v->tick_cond, &ca);
+	(void)pthread_condattr_destroy(&ca);
+	if (!rc)
+		rc = -pthread_mutex_init(&v->tick_lock, NULL);
+	if (!rc)
+		rc = -pthread_mutex_init(&v->dir_lock, NULL);
+	return rc;
+}
+
+int vfs_new(struct volume *vol, const struct vfs_kernel *kernel, void *karg,
+	    struct vfs **out)
+{
+	struct vfs *v = calloc(1, sizeof(*v));
+	struct inodes_limits lim;
+	int rc;
+
+	if (!v)
+		return -ENOMEM;
+	v->vol = vol;
+	v->kernel = kernel;
+	v->karg = karg;
+	v->as_root = geteuid() == 0;
+	rc = locks_init(v);
+	if (!rc)
+		rc = keys_volume_key(vol->keys, "phifs symlink v1",
+				     &v->link_key);
+	if (!rc)
+		rc = nodes_new(&vol->cv, &v->nodes);
+	if (!rc && !(v->sizes = size_memo_new(SIZE_MEMO_SLOTS)))
+		rc = -ENOMEM;
+	if (!rc) {
+		inodes_default_limits(vol->backing.rootfd, &lim);
+		rc = inodes_new(vol->backing.rootfd, &lim, &table_ops, v,
+				&v->inodes);
+	}
+	if (rc) {
+		vfs_free(v);
+		return rc;
+	}
+	*out = v;
+	return 0;
+}
+
+void vfs_free(struct vfs *v)
+{
+	if (!v)
+		return;
+	vfs_stop(v);
+	vfs_dirs_close_all(v);
+	nodes_free(v->nodes);
+	inodes_free(v->inodes);
+	size_memo_free(v->sizes);
+	crypto_key_free(v->link_key);
+	free(v->mountpoint);
+	free(v);
+}

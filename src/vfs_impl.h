@@ -1,0 +1,112 @@
+/*
+ * vfs_impl.h — what the parts of the operations core share (vfs.c: the
+ * core, attributes and lookups; vfs_tree.c: changes to names; vfs_file.c:
+ * files and folders).  Private to them.
+ */
+#ifndef PHIFS_VFS_IMPL_H
+#define PHIFS_VFS_IMPL_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+
+#include "phifs/closer.h"
+#include "phifs/inodes.h"
+#include "phifs/nodes.h"
+#include "phifs/prefetch.h"
+#include "phifs/sizememo.h"
+#include "phifs/vfs.h"
+
+/* Bytes of a backing file fetched together with its header on open. */
+#define VFS_OPEN_READAHEAD (128 * 1024)
+
+struct vfs {
+	struct volume *vol;
+	struct nodes *nodes;
+	struct inodes *inodes;
+	struct size_memo *sizes;	/* verified from size tags */
+	struct crypto_key *link_key;	/* seals symlink targets */
+	bool as_root;		/* give created objects to the caller */
+	const struct vfs_hooks *hooks;
+	void *hooks_arg;
+	const struct vfs_kernel *kernel;
+	void *karg;
+	struct prefetch *prefetch;	/* NULL until started, or failed */
+	struct closer *closer;	/* the same; closes removed files' handles */
+	char *mountpoint;	/* absolute; NULL when not told */
+	pthread_t ticker;
+	pthread_mutex_t tick_lock;	/* protects stop and reap_asked */
+	pthread_cond_t tick_cond;
+	bool stop;
+	bool reap_asked;
+	bool ticking;
+	pthread_mutex_t dir_lock;	/* protects dirs */
+	struct vfs_dir *dirs;	/* open folders: the kernel need not
+				 * release them all before we exit */
+};
+
+struct vfs_file {
+	struct node *n;
+	struct inode *i;
+	int flags;		/* as opened */
+	bool cold;		/* its first page was not in memory */
+	struct vfs_caller opener;	/* groups: those known at open */
+	struct vfs_groups groups;
+};
+
+struct vfs_dir {
+	DIR *dp;
+	struct inode *i;
+	off_t off;		/* position dp is at */
+	struct dirent *entry;	/* read but not yet handed on */
+	struct vfs_dir *next, **pprev;	/* in v->dirs */
+};
+
+/* 0 or -errno from a libc call's -1. */
+static inline int vfs_sys(int r)
+{
+	return r < 0 ? -errno : 0;
+}
+
+/* The hooks, each operation exactly once: allow before, record after. */
+int vfs_allow(struct vfs *v, const struct vfs_caller *c,
+	      const struct vfs_req *r);
+void vfs_record(struct vfs *v, const struct vfs_caller *c,
+		const struct vfs_req *r, long result, const void *bytes,
+		size_t len);
+/* allow, then record a refusal; for operations that end there. */
+int vfs_gate(struct vfs *v, const struct vfs_caller *c,
+	     const struct vfs_req *r);
+
+struct inode *vfs_inode(struct vfs *v, uint64_t ino);
+/* Translates a name in folder p: the one place names cross over. */
+int vfs_name_in(struct vfs *v, struct inode *p, const char *name,
+		char bname[NAME_MAX + 1]);
+/* Looks bname up in p and fills e, one lookup counted. */
+int vfs_entry_of(struct vfs *v, struct inode *p, const char *name,
+		 const char *bname, struct vfs_entry *e);
+/* The attributes of the object on pathfd, as the mount shows them. */
+int vfs_fd_attrs(struct vfs *v, int pathfd, struct stat *st);
+/* Mount sizes for backing attributes of bname in dirfd (pathfd or -1). */
+int vfs_mount_sizes(struct vfs *v, int pathfd, int dirfd, const char *bname,
+		    struct stat *st);
+/* Frees removed files' space held by us or by the closer's queue. */
+bool vfs_reclaim(struct vfs *v);
+/* Hands a new object to the caller (root daemon only). */
+void vfs_give(struct vfs *v, const struct vfs_caller *c, int dirfd,
+	      const char *bname, int fd);
+/* Links the object on fd (a handle) in as bname in dirfd. */
+int vfs_link_in(int fd, int dirfd, const char *bname);
+
+/*
+ * Makes a regular file (with its header) as name in p for c and looks it
+ * up into e; opened with flags into *out, or closed again when out is
+ * NULL.  No hooks: for vfs_create and vfs_mknod.
+ */
+int vfs_make_file(struct vfs *v, const struct vfs_caller *c, struct inode *p,
+		  const char *name, mode_t mode, int flags,
+		  struct vfs_entry *e, struct vfs_file **out);
+
+void vfs_dirs_close_all(struct vfs *v);
+
+#endif

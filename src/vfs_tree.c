@@ -1,0 +1,285 @@
+/*
+ * vfs_tree.c — the operations core's changes to names: making folders,
+ * symlinks, FIFOs and links, removing and renaming.  Files are made in
+ * vfs_file.c, with their headers.  Knows nothing of FUSE.
+ */
+#include "vfs_impl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "phifs/backing.h"
+
+void vfs_give(struct vfs *v, const struct vfs_caller *c, int dirfd,
+	      const char *bname, int fd)
+{
+	if (!v->as_root)
+		return;
+	/* Failure leaves root as owner: safe, and visible. */
+	if (fd >= 0)
+		(void)!fchown(fd, c->uid, c->gid);
+	else
+		(void)!fchownat(dirfd, bname, c->uid, c->gid,
+				AT_SYMLINK_NOFOLLOW);
+}
+
+int vfs_link_in(int fd, int dirfd, const char *bname)
+{
+	char proc[32];
+	int rc = vfs_sys(linkat(fd, "", dirfd, bname, AT_EMPTY_PATH));
+
+	if (rc == -ENOENT || rc == -EPERM) {
+		/* Without CAP_DAC_READ_SEARCH: the /proc way. */
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		rc = vfs_sys(linkat(AT_FDCWD, proc, dirfd, bname,
+				    AT_SYMLINK_FOLLOW));
+	}
+	return rc;
+}
+
+/* A folder, symlink (when link), FIFO or socket to make. */
+struct made {
+	mode_t mode;		/* with its S_IFMT type */
+	dev_t rdev;
+	const char *link;	/* the sealed target of a symlink */
+};
+
+/* Makes m as name in p for c, and looks it up into e. */
+static int make_entry(struct vfs *v, const struct vfs_caller *c,
+		      struct inode *p, const char *name, const struct made *m,
+		      struct vfs_entry *e)
+{
+	char bname[NAME_MAX + 1];
+	int rc, pfd;
+
+	rc = vfs_name_in(v, p, name, bname);
+	if (rc)
+		return rc;
+	pfd = inodes_pin(v->inodes, p);
+	if (pfd < 0)
+		return pfd;
+	if (m->link)
+		rc = vfs_sys(symlinkat(m->link, pfd, bname));
+	else if (S_ISDIR(m->mode))
+		rc = vfs_sys(mkdirat(pfd, bname, m->mode & 07777));
+	else
+		rc = vfs_sys(mknodat(pfd, bname, m->mode, m->rdev));
+	if (!rc)
+		vfs_give(v, c, pfd, bname, -1);
+	inodes_unpin(v->inodes, p);
+	if (!rc)
+		rc = vfs_entry_of(v, p, name, bname, e);
+	return rc;
+}
+
+int vfs_mknod(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
+	      const char *name, mode_t mode, dev_t rdev, struct vfs_entry *e)
+{
+	struct vfs_req r = { .op = VFS_MKNOD, .ino = parent, .name = name,
+			     .mode = mode };
+	int rc = vfs_gate(v, c, &r);
+
+	if (rc)
+		return rc;
+	if (S_ISREG(mode))	/* an empty encrypted file, closed again */
+		rc = vfs_make_file(v, c, vfs_inode(v, parent), name,
+				   mode & 07777, O_CREAT | O_EXCL | O_WRONLY,
+				   e, NULL);
+	else if (S_ISFIFO(mode) || S_ISSOCK(mode))
+		rc = make_entry(v, c, vfs_inode(v, parent), name,
+				&(struct made){ .mode = mode, .rdev = rdev },
+				e);
+	else
+		rc = -EPERM;	/* device nodes: nothing to encrypt, no need */
+	vfs_record(v, c, &r, rc, NULL, 0);
+	return rc;
+}
+
+int vfs_mkdir(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
+	      const char *name, mode_t mode, struct vfs_entry *e)
+{
+	struct vfs_req r = { .op = VFS_MKDIR, .ino = parent, .name = name,
+			     .mode = mode };
+	int rc = vfs_gate(v, c, &r);
+
+	if (rc)
+		return rc;
+	rc = make_entry(v, c, vfs_inode(v, parent), name,
+			&(struct made){ .mode = S_IFDIR | mode }, e);
+	vfs_record(v, c, &r, rc, NULL, 0);
+	return rc;
+}
+
+int vfs_symlink(struct vfs *v, const struct vfs_caller *c,
+		const char *target, uint64_t parent, const char *name,
+		struct vfs_entry *e)
+{
+	struct vfs_req r = { .op = VFS_SYMLINK, .ino = parent, .name = name,
+			     .name2 = target };
+	char sealed[FORMAT_SYMLINK_SEALED_MAX];
+	int rc = vfs_gate(v, c, &r);
+
+	if (rc)
+		return rc;
+	rc = format_symlink_seal(v->link_key, v->vol->cv.volume_id, target,
+				 sealed);
+	if (!rc)
+		rc = make_entry(v, c, vfs_inode(v, parent), name,
+				&(struct made){ .link = sealed }, e);
+	vfs_record(v, c, &r, rc, NULL, 0);
+	return rc;
+}
+
+static int link_entry(struct vfs *v, struct inode *i, struct inode *p,
+		      const char *name, struct vfs_entry *e)
+{
+	char bname[NAME_MAX + 1];
+	int rc, fd, pfd;
+
+	rc = vfs_name_in(v, p, name, bname);
+	if (rc || (rc = fd = inodes_pin(v->inodes, i)) < 0)
+		return rc;
+	if ((rc = pfd = inodes_pin(v->inodes, p)) >= 0) {
+		rc = vfs_link_in(fd, pfd, bname);
+		inodes_unpin(v->inodes, p);
+	}
+	inodes_unpin(v->inodes, i);
+	if (!rc)
+		rc = vfs_entry_of(v, p, name, bname, e);
+	return rc;
+}
+
+int vfs_link(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
+	     uint64_t parent, const char *name, struct vfs_entry *e)
+{
+	struct vfs_req r = { .op = VFS_LINK, .ino = ino, .ino2 = parent,
+			     .name2 = name };
+	int rc = vfs_gate(v, c, &r);
+
+	if (rc)
+		return rc;
+	rc = link_entry(v, vfs_inode(v, ino), vfs_inode(v, parent), name, e);
+	vfs_record(v, c, &r, rc, NULL, 0);
+	return rc;
+}
+
+/*
+ * Removes name from p; *st then holds its attributes as the mount showed
+ * them (read while it had a name to find its size tag by), and *sized
+ * says whether its size could be had.
+ */
+static int remove_name(struct vfs *v, struct inode *p, const char *name,
+		       int flags, struct stat *st, bool *sized)
+{
+	char bname[NAME_MAX + 1];
+	int rc, pfd;
+
+	rc = vfs_name_in(v, p, name, bname);
+	if (rc || (rc = pfd = inodes_pin(v->inodes, p)) < 0)
+		return rc;
+	rc = vfs_sys(fstatat(pfd, bname, st, AT_SYMLINK_NOFOLLOW));
+	/* Only for descriptors that outlive the name: no reason to refuse
+	 * the removal. */
+	*sized = !rc && !vfs_mount_sizes(v, -1, pfd, bname, st);
+	if (!rc)
+		rc = vfs_sys(unlinkat(pfd, bname, flags));
+	inodes_unpin(v->inodes, p);
+	if (!rc)
+		inodes_unlinked(v->inodes, p, name);
+	return rc;
+}
+
+static int remove_entry(struct vfs *v, struct inode *p, const char *name,
+			int flags)
+{
+	struct stat st;
+	int rc, gone = -1;
+	bool sized;
+
+	/* A backing rmdir spins in the kernel while a child's last close
+	 * is under way (shrink_dcache_parent waits for dying dentries). */
+	if (flags & AT_REMOVEDIR)
+		(void)closer_drain(v->closer);
+	rc = remove_name(v, p, name, flags, &st, &sized);
+	/* The kernel serialises unlink and link of one inode, so a count of
+	 * one before is none now. */
+	if (!rc && (S_ISDIR(st.st_mode) || st.st_nlink <= 1)) {
+		st.st_nlink = 0;
+		gone = inodes_gone(v->inodes, st.st_dev, st.st_ino,
+				   sized ? &st : NULL);
+	}
+	/* The last close frees the file, which takes as long as the unlink:
+	 * beside the next request, not in this one.  Queued before the reply,
+	 * so that the rmdir of its folder finds it to wait for. */
+	if (gone >= 0)
+		closer_put(v->closer, gone);
+	return rc;
+}
+
+int vfs_unlink(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
+	       const char *name)
+{
+	struct vfs_req r = { .op = VFS_UNLINK, .ino = parent, .name = name };
+	int rc = vfs_gate(v, c, &r);
+
+	if (rc)
+		return rc;
+	rc = remove_entry(v, vfs_inode(v, parent), name, 0);
+	vfs_record(v, c, &r, rc, NULL, 0);
+	return rc;
+}
+
+int vfs_rmdir(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
+	      const char *name)
+{
+	struct vfs_req r = { .op = VFS_RMDIR, .ino = parent, .name = name };
+	int rc = vfs_gate(v, c, &r);
+
+	if (rc)
+		return rc;
+	rc = remove_entry(v, vfs_inode(v, parent), name, AT_REMOVEDIR);
+	vfs_record(v, c, &r, rc, NULL, 0);
+	return rc;
+}
+
+static int rename_entry(struct vfs *v, struct inode *p, const char *name,
+			struct inode *q, const char *newname, unsigned flags)
+{
+	char a[NAME_MAX + 1], b[NAME_MAX + 1];
+	int rc, pfd, qfd;
+
+	rc = vfs_name_in(v, p, name, a);
+	if (!rc)
+		rc = vfs_name_in(v, q, newname, b);
+	if (rc || (rc = pfd = inodes_pin(v->inodes, p)) < 0)
+		return rc;
+	if ((rc = qfd = inodes_pin(v->inodes, q)) >= 0) {
+		rc = vfs_sys(renameat2(pfd, a, qfd, b, flags));
+		inodes_unpin(v->inodes, q);
+	}
+	inodes_unpin(v->inodes, p);
+	if (!rc)
+		inodes_renamed(v->inodes, p, name, q, newname, flags);
+	return rc;
+}
+
+int vfs_rename(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
+	       const char *name, uint64_t newparent, const char *newname,
+	       unsigned flags)
+{
+	struct vfs_req r = { .op = VFS_RENAME, .ino = parent, .name = name,
+			     .ino2 = newparent, .name2 = newname,
+			     .flags = (int)flags };
+	int rc = vfs_gate(v, c, &r);
+
+	if (rc)
+		return rc;
+	rc = rename_entry(v, vfs_inode(v, parent), name,
+			  vfs_inode(v, newparent), newname, flags);
+	vfs_record(v, c, &r, rc, NULL, 0);
+	return rc;
+}
