@@ -1,0 +1,492 @@
+/*
+ * test_vfs.c — the operations core without FUSE: the hooks see each
+ * operation once before and once after, with the caller and the bytes
+ * moved; a hook that refuses everything leaves the backing directory as
+ * it was, with nothing opened; sizes that cannot be read are errors.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "phifs/crypto.h"
+#include "phifs/format.h"
+#include "phifs/keys.h"
+#include "phifs/vfs.h"
+
+static char dir[64], keyfile[96];
+static struct volume *vol;
+static struct vfs *v;
+
+struct event {
+	char kind;		/* 'A'llow or 'R'ecord */
+	enum vfs_op op;
+	uid_t uid;
+	gid_t gid;
+	size_t ngroups;
+	gid_t groups[4];
+	long result;
+	char bytes[64];
+	size_t len;
+};
+
+static struct event ev[256];
+static size_t nev;
+static bool deny;
+
+static void note(char kind, const struct vfs_caller *c,
+		 const struct vfs_req *r, long result, const void *bytes,
+		 size_t len)
+{
+	struct event *e = &ev[nev++];
+	const gid_t *g;
+
+	cr_assert_lt(nev, 256);
+	e->kind = kind;
+	e->op = r->op;
+	e->uid = c->uid;
+	e->gid = c->gid;
+	e->ngroups = vfs_caller_groups(c, &g);
+	memcpy(e->groups, g, (e->ngroups < 4 ? e->ngroups : 4) * sizeof(*g));
+	e->result = result;
+	e->len = len < sizeof(e->bytes) ? len : sizeof(e->bytes);
+	if (bytes)
+		memcpy(e->bytes, bytes, e->len);
+}
+
+static int h_allow(void *arg, const struct vfs_caller *c,
+		   const struct vfs_req *r)
+{
+	(void)arg;
+	note('A', c, r, 0, NULL, 0);
+	return deny ? -EACCES : 0;
+}
+
+static void h_record(void *arg, const struct vfs_caller *c,
+		     const struct vfs_req *r, long result, const void *bytes,
+		     size_t len)
+{
+	(void)arg;
+	note('R', c, r, result, bytes, len);
+}
+
+static const struct vfs_hooks hooks = { h_allow, h_record };
+
+static int three_groups(void *ctx, gid_t *out, size_t max)
+{
+	static const gid_t g[] = { 10, 20, 30 };
+
+	(void)ctx;
+	cr_assert_geq(max, 3);
+	memcpy(out, g, sizeof(g));
+	return 3;
+}
+
+static struct vfs_groups groups;
+static const struct vfs_caller caller = {
+	.uid = 1234, .gid = 5678, .pid = 42,
+	.get_groups = three_groups, .groups = &groups,
+};
+
+static void make_volume(void)
+{
+	struct keys_secret *sec;
+	struct keys_store *ks;
+	uint8_t key[32];
+	char err[256], spec[128];
+	int fd, mfd;
+
+	snprintf(keyfile, sizeof(keyfile), "%s.key", dir);
+	cr_assert_eq(crypto_random(key, sizeof(key)), 0);
+	fd = open(keyfile, O_WRONLY | O_CREAT | O_EXCL, 0400);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, key, sizeof(key)), (ssize_t)sizeof(key));
+	close(fd);
+	snprintf(spec, sizeof(spec), "file:%s", keyfile);
+	cr_assert_eq(keys_source_load(spec, &sec, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_eq(keys_create(sec, NULL, &ks), 0);
+	fd = open(dir, O_RDONLY | O_DIRECTORY);
+	cr_assert_eq(mkdirat(fd, KEYS_DIR, 0700), 0);
+	mfd = openat(fd, KEYS_DIR, O_RDONLY | O_DIRECTORY);
+	cr_assert_eq(keys_save(ks, mfd, err, sizeof(err)), 0, "%s", err);
+	close(mfd);
+	close(fd);
+	keys_free(ks);
+	keys_secret_free(sec);
+	cr_assert_eq(volume_open(dir, spec, false, &vol, err, sizeof(err)), 0,
+		     "%s", err);
+}
+
+static void setup(void)
+{
+	strcpy(dir, "/tmp/phifs-vfs-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	make_volume();
+	cr_assert_eq(vfs_new(vol, NULL, NULL, &v), 0);
+	vfs_set_hooks(v, &hooks, NULL);
+	nev = 0;
+	deny = false;
+	groups.n = -1;
+}
+
+static void teardown(void)
+{
+	char cmd[200];
+
+	vfs_free(v);
+	volume_close(vol);
+	snprintf(cmd, sizeof(cmd), "rm -rf %.60s %.90s", dir, keyfile);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(vfs, .init = setup, .fini = teardown);
+
+/* --- helpers --- */
+
+static uint64_t made(int rc, const struct vfs_entry *e)
+{
+	cr_assert_eq(rc, 0, "rc %d", rc);
+	return e->ino;
+}
+
+struct names {
+	char s[256];
+	bool full;
+};
+
+static bool fits(void *arg, const char *name)
+{
+	struct names *n = arg;
+
+	(void)name;
+	return !n->full;
+}
+
+static void add(void *arg, const char *name, const struct vfs_entry *e,
+		off_t next)
+{
+	struct names *n = arg;
+
+	(void)e, (void)next;
+	if (strcmp(name, ".") && strcmp(name, "..")) {
+		strcat(n->s, name);
+		strcat(n->s, " ");
+	}
+}
+
+/* Checks events [from, to): allow and record in pairs, for ops. */
+static void expect_pairs(size_t from, const enum vfs_op *ops, size_t nops)
+{
+	size_t k = from;
+
+	for (size_t o = 0; o < nops; o++) {
+		bool asked = ops[o] != VFS_RELEASE && ops[o] != VFS_RELEASEDIR;
+
+		if (asked) {
+			cr_assert_eq(ev[k].kind, 'A', "event %zu: %s", k,
+				     vfs_op_name(ops[o]));
+			cr_assert_eq(ev[k++].op, ops[o], "%s",
+				     vfs_op_name(ops[o]));
+		}
+		cr_assert_eq(ev[k].kind, 'R', "event %zu: %s", k,
+			     vfs_op_name(ops[o]));
+		cr_assert_eq(ev[k++].op, ops[o], "%s", vfs_op_name(ops[o]));
+	}
+	cr_assert_eq(k, nev, "no events beyond the script");
+}
+
+Test(vfs, each_operation_is_allowed_once_before_and_recorded_once_after)
+{
+	struct vfs_entry e;
+	struct vfs_file *f;
+	struct vfs_dir *d;
+	struct vfs_hint hint;
+	struct stat st;
+	struct statvfs sv;
+	struct names n = { "", false };
+	const struct vfs_filler fill = { true, fits, add, &n };
+	char buf[64];
+	uint64_t dino, fino, sino;
+
+	dino = made(vfs_mkdir(v, &caller, VFS_ROOT, "d", 0755, &e), &e);
+	cr_assert_eq(vfs_create(v, &caller, dino, "f", 0644,
+				O_CREAT | O_RDWR, &e, &f), 0);
+	fino = e.ino;
+	cr_assert_eq(vfs_write(v, &caller, f, "hello phi", 9, 0), 9);
+	cr_assert_eq(vfs_read(v, &caller, f, buf, sizeof(buf), 0), 9);
+	cr_assert_eq(vfs_fsync(v, &caller, f, false), 0);
+	st.st_size = 5;
+	cr_assert_eq(vfs_setattr(v, &caller, fino, &st, VFS_SET_SIZE, f), 0);
+	cr_assert_eq(st.st_size, 5);
+	cr_assert_eq(vfs_release(v, &caller, f), 0);
+	cr_assert_eq(vfs_lookup(v, &caller, dino, "f", &e), 0);
+	cr_assert_eq(e.ino, fino);
+	cr_assert_eq(vfs_getattr(v, &caller, fino, &st), 0);
+	cr_assert_eq(st.st_size, 5);
+	cr_assert_eq(vfs_link(v, &caller, fino, VFS_ROOT, "g", &e), 0);
+	sino = made(vfs_symlink(v, &caller, "target", VFS_ROOT, "s", &e), &e);
+	cr_assert_eq(vfs_readlink(v, &caller, sino, buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "target");
+	cr_assert_eq(vfs_mknod(v, &caller, VFS_ROOT, "p", S_IFIFO | 0600, 0,
+			       &e), 0);
+	cr_assert_eq(vfs_mknod(v, &caller, VFS_ROOT, "r", S_IFREG | 0600, 0,
+			       &e), 0);
+	cr_assert_eq(vfs_rename(v, &caller, VFS_ROOT, "g", dino, "h", 0), 0);
+	cr_assert_eq(vfs_opendir(v, &caller, dino, &d), 0);
+	cr_assert_eq(vfs_readdir(v, &caller, d, 0, &fill), 0);
+	vfs_releasedir(v, &caller, d);
+	cr_assert(strstr(n.s, "f ") && strstr(n.s, "h "), "listed: %s", n.s);
+	cr_assert_eq(vfs_open(v, &caller, fino, O_RDONLY, &f, &hint), 0);
+	vfs_opened(v, &hint);
+	cr_assert_eq(vfs_read(v, &caller, f, buf, sizeof(buf), 0), 5);
+	cr_assert_eq(vfs_release(v, &caller, f), 0);
+	cr_assert_eq(vfs_unlink(v, &caller, dino, "f"), 0);
+	cr_assert_eq(vfs_unlink(v, &caller, dino, "h"), 0);
+	cr_assert_eq(vfs_rmdir(v, &caller, VFS_ROOT, "d"), 0);
+	cr_assert_eq(vfs_statfs(v, &caller, VFS_ROOT, &sv), 0);
+
+	static const enum vfs_op script[] = {
+		VFS_MKDIR, VFS_CREATE, VFS_WRITE, VFS_READ, VFS_FSYNC,
+		VFS_SETATTR, VFS_RELEASE, VFS_LOOKUP, VFS_GETATTR, VFS_LINK,
+		VFS_SYMLINK, VFS_READLINK, VFS_MKNOD, VFS_MKNOD, VFS_RENAME,
+		VFS_OPENDIR, VFS_READDIR, VFS_RELEASEDIR, VFS_OPEN, VFS_READ,
+		VFS_RELEASE, VFS_UNLINK, VFS_UNLINK, VFS_RMDIR, VFS_STATFS,
+	};
+	expect_pairs(0, script, sizeof(script) / sizeof(script[0]));
+	for (size_t k = 0; k < nev; k++) {
+		cr_expect_eq(ev[k].uid, 1234, "event %zu", k);
+		cr_expect_eq(ev[k].gid, 5678, "event %zu", k);
+		cr_expect_eq(ev[k].ngroups, 3, "event %zu", k);
+		cr_expect_eq(ev[k].groups[2], 30, "event %zu", k);
+		if (ev[k].kind == 'R')
+			cr_expect_geq(ev[k].result, 0, "event %zu: %s", k,
+				      vfs_op_name(ev[k].op));
+	}
+	/* The bytes moved: written, read back whole, then read cut to 5. */
+	cr_expect_eq(ev[5].len, 9);
+	cr_expect_eq(memcmp(ev[5].bytes, "hello phi", 9), 0);
+	cr_expect_eq(ev[7].result, 9);
+	cr_expect_eq(memcmp(ev[7].bytes, "hello phi", 9), 0);
+	for (size_t k = nev; k--;) {
+		if (ev[k].kind != 'R' || ev[k].op != VFS_READ)
+			continue;
+		cr_expect_eq(ev[k].len, 5);
+		cr_expect_eq(memcmp(ev[k].bytes, "hello", 5), 0);
+		break;
+	}
+}
+
+/* --- refusal --- */
+
+/* The backing tree as text: names, types, sizes, mtimes and ctimes. */
+static void snapshot(int dfd, const char *at, char *out, size_t cap)
+{
+	DIR *d = fdopendir(dup(dfd));
+	struct dirent *de;
+
+	cr_assert_not_null(d);
+	rewinddir(d);
+	while ((de = readdir(d))) {
+		struct stat st;
+		size_t len = strlen(out);
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		cr_assert_eq(fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW),
+			     0);
+		snprintf(out + len, cap - len, "%s/%s %o %lld %ld.%ld %ld.%ld\n",
+			 at, de->d_name, st.st_mode, (long long)st.st_size,
+			 st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+			 st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+		if (S_ISDIR(st.st_mode)) {
+			int sub = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY);
+			char path[PATH_MAX];
+
+			cr_assert_geq(sub, 0);
+			snprintf(path, sizeof(path), "%.2000s/%.255s", at,
+				 de->d_name);
+			snapshot(sub, path, out, cap);
+			close(sub);
+		}
+	}
+	closedir(d);
+}
+
+static void tree(char *out, size_t cap)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY);
+
+	out[0] = '\0';
+	snapshot(fd, "", out, cap);
+	close(fd);
+}
+
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* Each call must be refused and open nothing. */
+#define REFUSED(call)                                                       \
+	do {                                                                 \
+		int fds_ = open_fds();                                       \
+		long rc_ = (long)(call);                                     \
+									     \
+		cr_expect_eq(rc_, -EACCES, "%s: %ld", #call, rc_);           \
+		cr_expect_eq(open_fds(), fds_, "%s opened something", #call); \
+	} while (0)
+
+Test(vfs, a_hook_that_refuses_everything_leaves_the_backing_untouched)
+{
+	static char before[8192], after[8192];
+	struct vfs_entry e;
+	struct vfs_file *f, *g;
+	struct vfs_dir *d;
+	struct vfs_hint hint;
+	struct statvfs sv;
+	struct stat st = { .st_size = 0, .st_mode = 0777 };
+	struct names n = { "", false };
+	const struct vfs_filler fill = { true, fits, add, &n };
+	char buf[64];
+	uint64_t dino, fino, sino, eino;
+	size_t script_start;
+
+	dino = made(vfs_mkdir(v, &caller, VFS_ROOT, "d", 0755, &e), &e);
+	eino = made(vfs_mkdir(v, &caller, VFS_ROOT, "e", 0755, &e), &e);
+	cr_assert_eq(vfs_create(v, &caller, dino, "f", 0644,
+				O_CREAT | O_RDWR, &e, &f), 0);
+	fino = e.ino;
+	cr_assert_eq(vfs_write(v, &caller, f, "abc", 3, 0), 3);
+	sino = made(vfs_symlink(v, &caller, "t", VFS_ROOT, "s", &e), &e);
+	cr_assert_eq(vfs_opendir(v, &caller, dino, &d), 0);
+	cr_assert_eq(vfs_fsync(v, &caller, f, false), 0);
+	tree(before, sizeof(before));
+
+	deny = true;
+	script_start = nev;
+	REFUSED(vfs_lookup(v, &caller, VFS_ROOT, "d", &e));
+	REFUSED(vfs_getattr(v, &caller, fino, &st));
+	REFUSED(vfs_setattr(v, &caller, fino, &st,
+			    VFS_SET_SIZE | VFS_SET_MODE | VFS_SET_MTIME_NOW,
+			    NULL));
+	REFUSED(vfs_setattr(v, &caller, fino, &st, VFS_SET_SIZE, f));
+	REFUSED(vfs_readlink(v, &caller, sino, buf, sizeof(buf)));
+	REFUSED(vfs_mknod(v, &caller, VFS_ROOT, "x", S_IFIFO | 0600, 0, &e));
+	REFUSED(vfs_mknod(v, &caller, VFS_ROOT, "y", S_IFREG | 0600, 0, &e));
+	REFUSED(vfs_mkdir(v, &caller, VFS_ROOT, "z", 0700, &e));
+	REFUSED(vfs_symlink(v, &caller, "t", VFS_ROOT, "u", &e));
+	REFUSED(vfs_link(v, &caller, fino, VFS_ROOT, "l", &e));
+	REFUSED(vfs_unlink(v, &caller, dino, "f"));
+	REFUSED(vfs_rmdir(v, &caller, VFS_ROOT, "e"));
+	REFUSED(vfs_rename(v, &caller, VFS_ROOT, "e", VFS_ROOT, "e2", 0));
+	REFUSED(vfs_open(v, &caller, fino, O_RDWR | O_TRUNC, &g, &hint));
+	REFUSED(vfs_create(v, &caller, VFS_ROOT, "c", 0600, O_CREAT | O_RDWR,
+			   &e, &g));
+	REFUSED(vfs_read(v, &caller, f, buf, sizeof(buf), 0));
+	REFUSED(vfs_write(v, &caller, f, "zzz", 3, 0));
+	REFUSED(vfs_fsync(v, &caller, f, false));
+	REFUSED(vfs_opendir(v, &caller, eino, &d));
+	REFUSED(vfs_readdir(v, &caller, d, 0, &fill));
+	REFUSED(vfs_fsyncdir(v, &caller, d, false));
+	REFUSED(vfs_statfs(v, &caller, VFS_ROOT, &sv));
+	tree(after, sizeof(after));
+	cr_expect_str_eq(after, before);
+	cr_expect_str_eq(n.s, "", "nothing listed");
+	/* Each refusal is recorded, as the audit log will want. */
+	cr_expect_eq(nev - script_start, 2 * 22);
+	for (size_t k = script_start; k < nev; k += 2)
+		cr_expect(ev[k].kind == 'A' && ev[k + 1].kind == 'R' &&
+				  ev[k + 1].result == -EACCES,
+			  "event %zu", k);
+	deny = false;
+	vfs_releasedir(v, &caller, d);
+	cr_assert_eq(vfs_release(v, &caller, f), 0);
+}
+
+/* --- sizes --- */
+
+/* A file on the volume whose size only its header tells. */
+static uint64_t untagged_file(const char *name, size_t len)
+{
+	struct vfs_entry e;
+	struct vfs_file *f;
+	char data[4096] = { 0 };
+	char path[160];
+
+	cr_assert_eq(vfs_create(v, &caller, VFS_ROOT, name, 0644,
+				O_CREAT | O_RDWR, &e, &f), 0);
+	cr_assert_eq(vfs_write(v, &caller, f, data, len, 0), (ssize_t)len);
+	cr_assert_eq(vfs_release(v, &caller, f), 0);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	(void)removexattr(path, FORMAT_SIZE_XATTR);
+	return e.ino;
+}
+
+/*
+ * Out of descriptors with one left: the lookup takes it, and the header
+ * cannot be opened for the size.  That used to be size 0, which the
+ * kernel would keep for a minute.
+ */
+Test(vfs, a_size_that_cannot_be_read_is_an_error_not_size_zero)
+{
+	struct rlimit lim;
+	struct vfs_entry e;
+	int fds[4096], n = 0, rc;
+
+	(void)untagged_file("f", 1000);
+	vfs_free(v);		/* a fresh core: no size remembered */
+	cr_assert_eq(vfs_new(vol, NULL, NULL, &v), 0);
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &lim), 0);
+	lim.rlim_cur = 1024;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	while (n < 4096 && (fds[n] = dup(0)) >= 0)
+		n++;
+	cr_assert_eq(errno, EMFILE);
+	close(fds[--n]);
+	rc = vfs_lookup(v, &caller, VFS_ROOT, "f", &e);
+	cr_expect_eq(rc, -EMFILE, "lookup gave %d, size %lld", rc,
+		     (long long)e.attr.st_size);
+	while (n)
+		close(fds[--n]);
+	cr_assert_eq(vfs_lookup(v, &caller, VFS_ROOT, "f", &e), 0);
+	cr_expect_eq(e.attr.st_size, 1000);
+}
+
+Test(vfs, a_damaged_header_shows_size_zero_and_reading_fails)
+{
+	struct vfs_entry e;
+	struct vfs_file *f;
+	struct vfs_hint hint;
+	char path[160], buf[16];
+	int fd, rc;
+
+	(void)untagged_file("f", 1000);
+	vfs_free(v);
+	cr_assert_eq(vfs_new(vol, NULL, NULL, &v), 0);
+	snprintf(path, sizeof(path), "%s/f", dir);
+	fd = open(path, O_WRONLY);
+	cr_assert_eq(pwrite(fd, "\xff\xff\xff\xff", 4, 40), 4);
+	cr_assert_eq(pwrite(fd, "\xff\xff\xff\xff", 4, FORMAT_SLOT_STRIDE + 40),
+		     4);
+	close(fd);
+	cr_assert_eq(vfs_lookup(v, &caller, VFS_ROOT, "f", &e), 0);
+	cr_expect_eq(e.attr.st_size, 0);
+	rc = vfs_open(v, &caller, e.ino, O_RDONLY, &f, &hint);
+	cr_expect(rc == -EBADMSG || rc == -EUCLEAN || rc == -EKEYREJECTED,
+		  "a header that does not authenticate: %d", rc);
+	(void)buf;
+}
