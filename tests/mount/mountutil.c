@@ -40,6 +40,34 @@ static const char *bindir(void)
 	return e && *e ? e : PHIFS_BIN_DIR;
 }
 
+/*
+ * With PHIFS_TEST_OLD_KERNEL=1 the phifs programs run under the oldkernel
+ * wrapper (tests/oldkernel.c, built beside them), which hides the system
+ * calls that Linux 6.1 lacks: their fallbacks are tested on any kernel.
+ */
+static bool old_kernel(void)
+{
+	const char *e = getenv("PHIFS_TEST_OLD_KERNEL");
+
+	return e && !strcmp(e, "1");
+}
+
+/* argv copied into out (max entries), behind the wrapper in that mode. */
+static char **prog_argv(char *const argv[], char *out[], size_t max)
+{
+	static char wrapper[4096];
+	size_t n = 0;
+
+	if (old_kernel()) {
+		snprintf(wrapper, sizeof(wrapper), "%s/oldkernel", bindir());
+		out[n++] = wrapper;
+	}
+	for (size_t i = 0; argv[i] && n + 1 < max; i++)
+		out[n++] = argv[i];
+	out[n] = NULL;
+	return out;
+}
+
 /* A pause between retries; waits for an event use tu_wait_until. */
 static void msleep(int ms)
 {
@@ -473,15 +501,22 @@ void mu_require_fuse(void)
 	/* A phifs that says it cannot mount yet: nothing here can be tested. */
 	snprintf(phifs, sizeof(phifs), "%s/phifs", bindir());
 	cr_assert(access(phifs, X_OK) == 0, "no phifs program at %s", phifs);
+	if (old_kernel()) {
+		char wrapper[4096];
+
+		snprintf(wrapper, sizeof(wrapper), "%s/oldkernel", bindir());
+		cr_assert(access(wrapper, X_OK) == 0, "PHIFS_TEST_OLD_KERNEL=1 "
+			  "but no oldkernel program at %s", wrapper);
+	}
 	{
-		char *argv[] = { phifs, "--help", NULL };
+		char *argv[] = { phifs, "--help", NULL }, *wargv[4];
 		char tmpl[] = "/tmp/phifs-help-XXXXXX";
 		int tfd = mkstemp(tmpl);
 
 		cr_assert(tfd >= 0);
 		close(tfd);
 		snprintf(out, sizeof(out), "%s", tmpl);
-		run(argv, NULL, out, out, 10000);
+		run(prog_argv(argv, wargv, 4), NULL, out, out, 10000);
 		slurp(out, help, sizeof(help));
 		unlink(out);
 		if (strstr(help, "not built yet"))
@@ -515,11 +550,12 @@ const char *mu_b(const struct mu_vol *v, const char *rel)
 
 static int ctl(struct mu_vol *v, char *const argv[])
 {
-	char err[256];
+	char err[256], *wargv[16];
 	int st;
 
 	snprintf(err, sizeof(err), "%s/phifsctl.err", v->dir);
-	st = run(argv, child_env(v), NULL, err, PHIFS_WAIT_MS);
+	st = run(prog_argv(argv, wargv, 16), child_env(v), NULL, err,
+		 PHIFS_WAIT_MS);
 	slurp(err, v->err, sizeof(v->err));
 	return st;
 }
@@ -640,7 +676,7 @@ int mu_phifs(struct mu_vol *v, bool foreground, const char *key,
 	     const char *backing, const char *mnt, const char *const *extra)
 {
 	char prog[4096], keyarg[256], errf[256];
-	char *argv[32];
+	char *argv[32], *wargv[33];
 	int n = 0, st;
 	pid_t pid;
 	bool own = !mnt || !strcmp(mnt, v->mnt);
@@ -663,7 +699,7 @@ int mu_phifs(struct mu_vol *v, bool foreground, const char *key,
 	argv[n] = NULL;
 	v->err[0] = '\0';
 
-	pid = spawn(argv, child_env(v), NULL, errf);
+	pid = spawn(prog_argv(argv, wargv, 33), child_env(v), NULL, errf);
 	cr_assert(pid > 0, "cannot run %s", prog);
 	if (foreground) {
 		struct fg_wait w = { mnt, { pid, -1 } };
