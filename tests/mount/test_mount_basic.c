@@ -338,6 +338,51 @@ Test(mount_basic, sigterm_with_folders_open_exits_clean)
 	mu_unmount(v);
 }
 
+/*
+ * A file removed while open keeps its size for the descriptors that still
+ * hold it, whether they read or write.  On kernels without getxattrat the
+ * daemon once read the removed file's size tag from /proc/self/fd/-1 and
+ * answered size 0.
+ */
+Test(mount_basic, a_file_removed_while_open_keeps_its_size)
+{
+	static uint8_t buf[100000], got[sizeof(buf)];
+	struct mu_vol *v;
+	struct stat st;
+	int rfd, wfd;
+
+	mu_require_fuse();
+	v = mu_vol_new(0);
+	mu_mount(v);
+	mu_fill(buf, sizeof(buf), 11);
+	mu_write_file(mu_m(v, "r"), buf, sizeof(buf));
+	rfd = open(mu_m(v, "r"), O_RDONLY);
+	cr_assert(rfd >= 0, "open: %s", strerror(errno));
+	wfd = open(mu_m(v, "w"), O_RDWR | O_CREAT | O_EXCL, 0600);
+	cr_assert(wfd >= 0, "open: %s", strerror(errno));
+	cr_assert_eq(write(wfd, buf, 5000), 5000);
+
+	cr_assert_eq(unlink(mu_m(v, "r")), 0);
+	cr_assert_eq(unlink(mu_m(v, "w")), 0);
+	cr_assert_eq(fstat(rfd, &st), 0, "fstat: %s", strerror(errno));
+	cr_assert_eq(st.st_nlink, 0);
+	cr_assert_eq(st.st_size, (off_t)sizeof(buf), "a reader's removed "
+		     "file has size %lld, want %zu", (long long)st.st_size,
+		     sizeof(buf));
+	cr_assert_eq(mu_pread_exact(rfd, got, sizeof(got), 0), 0);
+	cr_assert(!memcmp(got, buf, sizeof(buf)));
+	cr_assert_eq(fstat(wfd, &st), 0, "fstat: %s", strerror(errno));
+	cr_assert_eq(st.st_size, 5000, "a writer's removed file has size "
+		     "%lld, want 5000", (long long)st.st_size);
+	cr_assert_eq(pwrite(wfd, buf, 3000, 9000), 3000);
+	cr_assert_eq(fstat(wfd, &st), 0);
+	cr_assert_eq(st.st_size, 12000, "after a write past the end: %lld",
+		     (long long)st.st_size);
+	close(rfd);
+	close(wfd);
+	mu_unmount(v);
+}
+
 struct space_back {
 	const char *dir;
 	fsblkcnt_t bfree_before;
