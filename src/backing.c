@@ -120,6 +120,7 @@ ssize_t backing_getxattr(int pathfd, int dirfd, const char *bname,
 {
 	struct xattr_args_v0 args = { (uintptr_t)buf, (uint32_t)len, 0 };
 	char proc[32];
+	int fd = -1;
 	long n;
 
 	if (dirfd >= 0 && !no_getxattrat) {
@@ -131,11 +132,30 @@ ssize_t backing_getxattr(int pathfd, int dirfd, const char *bname,
 			return -errno;
 		no_getxattrat = true;
 	}
+	/*
+	 * Without getxattrat a caller that has no handle of its own (pathfd
+	 * -1, as for a file being removed) still names the object as bname
+	 * in dirfd: open it there the way a lookup does, never following a
+	 * symlink or leaving dirfd.
+	 */
+	if (pathfd < 0) {
+		int rc;
+
+		if (dirfd < 0)
+			return -EBADF;
+		rc = backing_lookup(dirfd, bname, &fd);
+		if (rc)
+			return rc;
+		pathfd = fd;
+	}
 	/* fgetxattr refuses O_PATH handles: the magic link leads to the
 	 * very inode, like backing_reopen. */
 	proc_path(pathfd, proc);
 	n = getxattr(proc, attr, buf, len);
-	return n < 0 ? -errno : n;
+	n = n < 0 ? -errno : n;
+	if (fd >= 0)
+		close(fd);
+	return n;
 }
 
 int backing_chmod(int pathfd, mode_t mode)

@@ -658,6 +658,7 @@ static unsigned kill_rounds(int rounds, int journal_dirfd, unsigned min_us)
 			writer_child(fd, logp[1]);
 		}
 		close(logp[1]);
+		/* The scenario: a kill at a random moment of the writes. */
 		usleep((useconds_t)(min_us + tu_rand(&seed) % 30000));
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
@@ -835,6 +836,21 @@ static size_t resident(int fd, off_t off, size_t len)
 	return n;
 }
 
+struct residency {
+	int fd;
+	off_t off;
+	size_t len, pages, got;
+};
+
+/* Whether all the pages wanted are in: the read-ahead runs elsewhere. */
+static bool all_resident(void *arg)
+{
+	struct residency *r = arg;
+
+	r->got = resident(r->fd, r->off, r->len);
+	return r->got >= r->pages;
+}
+
 Test(cfile, readahead_brings_in_the_stored_range_and_no_more)
 {
 	static uint8_t buf[1 << 20];
@@ -842,7 +858,8 @@ Test(cfile, readahead_brings_in_the_stored_range_and_no_more)
 	uint64_t from = format_block_offset(256), to = format_block_offset(512);
 	struct statfs sfs;
 	struct cfile *f;
-	size_t pages = (size_t)(to - from) / 4096, got = 0;
+	size_t pages = (size_t)(to - from) / 4096, got;
+	struct residency ra;
 	int fd = mkstemp(path);
 
 	cr_assert_geq(fd, 0);
@@ -859,10 +876,12 @@ Test(cfile, readahead_brings_in_the_stored_range_and_no_more)
 
 	/* Plaintext [1 MiB, 2 MiB): stored blocks 256 to 511. */
 	cfile_readahead(f, 1 << 20, 1 << 20);
-	for (int t = 0; t < 500 && got < pages; t++) {
-		usleep(10000);
-		got = resident(fd, (off_t)from, (size_t)(to - from));
-	}
+	ra.fd = fd;
+	ra.off = (off_t)from;
+	ra.len = (size_t)(to - from);
+	ra.pages = pages;
+	tu_wait_until(all_resident, &ra, 5000);
+	got = ra.got;
 	cr_assert_geq(got, pages, "%zu of %zu pages read ahead", got, pages);
 	/* Nothing from plaintext 3 MiB on. */
 	cr_assert_eq(resident(fd, (off_t)format_block_offset(768),

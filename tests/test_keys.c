@@ -608,6 +608,7 @@ Test(keys, a_save_killed_half_way_leaves_the_old_or_the_new_keystore)
 					_exit(1);
 			}
 		}
+		/* The scenario: a kill at a random moment of the saves. */
 		delay.tv_nsec = (long)(tu_rand(&seed) % 20000000);
 		nanosleep(&delay, NULL);
 		cr_assert_eq(kill(pid, SIGKILL), 0);
@@ -879,6 +880,30 @@ Test(keysrc, a_passphrase_is_one_line_of_a_stdin_that_is_no_terminal)
 	cr_assert_null(s);
 }
 
+struct pty_seen {
+	int master;
+	size_t n;
+	char buf[256];
+};
+
+/*
+ * Reads what the terminal shows, without blocking; true once a newline has
+ * come.  The pty passes output on from a kernel worker, so it may come
+ * after the program that wrote it has exited.
+ */
+static bool pty_shows_newline(void *arg)
+{
+	struct pty_seen *p = arg;
+	ssize_t r;
+
+	while (p->n < sizeof(p->buf) - 1 &&
+	       (r = read(p->master, p->buf + p->n,
+			 sizeof(p->buf) - 1 - p->n)) > 0)
+		p->n += (size_t)r;
+	p->buf[p->n] = 0;
+	return strchr(p->buf, '\n') != NULL;
+}
+
 /*
  * The child gets a new session whose controlling terminal is a pty, so
  * /dev/tty is the pty; the parent plays the user.  Skipped without ptys.
@@ -886,6 +911,7 @@ Test(keysrc, a_passphrase_is_one_line_of_a_stdin_that_is_no_terminal)
 Test(keysrc, a_passphrase_typed_on_a_terminal_is_read_with_echo_off)
 {
 	char seen[256], *slave;
+	struct pty_seen after = { .n = 0 };
 	size_t n = 0;
 	int master, status;
 	pid_t pid;
@@ -926,21 +952,14 @@ Test(keysrc, a_passphrase_typed_on_a_terminal_is_read_with_echo_off)
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		  "child status %#x", status);
-	/* What the terminal showed after the prompt: a newline, no echo. */
-	n = 0;
-	for (;;) {
-		struct timespec tick = { 0, 10000000 };
-		ssize_t r;
-
-		fcntl(master, F_SETFL, O_NONBLOCK);
-		r = read(master, seen + n, sizeof(seen) - 1 - n);
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-		nanosleep(&tick, NULL);
-	}
-	seen[n] = 0;
-	cr_assert_null(strstr(seen, "pty secret"), "echoed: %s", seen);
+	/* What the terminal showed after the prompt: a newline, no echo.
+	 * An echo would have come before the newline. */
+	after.master = master;
+	fcntl(master, F_SETFL, O_NONBLOCK);
+	cr_assert(tu_wait_until(pty_shows_newline, &after, 5000),
+		  "no newline after the passphrase: %s", after.buf);
+	cr_assert_null(strstr(after.buf, "pty secret"), "echoed: %s",
+		       after.buf);
 	close(master);
 }
 

@@ -5,9 +5,11 @@
 
 #include <criterion/criterion.h>
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
 
 static int nibble(int c)
 {
@@ -72,4 +74,33 @@ uint8_t *tu_read_data(const char *name, size_t *len)
 	fclose(f);
 	*len = (size_t)n;
 	return buf;
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+bool tu_wait_until(bool (*cond)(void *arg), void *arg, int timeout_ms)
+{
+	long end = now_ms() + timeout_ms, pause = 1;
+
+	while (!cond(arg)) {
+		long left = end - now_ms();
+		struct timespec ts;
+
+		if (left <= 0)
+			return cond(arg);
+		if (pause > left)
+			pause = left;
+		ts.tv_sec = pause / 1000;
+		ts.tv_nsec = pause % 1000 * 1000000L;
+		while (nanosleep(&ts, &ts) && errno == EINTR)
+			;
+		pause = pause < 10 ? pause * 2 : 20;
+	}
+	return true;
 }

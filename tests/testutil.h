@@ -1,10 +1,12 @@
 /*
  * testutil.h — small helpers shared by the Criterion tests: hex decoding,
- * anonymous in-memory files, a seeded PRNG for reproducible random tables.
+ * anonymous in-memory files, a seeded PRNG for reproducible random tables,
+ * and a wait on a condition with a deadline.
  */
 #ifndef PHIFS_TESTUTIL_H
 #define PHIFS_TESTUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,5 +18,14 @@ int tu_memfd(const char *name);
 uint64_t tu_rand(uint64_t *state);
 /* Reads a whole file under tests/data; *len set; caller frees. */
 uint8_t *tu_read_data(const char *name, size_t *len);
+
+/*
+ * Calls cond(arg) until it returns true or timeout_ms have passed, with
+ * short, growing pauses between calls (1 ms up to 20 ms); cond is called
+ * once more at the deadline.  Returns whether cond came true.  For tests
+ * that wait for something another process or thread does: the wait ends
+ * as soon as it happens, and a slow machine gets the whole deadline.
+ */
+bool tu_wait_until(bool (*cond)(void *arg), void *arg, int timeout_ms);
 
 #endif

@@ -49,9 +49,11 @@ int backing_reopen(int pathfd, int flags, int *fd);
 /*
  * An extended attribute of the object behind an O_PATH handle: its length,
  * or -errno.  With dirfd >= 0 the object is also bname in dirfd, which
- * saves the /proc walk on kernels with getxattrat(2); callers must not
- * trust the value to be pathfd's (a rename may come between), only to be
- * the attribute of some object, which a MAC bound to the inode settles.
+ * saves the /proc walk on kernels with getxattrat(2); pathfd may then be
+ * -1, and kernels without getxattrat look bname up in dirfd as
+ * backing_lookup does.  Callers must not trust the value to be pathfd's (a
+ * rename may come between), only to be the attribute of some object, which
+ * a MAC bound to the inode settles.
  */
 ssize_t backing_getxattr(int pathfd, int dirfd, const char *bname,
 			 const char *attr, void *buf, size_t len);

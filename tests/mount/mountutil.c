@@ -5,6 +5,7 @@
  * name overrides it, to run the tests against another build).
  */
 #include "mountutil.h"
+#include "testutil.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -39,20 +40,41 @@ static const char *bindir(void)
 	return e && *e ? e : PHIFS_BIN_DIR;
 }
 
+/*
+ * With PHIFS_TEST_OLD_KERNEL=1 the phifs programs run under the oldkernel
+ * wrapper (tests/oldkernel.c, built beside them), which hides the system
+ * calls that Linux 6.1 lacks: their fallbacks are tested on any kernel.
+ */
+static bool old_kernel(void)
+{
+	const char *e = getenv("PHIFS_TEST_OLD_KERNEL");
+
+	return e && !strcmp(e, "1");
+}
+
+/* argv copied into out (max entries), behind the wrapper in that mode. */
+static char **prog_argv(char *const argv[], char *out[], size_t max)
+{
+	static char wrapper[4096];
+	size_t n = 0;
+
+	if (old_kernel()) {
+		snprintf(wrapper, sizeof(wrapper), "%s/oldkernel", bindir());
+		out[n++] = wrapper;
+	}
+	for (size_t i = 0; argv[i] && n + 1 < max; i++)
+		out[n++] = argv[i];
+	out[n] = NULL;
+	return out;
+}
+
+/* A pause between retries; waits for an event use tu_wait_until. */
 static void msleep(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 
 	while (nanosleep(&ts, &ts) && errno == EINTR)
 		;
-}
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
 /* Reads a small text file whole, NUL-terminated; -1 if it cannot. */
@@ -146,23 +168,35 @@ static pid_t spawn(char *const argv[], char **envp, const char *out,
 	return rc ? -1 : pid;
 }
 
-/* Exit status as a shell shows it; -1 when it outlived timeout_ms. */
-static int wait_status(pid_t pid, int timeout_ms)
+struct exit_wait {
+	pid_t pid;
+	int st;		/* as wait_status returns it; -1 while running */
+};
+
+static bool exited(void *arg)
 {
-	long end = now_ms() + timeout_ms;
+	struct exit_wait *w = arg;
+	pid_t r;
 	int st;
 
-	for (;;) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
+	r = waitpid(w->pid, &st, WNOHANG);
+	if (r == w->pid)
+		w->st = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	else if (r < 0 && errno != EINTR)
+		w->st = -2;
+	return w->st != -1;
+}
 
-		if (r == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		if (r < 0 && errno != EINTR)
-			return -2;
-		if (now_ms() > end)
-			return -1;
-		msleep(5);
-	}
+/*
+ * Exit status as a shell shows it; -1 when it outlived timeout_ms, -2 when
+ * it is not ours to wait for.
+ */
+static int wait_status(pid_t pid, int timeout_ms)
+{
+	struct exit_wait w = { pid, -1 };
+
+	tu_wait_until(exited, &w, timeout_ms);
+	return w.st;
 }
 
 /* Runs argv to completion (killing it after timeout_ms); the exit status. */
@@ -340,7 +374,7 @@ static void reap_dir(const char *dir)
 			kill(pids[i], SIGKILL);
 		if (n == 0 && mounts_under(dir, mps, 16) == 0)
 			break;
-		msleep(100);
+		msleep(100);	/* a killed process takes a moment */
 	}
 	/* Reap any that were ours (we are their subreaper). */
 	while (waitpid(-1, NULL, WNOHANG) > 0)
@@ -467,15 +501,22 @@ void mu_require_fuse(void)
 	/* A phifs that says it cannot mount yet: nothing here can be tested. */
 	snprintf(phifs, sizeof(phifs), "%s/phifs", bindir());
 	cr_assert(access(phifs, X_OK) == 0, "no phifs program at %s", phifs);
+	if (old_kernel()) {
+		char wrapper[4096];
+
+		snprintf(wrapper, sizeof(wrapper), "%s/oldkernel", bindir());
+		cr_assert(access(wrapper, X_OK) == 0, "PHIFS_TEST_OLD_KERNEL=1 "
+			  "but no oldkernel program at %s", wrapper);
+	}
 	{
-		char *argv[] = { phifs, "--help", NULL };
+		char *argv[] = { phifs, "--help", NULL }, *wargv[4];
 		char tmpl[] = "/tmp/phifs-help-XXXXXX";
 		int tfd = mkstemp(tmpl);
 
 		cr_assert(tfd >= 0);
 		close(tfd);
 		snprintf(out, sizeof(out), "%s", tmpl);
-		run(argv, NULL, out, out, 10000);
+		run(prog_argv(argv, wargv, 4), NULL, out, out, 10000);
 		slurp(out, help, sizeof(help));
 		unlink(out);
 		if (strstr(help, "not built yet"))
@@ -509,11 +550,12 @@ const char *mu_b(const struct mu_vol *v, const char *rel)
 
 static int ctl(struct mu_vol *v, char *const argv[])
 {
-	char err[256];
+	char err[256], *wargv[16];
 	int st;
 
 	snprintf(err, sizeof(err), "%s/phifsctl.err", v->dir);
-	st = run(argv, child_env(v), NULL, err, PHIFS_WAIT_MS);
+	st = run(prog_argv(argv, wargv, 16), child_env(v), NULL, err,
+		 PHIFS_WAIT_MS);
 	slurp(err, v->err, sizeof(v->err));
 	return st;
 }
@@ -617,11 +659,24 @@ static pid_t find_daemon(struct mu_vol *v)
 	return 0;
 }
 
+struct fg_wait {
+	const char *mnt;
+	struct exit_wait exit;
+};
+
+/* A foreground phifs either mounts or exits. */
+static bool mounted_or_exited(void *arg)
+{
+	struct fg_wait *w = arg;
+
+	return mu_is_mounted(w->mnt) || exited(&w->exit);
+}
+
 int mu_phifs(struct mu_vol *v, bool foreground, const char *key,
 	     const char *backing, const char *mnt, const char *const *extra)
 {
 	char prog[4096], keyarg[256], errf[256];
-	char *argv[32];
+	char *argv[32], *wargv[33];
 	int n = 0, st;
 	pid_t pid;
 	bool own = !mnt || !strcmp(mnt, v->mnt);
@@ -644,30 +699,24 @@ int mu_phifs(struct mu_vol *v, bool foreground, const char *key,
 	argv[n] = NULL;
 	v->err[0] = '\0';
 
-	pid = spawn(argv, child_env(v), NULL, errf);
+	pid = spawn(prog_argv(argv, wargv, 33), child_env(v), NULL, errf);
 	cr_assert(pid > 0, "cannot run %s", prog);
 	if (foreground) {
-		long end = now_ms() + PHIFS_WAIT_MS;
+		struct fg_wait w = { mnt, { pid, -1 } };
 
-		for (;;) {
-			if (mu_is_mounted(mnt)) {
-				if (own) {
-					v->daemon = pid;
-					v->daemon_is_child = true;
-					v->mounted = true;
-				}
-				return 0;
+		if (!tu_wait_until(mounted_or_exited, &w, PHIFS_WAIT_MS)) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			st = -1;
+		} else if (w.exit.st == -1) {	/* mounted, and running */
+			if (own) {
+				v->daemon = pid;
+				v->daemon_is_child = true;
+				v->mounted = true;
 			}
-			st = wait_status(pid, 0);
-			if (st >= 0)
-				break;
-			if (now_ms() > end) {
-				kill(pid, SIGKILL);
-				waitpid(pid, NULL, 0);
-				st = -1;
-				break;
-			}
-			msleep(5);
+			return 0;
+		} else {
+			st = w.exit.st;
 		}
 	} else {
 		st = wait_status(pid, PHIFS_WAIT_MS);
@@ -710,10 +759,17 @@ void mu_mount_fg(struct mu_vol *v)
 	mount_checked(v, true);
 }
 
+/* Whether a process that is not our child is gone (or a zombie). */
+static bool gone(void *arg)
+{
+	char st = proc_state(*(pid_t *)arg, NULL);
+
+	return !st || st == 'Z';
+}
+
 /* Waits for the daemon to go; its exit status, or -1 if it would not. */
 static int wait_daemon(struct mu_vol *v, int timeout_ms)
 {
-	long end = now_ms() + timeout_ms;
 	int st = 0;
 
 	if (v->daemon <= 0)
@@ -722,14 +778,8 @@ static int wait_daemon(struct mu_vol *v, int timeout_ms)
 		st = wait_status(v->daemon, timeout_ms);
 		if (st == -2)	/* reaped elsewhere */
 			st = 0;
-	} else {
-		while (proc_state(v->daemon, NULL) && proc_state(v->daemon, NULL) != 'Z') {
-			if (now_ms() > end) {
-				st = -1;
-				break;
-			}
-			msleep(10);
-		}
+	} else if (!tu_wait_until(gone, &v->daemon, timeout_ms)) {
+		st = -1;
 	}
 	if (st != -1)
 		v->daemon = 0;
@@ -750,7 +800,7 @@ static int unmount_path(const char *mnt, char *why, size_t size)
 		st = run(fu, NULL, NULL, fd >= 0 ? errf : NULL, 10000);
 		if (st == 0 || !mu_is_mounted(mnt))
 			break;
-		msleep(50 + 10 * i);
+		msleep(50 + 10 * i);	/* busy: a closing file's RELEASE */
 	}
 	if (why) {
 		why[0] = '\0';

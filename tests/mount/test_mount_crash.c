@@ -56,6 +56,7 @@ static void kill_during(struct mu_vol *v, int round, void *(*worker)(void *),
 
 	stop_workers = 0;
 	cr_assert(pthread_create(&th, NULL, worker, arg) == 0);
+	/* The scenario: a kill at a random moment of the workload. */
 	msleep(2 + (long)(tu_rand(&rs) % 150));
 	mu_kill9(v);
 	pthread_join(th, NULL);

@@ -13,10 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "mountutil.h"
+#include "testutil.h"
 
 TestSuite(mount_loop, .fini = mu_cleanup_all, .timeout = 120);
 
@@ -41,7 +43,8 @@ static long cpu_ticks(pid_t pid)
 
 struct slow_write {
 	int fd;
-	atomic_bool started, done;
+	atomic_int tid;		/* the writer thread's, once it runs */
+	atomic_bool done;
 	int err;
 };
 
@@ -50,10 +53,34 @@ static void *write_to_full_store(void *arg)
 	struct slow_write *w = arg;
 	static const char block[4096];
 
-	atomic_store(&w->started, true);
+	atomic_store(&w->tid, gettid());
 	w->err = write(w->fd, block, sizeof(block)) < 0 ? errno : 0;
 	atomic_store(&w->done, true);
 	return NULL;
+}
+
+/*
+ * Whether the writer thread sits in write(2), waiting for the daemon's
+ * answer: /proc names the system call a blocked thread is in.
+ */
+static bool writer_waits(void *arg)
+{
+	struct slow_write *w = arg;
+	char path[64], buf[256];
+	int tid = atomic_load(&w->tid);
+	FILE *f;
+	bool in_write;
+
+	if (!tid)
+		return false;
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	in_write = fgets(buf, sizeof(buf), f) &&
+		   strtol(buf, NULL, 10) == SYS_write && buf[0] != '-';
+	fclose(f);
+	return in_write;
 }
 
 /*
@@ -82,9 +109,15 @@ Test(mount_loop, a_slow_request_does_not_hold_up_the_others)
 		  strerror(errno));
 
 	cr_assert(pthread_create(&t, NULL, write_to_full_store, &w) == 0);
-	while (!atomic_load(&w.started))
-		;
-	usleep(100 * 1000);	/* its WRITE is with the daemon by now */
+	cr_assert(tu_wait_until(writer_waits, &w, 10000) ||
+		  atomic_load(&w.done), "the writer thread never waited in "
+		  "write(2) (or /proc/self/task/TID/syscall cannot tell)");
+	/*
+	 * Its WRITE is with the daemon.  That the daemon keeps it is a
+	 * matter of time, so this sleep is the scenario: an answer that
+	 * comes within 0.1 s does not retry.
+	 */
+	usleep(100 * 1000);
 	cr_assert(!atomic_load(&w.done), "the write to a full store came back "
 		  "within 0.1 s; it no longer retries, and this test tests "
 		  "nothing");
@@ -122,6 +155,11 @@ Test(mount_loop, an_idle_mount_uses_no_cpu)
 		close(fd);
 	}
 	cr_assert(stat(mu_m(v, "f"), &st) == 0);
+	/*
+	 * Both sleeps are the scenario, not waits for an event: 0.2 s for
+	 * the burst's last requests to end, then two idle seconds whose CPU
+	 * time is measured.
+	 */
 	usleep(200 * 1000);
 	before = cpu_ticks(v->daemon);
 	sleep(2);

@@ -98,6 +98,8 @@ Test(mount_tags, a_remembered_size_follows_every_later_change)
 	if (getxattr(mu_b(v, "f"), TAG, tag, sizeof(tag)) < 0 &&
 	    (errno == ENOTSUP || errno == EOPNOTSUPP))
 		mu_skip("the backing file system has no user xattrs");
+	/* The scenario, not a wait for an event: the ctime must be older
+	 * than 2 s for the daemon to remember the size. */
 	sleep(3);
 	cr_assert_eq(daemon_size_of(mu_m(v, "f")), 100);
 	cr_assert_eq(daemon_size_of(mu_m(v, "f")), 100);	/* remembered */
