@@ -307,8 +307,7 @@ int vfs_lookup(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
 	rc = vfs_name_in(v, p, name, bname);
 	if (!rc)
 		rc = vfs_entry_of(v, p, name, bname, e);
-	vfs_record(v, c, &r, rc, NULL, 0);
-	return rc;
+	return vfs_done(v, c, &r, rc);
 }
 
 void vfs_forget(struct vfs *v, uint64_t ino, uint64_t n)
@@ -322,11 +321,7 @@ int vfs_getattr(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
 	struct vfs_req r = { .op = VFS_GETATTR, .ino = ino };
 	int rc = vfs_gate(v, c, &r);
 
-	if (rc)
-		return rc;
-	rc = attrs(v, vfs_inode(v, ino), st);
-	vfs_record(v, c, &r, rc, NULL, 0);
-	return rc;
+	return rc ? rc : vfs_done(v, c, &r, attrs(v, vfs_inode(v, ino), st));
 }
 
 /* --- changes to one inode --- */
@@ -413,8 +408,7 @@ int vfs_setattr(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
 			rc = vfs_fd_attrs(v, fd, attr);
 		inodes_unpin(v->inodes, i);
 	}
-	vfs_record(v, c, &r, rc, NULL, 0);
-	return rc;
+	return vfs_done(v, c, &r, rc);
 }
 
 /*
@@ -445,11 +439,8 @@ int vfs_readlink(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
 	struct vfs_req r = { .op = VFS_READLINK, .ino = ino };
 	int rc = vfs_gate(v, c, &r);
 
-	if (rc)
-		return rc;
-	rc = read_link(v, vfs_inode(v, ino), buf, len);
-	vfs_record(v, c, &r, rc, NULL, 0);
-	return rc;
+	return rc ? rc : vfs_done(v, c, &r,
+				  read_link(v, vfs_inode(v, ino), buf, len));
 }
 
 int vfs_statfs(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
@@ -462,8 +453,7 @@ int vfs_statfs(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
 		return rc;
 	(void)closer_drain(v->closer);	/* df right after rm */
 	rc = vfs_sys(fstatvfs(v->vol->backing.rootfd, sv));
-	vfs_record(v, c, &r, rc, NULL, 0);
-	return rc;
+	return vfs_done(v, c, &r, rc);
 }
 
 /* --- the ticker --- */
@@ -589,7 +579,7 @@ static int locks_init(struct vfs *v)
 	if (!rc)
 		rc = -pthread_mutex_init(&v->tick_lock, NULL);
 	if (!rc)
-		rc = -pthread_mutex_init(&v->dir_lock, NULL);
+		rc = -pthread_mutex_init(&v->open_lock, NULL);
 	return rc;
 }
 
@@ -632,7 +622,7 @@ void vfs_free(struct vfs *v)
 	if (!v)
 		return;
 	vfs_stop(v);
-	vfs_dirs_close_all(v);
+	vfs_close_all(v);
 	nodes_free(v->nodes);
 	inodes_free(v->inodes);
 	size_memo_free(v->sizes);

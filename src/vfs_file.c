@@ -17,6 +17,26 @@
 /* A READ this large comes from the kernel's read-ahead of a stream. */
 #define STREAM_READ (256 * 1024)
 
+static void track(struct vfs *v, struct vfs_open **list, struct vfs_open *o)
+{
+	pthread_mutex_lock(&v->open_lock);
+	o->next = *list;
+	if (o->next)
+		o->next->pprev = &o->next;
+	o->pprev = list;
+	*list = o;
+	pthread_mutex_unlock(&v->open_lock);
+}
+
+static void untrack(struct vfs *v, struct vfs_open *o)
+{
+	pthread_mutex_lock(&v->open_lock);
+	*o->pprev = o->next;
+	if (o->next)
+		o->next->pprev = o->pprev;
+	pthread_mutex_unlock(&v->open_lock);
+}
+
 /*
  * A file handle for c, to be filled in; NULL on ENOMEM.  The opener keeps
  * the groups already asked for, if any: the request that could ask for
@@ -130,10 +150,10 @@ int vfs_open(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
 		free(f);
 	} else {
 		hint_of(v, f, hint);
+		track(v, &v->files, &f->link);
 		*out = f;
 	}
-	vfs_record(v, c, &r, rc, NULL, 0);
-	return rc;
+	return vfs_done(v, c, &r, rc);
 }
 
 void vfs_opened(struct vfs *v, struct vfs_hint *h)
@@ -250,6 +270,7 @@ int vfs_make_file(struct vfs *v, const struct vfs_caller *c, struct inode *p,
 	int rc = f ? make_or_open(v, c, p, name, mode, e, f) : -ENOMEM;
 
 	if (!rc && out) {
+		track(v, &v->files, &f->link);
 		*out = f;
 		return 0;
 	}
@@ -267,12 +288,9 @@ int vfs_create(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
 			     .flags = flags, .mode = mode, .opener = c };
 	int rc = vfs_gate(v, c, &r);
 
-	if (rc)
-		return rc;
-	rc = vfs_make_file(v, c, vfs_inode(v, parent), name, mode, flags, e,
-			   out);
-	vfs_record(v, c, &r, rc, NULL, 0);
-	return rc;
+	return rc ? rc : vfs_done(v, c, &r,
+				  vfs_make_file(v, c, vfs_inode(v, parent),
+						name, mode, flags, e, out));
 }
 
 /* The request of an operation on open file f. */
@@ -356,11 +374,7 @@ int vfs_fsync(struct vfs *v, const struct vfs_caller *c, struct vfs_file *f,
 	struct vfs_req r = file_req(VFS_FSYNC, f, 0, 0);
 	int rc = vfs_gate(v, c, &r);
 
-	if (rc)
-		return rc;
-	rc = cfile_fsync(f->n->cf, datasync);
-	vfs_record(v, c, &r, rc, NULL, 0);
-	return rc;
+	return rc ? rc : vfs_done(v, c, &r, cfile_fsync(f->n->cf, datasync));
 }
 
 int vfs_release(struct vfs *v, const struct vfs_caller *c,
@@ -382,38 +396,31 @@ int vfs_release(struct vfs *v, const struct vfs_caller *c,
 	}
 	if (c)
 		vfs_record(v, c, &r, rc, NULL, 0);
+	untrack(v, &f->link);
 	free(f);
 	return rc;
 }
 
 /* --- folders --- */
 
-static void dir_track(struct vfs *v, struct vfs_dir *d)
-{
-	pthread_mutex_lock(&v->dir_lock);
-	d->next = v->dirs;
-	if (d->next)
-		d->next->pprev = &d->next;
-	d->pprev = &v->dirs;
-	v->dirs = d;
-	pthread_mutex_unlock(&v->dir_lock);
-}
-
 static void dir_close(struct vfs *v, struct vfs_dir *d)
 {
-	pthread_mutex_lock(&v->dir_lock);
-	*d->pprev = d->next;
-	if (d->next)
-		d->next->pprev = d->pprev;
-	pthread_mutex_unlock(&v->dir_lock);
+	untrack(v, &d->link);
 	closedir(d->dp);
 	free(d);
 }
 
-void vfs_dirs_close_all(struct vfs *v)
+void vfs_close_all(struct vfs *v)
 {
+	/* No request is under way: the lists are ours alone. */
 	while (v->dirs)
-		dir_close(v, v->dirs);
+		dir_close(v, (struct vfs_dir *)v->dirs);
+	while (v->files) {
+		struct vfs_file *f = (struct vfs_file *)v->files;
+
+		untrack(v, &f->link);
+		free(f);	/* its node goes with the table */
+	}
 }
 
 static int open_dir(struct vfs *v, struct inode *i, struct vfs_dir *d)
@@ -449,11 +456,10 @@ int vfs_opendir(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
 	if (rc) {
 		free(d);
 	} else {
-		dir_track(v, d);
+		track(v, &v->dirs, &d->link);
 		*out = d;
 	}
-	vfs_record(v, c, &r, rc, NULL, 0);
-	return rc;
+	return vfs_done(v, c, &r, rc);
 }
 
 /* Hands on one entry; false when it did not fit. */
@@ -513,11 +519,7 @@ int vfs_readdir(struct vfs *v, const struct vfs_caller *c,
 			     .off = (uint64_t)off };
 	int rc = vfs_gate(v, c, &r);
 
-	if (rc)
-		return rc;
-	rc = read_dir(v, d, off, fill);
-	vfs_record(v, c, &r, rc, NULL, 0);
-	return rc;
+	return rc ? rc : vfs_done(v, c, &r, read_dir(v, d, off, fill));
 }
 
 int vfs_fsyncdir(struct vfs *v, const struct vfs_caller *c,
@@ -529,8 +531,7 @@ int vfs_fsyncdir(struct vfs *v, const struct vfs_caller *c,
 	if (rc)
 		return rc;
 	rc = vfs_sys(datasync ? fdatasync(fd) : fsync(fd));
-	vfs_record(v, c, &r, rc, NULL, 0);
-	return rc;
+	return vfs_done(v, c, &r, rc);
 }
 
 void vfs_releasedir(struct vfs *v, const struct vfs_caller *c,

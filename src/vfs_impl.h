@@ -40,12 +40,19 @@ struct vfs {
 	bool stop;
 	bool reap_asked;
 	bool ticking;
-	pthread_mutex_t dir_lock;	/* protects dirs */
-	struct vfs_dir *dirs;	/* open folders: the kernel need not
-				 * release them all before we exit */
+	pthread_mutex_t open_lock;	/* protects files and dirs */
+	/* Open files and folders: the kernel need not release them all
+	 * before the daemon exits, and what it does not is freed here. */
+	struct vfs_open *files, *dirs;
+};
+
+/* A place on one of the lists of open handles. */
+struct vfs_open {
+	struct vfs_open *next, **pprev;
 };
 
 struct vfs_file {
+	struct vfs_open link;	/* first: the list gives back the file */
 	struct node *n;
 	struct inode *i;
 	int flags;		/* as opened */
@@ -55,11 +62,11 @@ struct vfs_file {
 };
 
 struct vfs_dir {
+	struct vfs_open link;	/* first, as in vfs_file */
 	DIR *dp;
 	struct inode *i;
 	off_t off;		/* position dp is at */
 	struct dirent *entry;	/* read but not yet handed on */
-	struct vfs_dir *next, **pprev;	/* in v->dirs */
 };
 
 /* 0 or -errno from a libc call's -1. */
@@ -74,6 +81,14 @@ int vfs_allow(struct vfs *v, const struct vfs_caller *c,
 void vfs_record(struct vfs *v, const struct vfs_caller *c,
 		const struct vfs_req *r, long result, const void *bytes,
 		size_t len);
+/* Records an allowed operation's result, and passes it on. */
+static inline int vfs_done(struct vfs *v, const struct vfs_caller *c,
+			   const struct vfs_req *r, int rc)
+{
+	vfs_record(v, c, r, rc, NULL, 0);
+	return rc;
+}
+
 /* allow, then record a refusal; for operations that end there. */
 int vfs_gate(struct vfs *v, const struct vfs_caller *c,
 	     const struct vfs_req *r);
@@ -107,6 +122,7 @@ int vfs_make_file(struct vfs *v, const struct vfs_caller *c, struct inode *p,
 		  const char *name, mode_t mode, int flags,
 		  struct vfs_entry *e, struct vfs_file **out);
 
-void vfs_dirs_close_all(struct vfs *v);
+/* Frees the files and folders the kernel left open at the end. */
+void vfs_close_all(struct vfs *v);
 
 #endif

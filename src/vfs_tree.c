@@ -95,8 +95,7 @@ int vfs_mknod(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
 				e);
 	else
 		rc = -EPERM;	/* device nodes: nothing to encrypt, no need */
-	vfs_record(v, c, &r, rc, NULL, 0);
-	return rc;
+	return vfs_done(v, c, &r, rc);
 }
 
 int vfs_mkdir(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
@@ -104,14 +103,12 @@ int vfs_mkdir(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
 {
 	struct vfs_req r = { .op = VFS_MKDIR, .ino = parent, .name = name,
 			     .mode = mode };
+	const struct made m = { .mode = S_IFDIR | mode };
 	int rc = vfs_gate(v, c, &r);
 
-	if (rc)
-		return rc;
-	rc = make_entry(v, c, vfs_inode(v, parent), name,
-			&(struct made){ .mode = S_IFDIR | mode }, e);
-	vfs_record(v, c, &r, rc, NULL, 0);
-	return rc;
+	return rc ? rc : vfs_done(v, c, &r,
+				  make_entry(v, c, vfs_inode(v, parent), name,
+					     &m, e));
 }
 
 int vfs_symlink(struct vfs *v, const struct vfs_caller *c,
@@ -130,8 +127,7 @@ int vfs_symlink(struct vfs *v, const struct vfs_caller *c,
 	if (!rc)
 		rc = make_entry(v, c, vfs_inode(v, parent), name,
 				&(struct made){ .link = sealed }, e);
-	vfs_record(v, c, &r, rc, NULL, 0);
-	return rc;
+	return vfs_done(v, c, &r, rc);
 }
 
 static int link_entry(struct vfs *v, struct inode *i, struct inode *p,
@@ -160,11 +156,9 @@ int vfs_link(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
 			     .name2 = name };
 	int rc = vfs_gate(v, c, &r);
 
-	if (rc)
-		return rc;
-	rc = link_entry(v, vfs_inode(v, ino), vfs_inode(v, parent), name, e);
-	vfs_record(v, c, &r, rc, NULL, 0);
-	return rc;
+	return rc ? rc : vfs_done(v, c, &r,
+				  link_entry(v, vfs_inode(v, ino),
+					     vfs_inode(v, parent), name, e));
 }
 
 /*
@@ -226,11 +220,9 @@ int vfs_unlink(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
 	struct vfs_req r = { .op = VFS_UNLINK, .ino = parent, .name = name };
 	int rc = vfs_gate(v, c, &r);
 
-	if (rc)
-		return rc;
-	rc = remove_entry(v, vfs_inode(v, parent), name, 0);
-	vfs_record(v, c, &r, rc, NULL, 0);
-	return rc;
+	return rc ? rc : vfs_done(v, c, &r,
+				  remove_entry(v, vfs_inode(v, parent), name,
+					       0));
 }
 
 int vfs_rmdir(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
@@ -239,11 +231,9 @@ int vfs_rmdir(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
 	struct vfs_req r = { .op = VFS_RMDIR, .ino = parent, .name = name };
 	int rc = vfs_gate(v, c, &r);
 
-	if (rc)
-		return rc;
-	rc = remove_entry(v, vfs_inode(v, parent), name, AT_REMOVEDIR);
-	vfs_record(v, c, &r, rc, NULL, 0);
-	return rc;
+	return rc ? rc : vfs_done(v, c, &r,
+				  remove_entry(v, vfs_inode(v, parent), name,
+					       AT_REMOVEDIR));
 }
 
 static int rename_entry(struct vfs *v, struct inode *p, const char *name,
@@ -276,10 +266,8 @@ int vfs_rename(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
 			     .flags = (int)flags };
 	int rc = vfs_gate(v, c, &r);
 
-	if (rc)
-		return rc;
-	rc = rename_entry(v, vfs_inode(v, parent), name,
-			  vfs_inode(v, newparent), newname, flags);
-	vfs_record(v, c, &r, rc, NULL, 0);
-	return rc;
+	return rc ? rc : vfs_done(v, c, &r,
+				  rename_entry(v, vfs_inode(v, parent), name,
+					       vfs_inode(v, newparent),
+					       newname, flags));
 }
