@@ -22,6 +22,7 @@
 
 #include "phifs/config.h"
 #include "phifs/fs.h"
+#include "phifs/log.h"
 #include "phifs/loop.h"
 #include "phifs/secmem.h"
 #include "phifs/volume.h"
@@ -382,13 +383,22 @@ static int serve(struct args *a, int ready_fd)
 		say(EXIT_FAILURE, "cannot set signal handlers");
 		goto out;
 	}
-	if (ready_fd >= 0)
+	if (ready_fd >= 0) {
 		detach(ready_fd);
+		log_detached();
+	}
+	log_msg(LOG_KIND_LIFECYCLE, LOG_INFO,
+		"mounted %s on %s, pid %ld, loop: %s", a->backing,
+		a->mountpoint, (long)getpid(),
+		a->cfg.no_poll ? "libfuse" : "poll");
 	/* SIGTERM, SIGINT and SIGHUP are a clean stop. */
 	if (a->cfg.no_poll)
 		rc = libfuse_loop(se);
 	else
 		rc = loop_run(se, MAX_WORKERS);
+	if (rc < 0)
+		log_msg(LOG_KIND_LIFECYCLE, LOG_ERR, "request loop failed: %s",
+			strerror(-rc));
 	rc = rc < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 	fuse_remove_signal_handlers(se);
 out:
@@ -396,12 +406,26 @@ out:
 		fuse_session_unmount(se);
 	if (se)
 		fuse_session_destroy(se);	/* runs fs destroy: commits */
+	/* After the commits, so that the line means the data is home. */
+	if (mounted)
+		log_msg(LOG_KIND_LIFECYCLE, rc ? LOG_ERR : LOG_INFO,
+			"unmounted %s from %s, exit status %d", a->backing,
+			a->mountpoint, rc);
 	if (fargs)
 		fuse_opt_free_args(&fa);
 	fs_free(fs);
 	volume_close(vol);
 	free(opts);
 	return rc;
+}
+
+/* secmem's hook: once, whichever thread met the limit first. */
+static void warn_unlocked(void)
+{
+	log_msg(LOG_KIND_KEY, LOG_WARNING,
+		"a key could not be locked in memory (RLIMIT_MEMLOCK too low "
+		"and no CAP_IPC_LOCK): it may be swapped out, though never "
+		"dumped");
 }
 
 int main(int argc, char **argv)
@@ -416,14 +440,19 @@ int main(int argc, char **argv)
 	}
 	if (!a.cfg.foreground)
 		ready_fd = fork_and_wait();
+	/* In the child: the parent exits without a word to the log. */
+	log_open(true);
+	secmem_on_lock_failure(warn_unlocked);
 	umask(0);	/* the kernel already applied the caller's umask */
 	rc = secmem_harden_process();
 	if (rc) {
 		say(EXIT_FAILURE, "cannot disable core dumps: %s",
 		    strerror(-rc));
+		log_close();
 		return EXIT_FAILURE;
 	}
 	rc = serve(&a, ready_fd);
 	config_release(&a.cfg);
+	log_close();
 	return rc;
 }
