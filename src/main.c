@@ -34,7 +34,7 @@
 static void usage(void)
 {
 	const struct config_setting *s;
-	size_t col;
+	int col;
 
 	fputs("usage: phifs --key SRC [options] BACKING MOUNTPOINT\n"
 	      "\n"
@@ -69,7 +69,7 @@ static void usage(void)
 	      stdout);
 	col = 80;
 	for (s = config_settings; s->name; s++) {
-		if (col + strlen(s->name) + 2 > 78)
+		if (col + (int)strlen(s->name) + 2 > 78)
 			col = printf("\n%*s", HELP_COL, "") - 1;
 		col += printf(" %s%s", s->name, s[1].name ? "," : "\n");
 	}
