@@ -31,6 +31,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "phifs/ioutil.h"
 #include "phifs/par.h"
 #include "phifs/secmem.h"
 
@@ -194,13 +195,6 @@ static int pwritev_all(int fd, struct iovec *iov, int cnt, uint64_t off)
 	return 0;
 }
 
-static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
-{
-	size_t put;
-
-	return pwrite_full(fd, buf, len, off, &put);
-}
-
 /* --- journal of in-place rewrites --- */
 
 /* The journal's name: the file ID in hex, unique in the volume. */
@@ -299,7 +293,7 @@ static int journal_void(struct cfile *f)
 		memcpy(f->jmap, zero, sizeof(zero));
 		return 0;
 	}
-	return pwrite_all(f->jfd, zero, sizeof(zero), 0);
+	return ioutil_pwrite_all(f->jfd, zero, sizeof(zero), 0);
 }
 
 /*
@@ -335,7 +329,7 @@ static int journal_replay(struct cfile *f)
 		if (format_stored_open(&f->fk, index[i], blocks + i * SB, pt))
 			goto done;
 	for (unsigned i = 0; !rc && i < n; i++)
-		rc = pwrite_all(f->fd, blocks + i * SB, SB,
+		rc = ioutil_pwrite_all(f->fd, blocks + i * SB, SB,
 				format_stored_offset(index[i]));
 	if (!rc)
 		rc = fdatasync(f->fd) ? -errno : 0;
@@ -807,7 +801,7 @@ static int commit_locked(struct cfile *f)
 	h.seq++;
 	rc = format_slot_encode(&h, &f->fk, slot);
 	if (!rc)
-		rc = pwrite_all(f->fd, slot, sizeof(slot),
+		rc = ioutil_pwrite_all(f->fd, slot, sizeof(slot),
 				(uint64_t)other * FORMAT_SLOT_STRIDE);
 	if (!rc) {
 		f->hdr = h;
@@ -898,7 +892,7 @@ int cfile_create(int fd, const struct cfile_volume *vol, struct cfile **out)
 	if (!rc)
 		rc = format_slot_encode(&h, &f->fk, region);
 	if (!rc)
-		rc = pwrite_all(fd, region, sizeof(region), 0);
+		rc = ioutil_pwrite_all(fd, region, sizeof(region), 0);
 	if (rc)
 		goto out;
 	f->hdr = h;

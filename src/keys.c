@@ -17,13 +17,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "phifs/atomicfile.h"
 #include "phifs/errmsg.h"
 #include "phifs/secmem.h"
 
 #define KS_MAGIC "PHIFSKS"	/* and its NUL: 8 bytes */
 #define KS_MAGIC_LEN 8
 #define KS_VERSION 1
-#define KS_TMP_FILE KEYS_FILE ".tmp"
 
 /* Field sizes and offsets; docs/FORMAT.md has the same table. */
 #define KS_SALT_LEN 32
@@ -725,78 +725,23 @@ out:
 	return rc;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int keys_save(const struct keys_store *ks, int dirfd, char *err,
 	      size_t err_len)
 {
 	uint8_t *buf = NULL;
 	size_t len;
-	int fd = -1, rc, made = 0;
-	const char *step;
+	int rc;
 
-	step = "encode";
 	rc = keys_encode(ks, &buf, &len);
-	if (rc < 0)
-		goto out;
-	/* O_TRUNC: a temp left by a crash is only ever an unfinished copy. */
-	step = "create " KS_TMP_FILE;
-	fd = openat(dirfd, KS_TMP_FILE,
-		    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-		    0600);
-	if (fd < 0) {
-		rc = -errno;
-		goto out;
+	if (rc < 0) {
+		errmsg(err, err_len, 0, "keystore: encode: %s", strerror(-rc));
+		return rc;
 	}
-	made = 1;
-	step = "write " KS_TMP_FILE;
-	rc = write_all(fd, buf, len);
+	/* Every key in it is wrapped, yet no one else has reason to read it. */
+	rc = atomicfile_write(dirfd, KEYS_FILE, buf, len, 0600);
 	if (rc < 0)
-		goto out;
-	step = "fsync " KS_TMP_FILE;
-	if (fsync(fd) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	step = "close " KS_TMP_FILE;
-	rc = close(fd) < 0 ? -errno : 0;
-	fd = -1;
-	if (rc < 0)
-		goto out;
-	step = "rename " KS_TMP_FILE;
-	if (renameat(dirfd, KS_TMP_FILE, dirfd, KEYS_FILE) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	made = 0;
-	/* Without this the rename itself may not survive a power cut. */
-	step = "fsync folder";
-	if (fsync(dirfd) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	rc = 0;
-out:
-	if (rc < 0)
-		errmsg(err, err_len, 0, "keystore: %s: %s", step, strerror(-rc));
-	if (fd >= 0)
-		close(fd);
-	if (made)
-		unlinkat(dirfd, KS_TMP_FILE, 0);
+		errmsg(err, err_len, 0, "keystore: cannot replace it: %s",
+		       strerror(-rc));
 	free(buf);
 	return rc;
 }

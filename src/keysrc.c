@@ -23,6 +23,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "phifs/atomicfile.h"
 #include "phifs/errmsg.h"
 #include "phifs/secmem.h"
 
@@ -481,48 +482,36 @@ int keys_source_load(const char *spec, struct keys_secret **out, char *err,
 	return -EINVAL;
 }
 
-static int write_all(int fd, const void *p, size_t n)
+/* The folder holding path, opened for atomicfile; *base points into *copy. */
+static int open_parent(const char *path, char **copy, const char **base)
 {
-	const uint8_t *b = p;
+	char *c = strdup(path), *d = strdup(path);
+	int fd;
 
-	while (n) {
-		ssize_t w = write(fd, b, n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		b += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* fsync of the folder holding path, so that its new entry is durable. */
-static int fsync_parent(const char *path)
-{
-	char *copy = strdup(path);
-	int fd, rc;
-
-	if (!copy)
+	if (!c || !d) {
+		free(c);
+		free(d);
 		return -ENOMEM;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	rc = fd < 0 ? -errno : 0;
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	if (fd >= 0)
-		close(fd);
-	free(copy);
-	return rc;
+	}
+	fd = open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(d);
+	if (fd < 0) {
+		fd = -errno;
+		free(c);
+		return fd;
+	}
+	*copy = c;
+	*base = basename(c);
+	return fd;
 }
 
 int keys_keygen(const char *path, char *err, size_t err_len)
 {
 	static const char digits[] = "0123456789abcdef";
 	uint8_t *key = NULL;
-	char *hex = NULL;
-	int fd = -1, rc, created = 0;
+	char *hex = NULL, *copy = NULL;
+	const char *base = NULL;
+	int dirfd = -1, rc;
 
 	key = secmem_alloc(CRYPTO_KEY_LEN);
 	hex = secmem_alloc(KEYSRC_HEX_LEN + 1);
@@ -542,45 +531,32 @@ int keys_keygen(const char *path, char *err, size_t err_len)
 		hex[2 * i + 1] = digits[key[i] & 15];
 	}
 	hex[KEYSRC_HEX_LEN] = '\n';
-	fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW,
-		  0400);
-	if (fd < 0) {
-		rc = -errno;
+	dirfd = open_parent(path, &copy, &base);
+	if (dirfd < 0) {
+		rc = dirfd;
+		errmsg(err, err_len, 0, "key file %s: folder: %s", path,
+		       strerror(-rc));
+		goto out;
+	}
+	/*
+	 * Never over an existing file: it may be the only key of a volume.
+	 * Exactly 0400 whatever the umask: the owner must be able to read.
+	 * A half-written key file is worse than none, and the usual next step
+	 * is init with this key: a volume that outlives its key file in a
+	 * crash could never be opened again.  atomicfile sees to both.
+	 */
+	rc = atomicfile_create(dirfd, base, hex, KEYSRC_HEX_LEN + 1, 0400);
+	if (rc < 0) {
 		errmsg(err, err_len, 0, "key file %s: %s", path,
 		       rc == -EEXIST ? "already exists; not overwriting it"
 				     : strerror(-rc));
 		goto out;
 	}
-	created = 1;
-	/* Exactly 0400 whatever the umask: the owner must be able to read. */
-	rc = fchmod(fd, 0400) < 0 ? -errno : 0;
-	if (rc == 0)
-		rc = write_all(fd, hex, KEYSRC_HEX_LEN + 1);
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	if (rc < 0) {
-		errmsg(err, err_len, 0, "key file %s: %s", path, strerror(-rc));
-		goto out;
-	}
-	rc = close(fd) < 0 ? -errno : 0;
-	fd = -1;
-	/*
-	 * The usual next step is init with this key: a volume that outlives
-	 * its key file in a crash could never be opened again.
-	 */
-	if (rc == 0)
-		rc = fsync_parent(path);
-	if (rc < 0) {
-		errmsg(err, err_len, 0, "key file %s: %s", path, strerror(-rc));
-		goto out;
-	}
 	rc = 0;
 out:
-	if (fd >= 0)
-		close(fd);
-	/* A half-written key file is worse than none. */
-	if (rc < 0 && created)
-		unlink(path);
+	if (dirfd >= 0)
+		close(dirfd);
+	free(copy);
 	secmem_free(hex);
 	secmem_free(key);
 	return rc;

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,34 +22,63 @@
 
 #include "phifs/config.h"
 #include "phifs/fs.h"
+#include "phifs/log.h"
 #include "phifs/loop.h"
 #include "phifs/secmem.h"
 #include "phifs/volume.h"
 
 #define EXIT_USAGE 2
 
-static const char usage_text[] =
-	"usage: phifs --key SRC [options] BACKING MOUNTPOINT\n"
-	"\n"
-	"Mounts the phifs volume in BACKING (made by phifsctl init) at MOUNTPOINT.\n"
-	"\n"
-	"  --key SRC           file:PATH, cmd:COMMAND or passphrase\n"
-	"  -f                  stay in the foreground (default: daemonize once\n"
-	"                      the mount is ready)\n"
-	"  --config FILE       INI file holding any of these settings\n"
-	"                      (key, foreground, options, policy, audit_dir, socket,\n"
-	"                      poll)\n"
-	"  --policy FILE       access policy (not in this build yet)\n"
-	"  --audit-dir DIR     integrity log folder (not in this build yet)\n"
-	"  --socket PATH       control socket (accepted; not served yet)\n"
-	"  -o OPT[,OPT...]     FUSE mount options, e.g. allow_other\n"
-	"  --no-poll           idle workers sleep at once (default: poll for the\n"
-	"                      next request for up to 64 us: faster, more CPU);\n"
-	"                      config: poll = no; fstab: -o no_poll\n"
-	"  -h, --help          this text\n"
-	"  --version           the version\n"
-	"\n"
-	"Unmount with: fusermount3 -u MOUNTPOINT (or SIGTERM to the daemon).\n";
+#define HELP_COL 21	/* where the help texts start, less one */
+
+static void usage(void)
+{
+	const struct config_setting *s;
+	int col;
+
+	fputs("usage: phifs --key SRC [options] BACKING MOUNTPOINT\n"
+	      "\n"
+	      "Mounts the phifs volume in BACKING (made by phifsctl init) at "
+	      "MOUNTPOINT.\n\n", stdout);
+	for (s = config_settings; s->name; s++) {
+		char flag[64];
+		const char *h;
+		int n;
+
+		if (s->short_opt)
+			n = snprintf(flag, sizeof(flag), "-%c", s->short_opt);
+		else if (s->long_opt)
+			n = snprintf(flag, sizeof(flag), "--%s", s->name);
+		else
+			continue;
+		for (int i = 2; i < n; i++)
+			if (flag[i] == '_')
+				flag[i] = '-';
+		if (s->arg)
+			snprintf(flag + n, sizeof(flag) - n, " %s", s->arg);
+		printf("  %-*s", HELP_COL - 1, flag);
+		for (h = s->help; *h;) {
+			int len = (int)strcspn(h, "\n");
+
+			printf("%*s%.*s\n", h == s->help ? 0 : HELP_COL + 1, "",
+			       len, h);
+			h += len + (h[len] == '\n');
+		}
+	}
+	fputs("  --config FILE       INI file holding any of these settings:",
+	      stdout);
+	col = 80;
+	for (s = config_settings; s->name; s++) {
+		if (col + (int)strlen(s->name) + 2 > 78)
+			col = printf("\n%*s", HELP_COL, "") - 1;
+		col += printf(" %s%s", s->name, s[1].name ? "," : "\n");
+	}
+	fputs("  -h, --help          this text\n"
+	      "  --version           the version\n"
+	      "\n"
+	      "Unmount with: fusermount3 -u MOUNTPOINT (or SIGTERM to the "
+	      "daemon).\n", stdout);
+}
 
 static int say(int code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -71,114 +101,107 @@ struct args {
 	const char *mountpoint;
 };
 
-static int set_arg(char **dst, const char *v)
-{
-	free(*dst);
-	*dst = strdup(v);
-	return *dst ? 0 : -ENOMEM;
-}
-
-static int append_opt(struct config *c, const char *o, size_t len)
-{
-	size_t a = c->options ? strlen(c->options) : 0;
-	char *s = realloc(c->options, a + len + 2);
-
-	if (!s)
-		return -ENOMEM;
-	if (a)
-		s[a++] = ',';
-	memcpy(s + a, o, len);
-	s[a + len] = 0;
-	c->options = s;
-	return 0;
-}
+/* getopt's values: main's own options, then one per setting. */
+enum { OPT_CONFIG = 256, OPT_HELP, OPT_VERSION, OPT_SETTING };
+#define MAX_OPTS 32
 
 /*
- * -o OPT[,OPT]: phifs's own settings may come this way too, as mount(8)
- * passes an fstab line's options (key=file:...); the rest go to FUSE.
+ * getopt's long options and short option string, derived from the settings
+ * table, so that a setting is named in one place only.
  */
-static int add_opts(struct config *c, const char *list)
+static void derive_options(struct option *lo, char *so)
 {
-	static const struct {
-		const char *name;
-		size_t off;
-	} own[] = {
-		{ "key=", offsetof(struct config, key) },
-		{ "policy=", offsetof(struct config, policy) },
-		{ "audit_dir=", offsetof(struct config, audit_dir) },
-		{ "socket=", offsetof(struct config, socket) },
-	};
-	int rc = 0;
+	static char names[MAX_OPTS][32];
+	const struct config_setting *s;
+	size_t n = 0;
 
-	while (!rc && *list) {
-		size_t len = strcspn(list, ",");
-		size_t i = 0;
+	*so++ = 'h';
+	for (s = config_settings; s->name; s++) {
+		bool arg = s->kind == CONFIG_STRING ||
+			   s->kind == CONFIG_OPTIONS;
 
-		while (i < sizeof(own) / sizeof(own[0]) &&
-		       strncmp(list, own[i].name, strlen(own[i].name)))
-			i++;
-		if (i < sizeof(own) / sizeof(own[0])) {
-			char v[4096];
-			size_t n = len - strlen(own[i].name);
-
-			if (n >= sizeof(v))
-				return -ENAMETOOLONG;
-			memcpy(v, list + strlen(own[i].name), n);
-			v[n] = 0;
-			rc = set_arg((char **)((char *)c + own[i].off), v);
-		} else if (len == 7 && !strncmp(list, "no_poll", 7)) {
-			c->no_poll = true;
-		} else if (len) {
-			rc = append_opt(c, list, len);
+		if (s->short_opt) {
+			*so++ = s->short_opt;
+			if (arg)
+				*so++ = ':';
 		}
-		list += len + (list[len] == ',');
+		if (!s->long_opt)
+			continue;
+		/* The table is ours: an overflow is a bug, not bad input. */
+		if (n >= MAX_OPTS - 4 || strlen(s->name) >= sizeof(names[n]))
+			abort();
+		for (size_t i = 0; s->name[i]; i++)
+			names[n][i] = s->name[i] == '_' ? '-' : s->name[i];
+		lo[n].name = names[n];
+		lo[n].has_arg = arg ? required_argument : no_argument;
+		lo[n].flag = NULL;
+		lo[n].val = OPT_SETTING + (int)(s - config_settings);
+		n++;
 	}
-	return rc;
+	*so = 0;
+	lo[n++] = (struct option){ "config", required_argument, NULL,
+				   OPT_CONFIG };
+	lo[n++] = (struct option){ "help", no_argument, NULL, OPT_HELP };
+	lo[n++] = (struct option){ "version", no_argument, NULL, OPT_VERSION };
+	lo[n] = (struct option){ NULL, 0, NULL, 0 };
+}
+
+/* The setting getopt's answer c stands for, or NULL. */
+static const struct config_setting *setting_of(int c)
+{
+	const struct config_setting *s;
+
+	if (c >= OPT_SETTING)
+		return &config_settings[c - OPT_SETTING];
+	for (s = config_settings; s->name; s++)
+		if (s->short_opt && s->short_opt == c)
+			return s;
+	return NULL;
 }
 
 /* Command line over config file: the file is read first, then argv. */
 static int parse_args(int argc, char **argv, struct args *a)
 {
-	static const struct option opts[] = {
-		{ "key", required_argument, NULL, 'k' },
-		{ "config", required_argument, NULL, 'c' },
-		{ "policy", required_argument, NULL, 'p' },
-		{ "audit-dir", required_argument, NULL, 'a' },
-		{ "socket", required_argument, NULL, 's' },
-		{ "no-poll", no_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
+	struct option opts[MAX_OPTS];
+	char shortopts[2 * MAX_OPTS + 1];
 	char err[512];
-	int c, rc = 0;
+	const struct config_setting *s;
+	int c, rc;
 
+	derive_options(opts, shortopts);
 	/* The config file first, so that options given here win. */
 	for (int i = 1; i < argc - 1; i++) {
-		if (!strcmp(argv[i], "--config") &&
-		    config_load(argv[i + 1], &a->cfg, err, sizeof(err)))
-			return say(EXIT_USAGE, "%s", err);
-		if (!strncmp(argv[i], "--config=", 9) &&
-		    config_load(argv[i] + 9, &a->cfg, err, sizeof(err)))
-			return say(EXIT_USAGE, "%s", err);
+		const char *path = NULL;
+
+		if (!strcmp(argv[i], "--config"))
+			path = argv[i + 1];
+		else if (!strncmp(argv[i], "--config=", 9))
+			path = argv[i] + 9;
+		rc = path ? config_load(path, &a->cfg, err, sizeof(err)) : 0;
+		if (rc)
+			return say(rc == -ENOMEM ? EXIT_FAILURE : EXIT_USAGE,
+				   "%s", err);
 	}
-	while (!rc && (c = getopt_long(argc, argv, "fo:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
 		switch (c) {
-		case 'k': rc = set_arg(&a->cfg.key, optarg); break;
-		case 'c': break;
-		case 'p': rc = set_arg(&a->cfg.policy, optarg); break;
-		case 'a': rc = set_arg(&a->cfg.audit_dir, optarg); break;
-		case 's': rc = set_arg(&a->cfg.socket, optarg); break;
-		case 'f': a->cfg.foreground = true; break;
-		case 'n': a->cfg.no_poll = true; break;
-		case 'o': rc = add_opts(&a->cfg, optarg); break;
-		case 'h': fputs(usage_text, stdout); return -1;
-		case 'V': puts("phifs " PHIFS_VERSION); return -1;
-		default: return say(EXIT_USAGE, "bad option (see phifs --help)");
+		case OPT_CONFIG:
+			continue;
+		case 'h':
+		case OPT_HELP:
+			usage();
+			return -1;
+		case OPT_VERSION:
+			puts("phifs " PHIFS_VERSION);
+			return -1;
 		}
+		s = setting_of(c);
+		if (!s)
+			return say(EXIT_USAGE, "bad option (see phifs --help)");
+		rc = config_set(&a->cfg, s->name, optarg, err, sizeof(err));
+		if (rc)
+			return say(rc == -ENOMEM ? EXIT_FAILURE : EXIT_USAGE,
+				   "%s", err);
 	}
-	if (rc)
-		return say(EXIT_FAILURE, "%s", strerror(-rc));
 	if (argc - optind != 2)
 		return say(EXIT_USAGE, "expected BACKING and MOUNTPOINT "
 			   "(see phifs --help)");
@@ -320,10 +343,13 @@ static int serve(struct args *a, int ready_fd)
 	raise_fd_limit();
 	if (volume_open(a->backing, a->cfg.key, true, &vol, err, sizeof(err)))
 		return say(EXIT_FAILURE, "%s", err);
-	if (fs_new(vol, &fs)) {
-		say(EXIT_FAILURE, "out of memory");
+	rc = fs_new(vol, &fs);
+	if (rc < 0) {
+		rc = say(EXIT_FAILURE, "%s: cannot set up the file system: %s",
+			 a->backing, strerror(-rc));
 		goto out;
 	}
+	rc = EXIT_FAILURE;
 	olen = strlen(a->backing) + 128 + (a->cfg.options ?
 					   strlen(a->cfg.options) : 0);
 	opts = malloc(olen);
@@ -357,13 +383,22 @@ static int serve(struct args *a, int ready_fd)
 		say(EXIT_FAILURE, "cannot set signal handlers");
 		goto out;
 	}
-	if (ready_fd >= 0)
+	if (ready_fd >= 0) {
 		detach(ready_fd);
+		log_detached();
+	}
+	log_msg(LOG_KIND_LIFECYCLE, LOG_INFO,
+		"mounted %s on %s, pid %ld, loop: %s", a->backing,
+		a->mountpoint, (long)getpid(),
+		a->cfg.no_poll ? "libfuse" : "poll");
 	/* SIGTERM, SIGINT and SIGHUP are a clean stop. */
 	if (a->cfg.no_poll)
 		rc = libfuse_loop(se);
 	else
 		rc = loop_run(se, MAX_WORKERS);
+	if (rc < 0)
+		log_msg(LOG_KIND_LIFECYCLE, LOG_ERR, "request loop failed: %s",
+			strerror(-rc));
 	rc = rc < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 	fuse_remove_signal_handlers(se);
 out:
@@ -371,12 +406,26 @@ out:
 		fuse_session_unmount(se);
 	if (se)
 		fuse_session_destroy(se);	/* runs fs destroy: commits */
+	/* After the commits, so that the line means the data is home. */
+	if (mounted)
+		log_msg(LOG_KIND_LIFECYCLE, rc ? LOG_ERR : LOG_INFO,
+			"unmounted %s from %s, exit status %d", a->backing,
+			a->mountpoint, rc);
 	if (fargs)
 		fuse_opt_free_args(&fa);
 	fs_free(fs);
 	volume_close(vol);
 	free(opts);
 	return rc;
+}
+
+/* secmem's hook: once, whichever thread met the limit first. */
+static void warn_unlocked(void)
+{
+	log_msg(LOG_KIND_KEY, LOG_WARNING,
+		"a key could not be locked in memory (RLIMIT_MEMLOCK too low "
+		"and no CAP_IPC_LOCK): it may be swapped out, though never "
+		"dumped");
 }
 
 int main(int argc, char **argv)
@@ -391,14 +440,19 @@ int main(int argc, char **argv)
 	}
 	if (!a.cfg.foreground)
 		ready_fd = fork_and_wait();
+	/* In the child: the parent exits without a word to the log. */
+	log_open(true);
+	secmem_on_lock_failure(warn_unlocked);
 	umask(0);	/* the kernel already applied the caller's umask */
 	rc = secmem_harden_process();
 	if (rc) {
 		say(EXIT_FAILURE, "cannot disable core dumps: %s",
 		    strerror(-rc));
+		log_close();
 		return EXIT_FAILURE;
 	}
 	rc = serve(&a, ready_fd);
 	config_release(&a.cfg);
+	log_close();
 	return rc;
 }

@@ -53,6 +53,9 @@ struct free_chunk {
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct free_chunk *free_list[NCLASS];
 static size_t unlocked_count;
+/* Atomic: set by secmem_on_lock_failure, read by any allocating thread. */
+static void (*lock_failure_fn)(void);
+static int lock_failure_told;
 
 /*
  * Maps len bytes, keeps them out of core dumps and tries to lock them.  A
@@ -71,6 +74,15 @@ static void *map_secret(size_t len, int *unlocked)
 	(void)madvise(p, len, MADV_DONTDUMP);
 	*unlocked = mlock(p, len) != 0;
 	return p;
+}
+
+/* Tells the hook, once per process, that a buffer is not locked. */
+static void tell_lock_failure(void)
+{
+	void (*fn)(void) = __atomic_load_n(&lock_failure_fn, __ATOMIC_ACQUIRE);
+
+	if (fn && !__atomic_exchange_n(&lock_failure_told, 1, __ATOMIC_ACQ_REL))
+		fn();
 }
 
 static int class_of(size_t n)
@@ -123,8 +135,10 @@ static void *alloc_large(size_t n)
 	h->unlocked = (uint16_t)unlocked;
 	h->len = (uint32_t)(len - HDR_LEN);
 	h->busy = 1;
-	if (unlocked)
+	if (unlocked) {
 		__atomic_add_fetch(&unlocked_count, 1, __ATOMIC_RELAXED);
+		tell_lock_failure();
+	}
 	/* Fresh anonymous pages are already zero. */
 	return h + 1;
 }
@@ -153,8 +167,11 @@ void *secmem_alloc(size_t n)
 	f->h.busy = 1;
 	pthread_mutex_unlock(&pool_lock);
 
-	if (f->h.unlocked)
+	/* Outside pool_lock: the hook may take locks of its own. */
+	if (f->h.unlocked) {
 		__atomic_add_fetch(&unlocked_count, 1, __ATOMIC_RELAXED);
+		tell_lock_failure();
+	}
 	/* The body was wiped on free; only the list pointer is left. */
 	f->next = NULL;
 	return &f->h + 1;
@@ -205,6 +222,14 @@ void secmem_wipe(void *p, size_t n)
 size_t secmem_unlocked_count(void)
 {
 	return __atomic_load_n(&unlocked_count, __ATOMIC_RELAXED);
+}
+
+void secmem_on_lock_failure(void (*fn)(void))
+{
+	__atomic_store_n(&lock_failure_fn, fn, __ATOMIC_RELEASE);
+	/* A failure before the hook was set is told now. */
+	if (secmem_unlocked_count())
+		tell_lock_failure();
 }
 
 int secmem_harden_process(void)

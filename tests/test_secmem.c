@@ -269,6 +269,57 @@ Test(secmem, running_out_of_lockable_memory_still_allocates_and_counts)
 	secmem_free(p);
 }
 
+static int told;
+
+static void count_told(void)
+{
+	told++;
+}
+
+Test(secmem, a_lock_failure_is_told_once_even_to_a_late_hook)
+{
+	struct rlimit rl = { 0, 0 };
+	uint8_t *p, *q;
+
+	drop_ipc_lock();
+	cr_assert_eq(setrlimit(RLIMIT_MEMLOCK, &rl), 0);
+	secmem_on_lock_failure(count_told);
+	p = secmem_alloc(20000);
+	if (p != NULL && secmem_unlocked_count() == 0)
+		cr_skip_test("mlock is not limited here (ASan, CAP_IPC_LOCK)");
+	cr_assert(p);
+	cr_assert_eq(told, 1);
+	q = secmem_alloc(30000);
+	cr_assert(q);
+	secmem_free(q);
+	q = secmem_alloc(64);
+	cr_assert(q);
+	cr_assert_eq(secmem_unlocked_count(), 3);
+	cr_assert_eq(told, 1);
+	/* A hook set after the fact hears of it at once (here: not again). */
+	secmem_on_lock_failure(count_told);
+	cr_assert_eq(told, 1);
+	secmem_free(q);
+	secmem_free(p);
+}
+
+Test(secmem, a_hook_set_after_a_failure_is_told_at_once)
+{
+	struct rlimit rl = { 0, 0 };
+	uint8_t *p;
+
+	drop_ipc_lock();
+	cr_assert_eq(setrlimit(RLIMIT_MEMLOCK, &rl), 0);
+	p = secmem_alloc(20000);
+	if (p != NULL && secmem_unlocked_count() == 0)
+		cr_skip_test("mlock is not limited here (ASan, CAP_IPC_LOCK)");
+	cr_assert(p);
+	cr_assert_eq(told, 0);
+	secmem_on_lock_failure(count_told);
+	cr_assert_eq(told, 1);
+	secmem_free(p);
+}
+
 Test(secmem, harden_process_disables_dumps_and_core_files)
 {
 	struct rlimit rl;

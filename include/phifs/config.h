@@ -1,6 +1,8 @@
 /*
- * config.h — the daemon's settings from an INI file (--config): the same
- * names as the long options.  The only module that includes inih.
+ * config.h — the daemon's settings and the one table that names them, for
+ * all three places they come from: the INI file (--config), fstab-style -o
+ * options and the command line.  The only module that includes inih; knows
+ * nothing of what the settings do nor of getopt.
  */
 #ifndef PHIFS_CONFIG_H
 #define PHIFS_CONFIG_H
@@ -11,21 +13,68 @@
 /* Strings are malloc'd; NULL when not set. */
 struct config {
 	char *key;
-	char *options;		/* comma-separated, several lines add up */
+	char *options;		/* FUSE's, comma-separated; they add up */
 	char *policy;
 	char *audit_dir;
 	char *socket;
 	bool foreground;
-	bool no_poll;		/* serve with libfuse's loop, which never polls */
+	bool no_poll;		/* libfuse's loop, which never polls */
+};
+
+enum config_kind {
+	CONFIG_STRING,		/* the last one given wins */
+	CONFIG_BOOL,		/* yes/no, true/false, 1/0; bare is yes */
+	CONFIG_NOT_BOOL,	/* as CONFIG_BOOL, stored negated (poll) */
+	CONFIG_OPTIONS,		/* a mount option list; see config_set */
 };
 
 /*
+ * One setting.  In names '-' and '_' are the same, so audit_dir is also
+ * audit-dir; on the command line it is --audit-dir.
+ */
+struct config_setting {
+	const char *name;	/* INI name; the -o name if by_o */
+	enum config_kind kind;
+	size_t offset;		/* of the field in struct config */
+	bool by_o;		/* may come in -o as name=value, bools bare */
+	bool long_opt;		/* may come as --name in argv */
+	char short_opt;		/* -X on the command line, or 0 */
+	const char *arg;	/* the value's placeholder in --help, or NULL */
+	const char *help;	/* for --help; later lines are indented */
+};
+
+/* Every setting, ended by an entry whose name is NULL.  Read-only. */
+extern const struct config_setting config_settings[];
+
+/*
+ * The setting called name ('-' and '_' alike), or NULL.
+ */
+const struct config_setting *config_find(const char *name);
+
+/*
+ * Sets name to value in c, over what c holds.  value NULL means given bare
+ * (a command-line switch, a -o word without '='): yes for a bool, an error
+ * otherwise.  For "options" the value is a comma-separated list whose
+ * elements naming a by_o setting (key=file:..., no_poll) set it, and whose
+ * others are appended to c->options for FUSE: mount(8) passes an fstab
+ * line's options this way.
+ *
+ * Returns 0; -EINVAL for an unknown name or a bad value, -ENOMEM; why then
+ * says so in one line ("unknown setting 'x'", "bad value for 'x'", "out of
+ * memory").  Not thread-safe for one c.
+ */
+int config_set(struct config *c, const char *name, const char *value,
+	       char *why, size_t why_len);
+
+/*
  * Reads settings from path (top level or section [phifs]) into c, over what
- * c holds.  -EINVAL for an unknown setting or bad value, -errno if the file
- * cannot be read; err then names the file and line.
+ * c holds.  -EINVAL for an unknown setting or bad value, -ENOMEM, or -errno
+ * if the file cannot be read; err then says why, naming the file and line.
  */
 int config_load(const char *path, struct config *c, char *err,
 		size_t err_len);
+
+/* Frees c's strings and zeroes it. */
 void config_release(struct config *c);
 
 #endif

@@ -27,6 +27,14 @@ void secmem_wipe(void *p, size_t n);
 size_t secmem_unlocked_count(void);
 
 /*
+ * Sets fn to be called once per process, the first time a buffer could not
+ * be locked (at once if that has happened already), so that the program
+ * can warn in its own way: this module knows nothing of logging.  fn runs
+ * on the allocating thread, with no secmem lock held.  NULL removes it.
+ */
+void secmem_on_lock_failure(void (*fn)(void));
+
+/*
  * Process hardening for programs that hold keys: not dumpable, not
  * ptrace-attachable by other users, no core files.  Returns 0 or -errno.
  */

@@ -1,0 +1,262 @@
+/*
+ * test_config.c — tests for src/config.c: every setting from an INI file,
+ * from -o lists and as the command line gives it, errors that name the file
+ * and line, options that add up, -o words that are not ours handed on.
+ */
+#include "phifs/config.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char path[64];
+
+static void write_ini(const char *text)
+{
+	int fd;
+
+	strcpy(path, "/tmp/phifs-config-XXXXXX");
+	fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+static void drop_ini(void)
+{
+	if (*path)
+		unlink(path);
+}
+
+TestSuite(config, .fini = drop_ini);
+
+static void assert_all_set(const struct config *c)
+{
+	cr_assert_str_eq(c->key, "file:/k");
+	cr_assert_str_eq(c->policy, "/p.ini");
+	cr_assert_str_eq(c->audit_dir, "/audit");
+	cr_assert_str_eq(c->socket, "/s.sock");
+	cr_assert_str_eq(c->options, "allow_other,ro");
+}
+
+Test(config, every_setting_loads_from_the_phifs_section)
+{
+	struct config c = { 0 };
+	char err[256] = "";
+
+	write_ini("[phifs]\nkey = file:/k\npolicy = /p.ini\n"
+		  "audit_dir = /audit\nsocket = /s.sock\n"
+		  "options = allow_other\n"
+		  "options = ro\nforeground = yes\npoll = no\n");
+	cr_assert_eq(config_load(path, &c, err, sizeof(err)), 0, "%s", err);
+	assert_all_set(&c);
+	cr_assert(c.foreground);
+	cr_assert(c.no_poll);
+	config_release(&c);
+}
+
+Test(config, settings_load_from_the_top_level_too)
+{
+	struct config c = { 0 };
+	char err[256] = "";
+
+	write_ini("; a comment\nkey = file:/k\naudit-dir = /audit\n"
+		  "foreground = true\npoll = 1\n[phifs]\nsocket = /s\n");
+	cr_assert_eq(config_load(path, &c, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(c.key, "file:/k");
+	cr_assert_str_eq(c.audit_dir, "/audit");
+	cr_assert_str_eq(c.socket, "/s");
+	cr_assert(c.foreground);
+	cr_assert_not(c.no_poll);
+	config_release(&c);
+}
+
+Test(config, a_later_file_or_line_wins_over_an_earlier_one)
+{
+	struct config c = { 0 };
+	char err[256] = "";
+
+	write_ini("key = file:/a\nkey = file:/b\nforeground = yes\n");
+	cr_assert_eq(config_load(path, &c, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(c.key, "file:/b");
+	cr_assert_eq(config_set(&c, "key", "file:/c", err, sizeof(err)), 0);
+	cr_assert_eq(config_set(&c, "foreground", "no", err, sizeof(err)), 0);
+	cr_assert_str_eq(c.key, "file:/c");
+	cr_assert_not(c.foreground);
+	config_release(&c);
+}
+
+Test(config, every_setting_can_be_set_as_the_command_line_gives_it)
+{
+	struct config c = { 0 };
+	char err[256] = "";
+
+	cr_assert_eq(config_set(&c, "key", "file:/k", err, sizeof(err)), 0);
+	cr_assert_eq(config_set(&c, "policy", "/p.ini", err, sizeof(err)), 0);
+	cr_assert_eq(config_set(&c, "audit-dir", "/audit", err, sizeof(err)),
+		     0);
+	cr_assert_eq(config_set(&c, "socket", "/s.sock", err, sizeof(err)), 0);
+	cr_assert_eq(config_set(&c, "options", "allow_other", err,
+				sizeof(err)), 0);
+	cr_assert_eq(config_set(&c, "options", "ro", err, sizeof(err)), 0);
+	/* Switches come bare: -f, --no-poll. */
+	cr_assert_eq(config_set(&c, "foreground", NULL, err, sizeof(err)), 0);
+	cr_assert_eq(config_set(&c, "no-poll", NULL, err, sizeof(err)), 0);
+	assert_all_set(&c);
+	cr_assert(c.foreground);
+	cr_assert(c.no_poll);
+	config_release(&c);
+}
+
+Test(config, an_o_list_sets_ours_and_hands_the_rest_to_fuse)
+{
+	struct config c = { 0 };
+	char err[256] = "";
+
+	cr_assert_eq(config_set(&c, "options",
+				"allow_other,key=file:/k,policy=/p.ini,,"
+				"audit_dir=/audit,no_poll,socket=/s.sock,ro",
+				err, sizeof(err)), 0, "%s", err);
+	assert_all_set(&c);
+	cr_assert(c.no_poll);
+	cr_assert_not(c.foreground);
+	config_release(&c);
+}
+
+Test(config, o_words_that_are_not_o_settings_go_to_fuse_as_they_are)
+{
+	struct config c = { 0 };
+	char err[256] = "";
+
+	/* foreground and options are not -o settings: FUSE judges them. */
+	cr_assert_eq(config_set(&c, "options",
+				"foreground,options=x,frob=1,keyx=2", err,
+				sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(c.options, "foreground,options=x,frob=1,keyx=2");
+	cr_assert_null(c.key);
+	config_release(&c);
+}
+
+Test(config, options_lines_in_a_file_add_up_and_may_hold_our_settings)
+{
+	struct config c = { 0 };
+	char err[256] = "";
+
+	write_ini("[phifs]\noptions = allow_other\noptions = no_poll,ro\n"
+		  "options = key=file:/k\n");
+	cr_assert_eq(config_load(path, &c, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(c.options, "allow_other,ro");
+	cr_assert_str_eq(c.key, "file:/k");
+	cr_assert(c.no_poll);
+	config_release(&c);
+}
+
+Test(config, an_unknown_setting_is_named_with_file_and_line)
+{
+	struct config c = { 0 };
+	char err[256] = "", want[128];
+
+	write_ini("[phifs]\nkey = file:/k\nfrobs = 3\n");
+	cr_assert_eq(config_load(path, &c, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s:3: unknown setting 'frobs'", path);
+	cr_assert_str_eq(err, want);
+	config_release(&c);
+	cr_assert_eq(config_set(&c, "frobs", "3", err, sizeof(err)), -EINVAL);
+	cr_assert_str_eq(err, "unknown setting 'frobs'");
+}
+
+Test(config, a_bad_bool_is_named_with_file_and_line)
+{
+	struct config c = { 0 };
+	char err[256] = "", want[128];
+
+	write_ini("foreground = no\npoll = often\n");
+	cr_assert_eq(config_load(path, &c, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s:2: bad value for 'poll'", path);
+	cr_assert_str_eq(err, want);
+	cr_assert_eq(config_set(&c, "options", "ro,no_poll=maybe", err,
+				sizeof(err)), -EINVAL);
+	cr_assert_str_eq(err, "bad value for 'no_poll'");
+	cr_assert_eq(config_set(&c, "foreground", "", err, sizeof(err)),
+		     -EINVAL);
+	config_release(&c);
+}
+
+Test(config, the_first_bad_line_gives_the_reason)
+{
+	struct config c = { 0 };
+	char err[256] = "", want[128];
+
+	write_ini("a = 1\nforeground = maybe\n");
+	cr_assert_eq(config_load(path, &c, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s:1: unknown setting 'a'", path);
+	cr_assert_str_eq(err, want);
+	config_release(&c);
+}
+
+Test(config, another_section_and_a_syntax_error_are_refused)
+{
+	struct config c = { 0 };
+	char err[256] = "", want[128];
+
+	write_ini("[other]\nkey = file:/k\n");
+	cr_assert_eq(config_load(path, &c, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s:2: unknown section [other]", path);
+	cr_assert_str_eq(err, want);
+	config_release(&c);
+	unlink(path);
+	write_ini("[phifs]\nkey\n");
+	cr_assert_eq(config_load(path, &c, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s:2: syntax error", path);
+	cr_assert_str_eq(err, want);
+	config_release(&c);
+}
+
+Test(config, a_string_setting_given_bare_is_refused)
+{
+	struct config c = { 0 };
+	char err[256] = "";
+
+	cr_assert_eq(config_set(&c, "options", "key", err, sizeof(err)),
+		     -EINVAL);
+	cr_assert_str_eq(err, "bad value for 'key'");
+	cr_assert_null(c.key);
+	config_release(&c);
+}
+
+Test(config, an_unreadable_file_is_named)
+{
+	struct config c = { 0 };
+	char err[256] = "";
+
+	cr_assert_eq(config_load("/nonexistent/phifs.conf", &c, err,
+				 sizeof(err)), -ENOENT);
+	cr_assert(strstr(err, "/nonexistent/phifs.conf") &&
+		  strstr(err, strerror(ENOENT)), "%s", err);
+}
+
+Test(config, names_take_dash_and_underscore_alike)
+{
+	cr_assert_eq(config_find("audit-dir"), config_find("audit_dir"));
+	cr_assert_eq(config_find("no-poll"), config_find("no_poll"));
+	cr_assert_not_null(config_find("key"));
+	cr_assert_null(config_find("ke"));
+	cr_assert_null(config_find("keys"));
+	cr_assert_null(config_find(""));
+}
+
+Test(config, the_table_is_well_formed)
+{
+	const struct config_setting *s;
+
+	for (s = config_settings; s->name; s++) {
+		cr_assert(s->offset + sizeof(bool) <= sizeof(struct config));
+		/* A setting on the command line says what it does. */
+		if (s->long_opt || s->short_opt)
+			cr_assert(s->help && *s->help, "%s", s->name);
+		cr_assert_eq(config_find(s->name), s, "%s", s->name);
+	}
+}
