@@ -89,7 +89,15 @@ struct cfile {
 	bool dirty;			/* size or flags differ from hdr */
 	pthread_mutex_t map_lock;
 	struct map_slot *maps;		/* MAP_SLOTS, from the first map */
+	_Atomic int64_t fault;		/* cfile_fault's block, or -1 */
 };
+
+/* Remembers that block idx did not authenticate; returns rc. */
+static int fault(struct cfile *f, uint64_t idx, int rc)
+{
+	f->fault = (int64_t)idx;
+	return rc;
+}
 
 /* --- per-thread scratch: chunk buffers are too large to malloc per call --- */
 
@@ -416,6 +424,8 @@ static int map_load(struct cfile *f, uint64_t g, const uint8_t **map)
 		rc = -EBADMSG;	/* a map inside the size must be stored */
 	if (!rc)
 		rc = format_map_open(&f->fk, g, stored, m->map);
+	if (rc == -EBADMSG)	/* named by the group's first block */
+		(void)fault(f, g * GB, rc);
 	if (!rc) {
 		m->valid = true;
 		m->group = g;
@@ -565,8 +575,9 @@ static int block_get(struct cfile *f, uint64_t idx, uint8_t pt[BS])
 	if (rc)
 		return rc;
 	if (got < SB)
-		return -EBADMSG;
-	return format_block_open(&f->fk, idx, stored, pt);
+		return fault(f, idx, -EBADMSG);
+	rc = format_block_open(&f->fk, idx, stored, pt);
+	return rc ? fault(f, idx, rc) : 0;
 }
 
 /* A chunk of blocks to seal or open, shared by par_for's two halves. */
@@ -765,11 +776,16 @@ static int grow(struct cfile *f, uint64_t first, uint64_t new_nb)
  * file) sets a fresh one; a file only read keeps the tag it had.  Tags are
  * a shortcut: without user xattrs there are none, and stat reads headers.
  */
-static void tag_remove(struct cfile *f)
+static int tag_remove(struct cfile *f)
 {
-	if (f->tag != TAG_ABSENT && f->vol->size_key)
-		(void)fremovexattr(f->fd, FORMAT_SIZE_XATTR);
+	/* A tag left in place would show its old size once the file is
+	 * closed: no header that contradicts it is written until it goes. */
+	if (f->tag != TAG_ABSENT && f->vol->size_key &&
+	    fremovexattr(f->fd, FORMAT_SIZE_XATTR) && errno != ENODATA &&
+	    errno != ENOTSUP)
+		return -errno;
 	f->tag = TAG_ABSENT;
+	return 0;
 }
 
 static void tag_set(struct cfile *f)
@@ -795,7 +811,9 @@ static int commit_locked(struct cfile *f)
 
 	if (!f->dirty)
 		return 0;
-	tag_remove(f);		/* before the header it would contradict */
+	rc = tag_remove(f);	/* before the header it would contradict */
+	if (rc)
+		return rc;
 	h.size = f->size;
 	h.flags = f->flags;
 	h.seq++;
@@ -820,6 +838,7 @@ static struct cfile *cfile_alloc(int fd, const struct cfile_volume *vol)
 	f->fd = fd;
 	f->vol = vol;
 	f->jfd = -1;
+	f->fault = -1;
 	f->writable = (fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDONLY;
 	if (pthread_rwlock_init(&f->lock, NULL)) {
 		free(f);
@@ -959,16 +978,14 @@ static int open_range(void *arg, size_t lo, size_t hi)
 			continue;
 		}
 		if ((i + 1) * SB > j->got) {
-			rc = -EBADMSG;	/* cut short of its size */
+			rc = fault(j->f, idx, -EBADMSG);  /* cut short */
 			break;
 		}
-		if (from == 0 && to == BS) {
-			rc = format_block_open(&j->f->fk, idx, j->in + i * SB,
-					       d);
-			continue;
-		}
-		rc = format_block_open(&j->f->fk, idx, j->in + i * SB, pt);
-		if (!rc)
+		rc = format_block_open(&j->f->fk, idx, j->in + i * SB,
+				       from == 0 && to == BS ? d : pt);
+		if (rc)
+			(void)fault(j->f, idx, rc);
+		else if (from != 0 || to != BS)
 			memcpy(d, pt + from, to - from);
 	}
 	secmem_wipe(pt, sizeof(pt));
@@ -1179,4 +1196,9 @@ const uint8_t *cfile_file_id(const struct cfile *f)
 uint32_t cfile_key_version(const struct cfile *f)
 {
 	return f->hdr.key_version;
+}
+
+int64_t cfile_fault(struct cfile *f)
+{
+	return f->fault;
 }

@@ -612,6 +612,22 @@ int inodes_path(struct inodes *t, struct inode *i, char *buf, size_t len)
 	return n < 0 ? (int)n : 0;
 }
 
+int inodes_path_of(struct inodes *t, dev_t dev, ino_t ino, char *buf,
+		   size_t len)
+{
+	struct inode *i;
+	ssize_t n = -ENOENT;
+
+	pthread_mutex_lock(&t->lock);
+	i = inode_find(t, dev, ino);
+	if (i && i->root)
+		n = len < 2 ? -ENAMETOOLONG : (strcpy(buf, "/"), 1);
+	else if (i && i->names)
+		n = path_of(i->names, buf, len);
+	pthread_mutex_unlock(&t->lock);
+	return n < 0 ? (int)n : 0;
+}
+
 /* Every path of i, NUL-separated, in a malloc'd buffer; *count of them. */
 static int all_paths(struct inodes *t, struct inode *i, char **out,
 		     size_t *count)

@@ -19,6 +19,7 @@ static const char *const kind_name[LOG_KIND_NR] = {
 	[LOG_KIND_IO] = "io",
 	[LOG_KIND_SIZE] = "size",
 	[LOG_KIND_KEY] = "key",
+	[LOG_KIND_INTEGRITY] = "integrity",
 };
 
 struct window {

@@ -167,8 +167,12 @@ int nodes_size(struct nodes *t, dev_t dev, ino_t ino, uint64_t *size)
 	return rc;
 }
 
-int nodes_commit_all(struct nodes *t)
+int nodes_commit_all(struct nodes *t,
+		     void (*failed)(void *arg, dev_t dev, ino_t ino, int rc),
+		     void *arg)
 {
+	struct { dev_t dev; ino_t ino; int rc; } bad[16];
+	size_t nbad = 0;
 	int rc = 0;
 
 	pthread_mutex_lock(&t->lock);
@@ -178,7 +182,13 @@ int nodes_commit_all(struct nodes *t)
 
 			if (r && !rc)
 				rc = r;
+			if (r && nbad < 16)
+				bad[nbad++] = (typeof(bad[0])){ n->dev, n->ino,
+								r };
 		}
 	pthread_mutex_unlock(&t->lock);
+	/* Out of the lock: the caller may look the inode up elsewhere. */
+	for (size_t k = 0; failed && k < nbad; k++)
+		failed(arg, bad[k].dev, bad[k].ino, bad[k].rc);
 	return rc;
 }

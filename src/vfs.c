@@ -9,11 +9,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "phifs/backing.h"
+#include "phifs/log.h"
 #include "phifs/mountinfo.h"
 
 /* How often the sizes of open files reach their headers. */
@@ -146,16 +148,66 @@ bool vfs_reclaim(struct vfs *v)
 	return inodes_reclaim_unlinked(v->inodes) || freed;
 }
 
-/* --- attributes --- */
+/* --- telling the operator --- */
 
-static bool integrity_error(int rc)
+bool vfs_integrity_error(long rc)
 {
 	return rc == -EBADMSG || rc == -EUCLEAN || rc == -EKEYREJECTED ||
 	       rc == -ENOKEY || rc == -EPROTO;
 }
 
+/* path, or "inode N" when the core knows no name for it. */
+static void name_of(struct vfs *v, dev_t dev, ino_t ino, char *buf,
+		    size_t len)
+{
+	if (inodes_path_of(v->inodes, dev, ino, buf, len))
+		snprintf(buf, len, "inode %llu", (unsigned long long)ino);
+}
+
+static void report_at(struct vfs *v, dev_t dev, ino_t ino, struct cfile *cf,
+		      bool size, long rc)
+{
+	char path[PATH_MAX];
+	int64_t block = cf ? cfile_fault(cf) : -1;
+
+	if (rc >= 0 || (!size && !vfs_integrity_error(rc) && rc != -EIO))
+		return;
+	name_of(v, dev, ino, path, sizeof(path));
+	if (size)
+		log_msg(LOG_KIND_SIZE, LOG_ERR, "%s: not committed: %s",
+			path, strerror((int)-rc));
+	else if (vfs_integrity_error(rc) && block >= 0)
+		log_msg(LOG_KIND_INTEGRITY, LOG_ERR,
+			"%s: block %lld fails authentication", path,
+			(long long)block);
+	else if (vfs_integrity_error(rc))
+		log_msg(LOG_KIND_INTEGRITY, LOG_ERR,
+			"%s: header fails authentication (%s)", path,
+			strerror((int)-rc));
+	else if (rc == -EIO)
+		log_msg(LOG_KIND_IO, LOG_ERR, "%s: backing I/O error", path);
+}
+
+void vfs_report(struct vfs *v, struct inode *i, struct cfile *cf, long rc)
+{
+	report_at(v, inodes_dev(i), inodes_ino(i), cf, false, rc);
+}
+
+void vfs_report_size(struct vfs *v, struct inode *i, int rc)
+{
+	report_at(v, inodes_dev(i), inodes_ino(i), NULL, true, rc);
+}
+
+static void commit_failed(void *arg, dev_t dev, ino_t ino, int rc)
+{
+	report_at(arg, dev, ino, NULL, true, rc);
+}
+
+/* --- attributes --- */
+
 /* The size in the header of the file on pathfd. */
-static int header_size(struct vfs *v, int pathfd, uint64_t *size)
+static int header_size(struct vfs *v, int pathfd, const struct stat *st,
+		       uint64_t *size)
 {
 	struct cfile *cf;
 	int fd, rc, tries = 0;
@@ -169,9 +221,10 @@ static int header_size(struct vfs *v, int pathfd, uint64_t *size)
 	if (!rc) {
 		*size = cfile_size(cf);
 		rc = cfile_release(cf);
-	} else if (integrity_error(rc)) {
-		/* Shown as size 0; reading the file then fails with EIO,
-		 * which is where the damage is reported. */
+	} else if (vfs_integrity_error(rc)) {
+		/* Shown as size 0, and reported; reading the file then
+		 * fails with EIO. */
+		report_at(v, st->st_dev, st->st_ino, NULL, false, rc);
 		*size = 0;
 		rc = 0;
 	}
@@ -207,7 +260,7 @@ static int plain_size(struct vfs *v, int pathfd, int dirfd, const char *bname,
 			size_memo_put(v->sizes, st, *size, &now);
 		return 0;
 	}
-	return header_size(v, pathfd, size);
+	return header_size(v, pathfd, st, size);
 }
 
 int vfs_mount_sizes(struct vfs *v, int pathfd, int dirfd, const char *bname,
@@ -404,6 +457,7 @@ int vfs_setattr(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
 	fd = rc = inodes_pin(v->inodes, i);
 	if (fd >= 0) {
 		rc = set_attrs(v, fd, inodes_type(i), attr, set, f);
+		vfs_report(v, i, f ? f->n->cf : NULL, rc);
 		if (!rc)
 			rc = vfs_fd_attrs(v, fd, attr);
 		inodes_unpin(v->inodes, i);
@@ -485,7 +539,7 @@ static void tick(struct vfs *v, unsigned ticks)
 	 */
 	if (ticks < 2 && v->mountpoint)
 		(void)mountinfo_set_readahead(v->mountpoint, READAHEAD_KB);
-	(void)nodes_commit_all(v->nodes);
+	(void)nodes_commit_all(v->nodes, commit_failed, v);
 }
 
 /*
@@ -555,7 +609,8 @@ void vfs_stop(struct vfs *v)
 	v->prefetch = NULL;
 	closer_free(v->closer);
 	v->closer = NULL;
-	(void)nodes_commit_all(v->nodes);
+	if (v->nodes)
+		(void)nodes_commit_all(v->nodes, commit_failed, v);
 }
 
 int vfs_set_mountpoint(struct vfs *v, const char *path)

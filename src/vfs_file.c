@@ -107,6 +107,7 @@ static int open_node(struct vfs *v, struct inode *i, struct vfs_file *f)
 	rc = open_backing(v, i, f->flags, &fd, &f->cold);
 	if (!rc)
 		rc = nodes_get(v->nodes, fd, false, &f->n);
+	vfs_report(v, i, NULL, rc);
 	if (!rc && (f->flags & O_TRUNC)) {
 		rc = cfile_truncate(f->n->cf, 0);
 		if (rc)
@@ -316,6 +317,7 @@ ssize_t vfs_read(struct vfs *v, const struct vfs_caller *c,
 	 * it will ask for next. */
 	if (n >= STREAM_READ)
 		cfile_readahead(f->n->cf, off + (uint64_t)n, (uint64_t)n);
+	vfs_report(v, f->i, f->n->cf, n);
 	vfs_record(v, c, &r, n, buf, n > 0 ? (size_t)n : 0);
 	return n;
 }
@@ -364,6 +366,7 @@ ssize_t vfs_write(struct vfs *v, const struct vfs_caller *c,
 	if (f->flags & O_APPEND)
 		r.off = off = cfile_size(f->n->cf);
 	n = write_retrying(v, f->n->cf, buf, size, off);
+	vfs_report(v, f->i, f->n->cf, n);
 	vfs_record(v, c, &r, n, buf, n > 0 ? (size_t)n : 0);
 	return n;
 }
@@ -374,7 +377,11 @@ int vfs_fsync(struct vfs *v, const struct vfs_caller *c, struct vfs_file *f,
 	struct vfs_req r = file_req(VFS_FSYNC, f, 0, 0);
 	int rc = vfs_gate(v, c, &r);
 
-	return rc ? rc : vfs_done(v, c, &r, cfile_fsync(f->n->cf, datasync));
+	if (rc)
+		return rc;
+	rc = cfile_fsync(f->n->cf, datasync);
+	vfs_report_size(v, f->i, rc);
+	return vfs_done(v, c, &r, rc);
 }
 
 int vfs_release(struct vfs *v, const struct vfs_caller *c,
@@ -384,6 +391,7 @@ int vfs_release(struct vfs *v, const struct vfs_caller *c,
 	int rc = nodes_put(v->nodes, f->n), gone;
 	struct stat st;
 
+	vfs_report_size(v, f->i, rc);
 	/* Closed for the last time after its last name went: let go of it
 	 * now, as a removal does, with the attributes it had for
 	 * descriptors that still name it.  Before the reply: the kernel

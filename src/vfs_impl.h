@@ -122,6 +122,16 @@ int vfs_make_file(struct vfs *v, const struct vfs_caller *c, struct inode *p,
 		  const char *name, mode_t mode, int flags,
 		  struct vfs_entry *e, struct vfs_file **out);
 
+/*
+ * Tells the operator (log.h), naming i by its path, that an operation on
+ * it failed with rc, when that is something to tell: an integrity failure
+ * (with the block, when cf names one) or a backing I/O error.  And any
+ * failure to commit i's size.  rc >= 0 tells nothing.
+ */
+void vfs_report(struct vfs *v, struct inode *i, struct cfile *cf, long rc);
+void vfs_report_size(struct vfs *v, struct inode *i, int rc);
+bool vfs_integrity_error(long rc);
+
 /* Frees the files and folders the kernel left open at the end. */
 void vfs_close_all(struct vfs *v);
 

@@ -24,4 +24,10 @@
  */
 int oldkernel_filter_install(void);
 
+/*
+ * For fault tests: makes system call nr fail with err in this process
+ * (and its threads and children) from now on; the same terms.
+ */
+int oldkernel_filter_fail(long nr, int err);
+
 #endif

@@ -17,12 +17,15 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "phifs/cfile.h"
 #include "phifs/crypto.h"
 #include "phifs/format.h"
+#include "oldkernel_filter.h"
 #include "testutil.h"
 
 #define BS FORMAT_BLOCK_SIZE
@@ -892,4 +895,58 @@ Test(cfile, readahead_brings_in_the_stored_range_and_no_more)
 	cfile_readahead(f, 0, 0);
 	cfile_release(f);
 	close(fd);
+}
+
+/* --- what is reported and what is refused --- */
+
+Test(cfile, the_block_that_fails_authentication_is_named)
+{
+	uint8_t buf[5 * BS], out[BS];
+	struct cfile *f;
+	int fd;
+
+	f = new_file(&fd);
+	memset(buf, 7, sizeof(buf));
+	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	cr_assert_eq(cfile_release(f), 0);
+	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	cr_expect_eq(cfile_fault(f), -1);
+	cr_assert_eq(pwrite(fd, "\x55", 1, (off_t)format_block_offset(3) + 20),
+		     1);
+	cr_expect_eq(cfile_pread(f, out, BS, 3 * BS), -EBADMSG);
+	cr_expect_eq(cfile_fault(f), 3);
+	cr_expect_eq(cfile_pread(f, buf, sizeof(buf), 0), -EBADMSG,
+		     "through the chunked path too");
+	cr_expect_eq(cfile_fault(f), 3);
+	cfile_release(f);
+	close(fd);
+}
+
+/*
+ * A size tag that stays after the header moves on would show its old size
+ * once the file is closed: a commit that cannot remove it must fail.
+ */
+Test(cfile, a_size_tag_that_cannot_be_removed_fails_the_commit)
+{
+	struct crypto_key *sk = crypto_key_new();
+	uint8_t buf[100] = { 1 };
+	struct cfile *f;
+	int fd;
+
+	cr_assert_not_null(sk);
+	vol.size_key = sk;
+	f = new_file(&fd);
+	cr_assert_eq(cfile_pwrite(f, buf, 10, 0), 10);
+	cr_assert_eq(cfile_release(f), 0);
+	if (fgetxattr(fd, FORMAT_SIZE_XATTR, NULL, 0) < 0)
+		cr_skip_test("no size tag here (user xattrs on memfd: %s)",
+			     strerror(errno));
+	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	cr_assert_eq(oldkernel_filter_fail(SYS_fremovexattr, EIO), 0);
+	cr_expect_eq(cfile_commit(f), -EIO);
+	cr_expect_eq(cfile_release(f), -EIO, "the size stays uncommitted");
+	close(fd);
+	vol.size_key = NULL;
+	crypto_key_free(sk);
 }

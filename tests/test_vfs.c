@@ -13,13 +13,16 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include "phifs/crypto.h"
 #include "phifs/format.h"
 #include "phifs/keys.h"
+#include "phifs/log.h"
 #include "phifs/vfs.h"
+#include "oldkernel_filter.h"
 
 static char dir[64], keyfile[96];
 static struct volume *vol;
@@ -489,4 +492,69 @@ Test(vfs, a_damaged_header_shows_size_zero_and_reading_fails)
 	cr_expect(rc == -EBADMSG || rc == -EUCLEAN || rc == -EKEYREJECTED,
 		  "a header that does not authenticate: %d", rc);
 	(void)buf;
+}
+
+/* --- what the operator is told --- */
+
+static char logged[4096];
+
+static void sink(int priority, const char *line)
+{
+	(void)priority;
+	strncat(logged, line, sizeof(logged) - strlen(logged) - 2);
+	strcat(logged, "\n");
+}
+
+static void log_to_sink(void)
+{
+	logged[0] = '\0';
+	log_set_sink(sink);
+	log_open(false);
+}
+
+Test(vfs, a_block_that_fails_authentication_is_logged_with_path_and_block)
+{
+	struct vfs_entry e;
+	struct vfs_file *f;
+	struct vfs_hint hint;
+	char data[3 * 4096] = { 1 }, path[160];
+	int fd;
+
+	log_to_sink();
+	made(vfs_mkdir(v, &caller, VFS_ROOT, "ward", 0755, &e), &e);
+	cr_assert_eq(vfs_create(v, &caller, e.ino, "chart", 0644,
+				O_CREAT | O_RDWR, &e, &f), 0);
+	cr_assert_eq(vfs_write(v, &caller, f, data, sizeof(data), 0),
+		     (ssize_t)sizeof(data));
+	cr_assert_eq(vfs_release(v, &caller, f), 0);
+	snprintf(path, sizeof(path), "%s/ward/chart", dir);
+	fd = open(path, O_WRONLY);
+	cr_assert_eq(pwrite(fd, "\x55", 1, (off_t)format_block_offset(2) + 9),
+		     1);
+	close(fd);
+	cr_assert_eq(vfs_open(v, &caller, e.ino, O_RDONLY, &f, &hint), 0);
+	vfs_opened(v, &hint);
+	cr_expect_eq(vfs_read(v, &caller, f, data, 4096, 2 * 4096), -EBADMSG);
+	cr_assert_eq(vfs_release(v, &caller, f), 0);
+	cr_expect(strstr(logged, "/ward/chart: block 2 fails authentication"),
+		  "logged: %s", logged);
+	log_close();
+	log_set_sink(NULL);
+}
+
+Test(vfs, a_size_that_cannot_be_committed_is_logged)
+{
+	struct vfs_entry e;
+	struct vfs_file *f;
+
+	log_to_sink();
+	cr_assert_eq(vfs_create(v, &caller, VFS_ROOT, "f", 0644,
+				O_CREAT | O_RDWR, &e, &f), 0);
+	cr_assert_eq(vfs_write(v, &caller, f, "x", 1, 70000), 1);
+	cr_assert_eq(oldkernel_filter_fail(SYS_pwrite64, EIO), 0);
+	vfs_stop(v);		/* commits what is open, as at unmount */
+	cr_expect(strstr(logged, "/f: not committed: Input/output error"),
+		  "logged: %s", logged);
+	log_close();
+	log_set_sink(NULL);
 }

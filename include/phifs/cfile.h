@@ -92,6 +92,13 @@ int cfile_fsync(struct cfile *f, int datasync);
 int cfile_commit(struct cfile *f);
 /* Commits, then frees.  NULL does nothing.  Returns the commit's result. */
 int cfile_release(struct cfile *f);
+/*
+ * The block that last failed to authenticate in f, or -1: for reporting
+ * an integrity error, after a call returned one.  A damaged hole map is
+ * named by the first block it covers.  With readers at once it may be
+ * another reader's.
+ */
+int64_t cfile_fault(struct cfile *f);
 
 /* The file's 128-bit ID and the master key version wrapping its DEK. */
 const uint8_t *cfile_file_id(const struct cfile *f);

@@ -106,6 +106,10 @@ void inodes_renamed(struct inodes *t, struct inode *p, const char *name,
  * -ENAMETOOLONG past len.
  */
 int inodes_path(struct inodes *t, struct inode *i, char *buf, size_t len);
+/* inodes_path for the inode of backing object (dev, ino): -ENOENT when
+ * the kernel does not know it. */
+int inodes_path_of(struct inodes *t, dev_t dev, ino_t ino, char *buf,
+		   size_t len);
 /* Calls fn with each path of i until fn returns non-zero (returned); 0,
  * -ENOENT for no name, or -ENAMETOOLONG past PATH_MAX. */
 int inodes_paths(struct inodes *t, struct inode *i,

@@ -19,6 +19,7 @@ enum log_kind {
 	LOG_KIND_IO,		/* backing-store errors */
 	LOG_KIND_SIZE,		/* sizes that did not verify */
 	LOG_KIND_KEY,		/* key handling: memory not locked */
+	LOG_KIND_INTEGRITY,	/* data that failed authentication */
 	LOG_KIND_NR
 };
 

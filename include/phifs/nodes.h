@@ -42,7 +42,13 @@ int nodes_put(struct nodes *t, struct node *n);
 
 /* The plaintext size of an inode if it is open: 0, or -ENOENT if not. */
 int nodes_size(struct nodes *t, dev_t dev, ino_t ino, uint64_t *size);
-/* Commits the header of every open file whose size changed. */
-int nodes_commit_all(struct nodes *t);
+/*
+ * Commits the header of every open file whose size changed; calls failed
+ * (if not NULL, out of the table's lock) for each that could not be, up
+ * to 16 a call.  0, or the first error.
+ */
+int nodes_commit_all(struct nodes *t,
+		     void (*failed)(void *arg, dev_t dev, ino_t ino, int rc),
+		     void *arg);
 
 #endif
