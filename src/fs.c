@@ -144,26 +144,16 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 	reply_attr(req, vfs_getattr(vfs_of(req), &caller, ino, &st), &st);
 }
 
-/* FUSE_SET_ATTR_* to VFS_SET_*. */
-static int set_of(int to_set)
-{
-	static const int map[][2] = {
-		{ FUSE_SET_ATTR_MODE, VFS_SET_MODE },
-		{ FUSE_SET_ATTR_UID, VFS_SET_UID },
-		{ FUSE_SET_ATTR_GID, VFS_SET_GID },
-		{ FUSE_SET_ATTR_SIZE, VFS_SET_SIZE },
-		{ FUSE_SET_ATTR_ATIME, VFS_SET_ATIME },
-		{ FUSE_SET_ATTR_MTIME, VFS_SET_MTIME },
-		{ FUSE_SET_ATTR_ATIME_NOW, VFS_SET_ATIME_NOW },
-		{ FUSE_SET_ATTR_MTIME_NOW, VFS_SET_MTIME_NOW },
-	};
-	int set = 0;
-
-	for (size_t k = 0; k < sizeof(map) / sizeof(map[0]); k++)
-		if (to_set & map[k][0])
-			set |= map[k][1];
-	return set;
-}
+/* The kernel's setattr bits go through as they are. */
+_Static_assert(FUSE_SET_ATTR_MODE == VFS_SET_MODE &&
+	       FUSE_SET_ATTR_UID == VFS_SET_UID &&
+	       FUSE_SET_ATTR_GID == VFS_SET_GID &&
+	       FUSE_SET_ATTR_SIZE == VFS_SET_SIZE &&
+	       FUSE_SET_ATTR_ATIME == VFS_SET_ATIME &&
+	       FUSE_SET_ATTR_MTIME == VFS_SET_MTIME &&
+	       FUSE_SET_ATTR_ATIME_NOW == VFS_SET_ATIME_NOW &&
+	       FUSE_SET_ATTR_MTIME_NOW == VFS_SET_MTIME_NOW,
+	       "VFS_SET_* are FUSE_SET_ATTR_*");
 
 static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int to_set, struct fuse_file_info *fi)
@@ -171,7 +161,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	CALLER(req);
 
 	reply_attr(req, vfs_setattr(vfs_of(req), &caller, ino, attr,
-				    set_of(to_set), file_of(fi)),
+				    to_set & VFS_SET_ALL, file_of(fi)),
 		   attr);
 }
 

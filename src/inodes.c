@@ -1,8 +1,9 @@
 /*
- * inodes.c — the inode table: backing objects the kernel knows, their
- * handles and names.  Two hash tables under one mutex: inodes by (dev, ino)
- * and names by (folder, name), each doubling its buckets as it fills.
- * Knows nothing of FUSE, keys or file contents.
+ * inodes.c — the inode table: backing objects the kernel knows, in a hash
+ * table by (dev, ino) that doubles its buckets as it fills, their handles
+ * within the descriptor budget, and how long each lives.  Their names are
+ * in inodes_names.c; both work under the table's one mutex.  Knows nothing
+ * of FUSE, keys or file contents.
  */
 #include "phifs/inodes.h"
 
@@ -15,67 +16,13 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "inodes_impl.h"
 #include "phifs/inohash.h"
 
 #define START_BITS 8		/* 256 buckets to start with */
 #define REAP_BATCH 256		/* entries dropped per inodes_reap */
-#define MAX_DEPTH (PATH_MAX / 2)	/* "/a" per level at the least */
-
-/* One name of an inode: child is `name` in folder `parent`. */
-struct ilink {
-	struct inode *parent, *child;
-	struct ilink *hnext;	/* in its bucket of t->links */
-	struct ilink *cnext;	/* in child->names, oldest first */
-	char name[];
-};
-
-/* Every field but the identity is under the table's lock. */
-struct inode {
-	int fd;			/* O_PATH handle, or -1 parked or gone */
-	unsigned pins;		/* users of fd right now */
-	struct file_handle *fh;	/* opens fd again; set when first parked */
-	dev_t dev;
-	ino_t ino;
-	mode_t type;		/* S_IFMT bits */
-	bool root;
-	bool gone;		/* removed: out of the hash, no handle */
-	uint64_t nlookup;
-	unsigned children;	/* names of other inodes in this folder */
-	struct ilink *names;
-	struct stat *last;	/* when gone: its attributes, or NULL */
-	struct inode *next;	/* in its bucket, in t->gone, or dead */
-	struct inode **pprev;	/* what points at it in t->gone */
-};
-
-struct inodes {
-	pthread_mutex_t lock;	/* protects all below and every inode */
-	const struct inodes_ops *ops;
-	void *arg;
-	int rootfd;		/* the backing root (borrowed) */
-	struct inode root;
-	struct inode **buckets;
-	unsigned bits;
-	struct ilink **links;
-	unsigned lbits;
-	size_t nlinks;
-	struct inode *gone;	/* removed objects the kernel still knows */
-	_Atomic size_t ninodes;
-	size_t nfds;		/* handles of hashed inodes */
-	struct inodes_limits lim;
-	unsigned park_next;	/* bucket park() looks at next */
-};
 
 /* --- hashing --- */
-
-static unsigned name_bucket(const struct inode *parent, const char *name,
-			    unsigned bits)
-{
-	uint64_t h = (uint64_t)(uintptr_t)parent * 0x100000001B3ULL;
-
-	for (; *name; name++)		/* FNV-1a */
-		h = (h ^ (unsigned char)*name) * 0x100000001B3ULL;
-	return (unsigned)((h * 0x9E3779B97F4A7C15ULL) >> (64 - bits));
-}
 
 /*
  * Each table doubles its buckets once it holds two entries a bucket: an
@@ -85,14 +32,16 @@ static unsigned name_bucket(const struct inode *parent, const char *name,
 static void inode_rehash(struct inodes *t)
 {
 	unsigned old = 1u << t->bits;
-	struct inode **n = calloc(2 * (size_t)old, sizeof(*n)), **was = t->buckets;
+	struct inode **was = t->buckets, **n = calloc(2 * (size_t)old,
+						     sizeof(*n));
 
 	if (!n)
 		return;
 	for (unsigned b = 0; b < old; b++) {
 		while (was[b]) {
 			struct inode *i = was[b];
-			unsigned nb = inohash_bucket(i->dev, i->ino, t->bits + 1);
+			unsigned nb = inohash_bucket(i->dev, i->ino,
+						     t->bits + 1);
 
 			was[b] = i->next;
 			i->next = n[nb];
@@ -104,35 +53,12 @@ static void inode_rehash(struct inodes *t)
 	t->bits++;
 }
 
-static void link_rehash(struct inodes *t)
-{
-	unsigned old = 1u << t->lbits;
-	struct ilink **n = calloc(2 * (size_t)old, sizeof(*n)), **was = t->links;
-
-	if (!n)
-		return;
-	for (unsigned b = 0; b < old; b++) {
-		while (was[b]) {
-			struct ilink *l = was[b];
-			unsigned nb = name_bucket(l->parent, l->name,
-						  t->lbits + 1);
-
-			was[b] = l->hnext;
-			l->hnext = n[nb];
-			n[nb] = l;
-		}
-	}
-	free(was);
-	t->links = n;
-	t->lbits++;
-}
-
 static struct inode **inode_slot(struct inodes *t, dev_t dev, ino_t ino)
 {
 	return &t->buckets[inohash_bucket(dev, ino, t->bits)];
 }
 
-static struct inode *inode_find(struct inodes *t, dev_t dev, ino_t ino)
+struct inode *inodes_find(struct inodes *t, dev_t dev, ino_t ino)
 {
 	struct inode *i;
 
@@ -142,16 +68,6 @@ static struct inode *inode_find(struct inodes *t, dev_t dev, ino_t ino)
 		if (i->dev == dev && i->ino == ino)
 			break;
 	return i;
-}
-
-static struct ilink **link_slot(struct inodes *t, const struct inode *parent,
-				const char *name)
-{
-	struct ilink **pp = &t->links[name_bucket(parent, name, t->lbits)];
-
-	while (*pp && ((*pp)->parent != parent || strcmp((*pp)->name, name)))
-		pp = &(*pp)->hnext;
-	return pp;
 }
 
 /* --- life and death --- */
@@ -165,7 +81,7 @@ static void inode_free(struct inode *i)
 	free(i);
 }
 
-static void free_dead(struct inode *dead)
+void inodes_free_dead(struct inode *dead)
 {
 	while (dead) {
 		struct inode *i = dead;
@@ -187,35 +103,7 @@ static void unhash(struct inodes *t, struct inode *i)
 		t->nfds--;
 }
 
-static void drop_if_unused(struct inodes *t, struct inode *i,
-			   struct inode **dead);
-
-/* Forgets one name; its folder may then go.  Under lock. */
-static void unlink_name(struct inodes *t, struct ilink *l, struct inode **dead)
-{
-	struct ilink **pp = &t->links[name_bucket(l->parent, l->name,
-						  t->lbits)];
-	struct inode *parent = l->parent;
-
-	while (*pp != l)	/* by address: a stale twin may share its key */
-		pp = &(*pp)->hnext;
-	*pp = l->hnext;
-	for (pp = &l->child->names; *pp != l; pp = &(*pp)->cnext)
-		;
-	*pp = l->cnext;
-	t->nlinks--;
-	parent->children--;
-	free(l);
-	drop_if_unused(t, parent, dead);
-}
-
-/*
- * Takes i out of the table once nothing holds it (no lookups, pins or
- * names below it), with its own names; appends it to *dead, to be freed
- * out of the lock.  Under lock.
- */
-static void drop_if_unused(struct inodes *t, struct inode *i,
-			   struct inode **dead)
+void inodes_drop(struct inodes *t, struct inode *i, struct inode **dead)
 {
 	if (i->root || i->nlookup || i->pins || i->children)
 		return;
@@ -229,48 +117,7 @@ static void drop_if_unused(struct inodes *t, struct inode *i,
 	i->next = *dead;
 	*dead = i;
 	while (i->names)
-		unlink_name(t, i->names, dead);
-}
-
-/*
- * Adds name in parent to i, l being preallocated for it (taken over).  A
- * name that meant another inode (changed behind our back) goes, after
- * the new one is in, so that the folder stays.  Under lock.
- */
-static void add_name(struct inodes *t, struct inode *i, struct inode *parent,
-		     struct ilink *l, struct inode **dead)
-{
-	struct ilink *stale = *link_slot(t, parent, l->name), **tail;
-	unsigned b = name_bucket(parent, l->name, t->lbits);
-
-	if (stale && stale->child == i) {
-		free(l);
-		return;
-	}
-	l->parent = parent;
-	l->child = i;
-	l->cnext = NULL;
-	for (tail = &i->names; *tail; tail = &(*tail)->cnext)
-		;
-	*tail = l;
-	parent->children++;
-	l->hnext = t->links[b];
-	t->links[b] = l;
-	t->nlinks++;
-	if (stale)
-		unlink_name(t, stale, dead);
-	if (t->nlinks > 2u << t->lbits)
-		link_rehash(t);
-}
-
-static struct ilink *new_link(const char *name)
-{
-	size_t len = strlen(name);
-	struct ilink *l = malloc(sizeof(*l) + len + 1);
-
-	if (l)
-		memcpy(l->name, name, len + 1);
-	return l;
+		inodes_unlink_name(t, i->names, dead);
 }
 
 /* --- handles --- */
@@ -397,9 +244,9 @@ void inodes_unpin(struct inodes *t, struct inode *i)
 
 	pthread_mutex_lock(&t->lock);
 	i->pins--;
-	drop_if_unused(t, i, &dead);
+	inodes_drop(t, i, &dead);
 	pthread_mutex_unlock(&t->lock);
-	free_dead(dead);
+	inodes_free_dead(dead);
 }
 
 bool inodes_fd_wait(struct inodes *t, int rc, int *tries)
@@ -439,7 +286,7 @@ static struct inode *inode_add(struct inodes *t, int pathfd,
 int inodes_get(struct inodes *t, int pathfd, const struct stat *st,
 	       struct inode *parent, const char *name, struct inode **out)
 {
-	struct ilink *l = name ? new_link(name) : NULL;
+	struct ilink *l = name ? inodes_new_link(name) : NULL;
 	struct inode *i, *dead = NULL;
 	bool fresh = false;
 
@@ -448,7 +295,7 @@ int inodes_get(struct inodes *t, int pathfd, const struct stat *st,
 		return -ENOMEM;
 	}
 	pthread_mutex_lock(&t->lock);
-	i = inode_find(t, st->st_dev, st->st_ino);
+	i = inodes_find(t, st->st_dev, st->st_ino);
 	if (!i && (fresh = true) && !(i = inode_add(t, pathfd, st))) {
 		pthread_mutex_unlock(&t->lock);
 		free(l);
@@ -464,11 +311,11 @@ int inodes_get(struct inodes *t, int pathfd, const struct stat *st,
 	}
 	i->nlookup++;
 	if (l && !i->root)
-		add_name(t, i, parent, l, &dead);
+		inodes_add_name(t, i, parent, l, &dead);
 	else
 		free(l);
 	pthread_mutex_unlock(&t->lock);
-	free_dead(dead);
+	inodes_free_dead(dead);
 	if (pathfd >= 0)
 		close(pathfd);
 	*out = i;
@@ -481,226 +328,9 @@ void inodes_forget(struct inodes *t, struct inode *i, uint64_t n)
 
 	pthread_mutex_lock(&t->lock);
 	i->nlookup = i->nlookup > n ? i->nlookup - n : 0;
-	drop_if_unused(t, i, &dead);
+	inodes_drop(t, i, &dead);
 	pthread_mutex_unlock(&t->lock);
-	free_dead(dead);
-}
-
-/* --- names --- */
-
-void inodes_unlinked(struct inodes *t, struct inode *parent,
-		     const char *name)
-{
-	struct inode *dead = NULL;
-	struct ilink *l;
-
-	pthread_mutex_lock(&t->lock);
-	l = *link_slot(t, parent, name);
-	if (l)
-		unlink_name(t, l, &dead);
-	pthread_mutex_unlock(&t->lock);
-	free_dead(dead);
-}
-
-static void hold(struct inode *i)
-{
-	if (i)
-		i->pins++;
-}
-
-static void let_go(struct inodes *t, struct inode *i, struct inode **dead)
-{
-	if (i) {
-		i->pins--;
-		drop_if_unused(t, i, dead);
-	}
-}
-
-/* Names l (taken over) for i, or frees it without i; under lock. */
-static void name_or_free(struct inodes *t, struct inode *i,
-			 struct inode *parent, struct ilink *l,
-			 struct inode **dead)
-{
-	if (i && l)
-		add_name(t, i, parent, l, dead);
-	else
-		free(l);
-}
-
-/*
- * Renaming one name of a file over another of the same file does nothing
- * (POSIX); otherwise the target's name goes and the source's moves, or
- * with RENAME_EXCHANGE the two swap.  Everything involved is held, so no
- * folder goes half-way.  Out of memory, a name is lost rather than wrong.
- */
-void inodes_renamed(struct inodes *t, struct inode *p, const char *name,
-		    struct inode *q, const char *newname, unsigned flags)
-{
-	struct ilink *to_new = new_link(newname), *to_old = new_link(name);
-	struct inode *ac, *bc, *dead = NULL;
-	struct ilink *a, *b;
-
-	pthread_mutex_lock(&t->lock);
-	a = *link_slot(t, p, name);
-	b = *link_slot(t, q, newname);
-	ac = a ? a->child : NULL;
-	bc = b ? b->child : NULL;
-	if (ac && ac == bc && !(flags & RENAME_EXCHANGE)) {
-		free(to_new);
-		free(to_old);
-		pthread_mutex_unlock(&t->lock);
-		return;
-	}
-	hold(p), hold(q), hold(ac), hold(bc);
-	if (a)
-		unlink_name(t, a, &dead);
-	if (b && b != a)
-		unlink_name(t, b, &dead);
-	name_or_free(t, ac, q, to_new, &dead);
-	name_or_free(t, flags & RENAME_EXCHANGE ? bc : NULL, p, to_old, &dead);
-	let_go(t, bc, &dead), let_go(t, ac, &dead);
-	let_go(t, q, &dead), let_go(t, p, &dead);
-	pthread_mutex_unlock(&t->lock);
-	free_dead(dead);
-}
-
-/*
- * Writes the path of name l (its folders' first names up to the root)
- * into buf, from the end, then moves it to the start; under lock.  Its
- * length, -ENOENT when a folder on the way has no name known (removed),
- * -ENAMETOOLONG, or -ELOOP should a folder ever hold itself.
- */
-static ssize_t path_of(const struct ilink *l, char *buf, size_t len)
-{
-	size_t at = len, depth = 0;
-
-	if (!len)
-		return -ENAMETOOLONG;
-	buf[--at] = '\0';
-	for (;;) {
-		size_t nl = strlen(l->name);
-
-		if (at < nl + 1)
-			return -ENAMETOOLONG;
-		at -= nl;
-		memcpy(buf + at, l->name, nl);
-		buf[--at] = '/';
-		if (l->parent->root)
-			break;
-		if (!(l = l->parent->names))
-			return -ENOENT;
-		if (++depth == MAX_DEPTH)
-			return -ELOOP;
-	}
-	memmove(buf, buf + at, len - at);
-	return (ssize_t)(len - at - 1);
-}
-
-int inodes_path(struct inodes *t, struct inode *i, char *buf, size_t len)
-{
-	ssize_t n;
-
-	if (i->root) {
-		if (len < 2)
-			return -ENAMETOOLONG;
-		strcpy(buf, "/");
-		return 0;
-	}
-	pthread_mutex_lock(&t->lock);
-	n = i->names ? path_of(i->names, buf, len) : -ENOENT;
-	pthread_mutex_unlock(&t->lock);
-	return n < 0 ? (int)n : 0;
-}
-
-int inodes_path_of(struct inodes *t, dev_t dev, ino_t ino, char *buf,
-		   size_t len)
-{
-	struct inode *i;
-	ssize_t n = -ENOENT;
-
-	pthread_mutex_lock(&t->lock);
-	i = inode_find(t, dev, ino);
-	if (i && i->root)
-		n = len < 2 ? -ENAMETOOLONG : (strcpy(buf, "/"), 1);
-	else if (i && i->names)
-		n = path_of(i->names, buf, len);
-	pthread_mutex_unlock(&t->lock);
-	return n < 0 ? (int)n : 0;
-}
-
-/* Every path of i, NUL-separated, in a malloc'd buffer; *count of them. */
-static int all_paths(struct inodes *t, struct inode *i, char **out,
-		     size_t *count)
-{
-	size_t cap = PATH_MAX, used = 0, n = 0;
-	char *buf = malloc(cap), *more;
-	int rc = 0;
-
-	if (!buf)
-		return -ENOMEM;
-	pthread_mutex_lock(&t->lock);
-	for (struct ilink *l = i->names; l && !rc; l = l->cnext) {
-		ssize_t len;
-
-		if (cap - used < PATH_MAX) {
-			if (!(more = realloc(buf, cap *= 2))) {
-				rc = -ENOMEM;
-				break;
-			}
-			buf = more;
-		}
-		len = path_of(l, buf + used, PATH_MAX);
-		if (len >= 0) {
-			used += (size_t)len + 1;
-			n++;
-		} else if (len != -ENOENT) {	/* a name in a lost folder */
-			rc = (int)len;
-		}
-	}
-	pthread_mutex_unlock(&t->lock);
-	if (!rc && !n)
-		rc = -ENOENT;
-	if (rc) {
-		free(buf);
-		return rc;
-	}
-	*out = buf;
-	*count = n;
-	return 0;
-}
-
-int inodes_paths(struct inodes *t, struct inode *i,
-		 int (*fn)(void *arg, const char *path), void *arg)
-{
-	size_t count = 0;
-	char *buf = NULL, *p;
-	int rc;
-
-	if (i->root)
-		return fn(arg, "/");
-	rc = all_paths(t, i, &buf, &count);
-	for (p = buf; !rc && count--; p += strlen(p) + 1)
-		rc = fn(arg, p);
-	free(buf);
-	return rc;
-}
-
-int inodes_pin_parent(struct inodes *t, struct inode *i,
-		      struct inode **parent, char name[NAME_MAX + 1])
-{
-	struct ilink *l;
-	int fd = -EAGAIN;
-
-	pthread_mutex_lock(&t->lock);
-	l = i->names;
-	if (l && l->parent->fd >= 0 && strlen(l->name) <= NAME_MAX) {
-		l->parent->pins++;
-		fd = l->parent->fd;
-		*parent = l->parent;
-		strcpy(name, l->name);
-	}
-	pthread_mutex_unlock(&t->lock);
-	return fd;
+	inodes_free_dead(dead);
 }
 
 /* --- removal --- */
@@ -726,7 +356,7 @@ static int gone_locked(struct inodes *t, struct inode *i,
 	i->pprev = &t->gone;
 	t->gone = i;
 	while (i->names)	/* none, unless changed behind our back */
-		unlink_name(t, i->names, dead);
+		inodes_unlink_name(t, i->names, dead);
 	return fd;
 }
 
@@ -737,11 +367,11 @@ int inodes_gone(struct inodes *t, dev_t dev, ino_t ino,
 	int fd = -1;
 
 	pthread_mutex_lock(&t->lock);
-	i = inode_find(t, dev, ino);
+	i = inodes_find(t, dev, ino);
 	if (i)
 		fd = gone_locked(t, i, last, &dead);
 	pthread_mutex_unlock(&t->lock);
-	free_dead(dead);
+	inodes_free_dead(dead);
 	return fd;
 }
 
@@ -765,7 +395,7 @@ int inodes_closed(struct inodes *t, struct inode *i)
 	i->pins--;
 	fd = removed ? gone_locked(t, i, NULL, &dead) : -1;
 	pthread_mutex_unlock(&t->lock);
-	free_dead(dead);
+	inodes_free_dead(dead);
 	return fd;
 }
 
@@ -835,7 +465,8 @@ void inodes_reap(struct inodes *t)
 	/* Not under the lock: the kernel answers with FORGETs. */
 	for (size_t k = 0; k < n; k++) {
 		if (drop[k].name)
-			t->ops->drop_entry(t->arg, drop[k].parent, drop[k].name);
+			t->ops->drop_entry(t->arg, drop[k].parent,
+					   drop[k].name);
 		free(drop[k].name);
 	}
 }
@@ -944,7 +575,7 @@ void inodes_free(struct inodes *t)
 			t->buckets[b] = i->next;
 			inode_free(i);
 		}
-	free_dead(dead);
+	inodes_free_dead(dead);
 	if (t->root.fd >= 0)
 		close(t->root.fd);
 	free(t->buckets);

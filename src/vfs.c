@@ -555,7 +555,7 @@ static void *ticker_main(void *arg)
 	bool reap;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	due = after_ms(now, 20);	/* the first comes as INIT is answered */
+	due = after_ms(now, 20);	/* the first as INIT is answered */
 	pthread_mutex_lock(&v->tick_lock);
 	while (!v->stop) {
 		if (!v->reap_asked)

@@ -305,12 +305,14 @@ static void snapshot(int dfd, const char *at, char *out, size_t cap)
 			continue;
 		cr_assert_eq(fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW),
 			     0);
-		snprintf(out + len, cap - len, "%s/%s %o %lld %ld.%ld %ld.%ld\n",
+		snprintf(out + len, cap - len,
+			 "%s/%s %o %lld %ld.%ld %ld.%ld\n",
 			 at, de->d_name, st.st_mode, (long long)st.st_size,
 			 st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
 			 st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
 		if (S_ISDIR(st.st_mode)) {
-			int sub = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY);
+			int sub = openat(dfd, de->d_name,
+					 O_RDONLY | O_DIRECTORY);
 			char path[PATH_MAX];
 
 			cr_assert_geq(sub, 0);

@@ -65,7 +65,7 @@ enum vfs_op {
 /* "lookup", "getattr", ...; NULL past the enum. */
 const char *vfs_op_name(enum vfs_op op);
 
-/* What setattr changes (vfs_req.flags). */
+/* What setattr changes (vfs_req.flags); the values are the kernel's. */
 enum {
 	VFS_SET_MODE = 1 << 0,
 	VFS_SET_UID = 1 << 1,
@@ -73,8 +73,9 @@ enum {
 	VFS_SET_SIZE = 1 << 3,
 	VFS_SET_ATIME = 1 << 4,	/* to attr's */
 	VFS_SET_MTIME = 1 << 5,
-	VFS_SET_ATIME_NOW = 1 << 6,
-	VFS_SET_MTIME_NOW = 1 << 7,
+	VFS_SET_ATIME_NOW = 1 << 7,
+	VFS_SET_MTIME_NOW = 1 << 8,
+	VFS_SET_ALL = (1 << 9) - 1 - (1 << 6),
 };
 
 /* One operation, as the hooks see it. */
