@@ -1,7 +1,8 @@
 /*
- * fs.h — the FUSE file system of one volume: the operations table and the
- * state behind it (open files, the header-commit timer).  The only module
- * that includes libfuse.
+ * fs.h — the libfuse adapter of one volume: the low-level operations table,
+ * whose handlers turn each request into a call on the operations core
+ * (vfs.h) and its result into a reply.  With loop.h, the only header that
+ * includes libfuse.
  */
 #ifndef PHIFS_FS_H
 #define PHIFS_FS_H
