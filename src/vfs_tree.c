@@ -214,26 +214,29 @@ static int remove_entry(struct vfs *v, struct inode *p, const char *name,
 	return rc;
 }
 
-int vfs_unlink(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
-	       const char *name)
+/* unlink or rmdir (op), between the hooks. */
+static int remove_op(struct vfs *v, const struct vfs_caller *c,
+		     enum vfs_op op, uint64_t parent, const char *name)
 {
-	struct vfs_req r = { .op = VFS_UNLINK, .ino = parent, .name = name };
+	struct vfs_req r = { .op = op, .ino = parent, .name = name };
 	int rc = vfs_gate(v, c, &r);
 
 	return rc ? rc : vfs_done(v, c, &r,
 				  remove_entry(v, vfs_inode(v, parent), name,
-					       0));
+					       op == VFS_RMDIR ? AT_REMOVEDIR :
+								 0));
+}
+
+int vfs_unlink(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
+	       const char *name)
+{
+	return remove_op(v, c, VFS_UNLINK, parent, name);
 }
 
 int vfs_rmdir(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
 	      const char *name)
 {
-	struct vfs_req r = { .op = VFS_RMDIR, .ino = parent, .name = name };
-	int rc = vfs_gate(v, c, &r);
-
-	return rc ? rc : vfs_done(v, c, &r,
-				  remove_entry(v, vfs_inode(v, parent), name,
-					       AT_REMOVEDIR));
+	return remove_op(v, c, VFS_RMDIR, parent, name);
 }
 
 static int rename_entry(struct vfs *v, struct inode *p, const char *name,

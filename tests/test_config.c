@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static char path[64];
@@ -259,4 +260,44 @@ Test(config, the_table_is_well_formed)
 			cr_assert(s->help && *s->help, "%s", s->name);
 		cr_assert_eq(config_find(s->name), s, "%s", s->name);
 	}
+}
+
+/* The address space this process uses now, from /proc/self/status. */
+static size_t vm_size(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[128];
+	size_t kb = 0;
+
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmSize: %zu kB", &kb) == 1)
+			break;
+	fclose(f);
+	cr_assert_gt(kb, 0);
+	return kb * 1024;
+}
+
+/* Out of memory used to read "bad value for 'key'": a wrong lead. */
+Test(config, out_of_memory_is_said_as_such)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	cr_skip_test("AddressSanitizer reserves address space: no limit here");
+#else
+	size_t big = 64u << 20;
+	char *value = malloc(big + 1), why[128] = "";
+	struct config c = { 0 };
+	struct rlimit lim;
+
+	cr_assert_not_null(value);
+	memset(value, 'k', big);
+	value[big] = '\0';
+	cr_assert_eq(getrlimit(RLIMIT_AS, &lim), 0);
+	lim.rlim_cur = vm_size() + (16u << 20);
+	cr_assert_eq(setrlimit(RLIMIT_AS, &lim), 0);
+	cr_expect_eq(config_set(&c, "key", value, why, sizeof(why)), -ENOMEM);
+	cr_expect_str_eq(why, "out of memory");
+	config_release(&c);
+	free(value);
+#endif
 }
