@@ -262,6 +262,7 @@ Test(config, the_table_is_well_formed)
 	}
 }
 
+#if !defined(__SANITIZE_ADDRESS__)
 /* The address space this process uses now, from /proc/self/status. */
 static size_t vm_size(void)
 {
@@ -277,6 +278,7 @@ static size_t vm_size(void)
 	cr_assert_gt(kb, 0);
 	return kb * 1024;
 }
+#endif
 
 /* Out of memory used to read "bad value for 'key'": a wrong lead. */
 Test(config, out_of_memory_is_said_as_such)

@@ -22,10 +22,12 @@ static bool busy;		/* in_use answers this */
 static struct { uint64_t parent; char name[64]; } dropped[512];
 static size_t ndropped, wakes;
 
+static ino_t busy_ino;		/* in_use says yes to this one too */
+
 static bool in_use(void *arg, dev_t dev, ino_t ino)
 {
-	(void)arg, (void)dev, (void)ino;
-	return busy;
+	(void)arg, (void)dev;
+	return busy || (busy_ino && ino == busy_ino);
 }
 
 static void drop_entry(void *arg, uint64_t parent, const char *name)
@@ -59,6 +61,7 @@ static void setup(void)
 	rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	cr_assert_geq(rootfd, 0);
 	busy = false;
+	busy_ino = 0;
 	ndropped = wakes = 0;
 	make_table(1000, 100000, false);
 }
@@ -432,6 +435,54 @@ Test(inodes, above_inode_high_the_reaper_asks_the_kernel_to_forget_idle_ones)
 	inodes_reap(t);
 	cr_expect_eq(ndropped, 1);
 	cr_expect_str_eq(dropped[0].name, "d");
+}
+
+/* The kernel's answer to the reaper: it forgets what it was asked to. */
+static void forget_dropped(void)
+{
+	for (size_t k = 0; k < ndropped; k++) {
+		struct inode *p = inodes_at(t, dropped[k].parent);
+		struct inode *i = look(p, dropped[k].name);
+
+		inodes_forget(t, i, 2);	/* the kernel's lookup and ours */
+	}
+	ndropped = 0;
+}
+
+Test(inodes, names_stay_right_for_what_the_reaper_leaves)
+{
+	struct inode *d, *e, *keep;
+	char name[16];
+
+	inodes_free(t);
+	make_table(1000, 6, false);
+	make("d/");
+	make("d/e/");
+	d = look(root(), "d");
+	e = look(d, "e");
+	for (int k = 0; k < 10; k++) {
+		snprintf(name, sizeof(name), "d/e/f%d", k);
+		make(name);
+		(void)look(e, name + 4);
+	}
+	make("d/e/keep");
+	keep = look(e, "keep");
+	busy_ino = inodes_ino(keep);	/* open: never asked for */
+	for (int rounds = 0; inodes_reap_due(t); rounds++) {
+		cr_assert_lt(rounds, 20, "the reaper makes progress");
+		inodes_reap(t);
+		for (size_t k = 0; k < ndropped; k++)
+			cr_assert_str_neq(dropped[k].name, "keep");
+		forget_dropped();
+	}
+	/* Folders are forgotten too, and stay for the names below. */
+	cr_expect_leq(inodes_count(t), 6);
+	expect_path(d, "/d");
+	expect_path(e, "/d/e");
+	expect_path(keep, "/d/e/keep");
+	cr_assert_eq(renameat(rootfd, "d/e", rootfd, "d/e2"), 0);
+	inodes_renamed(t, d, "e", d, "e2", 0);
+	expect_path(keep, "/d/e2/keep");
 }
 
 Test(inodes, a_path_past_the_buffer_is_too_long)
