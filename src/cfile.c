@@ -258,7 +258,10 @@ static void journal_map(struct cfile *f)
  * The record is not voided after the in-place write: replaying it would
  * write what its blocks already hold, since any later rewrite of a block it
  * names replaces it (those blocks are committed, so rewrites are journaled),
- * until a shrink makes them uncommitted; shrink voids it.
+ * until a shrink makes them uncommitted; shrink voids it.  So a record names
+ * committed blocks only: an uncommitted block in it could be rewritten in
+ * place, unjournaled, before a commit covers it, and a replay (after a
+ * crash, or an open racing the last close) would bring the old one back.
  */
 static int journal_write(struct cfile *f, uint64_t first, unsigned n,
 			 const uint8_t *blocks)
@@ -352,16 +355,16 @@ done:
 
 /*
  * Writes n sealed blocks lying back to back at backing offset off, stored
- * indices first, first + 1, ...; through the journal when `journal`.
- * *put says how many bytes reached their place.
+ * indices first, first + 1, ...; the first `jn` of them (the committed ones)
+ * through the journal.  *put says how many bytes reached their place.
  */
 static int put_blocks(struct cfile *f, uint64_t first, unsigned n,
-		      const uint8_t *buf, uint64_t off, bool journal,
+		      const uint8_t *buf, uint64_t off, unsigned jn,
 		      size_t *put)
 {
+	bool journal = jn > 0 && f->vol->journal_dirfd >= 0;
 	int rc;
 
-	journal = journal && f->vol->journal_dirfd >= 0;
 	/* A record still needed must not be replaced: the file waits for
 	 * its next open, which replays it. */
 	if (journal && f->jpending) {
@@ -369,7 +372,7 @@ static int put_blocks(struct cfile *f, uint64_t first, unsigned n,
 		return -EIO;
 	}
 	if (journal) {
-		rc = journal_write(f, first, n, buf);
+		rc = journal_write(f, first, jn, buf);
 		if (rc) {
 			*put = 0;
 			return rc;
@@ -387,6 +390,16 @@ static int put_blocks(struct cfile *f, uint64_t first, unsigned n,
 static bool committed(const struct cfile *f, uint64_t index)
 {
 	return index < format_nblocks(f->hdr.size);
+}
+
+/* How many of the n blocks from b0 on are committed: always a prefix. */
+static unsigned committed_of(const struct cfile *f, uint64_t b0, uint64_t n)
+{
+	uint64_t nb = format_nblocks(f->hdr.size);
+
+	if (b0 >= nb)
+		return 0;
+	return (unsigned)(nb - b0 < n ? nb - b0 : n);
 }
 
 /* --- hole maps --- */
@@ -465,7 +478,7 @@ static int map_store(struct cfile *f, uint64_t g, const uint8_t map[BS])
 		rc = put_blocks(f, FORMAT_MAP_INDEX(g), 1, stored,
 				format_map_offset(g),
 				(f->hdr.flags & FORMAT_F_SPARSE) &&
-				committed(f, g * GB), &put);
+				committed(f, g * GB) ? 1u : 0u, &put);
 	pthread_mutex_lock(&f->map_lock);
 	m = map_slot(f, g);
 	if (m) {	/* without a cache, the next use reads it back */
@@ -702,7 +715,8 @@ static ssize_t write_range(struct cfile *f, const uint8_t *src, size_t len,
 		if (rc)
 			break;
 		rc = put_blocks(f, b0, (unsigned)n, buf,
-				format_block_offset(b0), committed(f, b0), &put);
+				format_block_offset(b0),
+				committed_of(f, b0, n), &put);
 		/* Only whole blocks count: a torn one past the size is
 		 * garbage, and inside it the old block was rewritten in
 		 * place, which needs no new space. */

@@ -821,6 +821,49 @@ Test(cfile, a_shrink_voids_the_journal_so_no_stale_record_replays)
 	cr_assert_eq(rmdir(dir), 0, "a journal was left behind");
 }
 
+/*
+ * An append whose first block lies inside the committed size journals its
+ * chunk, which runs on past that size.  A second append rewrites the last of
+ * those blocks before any commit covers it, so without the journal; after
+ * the commit that covers it, replaying the first record must not bring the
+ * old block back.
+ */
+Test(cfile, a_record_never_names_blocks_past_the_committed_size)
+{
+	static uint8_t buf[20000], got[20000];
+	char dir[] = "/tmp/phifs-journal-XXXXXX";
+	struct cfile *f, *g;
+	int fd, jfd;
+
+	cr_assert(mkdtemp(dir));
+	jfd = open(dir, O_RDONLY | O_DIRECTORY);
+	vol.journal_dirfd = jfd;
+	f = new_file(&fd);
+	memset(buf, 'a', sizeof(buf));
+	cr_assert_eq(cfile_pwrite(f, buf, 8193, 0), 8193);
+	cr_assert_eq(cfile_commit(f), 0);
+	/* Blocks 2-4 in one chunk: block 2 is committed, 3 and 4 are not. */
+	memset(buf, 'b', sizeof(buf));
+	cr_assert_eq(cfile_pwrite(f, buf, 11802, 8193), 11802);
+	/* Block 4 again, still uncommitted: written in place. */
+	memset(buf, 'c', sizeof(buf));
+	cr_assert_eq(cfile_pwrite(f, buf, 18550, 19995), 18550);
+	cr_assert_eq(cfile_commit(f), 0);
+	/* "Crash": f is never released; g's open replays what is left. */
+	cr_assert_eq(cfile_open(fd, &vol, &g), 0);
+	cr_assert_eq(cfile_size(g), 38545);
+	cr_assert_eq(cfile_pread(g, got, 18550, 19995), 18550);
+	for (size_t i = 0; i < 18550; i++)
+		cr_assert_eq(got[i], 'c', "byte %zu of the second append is "
+			     "0x%02x: a stale journal record came back",
+			     19995 + i, got[i]);
+	cfile_release(g);
+	free(f);
+	vol.journal_dirfd = -1;
+	close(jfd);
+	cr_assert_eq(rmdir(dir), 0, "a journal was left behind");
+}
+
 /* Pages of fd's [off, off + len) in the page cache. */
 static size_t resident(int fd, off_t off, size_t len)
 {
