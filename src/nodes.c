@@ -16,10 +16,11 @@
 #define NBITS 10u
 #define NBUCKETS (1u << NBITS)
 
-/* lock protects buckets and every node's refs and next. */
+/* lock protects buckets and every node's refs, closing and next. */
 struct nodes {
 	const struct cfile_volume *vol;
 	pthread_mutex_t lock;
+	pthread_cond_t closed;	/* a closing node left the table */
 	struct node *buckets[NBUCKETS];
 };
 
@@ -35,6 +36,11 @@ int nodes_new(const struct cfile_volume *vol, struct nodes **out)
 	if (!t)
 		return -ENOMEM;
 	if (pthread_mutex_init(&t->lock, NULL)) {
+		free(t);
+		return -ENOMEM;
+	}
+	if (pthread_cond_init(&t->closed, NULL)) {
+		pthread_mutex_destroy(&t->lock);
 		free(t);
 		return -ENOMEM;
 	}
@@ -64,6 +70,7 @@ void nodes_free(struct nodes *t)
 			node_close(n);
 		}
 	}
+	pthread_cond_destroy(&t->closed);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
@@ -89,7 +96,8 @@ int nodes_get(struct nodes *t, int fd, bool create, struct node **out)
 		return rc;
 	}
 	pthread_mutex_lock(&t->lock);
-	n = find(t, st.st_dev, st.st_ino);
+	while ((n = find(t, st.st_dev, st.st_ino)) && n->closing)
+		pthread_cond_wait(&t->closed, &t->lock);
 	if (n) {
 		n->refs++;
 		pthread_mutex_unlock(&t->lock);
@@ -124,7 +132,7 @@ int nodes_get(struct nodes *t, int fd, bool create, struct node **out)
 int nodes_put(struct nodes *t, struct node *n)
 {
 	struct node **pp;
-	int rc = 0;
+	int rc = 0, r;
 
 	pthread_mutex_lock(&t->lock);
 	if (n->refs > 1) {
@@ -143,12 +151,22 @@ int nodes_put(struct nodes *t, struct node *n)
 		pthread_mutex_unlock(&t->lock);
 		return rc;
 	}
+	/* Stays in the table, closing, until its release is done. */
+	n->closing = true;
+	n->last_size = cfile_size(n->cf);
+	pthread_mutex_unlock(&t->lock);
+	r = cfile_release(n->cf);
+	if (!rc)
+		rc = r;
+	pthread_mutex_lock(&t->lock);
 	for (pp = &t->buckets[bucket(n->dev, n->ino)]; *pp != n;
 	     pp = &(*pp)->next)
 		;
 	*pp = n->next;
+	pthread_cond_broadcast(&t->closed);
 	pthread_mutex_unlock(&t->lock);
-	node_close(n);
+	close(n->fd);
+	free(n);
 	return rc;
 }
 
@@ -159,8 +177,8 @@ int nodes_size(struct nodes *t, dev_t dev, ino_t ino, uint64_t *size)
 
 	pthread_mutex_lock(&t->lock);
 	n = find(t, dev, ino);
-	if (n) {
-		*size = cfile_size(n->cf);
+	if (n) {	/* a closing node's cfile is being freed */
+		*size = n->closing ? n->last_size : cfile_size(n->cf);
 		rc = 0;
 	}
 	pthread_mutex_unlock(&t->lock);
@@ -178,7 +196,7 @@ int nodes_commit_all(struct nodes *t,
 	pthread_mutex_lock(&t->lock);
 	for (unsigned i = 0; i < NBUCKETS; i++)
 		for (struct node *n = t->buckets[i]; n; n = n->next) {
-			int r = cfile_commit(n->cf);
+			int r = n->closing ? 0 : cfile_commit(n->cf);
 
 			if (r && !rc)
 				rc = r;

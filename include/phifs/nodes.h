@@ -20,7 +20,9 @@ struct node {
 	int fd;			/* backing file, O_RDWR where possible */
 	dev_t dev;
 	ino_t ino;
-	unsigned refs;		/* under the table's lock */
+	unsigned refs;		/* under the table's lock, as are: */
+	bool closing;		/* its last close is under way */
+	uint64_t last_size;	/* when closing: its size */
 	struct node *next;
 };
 
@@ -35,6 +37,9 @@ void nodes_free(struct nodes *t);
  * The node of the backing file on fd, which this call takes over: fd becomes
  * the node's, or is closed when the inode is open already.  `create` makes a
  * new encrypted file on fd (which must be empty) instead of opening one.
+ * While the inode's last close is under way, waits for it: one cfile of an
+ * inode at a time, or the closing one could remove the journal or set a
+ * size tag under the new one.
  */
 int nodes_get(struct nodes *t, int fd, bool create, struct node **out);
 /* Drops a reference; the last one commits the header and closes. */
