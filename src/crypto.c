@@ -1,17 +1,19 @@
 /*
- * crypto.c — phifs's cryptographic primitives on top of OpenSSL 3: AES-256-GCM
- * with a per-thread cipher context that keeps its key schedule while the key
- * stays the same, key wrapping, HKDF, HMAC, SHA-256, scrypt, Ed25519 and the
- * CSPRNG.  EVP's 1-is-success turns into 0/-errno here and goes no further.
- * The only file that includes OpenSSL; knows nothing of files, blocks or
+ * crypto.c — phifs's cryptographic primitives on top of OpenSSL 3: the
+ * algorithms fetched once, AES-256-GCM with a per-thread cipher context that
+ * keeps its key schedule while the key stays the same, key wrapping, HKDF,
+ * HMAC, SHA-256 and the CSPRNG; scrypt and Ed25519 are the module's other
+ * two files (crypto_scrypt.c, crypto_ed25519.c).  EVP's 1-is-success turns
+ * into 0/-errno in these files and goes no further.  The crypto module is
+ * the only one that includes OpenSSL; it knows nothing of files, blocks or
  * keystores.
  */
-#include "phifs/crypto.h"
+#include "crypto_impl.h"
+
 #include "phifs/secmem.h"
 
 #include <errno.h>
 #include <stdbool.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +81,11 @@ static int algs(void)
 	return 0;
 }
 
+EVP_KDF *crypto_alg_scrypt(void)
+{
+	return algs() < 0 ? NULL : alg_scrypt;
+}
+
 static uint64_t new_key_id(void)
 {
 	return __atomic_add_fetch(&next_key_id, 1, __ATOMIC_RELAXED);
@@ -130,6 +137,68 @@ static struct gcm_cache *gcm_cache_get(void)
 }
 
 /*
+ * Readies c for k and nonce: the nonce alone when c already holds k, the
+ * key schedule too when it does not.
+ */
+static int gcm_init(struct gcm_cache *c, const struct crypto_key *k,
+		    const uint8_t *nonce, int enc)
+{
+	if (cache_holds(c->id, c->key, k))
+		return EVP_CipherInit_ex(c->ctx, NULL, NULL, NULL, nonce,
+					 enc) ? 0 : -EIO;
+	/*
+	 * Forget the old key first, in case the new one fails.  Once the
+	 * context has its cipher, passing NULL keeps it: OpenSSL would
+	 * otherwise free and allocate the cipher state anew.
+	 */
+	c->id = 0;
+	if (!EVP_CipherInit_ex(c->ctx, EVP_CIPHER_CTX_get0_cipher(c->ctx) ?
+			       NULL : alg_gcm, NULL, k->bytes, nonce, enc))
+		return -EIO;
+	c->id = k->id;
+	memcpy(c->key, k->bytes, CRYPTO_KEY_LEN);
+	return 0;
+}
+
+/*
+ * Feeds len bytes of in to ctx, in pieces EVP's int counts can hold: AAD
+ * when out is NULL, else text whose result goes to out.
+ */
+static int gcm_feed(EVP_CIPHER_CTX *ctx, const uint8_t *in, size_t len,
+		    uint8_t *out)
+{
+	size_t done;
+	int n;
+
+	for (done = 0; done < len; done += (size_t)n) {
+		size_t chunk = len - done;
+
+		n = chunk > EVP_CHUNK ? EVP_CHUNK : (int)chunk;
+		if (!EVP_CipherUpdate(ctx, out ? out + done : NULL, &n,
+				      in + done, n))
+			return -EIO;
+	}
+	return 0;
+}
+
+/* Seal: gives the tag out.  Open: checks it, -EBADMSG on a mismatch. */
+static int gcm_final(EVP_CIPHER_CTX *ctx, uint8_t *tag, int enc)
+{
+	uint8_t fin[CRYPTO_GCM_TAG_LEN];	/* GCM's final writes nothing */
+	int n;
+
+	if (enc)
+		return EVP_CipherFinal_ex(ctx, fin, &n) &&
+		       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG,
+					   CRYPTO_GCM_TAG_LEN, tag) ? 0 : -EIO;
+	if (!EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG,
+				 CRYPTO_GCM_TAG_LEN, tag))
+		return -EIO;
+	/* GCM's final step of decryption fails only on the tag. */
+	return EVP_CipherFinal_ex(ctx, fin, &n) > 0 ? 0 : -EBADMSG;
+}
+
+/*
  * Seal (enc = 1) or open (enc = 0).  EVP_CipherInit_ex takes the direction
  * on every call, and GCM runs AES forwards both ways, so one context and one
  * key schedule serve both; only the nonce is set when the key is unchanged.
@@ -138,71 +207,21 @@ static int gcm_crypt(const struct crypto_key *k, const uint8_t *nonce,
 		     const void *aad, size_t aad_len, const void *in,
 		     size_t len, void *out, uint8_t *tag, int enc)
 {
-	const uint8_t *ip = in;
-	uint8_t *op = out;
-	uint8_t fin[CRYPTO_GCM_TAG_LEN];	/* GCM's final writes nothing */
 	struct gcm_cache *c;
-	size_t done;
-	int n, rc = -EIO;
+	int rc;
 
 	if (algs() < 0)
 		return -EIO;
 	c = gcm_cache_get();
 	if (c == NULL)
 		return -ENOMEM;
-
-	if (cache_holds(c->id, c->key, k)) {
-		if (!EVP_CipherInit_ex(c->ctx, NULL, NULL, NULL, nonce, enc))
-			goto out;
-	} else {
-		/*
-		 * Forget the old key first, in case the new one fails.  Once
-		 * the context has its cipher, passing NULL keeps it: OpenSSL
-		 * would otherwise free and allocate the cipher state anew.
-		 */
-		c->id = 0;
-		if (!EVP_CipherInit_ex(c->ctx,
-				       EVP_CIPHER_CTX_get0_cipher(c->ctx) ?
-				       NULL : alg_gcm, NULL, k->bytes, nonce,
-				       enc))
-			goto out;
-		c->id = k->id;
-		memcpy(c->key, k->bytes, CRYPTO_KEY_LEN);
-	}
-
-	for (done = 0; done < aad_len; done += (size_t)n) {
-		size_t chunk = aad_len - done;
-
-		n = chunk > EVP_CHUNK ? EVP_CHUNK : (int)chunk;
-		if (!EVP_CipherUpdate(c->ctx, NULL, &n,
-				      (const uint8_t *)aad + done, n))
-			goto out;
-	}
-	for (done = 0; done < len; done += (size_t)n) {
-		size_t chunk = len - done;
-
-		n = chunk > EVP_CHUNK ? EVP_CHUNK : (int)chunk;
-		if (!EVP_CipherUpdate(c->ctx, op + done, &n, ip + done, n))
-			goto out;
-	}
-
-	if (enc) {
-		if (!EVP_CipherFinal_ex(c->ctx, fin, &n) ||
-		    !EVP_CIPHER_CTX_ctrl(c->ctx, EVP_CTRL_GCM_GET_TAG,
-					 CRYPTO_GCM_TAG_LEN, tag))
-			goto out;
-	} else {
-		if (!EVP_CIPHER_CTX_ctrl(c->ctx, EVP_CTRL_GCM_SET_TAG,
-					 CRYPTO_GCM_TAG_LEN, tag))
-			goto out;
-		/* GCM's final step of decryption fails only on the tag. */
-		if (EVP_CipherFinal_ex(c->ctx, fin, &n) <= 0) {
-			rc = -EBADMSG;
-			goto out;
-		}
-	}
-	rc = 0;
-out:
+	rc = gcm_init(c, k, nonce, enc);
+	if (!rc)
+		rc = gcm_feed(c->ctx, aad, aad_len, NULL);
+	if (!rc)
+		rc = gcm_feed(c->ctx, in, len, out);
+	if (!rc)
+		rc = gcm_final(c->ctx, tag, enc);
 	/* After an EVP failure the context's state is unknown: rekey. */
 	if (rc == -EIO)
 		c->id = 0;
@@ -679,187 +698,4 @@ void crypto_sha256_free(struct crypto_sha256_ctx *c)
 		return;
 	EVP_MD_CTX_free(c->md);
 	OPENSSL_free(c);
-}
-
-/*
- * OpenSSL's own limits (crypto/evp/pbe_scrypt.c, providers' kdf_scrypt.c),
- * checked here so that a refusal is -EINVAL and a later failure -ENOMEM.
- * Returns the memory scrypt needs, or 0 if the parameters are refused.
- */
-static uint64_t scrypt_mem(unsigned log_n, uint32_t r, uint32_t p)
-{
-	uint64_t n, blen, vlen;
-
-	if (log_n < 1 || log_n > 63 || r == 0 || p == 0)
-		return 0;
-	n = (uint64_t)1 << log_n;
-	if (p > ((1U << 30) - 1) / r)			/* p * r < 2^30 */
-		return 0;
-	if (16 * (uint64_t)r <= 63 && log_n >= 16 * r)	/* N < 2^(16 r) */
-		return 0;
-	blen = (uint64_t)p * 128 * r;
-	if (blen > INT_MAX)
-		return 0;
-	if (n + 2 > UINT64_MAX / 128 / r)
-		return 0;
-	vlen = 128 * r * (n + 2);
-	if (vlen > UINT64_MAX - blen || blen + vlen > SIZE_MAX)
-		return 0;
-	return blen + vlen;
-}
-
-int crypto_scrypt(const void *pass, size_t pass_len, const void *salt,
-		  size_t salt_len, unsigned log_n, uint32_t r, uint32_t p,
-		  void *out, size_t out_len)
-{
-	OSSL_PARAM params[7], *pp = params;
-	EVP_KDF_CTX *kctx = NULL;
-	uint64_t n, maxmem;
-	int rc;
-
-	maxmem = scrypt_mem(log_n, r, p);
-	if (maxmem == 0 || out_len == 0) {
-		rc = -EINVAL;
-		goto out;
-	}
-	n = (uint64_t)1 << log_n;
-	rc = algs();
-	if (rc < 0)
-		goto out;
-	kctx = EVP_KDF_CTX_new(alg_scrypt);
-	if (kctx == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	/*
-	 * OpenSSL refuses anything above maxmem, 32 MiB by default, which
-	 * N = 2^17, r = 8 (128 MiB) exceeds: allow what these parameters
-	 * need and no more.
-	 */
-	*pp++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD,
-						  (void *)(pass ? pass : ""),
-						  pass_len);
-	*pp++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
-						  (void *)(salt ? salt : ""),
-						  salt_len);
-	*pp++ = OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n);
-	*pp++ = OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &r);
-	*pp++ = OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_P, &p);
-	*pp++ = OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM,
-					    &maxmem);
-	*pp = OSSL_PARAM_construct_end();
-	if (EVP_KDF_CTX_set_params(kctx, params) != 1) {
-		rc = -EINVAL;
-		goto out;
-	}
-	/* The parameters passed the checks above: what is left is memory. */
-	rc = EVP_KDF_derive(kctx, out, out_len, NULL) == 1 ? 0 : -ENOMEM;
-out:
-	EVP_KDF_CTX_free(kctx);		/* cleanses its copy of the password */
-	return rc;
-}
-
-/* A new EVP_PKEY from a seed; NULL on failure. */
-static EVP_PKEY *ed25519_priv(const struct crypto_key *priv)
-{
-	return EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL,
-					    priv->bytes, CRYPTO_KEY_LEN);
-}
-
-int crypto_ed25519_public(const struct crypto_key *priv,
-			  uint8_t pub[CRYPTO_ED25519_PUB_LEN])
-{
-	uint8_t buf[CRYPTO_ED25519_PUB_LEN];
-	size_t n = sizeof(buf);
-	EVP_PKEY *pk;
-	int rc = -EIO;
-
-	pk = ed25519_priv(priv);
-	if (pk == NULL)
-		goto out;
-	if (!EVP_PKEY_get_raw_public_key(pk, buf, &n) || n != sizeof(buf))
-		goto out;
-	memcpy(pub, buf, sizeof(buf));
-	rc = 0;
-out:
-	EVP_PKEY_free(pk);		/* cleanses the private key */
-	return rc;
-}
-
-int crypto_ed25519_keygen(struct crypto_key **priv,
-			  uint8_t pub[CRYPTO_ED25519_PUB_LEN])
-{
-	struct crypto_key *k;
-	int rc;
-
-	/* An Ed25519 private key is 32 random bytes (RFC 8032, 5.1.5). */
-	k = crypto_key_random();
-	if (k == NULL) {
-		rc = -EIO;
-		goto out;
-	}
-	rc = crypto_ed25519_public(k, pub);
-	if (rc < 0)
-		goto out;
-	*priv = k;
-	k = NULL;	/* transferred */
-out:
-	crypto_key_free(k);
-	return rc;
-}
-
-int crypto_ed25519_sign(const struct crypto_key *priv, const void *msg,
-			size_t len, uint8_t sig[CRYPTO_ED25519_SIG_LEN])
-{
-	uint8_t buf[CRYPTO_ED25519_SIG_LEN];
-	size_t n = sizeof(buf);
-	EVP_MD_CTX *mctx = NULL;
-	EVP_PKEY *pk;
-	int rc = -EIO;
-
-	pk = ed25519_priv(priv);
-	mctx = EVP_MD_CTX_new();
-	if (pk == NULL || mctx == NULL)
-		goto out;
-	/* Pure Ed25519 signs in one shot: no digest, no update calls. */
-	if (!EVP_DigestSignInit(mctx, NULL, NULL, NULL, pk) ||
-	    !EVP_DigestSign(mctx, buf, &n, len > 0 ? msg : (const void *)"",
-			    len) ||
-	    n != sizeof(buf))
-		goto out;
-	memcpy(sig, buf, sizeof(buf));
-	rc = 0;
-out:
-	EVP_MD_CTX_free(mctx);
-	EVP_PKEY_free(pk);
-	return rc;
-}
-
-int crypto_ed25519_verify(const uint8_t pub[CRYPTO_ED25519_PUB_LEN],
-			  const void *msg, size_t len,
-			  const uint8_t sig[CRYPTO_ED25519_SIG_LEN])
-{
-	EVP_MD_CTX *mctx = NULL;
-	EVP_PKEY *pk;
-	int rc;
-
-	pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub,
-					 CRYPTO_ED25519_PUB_LEN);
-	mctx = EVP_MD_CTX_new();
-	if (mctx == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	/* A public key OpenSSL will not take cannot vouch for anything. */
-	rc = -EBADMSG;
-	if (pk == NULL || !EVP_DigestVerifyInit(mctx, NULL, NULL, NULL, pk))
-		goto out;
-	/* 0 is a bad signature, < 0 a malformed one: both are rejections. */
-	rc = EVP_DigestVerify(mctx, sig, CRYPTO_ED25519_SIG_LEN,
-			      len > 0 ? msg : (const void *)"", len) == 1 ?
-		0 : -EBADMSG;
-out:
-	EVP_MD_CTX_free(mctx);
-	EVP_PKEY_free(pk);
-	return rc;
 }

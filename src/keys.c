@@ -1,13 +1,14 @@
 /*
  * keys.c — the volume keystore: the volume ID, the root key behind one or
  * more key slots, the master key versions (KEKs) and the audit signing key,
- * with the codec for the keystore file and its atomic replacement on disk.
+ * how they are made, wrapped and opened, and the keystore file's load and
+ * atomic replacement on disk; the file's bytes are keys_codec.c's.
  * docs/FORMAT.md ("Keystore") gives the bytes, the derivations and the load
- * order; this file is their only implementation.  Knows nothing of where
- * secrets come from (keysrc.c), of file headers or DEKs (format.c), or of
- * policy.
+ * order; these two files are their only implementation.  Knows nothing of
+ * where secrets come from (keysrc.c), of file headers or DEKs (format.c),
+ * or of policy.
  */
-#include "phifs/keys.h"
+#include "keys_impl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,79 +22,17 @@
 #include "phifs/errmsg.h"
 #include "phifs/secmem.h"
 
-#define KS_MAGIC "PHIFSKS"	/* and its NUL: 8 bytes */
-#define KS_MAGIC_LEN 8
-#define KS_VERSION 1
-
-/* Field sizes and offsets; docs/FORMAT.md has the same table. */
-#define KS_SALT_LEN 32
-#define KS_OFF_VERSION 8
-#define KS_OFF_VOLUME 10
-#define KS_OFF_NSLOTS 26
-#define KS_OFF_NVERSIONS 30
-#define KS_HEAD_LEN 34
-#define KS_SLOT_LEN (4 + 1 + 1 + 4 + 4 + KS_SALT_LEN + CRYPTO_WRAPPED_LEN)
-#define KS_VER_LEN (4 + 1 + CRYPTO_WRAPPED_LEN)
-#define KS_AUDIT_LEN (CRYPTO_ED25519_PUB_LEN + CRYPTO_WRAPPED_LEN)
-#define KS_TAIL_LEN (2 * CRYPTO_SHA256_LEN)	/* MAC, then checksum */
-/* Magic, format version and checksum: the part every version keeps. */
-#define KS_MIN_LEN (KS_MAGIC_LEN + 2 + CRYPTO_SHA256_LEN)
-
-/* Bounds that only reject absurd input; no real volume comes near. */
-#define KS_MAX_SLOTS 64
-#define KS_MAX_VERSIONS 65535
-#define KS_MAX_LEN (KS_HEAD_LEN + KS_MAX_SLOTS * KS_SLOT_LEN + \
-		    KS_MAX_VERSIONS * KS_VER_LEN + KS_AUDIT_LEN + KS_TAIL_LEN)
-
-/* scrypt: the default cost and the limits a keystore may ask for. */
+/* scrypt's default cost for a new passphrase slot. */
 #define KS_SCRYPT_LOG_N 17
 #define KS_SCRYPT_R 8
 #define KS_SCRYPT_P 1
-#define KS_SCRYPT_MAX_LOG_N 24
-#define KS_SCRYPT_MAX_R 32
-#define KS_SCRYPT_MAX_P 16
-#define KS_SCRYPT_MAX_MEM (1ULL << 30)
 
 /* Derivation labels (HKDF info) and AAD prefixes, all without a NUL. */
 #define KS_INFO_SLOT "phifs keyslot v1"
-#define KS_INFO_MAC "phifs keystore mac v1"
 #define KS_AAD_SLOT "phifs keystore slot v1"
 #define KS_AAD_KEK "phifs keystore kek v1"
 #define KS_AAD_AUDIT "phifs keystore audit v1"
 #define KS_AAD_MAX (32 + FORMAT_ID_LEN + 4 + 1)
-
-struct keys_slot {
-	uint32_t id;
-	enum keys_secret_kind kind;
-	uint8_t log_n;		/* scrypt cost; all three 0 for raw slots */
-	uint32_t r, p;
-	uint8_t salt[KS_SALT_LEN];
-	uint8_t wrapped[CRYPTO_WRAPPED_LEN];	/* the root key */
-};
-
-struct keys_version {
-	uint32_t version;
-	enum keys_state state;
-	struct crypto_key *kek;			/* NULL once retired */
-	uint8_t wrapped[CRYPTO_WRAPPED_LEN];	/* zeros once retired */
-};
-
-/*
- * The wrapped forms are kept next to the keys so that encoding needs no
- * fresh nonces: keys_encode() of a decoded store gives back its bytes.
- */
-struct keys_store {
-	uint8_t volume_id[FORMAT_ID_LEN];
-	struct crypto_key *root;
-	struct keys_slot *slots;	/* ids ascending */
-	size_t nslots;
-	struct keys_version *versions;	/* versions ascending */
-	size_t nversions;
-	uint32_t active;
-	struct crypto_key *audit;	/* Ed25519 seed */
-	uint8_t audit_pub[CRYPTO_ED25519_PUB_LEN];
-	uint8_t audit_wrapped[CRYPTO_WRAPPED_LEN];
-};
 
 static size_t aad_slot(uint8_t *aad, const uint8_t *volume_id,
 		       const struct keys_slot *sl)
@@ -128,16 +67,6 @@ static size_t aad_audit(uint8_t *aad, const uint8_t *volume_id)
 	memcpy(aad, KS_AAD_AUDIT, n);
 	memcpy(aad + n, volume_id, FORMAT_ID_LEN);
 	return n + FORMAT_ID_LEN;
-}
-
-/* scrypt costs a keystore may carry; bounded so a file cannot ask 64 GiB. */
-static int scrypt_ok(unsigned log_n, uint32_t r, uint32_t p)
-{
-	if (log_n < 1 || log_n > KS_SCRYPT_MAX_LOG_N)
-		return 0;
-	if (r < 1 || r > KS_SCRYPT_MAX_R || p < 1 || p > KS_SCRYPT_MAX_P)
-		return 0;
-	return 128ULL * r * (1ULL << log_n) <= KS_SCRYPT_MAX_MEM;
 }
 
 /* The key that wraps the root key in one slot, from the slot's secret. */
@@ -200,8 +129,8 @@ static int slot_make(const struct keys_store *ks, const struct keys_secret *s,
 		sl->r = p ? p->scrypt_r : KS_SCRYPT_R;
 		sl->p = p ? p->scrypt_p : KS_SCRYPT_P;
 		if ((p && p->scrypt_log_n > 255) ||
-		    !scrypt_ok(sl->log_n, sl->r, sl->p) || s->len == 0 ||
-		    s->len > KEYS_PASSPHRASE_MAX)
+		    !keys_codec_scrypt_ok(sl->log_n, sl->r, sl->p) ||
+		    s->len == 0 || s->len > KEYS_PASSPHRASE_MAX)
 			return -EINVAL;
 	} else if (s->kind != KEYS_SECRET_RAW || s->len != CRYPTO_KEY_LEN) {
 		return -EINVAL;
@@ -302,194 +231,6 @@ out:
 	return rc;
 }
 
-static size_t encoded_len(size_t nslots, size_t nversions)
-{
-	return KS_HEAD_LEN + nslots * KS_SLOT_LEN + nversions * KS_VER_LEN +
-	       KS_AUDIT_LEN + KS_TAIL_LEN;
-}
-
-/* HMAC-SHA256 of msg under the MAC key derived from the root key. */
-static int ks_mac(const struct crypto_key *root, const uint8_t *msg,
-		  size_t len, uint8_t mac[CRYPTO_SHA256_LEN])
-{
-	struct crypto_key *mk = NULL;
-	int rc;
-
-	rc = crypto_hkdf_key(root, NULL, 0, KS_INFO_MAC, &mk);
-	if (rc < 0)
-		goto out;
-	rc = crypto_hmac_sha256(mk, msg, len, mac);
-out:
-	crypto_key_free(mk);
-	return rc;
-}
-
-int keys_encode(const struct keys_store *ks, uint8_t **buf, size_t *len)
-{
-	size_t n = encoded_len(ks->nslots, ks->nversions), off;
-	uint8_t *b;
-	int rc;
-
-	b = malloc(n);
-	if (!b)
-		return -ENOMEM;
-	memcpy(b, KS_MAGIC, KS_MAGIC_LEN);
-	format_put_le16(b + KS_OFF_VERSION, KS_VERSION);
-	memcpy(b + KS_OFF_VOLUME, ks->volume_id, FORMAT_ID_LEN);
-	format_put_le32(b + KS_OFF_NSLOTS, (uint32_t)ks->nslots);
-	format_put_le32(b + KS_OFF_NVERSIONS, (uint32_t)ks->nversions);
-	off = KS_HEAD_LEN;
-	for (size_t i = 0; i < ks->nslots; i++) {
-		const struct keys_slot *sl = &ks->slots[i];
-
-		format_put_le32(b + off, sl->id);
-		b[off + 4] = (uint8_t)sl->kind;
-		b[off + 5] = sl->log_n;
-		format_put_le32(b + off + 6, sl->r);
-		format_put_le32(b + off + 10, sl->p);
-		memcpy(b + off + 14, sl->salt, KS_SALT_LEN);
-		memcpy(b + off + 14 + KS_SALT_LEN, sl->wrapped,
-		       CRYPTO_WRAPPED_LEN);
-		off += KS_SLOT_LEN;
-	}
-	for (size_t i = 0; i < ks->nversions; i++) {
-		const struct keys_version *v = &ks->versions[i];
-
-		format_put_le32(b + off, v->version);
-		b[off + 4] = (uint8_t)v->state;
-		memcpy(b + off + 5, v->wrapped, CRYPTO_WRAPPED_LEN);
-		off += KS_VER_LEN;
-	}
-	memcpy(b + off, ks->audit_pub, CRYPTO_ED25519_PUB_LEN);
-	off += CRYPTO_ED25519_PUB_LEN;
-	memcpy(b + off, ks->audit_wrapped, CRYPTO_WRAPPED_LEN);
-	off += CRYPTO_WRAPPED_LEN;
-	rc = ks_mac(ks->root, b, off, b + off);
-	if (rc < 0)
-		goto out;
-	off += CRYPTO_SHA256_LEN;
-	rc = crypto_sha256(b, off, b + off);
-	if (rc < 0)
-		goto out;
-	*buf = b;
-	*len = n;
-	b = NULL;	/* transferred */
-	rc = 0;
-out:
-	free(b);
-	return rc;
-}
-
-static int all_zero(const uint8_t *p, size_t n)
-{
-	uint8_t acc = 0;
-
-	for (size_t i = 0; i < n; i++)
-		acc |= p[i];
-	return acc == 0;
-}
-
-/*
- * Reads the v1 body (counts, slots, versions, audit key) into ks without
- * touching any key.  The checksum has passed, so a failure here means a
- * writer that broke the rules, not a flipped bit: still -EUCLEAN.
- */
-static int parse_v1(const uint8_t *b, size_t len, struct keys_store *ks,
-		    char *err, size_t err_len)
-{
-	uint32_t nslots, nversions;
-	size_t off = KS_HEAD_LEN, nactive = 0;
-
-	if (len < encoded_len(0, 0)) {
-		errmsg(err, err_len, 0, "keystore is corrupt (truncated)");
-		return -EUCLEAN;
-	}
-	memcpy(ks->volume_id, b + KS_OFF_VOLUME, FORMAT_ID_LEN);
-	nslots = format_get_le32(b + KS_OFF_NSLOTS);
-	nversions = format_get_le32(b + KS_OFF_NVERSIONS);
-	if (nslots < 1 || nslots > KS_MAX_SLOTS || nversions < 1 ||
-	    nversions > KS_MAX_VERSIONS) {
-		errmsg(err, err_len, 0,
-		       "keystore is corrupt (%u slots, %u versions)",
-		       (unsigned)nslots, (unsigned)nversions);
-		return -EUCLEAN;
-	}
-	if (len != encoded_len(nslots, nversions)) {
-		errmsg(err, err_len, 0,
-		       "keystore is corrupt (%zu bytes where %u slots and %u "
-		       "versions need %zu)", len, (unsigned)nslots,
-		       (unsigned)nversions, encoded_len(nslots, nversions));
-		return -EUCLEAN;
-	}
-	ks->slots = calloc(nslots, sizeof(*ks->slots));
-	ks->versions = calloc(nversions, sizeof(*ks->versions));
-	if (!ks->slots || !ks->versions) {
-		errmsg(err, err_len, 0, "keystore: out of memory");
-		return -ENOMEM;
-	}
-	for (uint32_t i = 0; i < nslots; i++, off += KS_SLOT_LEN) {
-		struct keys_slot *sl = &ks->slots[i];
-		int ok;
-
-		sl->id = format_get_le32(b + off);
-		sl->kind = (enum keys_secret_kind)b[off + 4];
-		sl->log_n = b[off + 5];
-		sl->r = format_get_le32(b + off + 6);
-		sl->p = format_get_le32(b + off + 10);
-		memcpy(sl->salt, b + off + 14, KS_SALT_LEN);
-		memcpy(sl->wrapped, b + off + 14 + KS_SALT_LEN,
-		       CRYPTO_WRAPPED_LEN);
-		if (sl->kind == KEYS_SECRET_RAW)
-			ok = sl->log_n == 0 && sl->r == 0 && sl->p == 0;
-		else if (sl->kind == KEYS_SECRET_PASSPHRASE)
-			ok = scrypt_ok(sl->log_n, sl->r, sl->p);
-		else
-			ok = 0;
-		if (!ok || (i && sl->id <= ks->slots[i - 1].id)) {
-			errmsg(err, err_len, 0,
-			       "keystore is corrupt (key slot %u is malformed)",
-			       (unsigned)sl->id);
-			return -EUCLEAN;
-		}
-		ks->nslots++;
-	}
-	for (uint32_t i = 0; i < nversions; i++, off += KS_VER_LEN) {
-		struct keys_version *v = &ks->versions[i];
-		int ok;
-
-		v->version = format_get_le32(b + off);
-		v->state = (enum keys_state)b[off + 4];
-		memcpy(v->wrapped, b + off + 5, CRYPTO_WRAPPED_LEN);
-		ok = v->version >= 1 &&
-		     (i == 0 || v->version > ks->versions[i - 1].version);
-		if (v->state == KEYS_ACTIVE) {
-			nactive++;
-			ks->active = v->version;
-		} else if (v->state == KEYS_RETIRED) {
-			ok = ok && all_zero(v->wrapped, CRYPTO_WRAPPED_LEN);
-		} else if (v->state != KEYS_DECRYPT_ONLY) {
-			ok = 0;
-		}
-		if (!ok) {
-			errmsg(err, err_len, 0,
-			       "keystore is corrupt (master key version %u is "
-			       "malformed)", (unsigned)v->version);
-			return -EUCLEAN;
-		}
-		ks->nversions++;
-	}
-	if (nactive != 1) {
-		errmsg(err, err_len, 0,
-		       "keystore is corrupt (%zu active master key versions)",
-		       nactive);
-		return -EUCLEAN;
-	}
-	memcpy(ks->audit_pub, b + off, CRYPTO_ED25519_PUB_LEN);
-	off += CRYPTO_ED25519_PUB_LEN;
-	memcpy(ks->audit_wrapped, b + off, CRYPTO_WRAPPED_LEN);
-	return 0;
-}
-
 /* Finds the root key: the first slot of the secret's kind that opens. */
 static int open_slots(struct keys_store *ks, const struct keys_secret *s,
 		      char *err, size_t err_len)
@@ -584,51 +325,14 @@ static int open_keys(struct keys_store *ks, char *err, size_t err_len)
 static int decode(const uint8_t *b, size_t len, const struct keys_secret *s,
 		  struct keys_store **out, char *err, size_t err_len)
 {
-	uint8_t sum[CRYPTO_SHA256_LEN], mac[CRYPTO_SHA256_LEN];
 	struct keys_store *ks = NULL;
-	uint16_t version;
 	int rc;
 
 	if (!s) {
 		errmsg(err, err_len, 0, "keystore: no key given");
 		return -EINVAL;
 	}
-	if (len < KS_MIN_LEN || memcmp(b, KS_MAGIC, KS_MAGIC_LEN)) {
-		errmsg(err, err_len, 0, "keystore is corrupt (%s)",
-		       len < KS_MIN_LEN ? "truncated" : "bad magic");
-		return -EUCLEAN;
-	}
-	/*
-	 * The checksum comes before the version: every version ends with the
-	 * same SHA-256, so a flipped bit in the version field reads as
-	 * corruption, and a newer keystore still reads as newer.
-	 */
-	rc = crypto_sha256(b, len - CRYPTO_SHA256_LEN, sum);
-	if (rc < 0) {
-		errmsg(err, err_len, 0, "keystore: %s", strerror(-rc));
-		return rc;
-	}
-	if (!crypto_memeq(sum, b + len - CRYPTO_SHA256_LEN, sizeof(sum))) {
-		errmsg(err, err_len, 0, "keystore is corrupt (checksum mismatch)");
-		return -EUCLEAN;
-	}
-	version = format_get_le16(b + KS_OFF_VERSION);
-	if (version > KS_VERSION) {
-		errmsg(err, err_len, 0,
-		       "keystore format version %u is newer than this phifs "
-		       "reads (%u)", version, KS_VERSION);
-		return -EPROTO;
-	}
-	if (version < 1) {
-		errmsg(err, err_len, 0, "keystore is corrupt (format version 0)");
-		return -EUCLEAN;
-	}
-	ks = calloc(1, sizeof(*ks));
-	if (!ks) {
-		errmsg(err, err_len, 0, "keystore: out of memory");
-		return -ENOMEM;
-	}
-	rc = parse_v1(b, len, ks, err, err_len);
+	rc = keys_codec_parse(b, len, &ks, err, err_len);
 	if (rc < 0)
 		goto out;
 	rc = open_slots(ks, s, err, err_len);
@@ -639,16 +343,9 @@ static int decode(const uint8_t *b, size_t len, const struct keys_secret *s,
 	 * that opens proves the key right; a MAC that fails then proves the
 	 * file altered by someone able to fix up the checksum.
 	 */
-	rc = ks_mac(ks->root, b, len - KS_TAIL_LEN, mac);
-	if (rc < 0) {
-		errmsg(err, err_len, 0, "keystore: %s", strerror(-rc));
+	rc = keys_codec_check_mac(ks, b, len, err, err_len);
+	if (rc < 0)
 		goto out;
-	}
-	if (!crypto_memeq(mac, b + len - KS_TAIL_LEN, sizeof(mac))) {
-		rc = -EUCLEAN;
-		errmsg(err, err_len, 0, "keystore fails authentication");
-		goto out;
-	}
 	rc = open_keys(ks, err, err_len);
 	if (rc < 0)
 		goto out;
@@ -656,7 +353,6 @@ static int decode(const uint8_t *b, size_t len, const struct keys_secret *s,
 	ks = NULL;	/* transferred */
 	rc = 0;
 out:
-	secmem_wipe(mac, sizeof(mac));
 	keys_free(ks);
 	return rc;
 }

@@ -227,6 +227,101 @@ static int split_argv(char *line, char **argv, size_t max)
 	return n ? 0 : -EINVAL;
 }
 
+/*
+ * Starts the key command argv with its stdout on a new pipe.  *pid and *rfd,
+ * the pipe's read end, are set on success only; the write end is closed
+ * here either way, so that the reader sees the end of the output.
+ */
+static int spawn_cmd(char **argv, const char *what, pid_t *pid, int *rfd,
+		     char *err, size_t err_len)
+{
+	posix_spawn_file_actions_t fa;
+	int fa_ok = 0, pfd[2] = { -1, -1 }, rc;
+	pid_t child;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		rc = -errno;
+		errmsg(err, err_len, 0, "%s: pipe: %s", what, strerror(-rc));
+		goto out;
+	}
+	rc = -posix_spawn_file_actions_init(&fa);
+	if (rc < 0) {
+		errmsg(err, err_len, 0, "%s: %s", what, strerror(-rc));
+		goto out;
+	}
+	fa_ok = 1;
+	/* dup2 clears close-on-exec on the copy, so only stdout survives. */
+	rc = -posix_spawn_file_actions_adddup2(&fa, pfd[1], STDOUT_FILENO);
+	if (rc < 0) {
+		errmsg(err, err_len, 0, "%s: %s", what, strerror(-rc));
+		goto out;
+	}
+	rc = -posix_spawnp(&child, argv[0], &fa, NULL, argv, environ);
+	if (rc < 0) {
+		errmsg(err, err_len, 0, "%s: cannot run: %s", what,
+		       strerror(-rc));
+		goto out;
+	}
+	*pid = child;
+	*rfd = pfd[0];
+	pfd[0] = -1;	/* transferred */
+out:
+	if (pfd[0] >= 0)
+		close(pfd[0]);
+	if (pfd[1] >= 0)
+		close(pfd[1]);
+	if (fa_ok)
+		posix_spawn_file_actions_destroy(&fa);
+	return rc;
+}
+
+/* Waits for the key command to end; a signal caught meanwhile is no end. */
+static int reap_cmd(pid_t pid, int *status, const char *what, char *err,
+		    size_t err_len)
+{
+	int rc;
+
+	while (waitpid(pid, status, 0) < 0) {
+		if (errno != EINTR) {
+			rc = -errno;
+			errmsg(err, err_len, 0, "%s: waitpid: %s", what,
+			       strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The verdict on an ended key command, from its wait status and rrc, what
+ * read_all() said of its output.
+ */
+static int check_cmd(int status, int rrc, const char *what, char *err,
+		     size_t err_len)
+{
+	/* Before the status: a command cut off by EPIPE died of SIGPIPE. */
+	if (rrc == -EFBIG) {
+		errmsg(err, err_len, 0,
+		       "%s: expected 32 raw bytes or 64 hex digits", what);
+		return -EINVAL;
+	}
+	if (WIFSIGNALED(status)) {
+		errmsg(err, err_len, 0, "%s: killed by signal %d", what,
+		       WTERMSIG(status));
+		return -EIO;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		errmsg(err, err_len, 0, "%s: exited with status %d", what,
+		       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		return -EIO;
+	}
+	if (rrc < 0) {
+		errmsg(err, err_len, 0, "%s: read: %s", what, strerror(-rrc));
+		return rrc;
+	}
+	return 0;
+}
+
 static int load_cmd(const char *cmdline, struct keys_secret **out, char *err,
 		    size_t err_len)
 {
@@ -235,8 +330,7 @@ static int load_cmd(const char *cmdline, struct keys_secret **out, char *err,
 	char *line = NULL;
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	posix_spawn_file_actions_t fa;
-	int fa_ok = 0, pfd[2] = { -1, -1 }, status, rc, rrc;
+	int rfd = -1, status, rc, rrc;
 	pid_t pid = -1;
 
 	line = strdup(cmdline);
@@ -262,80 +356,27 @@ static int load_cmd(const char *cmdline, struct keys_secret **out, char *err,
 		errmsg(err, err_len, 0, "%s: out of memory", what);
 		goto out;
 	}
-	if (pipe2(pfd, O_CLOEXEC) < 0) {
-		rc = -errno;
-		errmsg(err, err_len, 0, "%s: pipe: %s", what, strerror(-rc));
+	rc = spawn_cmd(argv, what, &pid, &rfd, err, err_len);
+	if (rc < 0)
 		goto out;
-	}
-	rc = -posix_spawn_file_actions_init(&fa);
-	if (rc < 0) {
-		errmsg(err, err_len, 0, "%s: %s", what, strerror(-rc));
-		goto out;
-	}
-	fa_ok = 1;
-	/* dup2 clears close-on-exec on the copy, so only stdout survives. */
-	rc = -posix_spawn_file_actions_adddup2(&fa, pfd[1], STDOUT_FILENO);
-	if (rc < 0) {
-		errmsg(err, err_len, 0, "%s: %s", what, strerror(-rc));
-		goto out;
-	}
-	rc = -posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-	if (rc < 0) {
-		pid = -1;
-		errmsg(err, err_len, 0, "%s: cannot run: %s", what,
-		       strerror(-rc));
-		goto out;
-	}
-	close(pfd[1]);
-	pfd[1] = -1;
-	rrc = read_all(pfd[0], buf, &len);
+	rrc = read_all(rfd, buf, &len);
 	/* Closing our end makes a chatty command fail with EPIPE, not hang. */
-	close(pfd[0]);
-	pfd[0] = -1;
-	while (waitpid(pid, &status, 0) < 0) {
-		if (errno != EINTR) {
-			rc = -errno;
-			errmsg(err, err_len, 0, "%s: waitpid: %s", what,
-			       strerror(-rc));
-			goto out;
-		}
-	}
+	close(rfd);
+	rfd = -1;
+	rc = reap_cmd(pid, &status, what, err, err_len);
+	if (rc < 0)
+		goto out;
 	pid = -1;
-	/* Before the status: a command cut off by EPIPE died of SIGPIPE. */
-	if (rrc == -EFBIG) {
-		rc = -EINVAL;
-		errmsg(err, err_len, 0,
-		       "%s: expected 32 raw bytes or 64 hex digits", what);
+	rc = check_cmd(status, rrc, what, err, err_len);
+	if (rc < 0)
 		goto out;
-	}
-	if (WIFSIGNALED(status)) {
-		rc = -EIO;
-		errmsg(err, err_len, 0, "%s: killed by signal %d", what,
-		       WTERMSIG(status));
-		goto out;
-	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		rc = -EIO;
-		errmsg(err, err_len, 0, "%s: exited with status %d", what,
-		       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-		goto out;
-	}
-	if (rrc < 0) {
-		rc = rrc;
-		errmsg(err, err_len, 0, "%s: read: %s", what, strerror(-rc));
-		goto out;
-	}
 	rc = parse_key(buf, len, what, out, err, err_len);
 out:
-	if (pfd[0] >= 0)
-		close(pfd[0]);
-	if (pfd[1] >= 0)
-		close(pfd[1]);
+	if (rfd >= 0)
+		close(rfd);
 	if (pid > 0)
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
-	if (fa_ok)
-		posix_spawn_file_actions_destroy(&fa);
 	secmem_free(buf);
 	free(line);
 	return rc;

@@ -327,62 +327,76 @@ static int libfuse_loop(struct fuse_session *se)
 	return rc;
 }
 
-static int serve(struct args *a, int ready_fd)
-{
-	char err[512], *fargv[4];
+/*
+ * What serve() holds, from the volume to the mount; serve_end() lets go of
+ * it in the reverse order.  fargv stays beside fa, which points into it.
+ */
+struct serving {
+	struct volume *vol;
+	struct fs *fs;
+	char *opts;
+	char *fargv[4];
 	struct fuse_args fa;
-	struct volume *vol = NULL;
-	struct fs *fs = NULL;
-	struct fuse_session *se = NULL;
-	size_t olen;
-	char *opts = NULL;
-	int rc = EXIT_FAILURE, mounted = 0, fargs = 0;
+	int fargs;		/* fa is set up */
+	struct fuse_session *se;
+	int mounted;
+};
 
-	if (check_mountpoint(a->mountpoint))
-		return EXIT_FAILURE;
-	raise_fd_limit();
-	if (volume_open(a->backing, a->cfg.key, true, &vol, err, sizeof(err)))
-		return say(EXIT_FAILURE, "%s", err);
-	rc = fs_new(vol, &fs);
-	if (rc < 0) {
-		rc = say(EXIT_FAILURE, "%s: cannot set up the file system: %s",
-			 a->backing, strerror(-rc));
-		goto out;
-	}
-	rc = EXIT_FAILURE;
+/*
+ * Sets up the file system over s->vol and a FUSE session for it, with the
+ * mount options phifs always gives.  An exit status, with its line said.
+ */
+static int serve_session(const struct args *a, struct serving *s)
+{
+	size_t olen;
+	int rc;
+
+	rc = fs_new(s->vol, &s->fs);
+	if (rc < 0)
+		return say(EXIT_FAILURE,
+			   "%s: cannot set up the file system: %s",
+			   a->backing, strerror(-rc));
 	olen = strlen(a->backing) + 128 + (a->cfg.options ?
 					   strlen(a->cfg.options) : 0);
-	opts = malloc(olen);
-	if (!opts)
-		goto out;
+	s->opts = malloc(olen);
+	if (!s->opts)
+		return EXIT_FAILURE;
 	/* The kernel checks Unix permissions on the attributes we report. */
-	snprintf(opts, olen, "default_permissions,fsname=%s,subtype=phifs%s%s",
+	snprintf(s->opts, olen,
+		 "default_permissions,fsname=%s,subtype=phifs%s%s",
 		 a->backing, a->cfg.options ? "," : "",
 		 a->cfg.options ? a->cfg.options : "");
-	fargv[0] = "phifs";
-	fargv[1] = "-o";
-	fargv[2] = opts;
-	fargv[3] = NULL;
-	fa = (struct fuse_args)FUSE_ARGS_INIT(3, fargv);
-	fargs = 1;
-	se = fuse_session_new(&fa, fs_operations(),
-			      sizeof(struct fuse_lowlevel_ops), fs);
-	if (!se) {
-		say(EXIT_FAILURE, "mount options '%s' refused", opts);
-		goto out;
-	}
-	fs_set_session(fs, se);
-	(void)fs_set_mountpoint(fs, a->mountpoint);	/* only for tuning */
-	if (fuse_session_mount(se, a->mountpoint)) {
-		say(EXIT_FAILURE, "cannot mount %s on %s", a->backing,
-		    a->mountpoint);
-		goto out;
-	}
-	mounted = 1;
-	if (fuse_set_signal_handlers(se)) {
-		say(EXIT_FAILURE, "cannot set signal handlers");
-		goto out;
-	}
+	s->fargv[0] = "phifs";
+	s->fargv[1] = "-o";
+	s->fargv[2] = s->opts;
+	s->fargv[3] = NULL;
+	s->fa = (struct fuse_args)FUSE_ARGS_INIT(3, s->fargv);
+	s->fargs = 1;
+	s->se = fuse_session_new(&s->fa, fs_operations(),
+				 sizeof(struct fuse_lowlevel_ops), s->fs);
+	if (!s->se)
+		return say(EXIT_FAILURE, "mount options '%s' refused",
+			   s->opts);
+	fs_set_session(s->fs, s->se);
+	(void)fs_set_mountpoint(s->fs, a->mountpoint);	/* only for tuning */
+	return EXIT_SUCCESS;
+}
+
+/*
+ * Mounts s->se, tells the waiting parent (ready_fd) that the mount is
+ * ready, and serves requests until a signal stops them.  An exit status.
+ */
+static int serve_mounted(const struct args *a, struct serving *s,
+			 int ready_fd)
+{
+	int rc;
+
+	if (fuse_session_mount(s->se, a->mountpoint))
+		return say(EXIT_FAILURE, "cannot mount %s on %s", a->backing,
+			   a->mountpoint);
+	s->mounted = 1;
+	if (fuse_set_signal_handlers(s->se))
+		return say(EXIT_FAILURE, "cannot set signal handlers");
 	if (ready_fd >= 0) {
 		detach(ready_fd);
 		log_detached();
@@ -393,29 +407,51 @@ static int serve(struct args *a, int ready_fd)
 		a->cfg.no_poll ? "libfuse" : "poll");
 	/* SIGTERM, SIGINT and SIGHUP are a clean stop. */
 	if (a->cfg.no_poll)
-		rc = libfuse_loop(se);
+		rc = libfuse_loop(s->se);
 	else
-		rc = loop_run(se, MAX_WORKERS);
+		rc = loop_run(s->se, MAX_WORKERS);
 	if (rc < 0)
 		log_msg(LOG_KIND_LIFECYCLE, LOG_ERR, "request loop failed: %s",
 			strerror(-rc));
-	rc = rc < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-	fuse_remove_signal_handlers(se);
-out:
-	if (mounted)
-		fuse_session_unmount(se);
-	if (se)
-		fuse_session_destroy(se);	/* runs fs destroy: commits */
+	fuse_remove_signal_handlers(s->se);
+	return rc < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* Unmounts and lets go of all s holds; rc is serve()'s exit status. */
+static void serve_end(const struct args *a, struct serving *s, int rc)
+{
+	if (s->mounted)
+		fuse_session_unmount(s->se);
+	if (s->se)
+		fuse_session_destroy(s->se);	/* runs fs destroy: commits */
 	/* After the commits, so that the line means the data is home. */
-	if (mounted)
+	if (s->mounted)
 		log_msg(LOG_KIND_LIFECYCLE, rc ? LOG_ERR : LOG_INFO,
 			"unmounted %s from %s, exit status %d", a->backing,
 			a->mountpoint, rc);
-	if (fargs)
-		fuse_opt_free_args(&fa);
-	fs_free(fs);
-	volume_close(vol);
-	free(opts);
+	if (s->fargs)
+		fuse_opt_free_args(&s->fa);
+	fs_free(s->fs);
+	volume_close(s->vol);
+	free(s->opts);
+}
+
+static int serve(struct args *a, int ready_fd)
+{
+	struct serving s = { 0 };
+	char err[512];
+	int rc;
+
+	if (check_mountpoint(a->mountpoint))
+		return EXIT_FAILURE;
+	raise_fd_limit();
+	if (volume_open(a->backing, a->cfg.key, true, &s.vol, err,
+			sizeof(err)))
+		return say(EXIT_FAILURE, "%s", err);
+	rc = serve_session(a, &s);
+	if (rc == EXIT_SUCCESS)
+		rc = serve_mounted(a, &s, ready_fd);
+	serve_end(a, &s, rc);
 	return rc;
 }
 
