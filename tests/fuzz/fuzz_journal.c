@@ -1,7 +1,7 @@
 /*
  * fuzz_journal.c — libFuzzer harness for format_journal_open(), the decoder
  * of a rewrite journal's record head (docs/FORMAT.md, "Journal"), which
- * cfile's journal_replay (a static function in src/cfile.c) calls on
+ * cfile_journal_replay (private to cfile, in src/cfile_store.c) calls on
  * whatever BACKING/.phifs/journal/<file ID> holds when a file is opened for
  * writing.  It must refuse without crashing or writing past index[64].
  *
