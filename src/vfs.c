@@ -437,7 +437,9 @@ static int set_attrs(struct vfs *v, int fd, mode_t type,
 				      AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
 	if (!rc && (set & VFS_SET_SIZE))
 		rc = set_size(v, fd, type, attr->st_size, f);
-	if (!rc && !S_ISLNK(type) && (set & times))
+	/* A symlink's own times too: utimensat on its O_PATH handle sets
+	 * the link's, never its target's (touch -h). */
+	if (!rc && (set & times))
 		rc = set_times(fd, attr, set, f);
 	return rc;
 }

@@ -2,7 +2,8 @@
  * test_mount_diff.c — a differential test: one seeded stream of random file
  * operations (writes at block seams and past the end of file, truncation up
  * and down, O_APPEND and O_TRUNC opens, renames, links, unlinks of open
- * files, folders) applied to a plain folder and to a phifs mount.  After
+ * files, folders, symlinks and their own times) applied to a plain folder
+ * and to a phifs mount.  After
  * every step the results, the errno values, the sizes and the contents of the
  * files touched must agree; at the end, and again after a remount, the whole
  * trees must.  A failure prints the seed (replay with PHIFS_TEST_SEED=N) and
@@ -12,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,6 +208,26 @@ static void compare_fds(int r, int m, const char *what)
 	}
 }
 
+/* A symlink's target and length (st_size) on both sides. */
+static void compare_link(const char *rel, const struct stat *sr,
+			 const struct stat *sm)
+{
+	static char tr[PATH_MAX], tm[PATH_MAX];
+	ssize_t a = readlink(rp(rel), tr, sizeof(tr));
+	int ea = errno;
+	ssize_t b = readlink(mp(rel), tm, sizeof(tm));
+	int eb = errno;
+	char what[128];
+
+	snprintf(what, sizeof(what), "readlink %s", rel);
+	agree(what, a, ea, b, eb);
+	if (a > 0 && memcmp(tr, tm, (size_t)a))
+		fail("%s: the targets differ", what);
+	if (sr->st_size != sm->st_size)
+		fail("%s: size %lld on the mount, %lld in the plain folder",
+		     what, (long long)sm->st_size, (long long)sr->st_size);
+}
+
 static void compare_path(const char *rel)
 {
 	struct stat sr, sm;
@@ -220,6 +242,8 @@ static void compare_path(const char *rel)
 	if ((sr.st_mode & S_IFMT) != (sm.st_mode & S_IFMT))
 		fail("%s: type 0%o on the mount, 0%o in the plain folder", rel,
 		     sm.st_mode & S_IFMT, sr.st_mode & S_IFMT);
+	if (S_ISLNK(sr.st_mode))
+		compare_link(rel, &sr, &sm);
 	if (!S_ISREG(sr.st_mode))
 		return;
 	if (sr.st_nlink != sm.st_nlink)
@@ -397,13 +421,77 @@ static void op_open(const char *path, int flags)
 	compare_fds(h->r, h->m, path);
 }
 
+/* A target in the link's own folder (never outside either tree), or none. */
+static void link_target(char *out, size_t len)
+{
+	if (rnd(4) == 0)
+		snprintf(out, len, "nowhere/f%d", (int)rnd(NNAMES));
+	else
+		snprintf(out, len, "f%d", (int)rnd(NNAMES));
+}
+
+static void op_symlink(void)
+{
+	static char target[PATH_MAX];
+	char p1[64];
+	long a, b;
+	int ea, eb;
+
+	any_file(p1);
+	link_target(target, sizeof(target));
+	logop("symlink %s -> %.40s (%zu bytes)", p1, target, strlen(target));
+	a = symlink(target, rp(p1));
+	ea = errno;
+	b = symlink(target, mp(p1));
+	eb = errno;
+	agree("symlink", a, ea, b, eb);
+	compare_path(p1);
+}
+
+/* utimensat without following: a symlink's own times, or a file's. */
+static void op_times(void)
+{
+	struct timespec tv[2] = { { (time_t)rnd(2000000000), (long)rnd(1000000000) },
+				  { (time_t)rnd(2000000000), (long)rnd(1000000000) } };
+	struct stat sr, sm;
+	char p1[64];
+	long a, b;
+	int ea, eb;
+
+	pick_file(p1);
+	if (rnd(4) == 0)
+		tv[rnd(2)].tv_nsec = UTIME_OMIT;
+	logop("utimensat %s nofollow %lld %lld", p1, (long long)tv[0].tv_sec,
+	      (long long)tv[1].tv_sec);
+	a = utimensat(AT_FDCWD, rp(p1), tv, AT_SYMLINK_NOFOLLOW);
+	ea = errno;
+	b = utimensat(AT_FDCWD, mp(p1), tv, AT_SYMLINK_NOFOLLOW);
+	eb = errno;
+	agree("utimensat", a, ea, b, eb);
+	if (a || lstat(rp(p1), &sr) || lstat(mp(p1), &sm))
+		return;
+	/* Only the times set: an omitted one is the last write's, which
+	 * differs between the sides. */
+	if ((tv[1].tv_nsec != UTIME_OMIT &&
+	     (sr.st_mtim.tv_sec != sm.st_mtim.tv_sec ||
+	      sr.st_mtim.tv_nsec != sm.st_mtim.tv_nsec)) ||
+	    (tv[0].tv_nsec != UTIME_OMIT &&
+	     sr.st_atim.tv_sec != sm.st_atim.tv_sec))
+		fail("utimensat %s: mtime %lld.%09ld atime %lld on the mount, "
+		     "%lld.%09ld and %lld in the plain folder", p1,
+		     (long long)sm.st_mtim.tv_sec, sm.st_mtim.tv_nsec,
+		     (long long)sm.st_atim.tv_sec,
+		     (long long)sr.st_mtim.tv_sec, sr.st_mtim.tv_nsec,
+		     (long long)sr.st_atim.tv_sec);
+}
+
 static void do_step(void)
 {
 	char p1[64], p2[64], what[160];
 	struct handle *h;
 	long a, b;
 	int ea, eb;
-	unsigned op = (unsigned)rnd(100);
+	unsigned op = (unsigned)rnd(106);
 	struct stat st;
 
 	nfiles = nsubdirs = 0;
@@ -620,10 +708,14 @@ static void do_step(void)
 		snprintf(p1, sizeof(p1), "%s", h->path);
 		close_handle(h);
 		op_open(p1, O_RDWR);
-	} else {			/* look at a whole file by path */
+	} else if (op < 100) {		/* look at a whole file by path */
 		pick_file(p1);
 		logop("compare %s", p1);
 		compare_path(p1);
+	} else if (op < 103) {
+		op_symlink();
+	} else {
+		op_times();
 	}
 }
 
