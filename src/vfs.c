@@ -193,6 +193,11 @@ void vfs_report(struct vfs *v, struct inode *i, struct cfile *cf, long rc)
 	report_at(v, inodes_dev(i), inodes_ino(i), cf, false, rc);
 }
 
+void vfs_report_at(struct vfs *v, dev_t dev, ino_t ino, long rc)
+{
+	report_at(v, dev, ino, NULL, false, rc);
+}
+
 void vfs_report_size(struct vfs *v, struct inode *i, int rc)
 {
 	report_at(v, inodes_dev(i), inodes_ino(i), NULL, true, rc);
@@ -280,9 +285,13 @@ int vfs_mount_sizes(struct vfs *v, int pathfd, int dirfd, const char *bname,
 			return rc;
 		pathfd = own;
 	}
-	rc = plain_size(v, pathfd, dirfd, bname, st, &size);
-	if (!rc)
-		st->st_size = (off_t)size;
+	/* The mark of a node record; an encrypted file may have it too. */
+	rc = st->st_mode & S_ISVTX ? vfs_node_attrs(v, pathfd, st) : -ENODATA;
+	if (rc == -ENODATA) {
+		rc = plain_size(v, pathfd, dirfd, bname, st, &size);
+		if (!rc)
+			st->st_size = (off_t)size;
+	}
 	if (own >= 0)
 		close(own);
 	return rc;
@@ -467,9 +476,25 @@ int vfs_setattr(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
 	return vfs_done(v, c, &r, rc);
 }
 
+/* A long target, from the node record on fd. */
+static int read_long_link(struct vfs *v, int fd, char *buf, size_t len)
+{
+	struct format_record r;
+	int rc = vfs_node_read(v, fd, &r);
+
+	if (rc == -ENODATA || (!rc && r.kind != FORMAT_RECORD_SYMLINK))
+		rc = -EUCLEAN;
+	if (!rc && r.len >= len)
+		rc = -ENAMETOOLONG;
+	if (!rc)
+		memcpy(buf, r.target, r.len + 1);
+	return rc;
+}
+
 /*
- * Targets are sealed (format_symlink_open): one planted in the backing
- * directory fails here with EBADMSG, so the kernel never follows it.
+ * Targets are sealed (format_symlink_open), the long ones in node records:
+ * one planted in the backing directory fails here with EBADMSG, so the
+ * kernel never follows it.
  */
 static int read_link(struct vfs *v, struct inode *i, char *buf, size_t len)
 {
@@ -480,13 +505,17 @@ static int read_link(struct vfs *v, struct inode *i, char *buf, size_t len)
 	if (fd < 0)
 		return fd;
 	n = readlinkat(fd, "", sealed, sizeof(sealed) - 1);
-	rc = n < 0 ? -errno : 0;
+	if (n >= 0) {
+		sealed[n] = 0;
+		rc = format_symlink_open(v->link_key, v->vol->cv.volume_id,
+					 sealed, buf, len);
+	} else if (errno == EINVAL || errno == ENOENT) {
+		rc = read_long_link(v, fd, buf, len);	/* a regular file */
+	} else {
+		rc = -errno;
+	}
 	inodes_unpin(v->inodes, i);
-	if (rc)
-		return rc;
-	sealed[n] = 0;
-	return format_symlink_open(v->link_key, v->vol->cv.volume_id, sealed,
-				   buf, len);
+	return rc;
 }
 
 int vfs_readlink(struct vfs *v, const struct vfs_caller *c, uint64_t ino,

@@ -1,7 +1,8 @@
 /*
  * vfs_tree.c — the operations core's changes to names: making folders,
- * symlinks, FIFOs and links, removing and renaming.  Files are made in
- * vfs_file.c, with their headers.  Knows nothing of FUSE.
+ * symlinks (long ones as records, vfs_node.c), FIFOs and links,
+ * removing and renaming.  Files are made in vfs_file.c, with their
+ * headers.  Knows nothing of FUSE.
  */
 #include "vfs_impl.h"
 
@@ -41,11 +42,12 @@ int vfs_link_in(int fd, int dirfd, const char *bname)
 	return rc;
 }
 
-/* A folder, symlink (when link), FIFO or socket to make. */
+/* A folder, symlink (when link), FIFO, socket or node record to make. */
 struct made {
 	mode_t mode;		/* with its S_IFMT type */
 	dev_t rdev;
 	const char *link;	/* the sealed target of a symlink */
+	const struct format_record *rec;	/* a device or long symlink */
 };
 
 /* Makes m as name in p for c, and looks it up into e. */
@@ -62,6 +64,10 @@ static int make_entry(struct vfs *v, const struct vfs_caller *c,
 	pfd = inodes_pin(v->inodes, p);
 	if (pfd < 0)
 		return pfd;
+	if (m->rec) {
+		rc = vfs_node_make(v, c, pfd, bname, m->mode, m->rec);
+		goto made;	/* given to c already */
+	}
 	if (m->link)
 		rc = vfs_sys(symlinkat(m->link, pfd, bname));
 	else if (S_ISDIR(m->mode))
@@ -70,6 +76,7 @@ static int make_entry(struct vfs *v, const struct vfs_caller *c,
 		rc = vfs_sys(mknodat(pfd, bname, m->mode, m->rdev));
 	if (!rc)
 		vfs_give(v, c, pfd, bname, -1);
+made:
 	inodes_unpin(v->inodes, p);
 	if (!rc)
 		rc = vfs_entry_of(v, p, name, bname, e);
@@ -118,15 +125,31 @@ int vfs_symlink(struct vfs *v, const struct vfs_caller *c,
 	struct vfs_req r = { .op = VFS_SYMLINK, .ino = parent, .name = name,
 			     .name2 = target };
 	char sealed[FORMAT_SYMLINK_SEALED_MAX];
+	struct format_record *rec;
 	int rc = vfs_gate(v, c, &r);
 
 	if (rc)
 		return rc;
-	rc = format_symlink_seal(v->link_key, v->vol->cv.volume_id, target,
-				 sealed);
-	if (!rc)
-		rc = make_entry(v, c, vfs_inode(v, parent), name,
-				&(struct made){ .link = sealed }, e);
+	if (strlen(target) <= FORMAT_SYMLINK_MAX) {
+		rc = format_symlink_seal(v->link_key, v->vol->cv.volume_id,
+					 target, sealed);
+		if (!rc)
+			rc = make_entry(v, c, vfs_inode(v, parent), name,
+					&(struct made){ .link = sealed }, e);
+		return vfs_done(v, c, &r, rc);
+	}
+	/* Sealed, a long target outgrows a backing symlink's 4095 bytes:
+	 * a node record holds it. */
+	if (strlen(target) > FORMAT_RECORD_TARGET_MAX)
+		return vfs_done(v, c, &r, -ENAMETOOLONG);
+	rec = calloc(1, sizeof(*rec));
+	if (!rec)
+		return vfs_done(v, c, &r, -ENOMEM);
+	rec->kind = FORMAT_RECORD_SYMLINK;
+	memcpy(rec->target, target, strlen(target) + 1);
+	rc = make_entry(v, c, vfs_inode(v, parent), name,
+			&(struct made){ .mode = 0644, .rec = rec }, e);
+	free(rec);
 	return vfs_done(v, c, &r, rc);
 }
 

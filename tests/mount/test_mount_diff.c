@@ -2,10 +2,10 @@
  * test_mount_diff.c — a differential test: one seeded stream of random file
  * operations (writes at block seams and past the end of file, truncation up
  * and down, O_APPEND and O_TRUNC opens, renames, links, unlinks of open
- * files, folders, symlinks and their own times) applied to a plain folder
- * and to a phifs mount.  After
- * every step the results, the errno values, the sizes and the contents of the
- * files touched must agree; at the end, and again after a remount, the whole
+ * files, folders, symlinks (targets up to 4095 bytes) and their own times)
+ * applied to a plain folder and to a phifs mount.  After every step the
+ * results, the errno values, the sizes and the contents of the files touched
+ * must agree; at the end, and again after a remount, the whole
  * trees must.  A failure prints the seed (replay with PHIFS_TEST_SEED=N) and
  * the last operations.
  */
@@ -421,13 +421,30 @@ static void op_open(const char *path, int flags)
 	compare_fds(h->r, h->m, path);
 }
 
-/* A target in the link's own folder (never outside either tree), or none. */
+/*
+ * A target in the link's own folder (never outside either tree), or none;
+ * a third of them long (3001 to 4095 bytes: "./" repeated, then the name).
+ */
 static void link_target(char *out, size_t len)
 {
+	char name[32];
+	size_t want, n, i = 0;
+
 	if (rnd(4) == 0)
-		snprintf(out, len, "nowhere/f%d", (int)rnd(NNAMES));
+		snprintf(name, sizeof(name), "nowhere/f%d", (int)rnd(NNAMES));
 	else
-		snprintf(out, len, "f%d", (int)rnd(NNAMES));
+		snprintf(name, sizeof(name), "f%d", (int)rnd(NNAMES));
+	n = strlen(name);
+	want = rnd(3) ? n : 3001 + rnd(4095 - 3001 + 1);
+	if (want >= len)
+		want = len - 1;
+	if ((want - n) % 2) {
+		memcpy(out, ".//", 3);
+		i = 3;
+	}
+	for (; i < want - n; i += 2)
+		memcpy(out + i, "./", 2);
+	memcpy(out + want - n, name, n + 1);
 }
 
 static void op_symlink(void)
