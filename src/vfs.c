@@ -276,6 +276,10 @@ int vfs_mount_sizes(struct vfs *v, int pathfd, int dirfd, const char *bname,
 
 	if (S_ISLNK(st->st_mode))
 		st->st_size = (off_t)format_symlink_length((size_t)st->st_size);
+	/* phifs never makes a real device node (they are records): one in
+	 * the backing directory was planted, and leads to no device. */
+	if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode))
+		st->st_rdev = 0;
 	if (!S_ISREG(st->st_mode))
 		return 0;
 	/* Known by name only (a removal): the header needs a handle. */
@@ -435,8 +439,11 @@ static int set_attrs(struct vfs *v, int fd, mode_t type,
 			  VFS_SET_MTIME_NOW;
 	int rc = 0;
 
+	/* A device node keeps the mark of its record. */
 	if ((set & VFS_SET_MODE) && !S_ISLNK(type))
-		rc = backing_chmod(fd, attr->st_mode & 07777);
+		rc = backing_chmod(fd, (attr->st_mode & 07777) |
+					       (S_ISCHR(type) || S_ISBLK(type) ?
+							S_ISVTX : 0));
 	if (!rc && (set & (VFS_SET_UID | VFS_SET_GID)))
 		rc = vfs_sys(fchownat(fd, "",
 				      set & VFS_SET_UID ? attr->st_uid :

@@ -1,8 +1,8 @@
 /*
  * vfs_tree.c — the operations core's changes to names: making folders,
- * symlinks (long ones as records, vfs_node.c), FIFOs and links,
- * removing and renaming.  Files are made in vfs_file.c, with their
- * headers.  Knows nothing of FUSE.
+ * symlinks, FIFOs, device nodes and links (devices and long targets as
+ * records, vfs_node.c), removing and renaming.  Files are made in
+ * vfs_file.c, with their headers.  Knows nothing of FUSE.
  */
 #include "vfs_impl.h"
 
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "phifs/backing.h"
@@ -88,6 +89,11 @@ int vfs_mknod(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
 {
 	struct vfs_req r = { .op = VFS_MKNOD, .ino = parent, .name = name,
 			     .mode = mode };
+	struct format_record rec = { .kind = S_ISBLK(mode) ?
+						     FORMAT_RECORD_BLK :
+						     FORMAT_RECORD_CHR,
+				     .major = major(rdev),
+				     .minor = minor(rdev) };
 	int rc = vfs_gate(v, c, &r);
 
 	if (rc)
@@ -100,8 +106,14 @@ int vfs_mknod(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
 		rc = make_entry(v, c, vfs_inode(v, parent), name,
 				&(struct made){ .mode = mode, .rdev = rdev },
 				e);
+	else if (S_ISCHR(mode) || S_ISBLK(mode))
+		/* Sealed records, never real device nodes: the backing
+		 * directory holds no device anyone could open. */
+		rc = make_entry(v, c, vfs_inode(v, parent), name,
+				&(struct made){ .mode = mode & 07777,
+						.rec = &rec }, e);
 	else
-		rc = -EPERM;	/* device nodes: nothing to encrypt, no need */
+		rc = -EINVAL;
 	return vfs_done(v, c, &r, rc);
 }
 

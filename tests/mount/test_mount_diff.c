@@ -2,8 +2,8 @@
  * test_mount_diff.c — a differential test: one seeded stream of random file
  * operations (writes at block seams and past the end of file, truncation up
  * and down, O_APPEND and O_TRUNC opens, renames, links, unlinks of open
- * files, folders, symlinks (targets up to 4095 bytes) and their own times)
- * applied to a plain folder and to a phifs mount.  After every step the
+ * files, folders, symlinks (targets up to 4095 bytes) and their own times,
+ * device nodes) applied to a plain folder and to a phifs mount.  After every step the
  * results, the errno values, the sizes and the contents of the files touched
  * must agree; at the end, and again after a remount, the whole
  * trees must.  A failure prints the seed (replay with PHIFS_TEST_SEED=N) and
@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "mountutil.h"
@@ -116,8 +117,8 @@ static void agree(const char *what, long r1, int e1, long r2, int e2)
 
 /* ---- existing names in the reference tree ---- */
 
-static char files[64][64], subdirs[16][64];
-static int nfiles, nsubdirs;
+static char files[64][64], subdirs[16][64], nodes[16][64];
+static int nfiles, nsubdirs, nnodes;
 
 static void scan(const char *rel, int depth)
 {
@@ -141,6 +142,10 @@ static void scan(const char *rel, int depth)
 				snprintf(subdirs[nsubdirs++], 64, "%s", sub);
 			if (depth < 3)
 				scan(sub, depth + 1);
+		} else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+			/* Never opened: the plain folder's would open. */
+			if (nnodes < 16)
+				snprintf(nodes[nnodes++], 64, "%s", sub);
 		} else if (nfiles < 64) {
 			snprintf(files[nfiles++], 64, "%s", sub);
 		}
@@ -244,6 +249,16 @@ static void compare_path(const char *rel)
 		     sm.st_mode & S_IFMT, sr.st_mode & S_IFMT);
 	if (S_ISLNK(sr.st_mode))
 		compare_link(rel, &sr, &sm);
+	if ((S_ISCHR(sr.st_mode) || S_ISBLK(sr.st_mode)) &&
+	    (sr.st_rdev != sm.st_rdev || sr.st_nlink != sm.st_nlink ||
+	     (sr.st_mode & 07777) != (sm.st_mode & 07777) ||
+	     sr.st_uid != sm.st_uid || sr.st_gid != sm.st_gid))
+		fail("%s: device %u:%u mode 0%o links %lu owner %u:%u on the "
+		     "mount, %u:%u 0%o %lu %u:%u in the plain folder", rel,
+		     major(sm.st_rdev), minor(sm.st_rdev), sm.st_mode & 07777,
+		     (unsigned long)sm.st_nlink, sm.st_uid, sm.st_gid,
+		     major(sr.st_rdev), minor(sr.st_rdev), sr.st_mode & 07777,
+		     (unsigned long)sr.st_nlink, sr.st_uid, sr.st_gid);
 	if (!S_ISREG(sr.st_mode))
 		return;
 	if (sr.st_nlink != sm.st_nlink)
@@ -475,7 +490,10 @@ static void op_times(void)
 	long a, b;
 	int ea, eb;
 
-	pick_file(p1);
+	if (nnodes && rnd(4) == 0)
+		memcpy(p1, nodes[rnd(nnodes)], 64);
+	else
+		pick_file(p1);
 	if (rnd(4) == 0)
 		tv[rnd(2)].tv_nsec = UTIME_OMIT;
 	logop("utimensat %s nofollow %lld %lld", p1, (long long)tv[0].tv_sec,
@@ -502,16 +520,66 @@ static void op_times(void)
 		     (long long)sr.st_atim.tv_sec);
 }
 
+/* A device node's name, existing or not: n0 .. n3 in some folder. */
+static void pick_node(char *out)
+{
+	const char *d = dirs[rnd(NDIRS)];
+
+	if (nnodes && rnd(2))
+		memcpy(out, nodes[rnd(nnodes)], 64);
+	else
+		snprintf(out, 64, "%s%sn%d", d, *d ? "/" : "", (int)rnd(4));
+}
+
+/* One operation on a device node, at x (and y) on one side. */
+static int node_call(unsigned what, const char *x, const char *y, mode_t mode,
+		     dev_t dev)
+{
+	switch (what) {
+	case 0: return mknod(x, mode, dev);
+	case 1: return chmod(x, mode & 07777);
+	case 2: return lchown(x, major(dev), minor(dev) % 3);
+	case 3: return rename(x, y);
+	case 4: return link(x, y);
+	default: return unlink(x);
+	}
+}
+
+/* Device nodes: made, changed, renamed, linked, removed; never opened. */
+static void op_node(void)
+{
+	static const char *const names[] = { "mknod", "chmod", "lchown",
+					     "rename", "link", "unlink" };
+	unsigned what = (unsigned)rnd(6);
+	mode_t mode = (mode_t)rnd(01000) | (rnd(2) ? S_IFCHR : S_IFBLK);
+	dev_t dev = makedev((unsigned)rnd(300), (unsigned)rnd(1 << 20));
+	char p1[64], p2[64];
+	long a, b;
+	int ea, eb;
+
+	pick_node(p1);
+	pick_node(p2);
+	logop("%s %s %s mode 0%o dev %u:%u", names[what], p1, p2, mode,
+	      major(dev), minor(dev));
+	a = node_call(what, rp(p1), rp(p2), mode, dev);
+	ea = errno;
+	b = node_call(what, mp(p1), mp(p2), mode, dev);
+	eb = errno;
+	agree(names[what], a, ea, b, eb);
+	compare_path(p1);
+	compare_path(p2);
+}
+
 static void do_step(void)
 {
 	char p1[64], p2[64], what[160];
 	struct handle *h;
 	long a, b;
 	int ea, eb;
-	unsigned op = (unsigned)rnd(106);
+	unsigned op = (unsigned)rnd(112);
 	struct stat st;
 
-	nfiles = nsubdirs = 0;
+	nfiles = nsubdirs = nnodes = 0;
 	scan("", 0);
 
 	if (op < 26) {			/* pwrite through a handle */
@@ -731,8 +799,10 @@ static void do_step(void)
 		compare_path(p1);
 	} else if (op < 103) {
 		op_symlink();
-	} else {
+	} else if (op < 106) {
 		op_times();
+	} else {
+		op_node();
 	}
 }
 

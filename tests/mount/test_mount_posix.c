@@ -2,10 +2,11 @@
  * test_mount_posix.c — the corners of POSIX a restore, an image unpacker or
  * a chroot builder reaches: a symlink's own times (utimensat with
  * AT_SYMLINK_NOFOLLOW, `touch -h`), symlink targets up to PATH_MAX - 1
- * bytes.  Each through the mount, and again
+ * bytes, block and character device nodes.  Each through the mount, and again
  * after a remount.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "mountutil.h"
@@ -175,4 +177,122 @@ Test(mount_posix, a_long_symlink_altered_or_planted_in_the_backing_is_refused)
 	}
 	mu_unmount(v);
 	free(t);
+}
+
+/* ---- device nodes ---- */
+
+static void assert_node(struct mu_vol *v, const char *rel, mode_t type,
+			mode_t perm, dev_t rdev)
+{
+	struct stat st;
+
+	cr_assert(lstat(mu_m(v, rel), &st) == 0, "%s: %s", rel,
+		  strerror(errno));
+	cr_assert_eq(st.st_mode & S_IFMT, type, "%s: mode 0%o", rel,
+		     st.st_mode);
+	cr_assert_eq(st.st_mode & 07777, perm, "%s: mode 0%o", rel,
+		     st.st_mode);
+	cr_assert_eq(st.st_rdev, rdev, "%s: rdev %u:%u", rel,
+		     major(st.st_rdev), minor(st.st_rdev));
+}
+
+/* The type a listing gives name, as ls and find see it. */
+static unsigned char listed_type(struct mu_vol *v, const char *name)
+{
+	DIR *d = opendir(mu_m(v, ""));
+	struct dirent *de;
+	unsigned char t = 255;
+
+	cr_assert(d);
+	while ((de = readdir(d)))
+		if (!strcmp(de->d_name, name))
+			t = de->d_type;
+	closedir(d);
+	return t;
+}
+
+Test(mount_posix, device_nodes_are_made_shown_changed_and_removed)
+{
+	struct mu_vol *v;
+	struct stat st;
+	unsigned char t;
+	int fd;
+
+	mu_require_fuse();
+	umask(0);	/* the modes asked for, whole */
+	v = mu_vol_new(0);
+	mu_mount(v);
+	cr_assert(mknod(mu_m(v, "null"), S_IFCHR | 0666, makedev(1, 3)) == 0,
+		  "%s", strerror(errno));
+	cr_assert(mknod(mu_m(v, "sda1"), S_IFBLK | 0640, makedev(8, 1)) == 0);
+	cr_assert(mknod(mu_m(v, "big"), S_IFCHR | 0600,
+			makedev(4000, 1000000)) == 0);
+	assert_node(v, "null", S_IFCHR, 0666, makedev(1, 3));
+	assert_node(v, "sda1", S_IFBLK, 0640, makedev(8, 1));
+	assert_node(v, "big", S_IFCHR, 0600, makedev(4000, 1000000));
+	t = listed_type(v, "null");
+	cr_assert(t == DT_CHR || t == DT_UNKNOWN, "listed as %u", t);
+	t = listed_type(v, "sda1");
+	cr_assert(t == DT_BLK || t == DT_UNKNOWN, "listed as %u", t);
+	/* The mount is nodev: no device opens through it. */
+	fd = open(mu_m(v, "null"), O_RDONLY);
+	cr_assert(fd == -1 && errno == EACCES, "open gives %d (%s)", fd,
+		  strerror(errno));
+	cr_assert(chmod(mu_m(v, "null"), 0620) == 0);
+	cr_assert(chown(mu_m(v, "null"), 1234, 5678) == 0);
+	assert_node(v, "null", S_IFCHR, 0620, makedev(1, 3));
+	cr_assert(lstat(mu_m(v, "null"), &st) == 0);
+	cr_assert(st.st_uid == 1234 && st.st_gid == 5678);
+	cr_assert(rename(mu_m(v, "sda1"), mu_m(v, "disk")) == 0);
+	cr_assert(link(mu_m(v, "disk"), mu_m(v, "disk2")) == 0);
+	assert_node(v, "disk2", S_IFBLK, 0640, makedev(8, 1));
+	cr_assert(lstat(mu_m(v, "disk"), &st) == 0 && st.st_nlink == 2);
+	cr_assert(unlink(mu_m(v, "big")) == 0);
+	cr_assert(lstat(mu_m(v, "big"), &st) == -1 && errno == ENOENT);
+	mu_unmount(v);
+	/* No device node in the backing directory. */
+	cr_assert(lstat(mu_b(v, "null"), &st) == 0 && S_ISREG(st.st_mode));
+	mu_mount(v);
+	assert_node(v, "null", S_IFCHR, 0620, makedev(1, 3));
+	assert_node(v, "disk", S_IFBLK, 0640, makedev(8, 1));
+	cr_assert(lstat(mu_m(v, "null"), &st) == 0);
+	cr_assert(st.st_uid == 1234 && st.st_gid == 5678);
+	mu_unmount(v);
+}
+
+Test(mount_posix, device_nodes_altered_or_planted_in_the_backing_lead_nowhere)
+{
+	struct mu_vol *v;
+	uint8_t *rec;
+	size_t len;
+	struct stat st;
+	int fd;
+
+	mu_require_fuse();
+	v = mu_vol_new(0);
+	mu_mount(v);
+	cr_assert(mknod(mu_m(v, "null"), S_IFCHR | 0666, makedev(1, 3)) == 0);
+	mu_unmount(v);
+	/* Altered: the device number is sealed. */
+	cr_assert(mu_read_file(mu_b(v, "null"), &rec, &len) == 0);
+	rec[len - 20] ^= 1;
+	fd = open(mu_b(v, "null"), O_WRONLY);
+	cr_assert(fd >= 0 && pwrite(fd, rec, len, 0) == (ssize_t)len);
+	close(fd);
+	free(rec);
+	/* Planted: a real device node. */
+	cr_assert(mknod(mu_b(v, "real"), S_IFCHR | 0666, makedev(1, 3)) == 0);
+	mu_mount(v);
+	cr_assert(lstat(mu_m(v, "null"), &st) == 0);
+	cr_assert(S_ISREG(st.st_mode), "altered record shows as 0%o",
+		  st.st_mode);
+	fd = open(mu_m(v, "null"), O_RDONLY);
+	cr_assert(fd == -1 && errno == EIO, "open gives %d (%s)", fd,
+		  strerror(errno));
+	cr_assert(lstat(mu_m(v, "real"), &st) == 0);
+	cr_assert_eq(st.st_rdev, 0, "a planted device leads to %u:%u",
+		     major(st.st_rdev), minor(st.st_rdev));
+	cr_assert(unlink(mu_m(v, "null")) == 0);
+	cr_assert(unlink(mu_m(v, "real")) == 0);
+	mu_unmount(v);
 }
