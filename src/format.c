@@ -511,6 +511,116 @@ size_t format_symlink_length(size_t sealed_len)
 	       bytes - CRYPTO_GCM_NONCE_LEN - CRYPTO_GCM_TAG_LEN;
 }
 
+/* --- node records --- */
+
+static const char record_magic[8] = { 'P', 'H', 'I', 'F', 'S', 'R', 'E', 'C' };
+#define RECORD_AAD_LEN (15 + FORMAT_ID_LEN + FORMAT_RECORD_HEAD)
+#define RECORD_DEVICE_LEN 8u
+
+static void record_aad(const uint8_t volume_id[FORMAT_ID_LEN],
+		       const uint8_t head[FORMAT_RECORD_HEAD],
+		       uint8_t aad[RECORD_AAD_LEN])
+{
+	memcpy(aad, "phifs record v1", 15);
+	memcpy(aad + 15, volume_id, FORMAT_ID_LEN);
+	memcpy(aad + 15 + FORMAT_ID_LEN, head, FORMAT_RECORD_HEAD);
+}
+
+bool format_record_is(const uint8_t *buf, size_t len)
+{
+	return len >= sizeof(record_magic) &&
+	       !memcmp(buf, record_magic, sizeof(record_magic));
+}
+
+ssize_t format_record_seal(const struct crypto_key *key,
+			   const uint8_t volume_id[FORMAT_ID_LEN],
+			   const struct format_record *r,
+			   uint8_t out[FORMAT_RECORD_MAX])
+{
+	uint8_t aad[RECORD_AAD_LEN], dev[RECORD_DEVICE_LEN];
+	uint8_t *nonce = out + FORMAT_RECORD_HEAD;
+	uint8_t *ct = nonce + CRYPTO_GCM_NONCE_LEN;
+	const void *pt;
+	size_t n;
+	int rc;
+
+	switch (r->kind) {
+	case FORMAT_RECORD_SYMLINK:
+		n = strlen(r->target);
+		if (n > FORMAT_RECORD_TARGET_MAX)
+			return -ENAMETOOLONG;
+		if (!n)
+			return -EINVAL;
+		pt = r->target;
+		break;
+	case FORMAT_RECORD_CHR:
+	case FORMAT_RECORD_BLK:
+		format_put_le32(dev, r->major);
+		format_put_le32(dev + 4, r->minor);
+		pt = dev;
+		n = sizeof(dev);
+		break;
+	default:
+		return -EINVAL;
+	}
+	memcpy(out, record_magic, sizeof(record_magic));
+	format_put_le16(out + 8, FORMAT_RECORD_VERSION);
+	format_put_le16(out + 10, (uint16_t)r->kind);
+	record_aad(volume_id, out, aad);
+	rc = crypto_nonce(nonce, CRYPTO_GCM_NONCE_LEN);
+	if (!rc)
+		rc = crypto_gcm_seal(key, nonce, aad, sizeof(aad), pt, n, ct,
+				     ct + n);
+	return rc ? rc : (ssize_t)(FORMAT_RECORD_OVERHEAD + n);
+}
+
+int format_record_open(const struct crypto_key *key,
+		       const uint8_t volume_id[FORMAT_ID_LEN],
+		       const uint8_t *in, size_t len, struct format_record *r)
+{
+	uint8_t aad[RECORD_AAD_LEN], pt[FORMAT_RECORD_TARGET_MAX];
+	const uint8_t *nonce = in + FORMAT_RECORD_HEAD;
+	const uint8_t *ct = nonce + CRYPTO_GCM_NONCE_LEN;
+	unsigned version, kind;
+	size_t n;
+	int rc;
+
+	if (len < FORMAT_RECORD_OVERHEAD || len > FORMAT_RECORD_MAX ||
+	    !format_record_is(in, len))
+		return -EUCLEAN;
+	version = format_get_le16(in + 8);
+	kind = format_get_le16(in + 10);
+	if (version > FORMAT_RECORD_VERSION)
+		return -EPROTO;
+	n = len - FORMAT_RECORD_OVERHEAD;
+	if (version == 0 ||
+	    (kind == FORMAT_RECORD_SYMLINK && n == 0) ||
+	    ((kind == FORMAT_RECORD_CHR || kind == FORMAT_RECORD_BLK) &&
+	     n != RECORD_DEVICE_LEN) ||
+	    kind < FORMAT_RECORD_SYMLINK || kind > FORMAT_RECORD_BLK)
+		return -EUCLEAN;
+	record_aad(volume_id, in, aad);
+	rc = crypto_gcm_open(key, nonce, aad, sizeof(aad), ct, n, pt, ct + n);
+	if (rc)
+		return rc;
+	/* Only what was sealed opens, and targets are sealed from C strings:
+	 * a NUL inside cannot authenticate. */
+	r->kind = (enum format_record_kind)kind;
+	r->major = r->minor = 0;
+	r->len = 0;
+	r->target[0] = 0;
+	if (kind == FORMAT_RECORD_SYMLINK) {
+		memcpy(r->target, pt, n);
+		r->target[n] = 0;
+		r->len = n;
+	} else {
+		r->major = format_get_le32(pt);
+		r->minor = format_get_le32(pt + 4);
+	}
+	explicit_bzero(pt, n);
+	return 0;
+}
+
 /* --- size tags --- */
 
 static int size_mac(const struct crypto_key *key, uint64_t ino, uint64_t size,

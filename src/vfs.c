@@ -193,6 +193,11 @@ void vfs_report(struct vfs *v, struct inode *i, struct cfile *cf, long rc)
 	report_at(v, inodes_dev(i), inodes_ino(i), cf, false, rc);
 }
 
+void vfs_report_at(struct vfs *v, dev_t dev, ino_t ino, long rc)
+{
+	report_at(v, dev, ino, NULL, false, rc);
+}
+
 void vfs_report_size(struct vfs *v, struct inode *i, int rc)
 {
 	report_at(v, inodes_dev(i), inodes_ino(i), NULL, true, rc);
@@ -271,6 +276,10 @@ int vfs_mount_sizes(struct vfs *v, int pathfd, int dirfd, const char *bname,
 
 	if (S_ISLNK(st->st_mode))
 		st->st_size = (off_t)format_symlink_length((size_t)st->st_size);
+	/* phifs never makes a real device node (they are records): one in
+	 * the backing directory was planted, and leads to no device. */
+	if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode))
+		st->st_rdev = 0;
 	if (!S_ISREG(st->st_mode))
 		return 0;
 	/* Known by name only (a removal): the header needs a handle. */
@@ -280,9 +289,13 @@ int vfs_mount_sizes(struct vfs *v, int pathfd, int dirfd, const char *bname,
 			return rc;
 		pathfd = own;
 	}
-	rc = plain_size(v, pathfd, dirfd, bname, st, &size);
-	if (!rc)
-		st->st_size = (off_t)size;
+	/* The mark of a node record; an encrypted file may have it too. */
+	rc = st->st_mode & S_ISVTX ? vfs_node_attrs(v, pathfd, st) : -ENODATA;
+	if (rc == -ENODATA) {
+		rc = plain_size(v, pathfd, dirfd, bname, st, &size);
+		if (!rc)
+			st->st_size = (off_t)size;
+	}
 	if (own >= 0)
 		close(own);
 	return rc;
@@ -426,8 +439,11 @@ static int set_attrs(struct vfs *v, int fd, mode_t type,
 			  VFS_SET_MTIME_NOW;
 	int rc = 0;
 
+	/* A device node keeps the mark of its record. */
 	if ((set & VFS_SET_MODE) && !S_ISLNK(type))
-		rc = backing_chmod(fd, attr->st_mode & 07777);
+		rc = backing_chmod(fd, (attr->st_mode & 07777) |
+					       (S_ISCHR(type) || S_ISBLK(type) ?
+							S_ISVTX : 0));
 	if (!rc && (set & (VFS_SET_UID | VFS_SET_GID)))
 		rc = vfs_sys(fchownat(fd, "",
 				      set & VFS_SET_UID ? attr->st_uid :
@@ -437,7 +453,9 @@ static int set_attrs(struct vfs *v, int fd, mode_t type,
 				      AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
 	if (!rc && (set & VFS_SET_SIZE))
 		rc = set_size(v, fd, type, attr->st_size, f);
-	if (!rc && !S_ISLNK(type) && (set & times))
+	/* A symlink's own times too: utimensat on its O_PATH handle sets
+	 * the link's, never its target's (touch -h). */
+	if (!rc && (set & times))
 		rc = set_times(fd, attr, set, f);
 	return rc;
 }
@@ -465,9 +483,25 @@ int vfs_setattr(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
 	return vfs_done(v, c, &r, rc);
 }
 
+/* A long target, from the node record on fd. */
+static int read_long_link(struct vfs *v, int fd, char *buf, size_t len)
+{
+	struct format_record r;
+	int rc = vfs_node_read(v, fd, &r);
+
+	if (rc == -ENODATA || (!rc && r.kind != FORMAT_RECORD_SYMLINK))
+		rc = -EUCLEAN;
+	if (!rc && r.len >= len)
+		rc = -ENAMETOOLONG;
+	if (!rc)
+		memcpy(buf, r.target, r.len + 1);
+	return rc;
+}
+
 /*
- * Targets are sealed (format_symlink_open): one planted in the backing
- * directory fails here with EBADMSG, so the kernel never follows it.
+ * Targets are sealed (format_symlink_open), the long ones in node records:
+ * one planted in the backing directory fails here with EBADMSG, so the
+ * kernel never follows it.
  */
 static int read_link(struct vfs *v, struct inode *i, char *buf, size_t len)
 {
@@ -478,13 +512,17 @@ static int read_link(struct vfs *v, struct inode *i, char *buf, size_t len)
 	if (fd < 0)
 		return fd;
 	n = readlinkat(fd, "", sealed, sizeof(sealed) - 1);
-	rc = n < 0 ? -errno : 0;
+	if (n >= 0) {
+		sealed[n] = 0;
+		rc = format_symlink_open(v->link_key, v->vol->cv.volume_id,
+					 sealed, buf, len);
+	} else if (errno == EINVAL || errno == ENOENT) {
+		rc = read_long_link(v, fd, buf, len);	/* a regular file */
+	} else {
+		rc = -errno;
+	}
 	inodes_unpin(v->inodes, i);
-	if (rc)
-		return rc;
-	sealed[n] = 0;
-	return format_symlink_open(v->link_key, v->vol->cv.volume_id, sealed,
-				   buf, len);
+	return rc;
 }
 
 int vfs_readlink(struct vfs *v, const struct vfs_caller *c, uint64_t ino,

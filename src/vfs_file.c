@@ -470,6 +470,20 @@ int vfs_opendir(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
 	return vfs_done(v, c, &r, rc);
 }
 
+/*
+ * Whether the regular backing file name in d has the mark of a node record
+ * (vfs_node.c): a device node or a long symlink, whose type only its
+ * record tells.  Listings then say "unknown" for it, which makes ls and
+ * find ask for its attributes.
+ */
+static bool node_mark(struct vfs_dir *d, const char *name)
+{
+	struct stat st;
+
+	return !fstatat(dirfd(d->dp), name, &st, AT_SYMLINK_NOFOLLOW) &&
+	       S_ISREG(st.st_mode) && (st.st_mode & S_ISVTX);
+}
+
 /* Hands on one entry; false when it did not fit. */
 static bool fill_one(struct vfs *v, struct vfs_dir *d, const struct dirent *de,
 		     const struct vfs_filler *fill)
@@ -488,6 +502,8 @@ static bool fill_one(struct vfs *v, struct vfs_dir *d, const struct dirent *de,
 		memset(&e, 0, sizeof(e));
 		e.attr.st_ino = de->d_ino;
 		e.attr.st_mode = (mode_t)DTTOIF(de->d_type);
+		if (de->d_type == DT_REG && node_mark(d, n))
+			e.attr.st_mode = 0;	/* unknown: ask stat */
 	}
 	fill->add(fill->arg, n, &e, de->d_off);
 	return true;

@@ -1,7 +1,7 @@
 /*
  * vfs_impl.h — what the parts of the operations core share (vfs.c: the
  * core, attributes and lookups; vfs_tree.c: changes to names; vfs_file.c:
- * files and folders).  Private to them.
+ * files and folders; vfs_node.c: node records).  Private to them.
  */
 #ifndef PHIFS_VFS_IMPL_H
 #define PHIFS_VFS_IMPL_H
@@ -131,6 +131,24 @@ int vfs_make_file(struct vfs *v, const struct vfs_caller *c, struct inode *p,
 void vfs_report(struct vfs *v, struct inode *i, struct cfile *cf, long rc);
 void vfs_report_size(struct vfs *v, struct inode *i, int rc);
 bool vfs_integrity_error(long rc);
+
+/* vfs_report for an object known by backing device and inode number. */
+void vfs_report_at(struct vfs *v, dev_t dev, ino_t ino, long rc);
+
+/*
+ * Node records (vfs_node.c): device nodes and long symlinks, sealed in
+ * regular backing files marked with the sticky bit.  make creates bname in
+ * dirfd for c with permission bits perm (the mark added), or nothing.
+ * read gives -ENODATA when the file on pathfd holds no record (an
+ * encrypted file that has the sticky bit).  attrs turns the backing
+ * attributes of such a file into the mount's: 0 done, -ENODATA not a
+ * record; a forged one shows as an empty regular file, reported.
+ */
+int vfs_node_make(struct vfs *v, const struct vfs_caller *c, int dirfd,
+		  const char *bname, mode_t perm,
+		  const struct format_record *r);
+int vfs_node_read(struct vfs *v, int pathfd, struct format_record *r);
+int vfs_node_attrs(struct vfs *v, int pathfd, struct stat *st);
 
 /* Frees the files and folders the kernel left open at the end. */
 void vfs_close_all(struct vfs *v);

@@ -1,6 +1,7 @@
 /*
  * vfs_tree.c — the operations core's changes to names: making folders,
- * symlinks, FIFOs and links, removing and renaming.  Files are made in
+ * symlinks, FIFOs, device nodes and links (devices and long targets as
+ * records, vfs_node.c), removing and renaming.  Files are made in
  * vfs_file.c, with their headers.  Knows nothing of FUSE.
  */
 #include "vfs_impl.h"
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "phifs/backing.h"
@@ -41,11 +43,12 @@ int vfs_link_in(int fd, int dirfd, const char *bname)
 	return rc;
 }
 
-/* A folder, symlink (when link), FIFO or socket to make. */
+/* A folder, symlink (when link), FIFO, socket or node record to make. */
 struct made {
 	mode_t mode;		/* with its S_IFMT type */
 	dev_t rdev;
 	const char *link;	/* the sealed target of a symlink */
+	const struct format_record *rec;	/* a device or long symlink */
 };
 
 /* Makes m as name in p for c, and looks it up into e. */
@@ -62,6 +65,10 @@ static int make_entry(struct vfs *v, const struct vfs_caller *c,
 	pfd = inodes_pin(v->inodes, p);
 	if (pfd < 0)
 		return pfd;
+	if (m->rec) {
+		rc = vfs_node_make(v, c, pfd, bname, m->mode, m->rec);
+		goto made;	/* given to c already */
+	}
 	if (m->link)
 		rc = vfs_sys(symlinkat(m->link, pfd, bname));
 	else if (S_ISDIR(m->mode))
@@ -70,6 +77,7 @@ static int make_entry(struct vfs *v, const struct vfs_caller *c,
 		rc = vfs_sys(mknodat(pfd, bname, m->mode, m->rdev));
 	if (!rc)
 		vfs_give(v, c, pfd, bname, -1);
+made:
 	inodes_unpin(v->inodes, p);
 	if (!rc)
 		rc = vfs_entry_of(v, p, name, bname, e);
@@ -81,6 +89,11 @@ int vfs_mknod(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
 {
 	struct vfs_req r = { .op = VFS_MKNOD, .ino = parent, .name = name,
 			     .mode = mode };
+	struct format_record rec = { .kind = S_ISBLK(mode) ?
+						     FORMAT_RECORD_BLK :
+						     FORMAT_RECORD_CHR,
+				     .major = major(rdev),
+				     .minor = minor(rdev) };
 	int rc = vfs_gate(v, c, &r);
 
 	if (rc)
@@ -93,8 +106,14 @@ int vfs_mknod(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
 		rc = make_entry(v, c, vfs_inode(v, parent), name,
 				&(struct made){ .mode = mode, .rdev = rdev },
 				e);
+	else if (S_ISCHR(mode) || S_ISBLK(mode))
+		/* Sealed records, never real device nodes: the backing
+		 * directory holds no device anyone could open. */
+		rc = make_entry(v, c, vfs_inode(v, parent), name,
+				&(struct made){ .mode = mode & 07777,
+						.rec = &rec }, e);
 	else
-		rc = -EPERM;	/* device nodes: nothing to encrypt, no need */
+		rc = -EINVAL;
 	return vfs_done(v, c, &r, rc);
 }
 
@@ -118,15 +137,31 @@ int vfs_symlink(struct vfs *v, const struct vfs_caller *c,
 	struct vfs_req r = { .op = VFS_SYMLINK, .ino = parent, .name = name,
 			     .name2 = target };
 	char sealed[FORMAT_SYMLINK_SEALED_MAX];
+	struct format_record *rec;
 	int rc = vfs_gate(v, c, &r);
 
 	if (rc)
 		return rc;
-	rc = format_symlink_seal(v->link_key, v->vol->cv.volume_id, target,
-				 sealed);
-	if (!rc)
-		rc = make_entry(v, c, vfs_inode(v, parent), name,
-				&(struct made){ .link = sealed }, e);
+	if (strlen(target) <= FORMAT_SYMLINK_MAX) {
+		rc = format_symlink_seal(v->link_key, v->vol->cv.volume_id,
+					 target, sealed);
+		if (!rc)
+			rc = make_entry(v, c, vfs_inode(v, parent), name,
+					&(struct made){ .link = sealed }, e);
+		return vfs_done(v, c, &r, rc);
+	}
+	/* Sealed, a long target outgrows a backing symlink's 4095 bytes:
+	 * a node record holds it. */
+	if (strlen(target) > FORMAT_RECORD_TARGET_MAX)
+		return vfs_done(v, c, &r, -ENAMETOOLONG);
+	rec = calloc(1, sizeof(*rec));
+	if (!rec)
+		return vfs_done(v, c, &r, -ENOMEM);
+	rec->kind = FORMAT_RECORD_SYMLINK;
+	memcpy(rec->target, target, strlen(target) + 1);
+	rc = make_entry(v, c, vfs_inode(v, parent), name,
+			&(struct made){ .mode = 0644, .rec = rec }, e);
+	free(rec);
 	return vfs_done(v, c, &r, rc);
 }
 

@@ -405,6 +405,117 @@ Test(format, planted_or_altered_symlink_targets_do_not_open)
 	free(toolong);
 }
 
+/* Seals r, asserting success; the record's length. */
+static size_t seal_record(const struct format_record *r, uint8_t *out)
+{
+	ssize_t n = format_record_seal(kek1, vol, r, out);
+
+	cr_assert_gt(n, 0, "seal: %zd", n);
+	return (size_t)n;
+}
+
+Test(format, device_and_symlink_records_round_trip)
+{
+	static struct format_record r, got;
+	static uint8_t rec[FORMAT_RECORD_MAX];
+	size_t n;
+
+	r = (struct format_record){ .kind = FORMAT_RECORD_CHR, .major = 1,
+				    .minor = 3 };
+	n = seal_record(&r, rec);
+	cr_assert_eq(n, FORMAT_RECORD_OVERHEAD + 8);
+	cr_assert(format_record_is(rec, n));
+	cr_assert_eq(format_record_open(kek1, vol, rec, n, &got), 0);
+	cr_assert_eq(got.kind, FORMAT_RECORD_CHR);
+	cr_assert_eq(got.major, 1);
+	cr_assert_eq(got.minor, 3);
+
+	r = (struct format_record){ .kind = FORMAT_RECORD_BLK,
+				    .major = 0xfffff000u, .minor = 0xfffffu };
+	n = seal_record(&r, rec);
+	cr_assert_eq(format_record_open(kek1, vol, rec, n, &got), 0);
+	cr_assert_eq(got.kind, FORMAT_RECORD_BLK);
+	cr_assert_eq(got.major, 0xfffff000u);
+	cr_assert_eq(got.minor, 0xfffffu);
+
+	r = (struct format_record){ .kind = FORMAT_RECORD_SYMLINK };
+	memset(r.target, 'T', FORMAT_RECORD_TARGET_MAX);
+	n = seal_record(&r, rec);
+	cr_assert_eq(n, FORMAT_RECORD_MAX);
+	cr_assert(!memmem(rec, n, "TTTTTTTT", 8), "target in the clear");
+	cr_assert_eq(format_record_open(kek1, vol, rec, n, &got), 0);
+	cr_assert_eq(got.kind, FORMAT_RECORD_SYMLINK);
+	cr_assert_eq(got.len, FORMAT_RECORD_TARGET_MAX);
+	cr_assert_str_eq(got.target, r.target);
+}
+
+Test(format, a_record_with_any_byte_flipped_or_forged_does_not_open)
+{
+	static struct format_record r, got;
+	static uint8_t rec[FORMAT_RECORD_MAX], copy[FORMAT_RECORD_MAX];
+	uint8_t other[FORMAT_ID_LEN] = { 42 };
+	size_t n;
+
+	for (int k = 0; k < 2; k++) {
+		r = (struct format_record){ .kind = FORMAT_RECORD_BLK,
+					    .major = 8, .minor = 1 };
+		if (k) {
+			r.kind = FORMAT_RECORD_SYMLINK;
+			memset(r.target, 'a', 3500);
+		}
+		n = seal_record(&r, rec);
+		for (size_t i = 0; i < n; i++) {
+			memcpy(copy, rec, n);
+			copy[i] ^= 1;
+			cr_assert_neq(format_record_open(kek1, vol, copy, n,
+							 &got), 0,
+				      "byte %zu of kind %d", i, (int)r.kind);
+		}
+		/* Cut short or grown, under another key or volume. */
+		cr_assert_neq(format_record_open(kek1, vol, rec, n - 1, &got),
+			      0);
+		memcpy(copy, rec, n);
+		copy[n] = 0;
+		cr_assert_neq(format_record_open(kek1, vol, copy, n + 1, &got),
+			      0);
+		cr_assert_eq(format_record_open(kek2, vol, rec, n, &got),
+			     -EBADMSG);
+		cr_assert_eq(format_record_open(kek1, other, rec, n, &got),
+			     -EBADMSG);
+	}
+	/* A record claiming another kind: the kind is authenticated. */
+	r = (struct format_record){ .kind = FORMAT_RECORD_CHR, .major = 1 };
+	n = seal_record(&r, rec);
+	rec[10] = FORMAT_RECORD_BLK;
+	cr_assert_eq(format_record_open(kek1, vol, rec, n, &got), -EBADMSG);
+	rec[10] = 9;
+	cr_assert_eq(format_record_open(kek1, vol, rec, n, &got), -EUCLEAN);
+	rec[10] = FORMAT_RECORD_CHR;
+	rec[8] = 2;
+	cr_assert_eq(format_record_open(kek1, vol, rec, n, &got), -EPROTO);
+	/* Planted: not a record, or only the magic. */
+	cr_assert(!format_record_is((const uint8_t *)"PHIFSHDR", 8));
+	cr_assert_eq(format_record_open(kek1, vol,
+					(const uint8_t *)"PHIFSREC", 8, &got),
+		     -EUCLEAN);
+	memset(copy, 0, sizeof(copy));
+	memcpy(copy, "PHIFSREC\1\0\2\0", 12);
+	cr_assert_eq(format_record_open(kek1, vol, copy,
+					FORMAT_RECORD_OVERHEAD + 8, &got),
+		     -EBADMSG);
+}
+
+Test(format, empty_record_targets_and_unknown_kinds_are_refused)
+{
+	static struct format_record r;
+	static uint8_t rec[FORMAT_RECORD_MAX];
+
+	r = (struct format_record){ .kind = FORMAT_RECORD_SYMLINK };
+	cr_assert_eq(format_record_seal(kek1, vol, &r, rec), -EINVAL);
+	r.kind = 7;
+	cr_assert_eq(format_record_seal(kek1, vol, &r, rec), -EINVAL);
+}
+
 Test(format, a_size_tag_verifies_only_for_its_inode_size_and_key)
 {
 	uint8_t tag[FORMAT_SIZE_TAG_LEN];

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "phifs/crypto.h"
 
@@ -221,6 +222,62 @@ int format_symlink_open(const struct crypto_key *key,
 			const char *sealed, char *target, size_t max);
 /* The target's length, from the sealed form's length alone (for stat). */
 size_t format_symlink_length(size_t sealed_len);
+
+/* --- node records --- */
+
+/*
+ * A device node or a long symlink, stored as the whole content of a regular
+ * backing file that has the sticky bit (S_ISVTX) set, the mark that says
+ * "look inside":
+ *   "PHIFSREC" || version u16 (1) || kind u16 || nonce(12) ||
+ *   AES-256-GCM(key, payload) || tag(16),
+ * AAD "phifs record v1" || volume ID || the first 12 bytes.  The payload is
+ * the target of a symlink (FORMAT_SYMLINK_MAX + 1 .. FORMAT_RECORD_TARGET_MAX
+ * bytes when made, 1 .. FORMAT_RECORD_TARGET_MAX accepted), or major u32 ||
+ * minor u32 of a device.  docs/FORMAT.md, "Node records".
+ */
+#define FORMAT_RECORD_VERSION 1
+#define FORMAT_RECORD_HEAD 12u	/* magic, version, kind */
+#define FORMAT_RECORD_OVERHEAD \
+	(FORMAT_RECORD_HEAD + CRYPTO_GCM_NONCE_LEN + CRYPTO_GCM_TAG_LEN)
+/* PATH_MAX - 1: the longest target POSIX lets a symlink have. */
+#define FORMAT_RECORD_TARGET_MAX 4095u
+#define FORMAT_RECORD_MAX (FORMAT_RECORD_OVERHEAD + FORMAT_RECORD_TARGET_MAX)
+
+enum format_record_kind {
+	FORMAT_RECORD_SYMLINK = 1,
+	FORMAT_RECORD_CHR = 2,
+	FORMAT_RECORD_BLK = 3,
+};
+
+struct format_record {
+	enum format_record_kind kind;
+	uint32_t major, minor;	/* devices */
+	size_t len;		/* symlinks: the target's length */
+	char target[FORMAT_RECORD_TARGET_MAX + 1];	/* NUL-terminated */
+};
+
+/* True when buf (len bytes read from a file's start) begins with the
+ * record magic: a record, authentic or not, rather than an encrypted file. */
+bool format_record_is(const uint8_t *buf, size_t len);
+/*
+ * Seals r into out and returns its length.  -ENAMETOOLONG for a target
+ * longer than FORMAT_RECORD_TARGET_MAX, -EINVAL for an empty one or an
+ * unknown kind.
+ */
+ssize_t format_record_seal(const struct crypto_key *key,
+			   const uint8_t volume_id[FORMAT_ID_LEN],
+			   const struct format_record *r,
+			   uint8_t out[FORMAT_RECORD_MAX]);
+/*
+ * Opens the len bytes of a record into *r (written only on success):
+ * -EUCLEAN when they are not a well-formed record, -EPROTO for a newer
+ * version, -EBADMSG when they fail authentication (forged, altered, from
+ * another volume or under another key).
+ */
+int format_record_open(const struct crypto_key *key,
+		       const uint8_t volume_id[FORMAT_ID_LEN],
+		       const uint8_t *in, size_t len, struct format_record *r);
 
 /* Bit of data block `index` in its group's map: set = stored, clear = hole. */
 static inline bool format_map_test(const uint8_t *map, uint64_t index)

@@ -2,9 +2,10 @@
  * test_mount_diff.c — a differential test: one seeded stream of random file
  * operations (writes at block seams and past the end of file, truncation up
  * and down, O_APPEND and O_TRUNC opens, renames, links, unlinks of open
- * files, folders) applied to a plain folder and to a phifs mount.  After
- * every step the results, the errno values, the sizes and the contents of the
- * files touched must agree; at the end, and again after a remount, the whole
+ * files, folders, symlinks (targets up to 4095 bytes) and their own times,
+ * device nodes) applied to a plain folder and to a phifs mount.  After every step the
+ * results, the errno values, the sizes and the contents of the files touched
+ * must agree; at the end, and again after a remount, the whole
  * trees must.  A failure prints the seed (replay with PHIFS_TEST_SEED=N) and
  * the last operations.
  */
@@ -12,11 +13,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "mountutil.h"
@@ -114,8 +117,8 @@ static void agree(const char *what, long r1, int e1, long r2, int e2)
 
 /* ---- existing names in the reference tree ---- */
 
-static char files[64][64], subdirs[16][64];
-static int nfiles, nsubdirs;
+static char files[64][64], subdirs[16][64], nodes[16][64];
+static int nfiles, nsubdirs, nnodes;
 
 static void scan(const char *rel, int depth)
 {
@@ -139,6 +142,10 @@ static void scan(const char *rel, int depth)
 				snprintf(subdirs[nsubdirs++], 64, "%s", sub);
 			if (depth < 3)
 				scan(sub, depth + 1);
+		} else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+			/* Never opened: the plain folder's would open. */
+			if (nnodes < 16)
+				snprintf(nodes[nnodes++], 64, "%s", sub);
 		} else if (nfiles < 64) {
 			snprintf(files[nfiles++], 64, "%s", sub);
 		}
@@ -206,6 +213,26 @@ static void compare_fds(int r, int m, const char *what)
 	}
 }
 
+/* A symlink's target and length (st_size) on both sides. */
+static void compare_link(const char *rel, const struct stat *sr,
+			 const struct stat *sm)
+{
+	static char tr[PATH_MAX], tm[PATH_MAX];
+	ssize_t a = readlink(rp(rel), tr, sizeof(tr));
+	int ea = errno;
+	ssize_t b = readlink(mp(rel), tm, sizeof(tm));
+	int eb = errno;
+	char what[128];
+
+	snprintf(what, sizeof(what), "readlink %s", rel);
+	agree(what, a, ea, b, eb);
+	if (a > 0 && memcmp(tr, tm, (size_t)a))
+		fail("%s: the targets differ", what);
+	if (sr->st_size != sm->st_size)
+		fail("%s: size %lld on the mount, %lld in the plain folder",
+		     what, (long long)sm->st_size, (long long)sr->st_size);
+}
+
 static void compare_path(const char *rel)
 {
 	struct stat sr, sm;
@@ -220,6 +247,18 @@ static void compare_path(const char *rel)
 	if ((sr.st_mode & S_IFMT) != (sm.st_mode & S_IFMT))
 		fail("%s: type 0%o on the mount, 0%o in the plain folder", rel,
 		     sm.st_mode & S_IFMT, sr.st_mode & S_IFMT);
+	if (S_ISLNK(sr.st_mode))
+		compare_link(rel, &sr, &sm);
+	if ((S_ISCHR(sr.st_mode) || S_ISBLK(sr.st_mode)) &&
+	    (sr.st_rdev != sm.st_rdev || sr.st_nlink != sm.st_nlink ||
+	     (sr.st_mode & 07777) != (sm.st_mode & 07777) ||
+	     sr.st_uid != sm.st_uid || sr.st_gid != sm.st_gid))
+		fail("%s: device %u:%u mode 0%o links %lu owner %u:%u on the "
+		     "mount, %u:%u 0%o %lu %u:%u in the plain folder", rel,
+		     major(sm.st_rdev), minor(sm.st_rdev), sm.st_mode & 07777,
+		     (unsigned long)sm.st_nlink, sm.st_uid, sm.st_gid,
+		     major(sr.st_rdev), minor(sr.st_rdev), sr.st_mode & 07777,
+		     (unsigned long)sr.st_nlink, sr.st_uid, sr.st_gid);
 	if (!S_ISREG(sr.st_mode))
 		return;
 	if (sr.st_nlink != sm.st_nlink)
@@ -397,16 +436,150 @@ static void op_open(const char *path, int flags)
 	compare_fds(h->r, h->m, path);
 }
 
+/*
+ * A target in the link's own folder (never outside either tree), or none;
+ * a third of them long (3001 to 4095 bytes: "./" repeated, then the name).
+ */
+static void link_target(char *out, size_t len)
+{
+	char name[32];
+	size_t want, n, i = 0;
+
+	if (rnd(4) == 0)
+		snprintf(name, sizeof(name), "nowhere/f%d", (int)rnd(NNAMES));
+	else
+		snprintf(name, sizeof(name), "f%d", (int)rnd(NNAMES));
+	n = strlen(name);
+	want = rnd(3) ? n : 3001 + rnd(4095 - 3001 + 1);
+	if (want >= len)
+		want = len - 1;
+	if ((want - n) % 2) {
+		memcpy(out, ".//", 3);
+		i = 3;
+	}
+	for (; i < want - n; i += 2)
+		memcpy(out + i, "./", 2);
+	memcpy(out + want - n, name, n + 1);
+}
+
+static void op_symlink(void)
+{
+	static char target[PATH_MAX];
+	char p1[64];
+	long a, b;
+	int ea, eb;
+
+	any_file(p1);
+	link_target(target, sizeof(target));
+	logop("symlink %s -> %.40s (%zu bytes)", p1, target, strlen(target));
+	a = symlink(target, rp(p1));
+	ea = errno;
+	b = symlink(target, mp(p1));
+	eb = errno;
+	agree("symlink", a, ea, b, eb);
+	compare_path(p1);
+}
+
+/* utimensat without following: a symlink's own times, or a file's. */
+static void op_times(void)
+{
+	struct timespec tv[2] = { { (time_t)rnd(2000000000), (long)rnd(1000000000) },
+				  { (time_t)rnd(2000000000), (long)rnd(1000000000) } };
+	struct stat sr, sm;
+	char p1[64];
+	long a, b;
+	int ea, eb;
+
+	if (nnodes && rnd(4) == 0)
+		memcpy(p1, nodes[rnd(nnodes)], 64);
+	else
+		pick_file(p1);
+	if (rnd(4) == 0)
+		tv[rnd(2)].tv_nsec = UTIME_OMIT;
+	logop("utimensat %s nofollow %lld %lld", p1, (long long)tv[0].tv_sec,
+	      (long long)tv[1].tv_sec);
+	a = utimensat(AT_FDCWD, rp(p1), tv, AT_SYMLINK_NOFOLLOW);
+	ea = errno;
+	b = utimensat(AT_FDCWD, mp(p1), tv, AT_SYMLINK_NOFOLLOW);
+	eb = errno;
+	agree("utimensat", a, ea, b, eb);
+	if (a || lstat(rp(p1), &sr) || lstat(mp(p1), &sm))
+		return;
+	/* Only the times set: an omitted one is the last write's, which
+	 * differs between the sides. */
+	if ((tv[1].tv_nsec != UTIME_OMIT &&
+	     (sr.st_mtim.tv_sec != sm.st_mtim.tv_sec ||
+	      sr.st_mtim.tv_nsec != sm.st_mtim.tv_nsec)) ||
+	    (tv[0].tv_nsec != UTIME_OMIT &&
+	     sr.st_atim.tv_sec != sm.st_atim.tv_sec))
+		fail("utimensat %s: mtime %lld.%09ld atime %lld on the mount, "
+		     "%lld.%09ld and %lld in the plain folder", p1,
+		     (long long)sm.st_mtim.tv_sec, sm.st_mtim.tv_nsec,
+		     (long long)sm.st_atim.tv_sec,
+		     (long long)sr.st_mtim.tv_sec, sr.st_mtim.tv_nsec,
+		     (long long)sr.st_atim.tv_sec);
+}
+
+/* A device node's name, existing or not: n0 .. n3 in some folder. */
+static void pick_node(char *out)
+{
+	const char *d = dirs[rnd(NDIRS)];
+
+	if (nnodes && rnd(2))
+		memcpy(out, nodes[rnd(nnodes)], 64);
+	else
+		snprintf(out, 64, "%s%sn%d", d, *d ? "/" : "", (int)rnd(4));
+}
+
+/* One operation on a device node, at x (and y) on one side. */
+static int node_call(unsigned what, const char *x, const char *y, mode_t mode,
+		     dev_t dev)
+{
+	switch (what) {
+	case 0: return mknod(x, mode, dev);
+	case 1: return chmod(x, mode & 07777);
+	case 2: return lchown(x, major(dev), minor(dev) % 3);
+	case 3: return rename(x, y);
+	case 4: return link(x, y);
+	default: return unlink(x);
+	}
+}
+
+/* Device nodes: made, changed, renamed, linked, removed; never opened. */
+static void op_node(void)
+{
+	static const char *const names[] = { "mknod", "chmod", "lchown",
+					     "rename", "link", "unlink" };
+	unsigned what = (unsigned)rnd(6);
+	mode_t mode = (mode_t)rnd(01000) | (rnd(2) ? S_IFCHR : S_IFBLK);
+	dev_t dev = makedev((unsigned)rnd(300), (unsigned)rnd(1 << 20));
+	char p1[64], p2[64];
+	long a, b;
+	int ea, eb;
+
+	pick_node(p1);
+	pick_node(p2);
+	logop("%s %s %s mode 0%o dev %u:%u", names[what], p1, p2, mode,
+	      major(dev), minor(dev));
+	a = node_call(what, rp(p1), rp(p2), mode, dev);
+	ea = errno;
+	b = node_call(what, mp(p1), mp(p2), mode, dev);
+	eb = errno;
+	agree(names[what], a, ea, b, eb);
+	compare_path(p1);
+	compare_path(p2);
+}
+
 static void do_step(void)
 {
 	char p1[64], p2[64], what[160];
 	struct handle *h;
 	long a, b;
 	int ea, eb;
-	unsigned op = (unsigned)rnd(100);
+	unsigned op = (unsigned)rnd(112);
 	struct stat st;
 
-	nfiles = nsubdirs = 0;
+	nfiles = nsubdirs = nnodes = 0;
 	scan("", 0);
 
 	if (op < 26) {			/* pwrite through a handle */
@@ -620,10 +793,16 @@ static void do_step(void)
 		snprintf(p1, sizeof(p1), "%s", h->path);
 		close_handle(h);
 		op_open(p1, O_RDWR);
-	} else {			/* look at a whole file by path */
+	} else if (op < 100) {		/* look at a whole file by path */
 		pick_file(p1);
 		logop("compare %s", p1);
 		compare_path(p1);
+	} else if (op < 103) {
+		op_symlink();
+	} else if (op < 106) {
+		op_times();
+	} else {
+		op_node();
 	}
 }
 
