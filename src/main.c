@@ -115,6 +115,7 @@ static void derive_options(struct option *lo, char *so)
 	const struct config_setting *s;
 	size_t n = 0;
 
+	*so++ = ':';	/* ':' for a missing value, not '?' */
 	*so++ = 'h';
 	for (s = config_settings; s->name; s++) {
 		bool arg = s->kind == CONFIG_STRING ||
@@ -159,6 +160,49 @@ static const struct config_setting *setting_of(int c)
 	return NULL;
 }
 
+/* libfuse's log while options are tried: their errors are ours to say. */
+static void quiet_log(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	(void)level;
+	(void)fmt;
+	(void)ap;
+}
+
+/*
+ * Tries each FUSE option in a->cfg.options on a throw-away session, so that
+ * one FUSE does not know is bad usage, said before any key is loaded, and
+ * named by itself.  Never mounts.
+ */
+static int check_fuse_options(const struct args *a)
+{
+	static const struct fuse_lowlevel_ops none;
+	const char *o = a->cfg.options;
+	int rc = 0;
+
+	while (!rc && o && *o) {
+		size_t len = strcspn(o, ",");
+		char *one = strndup(o, len);
+		char *argv[] = { "phifs", "-o", one, NULL };
+		struct fuse_args fa = FUSE_ARGS_INIT(3, argv);
+		struct fuse_session *se;
+
+		if (!one)
+			return say(EXIT_FAILURE, "out of memory");
+		fuse_set_log_func(quiet_log);
+		se = fuse_session_new(&fa, &none, sizeof(none), NULL);
+		fuse_set_log_func(NULL);
+		if (se)
+			fuse_session_destroy(se);
+		else
+			rc = say(EXIT_USAGE, "mount option '%s': unknown to "
+				 "FUSE or refused", one);
+		fuse_opt_free_args(&fa);
+		free(one);
+		o += len + (o[len] == ',');
+	}
+	return rc;
+}
+
 /* Command line over config file: the file is read first, then argv. */
 static int parse_args(int argc, char **argv, struct args *a)
 {
@@ -169,6 +213,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 	int c, rc;
 
 	derive_options(opts, shortopts);
+	opterr = 0;	/* one line, ours, rather than getopt's and ours */
 	/* The config file first, so that options given here win. */
 	for (int i = 1; i < argc - 1; i++) {
 		const char *path = NULL;
@@ -193,6 +238,15 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case OPT_VERSION:
 			puts("phifs " PHIFS_VERSION);
 			return -1;
+		case ':':
+			return say(EXIT_USAGE, "option %s needs a value (see "
+				   "phifs --help)", argv[optind - 1]);
+		case '?':
+			if (optopt)
+				return say(EXIT_USAGE, "unknown option '-%c' "
+					   "(see phifs --help)", optopt);
+			return say(EXIT_USAGE, "unknown option '%s' (see "
+				   "phifs --help)", argv[optind - 1]);
 		}
 		s = setting_of(c);
 		if (!s)
@@ -216,7 +270,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 	if (a->cfg.audit_dir)
 		return say(EXIT_USAGE, "audit-dir %s: the integrity log is not "
 			   "in this build yet", a->cfg.audit_dir);
-	return 0;
+	return check_fuse_options(a);
 }
 
 /*
