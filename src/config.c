@@ -30,8 +30,11 @@ const struct config_setting config_settings[] = {
 	  "control socket (accepted; not served yet)" },
 	{ "options", CONFIG_OPTIONS, FIELD(options), false, false, 'o',
 	  "OPT[,OPT...]", "FUSE mount options, e.g. allow_other; also\n"
-	  "key=SRC, policy=FILE, audit_dir=DIR, socket=PATH\n"
-	  "and no_poll, as an fstab line gives them" },
+	  "key=SRC, policy=FILE, audit_dir=DIR, socket=PATH,\n"
+	  "no_poll and nonempty, as an fstab line gives them" },
+	{ "nonempty", CONFIG_BOOL, FIELD(nonempty), true, true, 0, NULL,
+	  "mount over a folder that is not empty, hiding its\n"
+	  "files (default: refused)" },
 	{ "poll", CONFIG_NOT_BOOL, FIELD(no_poll), false, false, 0, NULL,
 	  NULL },
 	{ "no_poll", CONFIG_BOOL, FIELD(no_poll), true, true, 0, NULL,

@@ -98,7 +98,19 @@ expect "argv --key wins over the config" 1 "wrong key" -- "$daemon" -f --config 
 expect "-o key= wins over the config" 1 "wrong key" -- "$daemon" -f -o "key=file:$tmp/k2" --config "$tmp/k1.conf" "$tmp/vol" "$tmp/mnt"
 expect "config's key not read when argv gives one" 1 "wrong key" -- "$daemon" -f --config="$tmp/nokey.conf" --key "file:$tmp/k2" "$tmp/vol" "$tmp/mnt"
 expect "daemon wrong key" 1 "wrong key" -- "$daemon" --key "file:$tmp/k2" "$tmp/vol" "$tmp/mnt"
-expect "daemon not a volume" 1 "not a phifs volume" -- "$daemon" --key "file:$tmp/k1" "$tmp/mnt" "$tmp/mnt"
+mkdir "$tmp/novol"
+expect "daemon not a volume" 1 "not a phifs volume" -- "$daemon" --key "file:$tmp/k1" "$tmp/novol" "$tmp/mnt"
+# Mount points that would hide files or loop into the volume: refused
+# before any key is read, so a wrong key shows they come first.
+expect "mountpoint is the backing folder" 1 "mountpoint .*/vol/: is the backing folder itself" -- "$daemon" -f --key "file:$tmp/k2" "$tmp/vol" "$tmp/vol/"
+mkdir -p "$tmp/vol/sub" "$tmp/vol/.phifs/sub"
+expect "mountpoint inside the backing folder" 1 "mountpoint .*/vol/sub: inside the backing folder" -- "$daemon" -f --key "file:$tmp/k2" "$tmp/vol" "$tmp/vol/sub"
+expect "mountpoint inside the volume's own folder" 1 "inside the backing folder" -- "$daemon" -f --key "file:$tmp/k2" "$tmp/vol" "$tmp/vol/.phifs/sub"
+rmdir "$tmp/vol/sub" "$tmp/vol/.phifs/sub"
+expect "backing folder inside the mountpoint" 1 "backing folder .*/vol: inside the mountpoint $tmp\$" -- "$daemon" -f --key "file:$tmp/k2" "$tmp/vol" "$tmp"
+mkdir "$tmp/busy"; touch "$tmp/busy/hidden.txt"
+expect "non-empty mountpoint" 1 "mountpoint .*busy: not empty \\(holds 'hidden.txt'\\); -o nonempty" -- "$daemon" -f --key "file:$tmp/k2" "$tmp/vol" "$tmp/busy"
+expect "-o nonempty lets it past" 1 "wrong key" -- "$daemon" -f --key "file:$tmp/k2" -o nonempty "$tmp/vol" "$tmp/busy"
 expect "unknown -o options go to FUSE, which refuses them as usage" 2 "mount option 'frob'" -- "$daemon" -f --key "file:$tmp/k1" -o allow_other,frob "$tmp/vol" "$tmp/mnt"
 expect "daemon option without its value" 2 "option --key needs a value" -- "$daemon" "$tmp/vol" "$tmp/mnt" --key
 

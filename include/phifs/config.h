@@ -19,6 +19,7 @@ struct config {
 	char *socket;
 	bool foreground;
 	bool no_poll;		/* libfuse's loop, which never polls */
+	bool nonempty;		/* may mount over a folder with files */
 };
 
 enum config_kind {
