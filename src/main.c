@@ -205,6 +205,33 @@ static int check_fuse_options(const struct args *a)
 	return rc;
 }
 
+/*
+ * Overwrites, in place in argv, the key source that arg (getopt's optarg
+ * for setting s) carries, once config_set has copied it: /proc/PID/cmdline
+ * shows argv's own memory to every user for as long as the daemon runs, and
+ * a cmd: helper's arguments may hold a token.  Keeps the length (stars),
+ * which tells little, so that the other arguments stay where they were.
+ */
+static void hide_key(const struct config_setting *s, char *arg)
+{
+	if (!arg)
+		return;
+	if (!strcmp(s->name, "key")) {
+		memset(arg, '*', strlen(arg));
+		return;
+	}
+	if (s->kind != CONFIG_OPTIONS)
+		return;
+	/* The -o words named key (config.c's set_option splits the same). */
+	while (*arg) {
+		size_t len = strcspn(arg, ",");
+
+		if (len > 4 && !strncmp(arg, "key=", 4))
+			memset(arg + 4, '*', len - 4);
+		arg += len + (arg[len] == ',');
+	}
+}
+
 /* Command line over config file: the file is read first, then argv. */
 static int parse_args(int argc, char **argv, struct args *a)
 {
@@ -254,6 +281,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		if (!s)
 			return say(EXIT_USAGE, "bad option (see phifs --help)");
 		rc = config_set(&a->cfg, s->name, optarg, err, sizeof(err));
+		hide_key(s, optarg);
 		if (rc)
 			return say(rc == -ENOMEM ? EXIT_FAILURE : EXIT_USAGE,
 				   "%s", err);
