@@ -19,6 +19,8 @@
 const struct config_setting config_settings[] = {
 	{ "key", CONFIG_STRING, FIELD(key), true, true, 0, "SRC",
 	  "file:PATH, cmd:COMMAND or passphrase" },
+	{ "key_timeout", CONFIG_SECONDS, FIELD(key_timeout), true, true, 0,
+	  "SECONDS", "how long a cmd: key source may take (default 30)" },
 	{ "foreground", CONFIG_BOOL, FIELD(foreground), false, false, 'f',
 	  NULL, "stay in the foreground (default: daemonize once\n"
 	  "the mount is ready)" },
@@ -30,8 +32,9 @@ const struct config_setting config_settings[] = {
 	  "control socket (accepted; not served yet)" },
 	{ "options", CONFIG_OPTIONS, FIELD(options), false, false, 'o',
 	  "OPT[,OPT...]", "FUSE mount options, e.g. allow_other; also\n"
-	  "key=SRC, policy=FILE, audit_dir=DIR, socket=PATH,\n"
-	  "no_poll and nonempty, as an fstab line gives them" },
+	  "key=SRC, key_timeout=SECONDS, policy=FILE,\n"
+	  "audit_dir=DIR, socket=PATH, no_poll and nonempty,\n"
+	  "as an fstab line gives them" },
 	{ "nonempty", CONFIG_BOOL, FIELD(nonempty), true, true, 0, NULL,
 	  "mount over a folder that is not empty, hiding its\n"
 	  "files (default: refused)" },
@@ -84,6 +87,22 @@ static int parse_bool(const char *v, bool *out)
 		*out = false;
 	else
 		return -EINVAL;
+	return 0;
+}
+
+/* A whole number of seconds, 1 to a day: a longer wait is a hang. */
+static int parse_seconds(const char *v, unsigned *out)
+{
+	unsigned long n;
+	char *end;
+
+	if (!v || *v < '0' || *v > '9')
+		return -EINVAL;
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (errno || *end || n < 1 || n > CONFIG_SECONDS_MAX)
+		return -EINVAL;
+	*out = (unsigned)n;
 	return 0;
 }
 
@@ -177,6 +196,9 @@ int config_set(struct config *c, const char *name, const char *value,
 		rc = parse_bool(value, &b);
 		if (!rc)
 			*(bool *)field = s->kind == CONFIG_BOOL ? b : !b;
+		break;
+	case CONFIG_SECONDS:
+		rc = parse_seconds(value, field);
 		break;
 	case CONFIG_OPTIONS:
 		/* set_options says why itself: the element may be at fault. */

@@ -23,6 +23,7 @@
 
 #include "phifs/config.h"
 #include "phifs/fs.h"
+#include "phifs/keys.h"
 #include "phifs/log.h"
 #include "phifs/loop.h"
 #include "phifs/mountinfo.h"
@@ -59,6 +60,9 @@ static void usage(void)
 		if (s->arg)
 			snprintf(flag + n, sizeof(flag) - n, " %s", s->arg);
 		printf("  %-*s", HELP_COL - 1, flag);
+		/* A flag too long for its column gets a line of its own. */
+		if (strlen(flag) >= HELP_COL - 1)
+			printf("\n%*s", HELP_COL + 1, "");
 		for (h = s->help; *h;) {
 			int len = (int)strcspn(h, "\n");
 
@@ -121,7 +125,8 @@ static void derive_options(struct option *lo, char *so)
 	*so++ = 'h';
 	for (s = config_settings; s->name; s++) {
 		bool arg = s->kind == CONFIG_STRING ||
-			   s->kind == CONFIG_OPTIONS;
+			   s->kind == CONFIG_OPTIONS ||
+			   s->kind == CONFIG_SECONDS;
 
 		if (s->short_opt) {
 			*so++ = s->short_opt;
@@ -630,6 +635,7 @@ static int serve(struct args *a, int ready_fd)
 	if (check_mountpoint(a))
 		return EXIT_FAILURE;
 	raise_fd_limit();
+	keys_source_set_timeout((int)a->cfg.key_timeout * 1000);
 	if (volume_open(a->backing, a->cfg.key, true, &s.vol, err,
 			sizeof(err)))
 		return say(EXIT_FAILURE, "%s", err);

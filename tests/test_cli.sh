@@ -111,6 +111,11 @@ expect "backing folder inside the mountpoint" 1 "backing folder .*/vol: inside t
 mkdir "$tmp/busy"; touch "$tmp/busy/hidden.txt"
 expect "non-empty mountpoint" 1 "mountpoint .*busy: not empty \\(holds 'hidden.txt'\\); -o nonempty" -- "$daemon" -f --key "file:$tmp/k2" "$tmp/vol" "$tmp/busy"
 expect "-o nonempty lets it past" 1 "wrong key" -- "$daemon" -f --key "file:$tmp/k2" -o nonempty "$tmp/vol" "$tmp/busy"
+expect "a key command that hangs is stopped" 1 "key command sleep: no key after 1 s \\(key_timeout\\)" -- timeout 20 "$daemon" -f --key-timeout 1 --key "cmd:sleep 60" "$tmp/vol" "$tmp/mnt"
+expect "key_timeout by -o too" 1 "key command sleep: no key after 1 s" -- timeout 20 "$daemon" -f -o key_timeout=1 --key "cmd:sleep 60" "$tmp/vol" "$tmp/mnt"
+expect "a key timeout of 0 is bad usage" 2 "bad value for 'key_timeout'" -- "$daemon" --key-timeout 0 --key "file:$tmp/k1" "$tmp/vol" "$tmp/mnt"
+mkfifo -m 0600 "$tmp/fifo"
+expect "a FIFO as key file is refused at once" 1 "key file .*fifo: not a regular file" -- timeout 20 "$daemon" -f --key "file:$tmp/fifo" "$tmp/vol" "$tmp/mnt"
 expect "unknown -o options go to FUSE, which refuses them as usage" 2 "mount option 'frob'" -- "$daemon" -f --key "file:$tmp/k1" -o allow_other,frob "$tmp/vol" "$tmp/mnt"
 expect "daemon option without its value" 2 "option --key needs a value" -- "$daemon" "$tmp/vol" "$tmp/mnt" --key
 

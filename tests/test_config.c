@@ -216,6 +216,31 @@ Test(config, another_section_and_a_syntax_error_are_refused)
 	config_release(&c);
 }
 
+Test(config, key_timeout_is_whole_seconds_from_one_to_a_day)
+{
+	static const char *const bad[] = { "0", "-1", "5s", "", " 5",
+					   "86401", "99999999999999999999" };
+	struct config c = { 0 };
+	char err[256] = "";
+
+	cr_assert_eq(config_set(&c, "key-timeout", "5", err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(c.key_timeout, 5);
+	cr_assert_eq(config_set(&c, "options", "key_timeout=86400", err,
+				sizeof(err)), 0, "%s", err);
+	cr_assert_eq(c.key_timeout, 86400);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(config_set(&c, "key_timeout", bad[i], err,
+					sizeof(err)), -EINVAL, "%s", bad[i]);
+		cr_assert_str_eq(err, "bad value for 'key_timeout'");
+	}
+	cr_assert_eq(c.key_timeout, 86400);
+	write_ini("[phifs]\nkey_timeout = 7\n");
+	cr_assert_eq(config_load(path, &c, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(c.key_timeout, 7);
+	config_release(&c);
+}
+
 Test(config, a_string_setting_given_bare_is_refused)
 {
 	struct config c = { 0 };

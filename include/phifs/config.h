@@ -17,16 +17,20 @@ struct config {
 	char *policy;
 	char *audit_dir;
 	char *socket;
+	unsigned key_timeout;	/* seconds; 0: keysrc's default */
 	bool foreground;
 	bool no_poll;		/* libfuse's loop, which never polls */
 	bool nonempty;		/* may mount over a folder with files */
 };
+
+#define CONFIG_SECONDS_MAX 86400
 
 enum config_kind {
 	CONFIG_STRING,		/* the last one given wins */
 	CONFIG_BOOL,		/* yes/no, true/false, 1/0; bare is yes */
 	CONFIG_NOT_BOOL,	/* as CONFIG_BOOL, stored negated (poll) */
 	CONFIG_OPTIONS,		/* a mount option list; see config_set */
+	CONFIG_SECONDS,		/* unsigned, 1 to CONFIG_SECONDS_MAX */
 };
 
 /*
