@@ -1,24 +1,30 @@
 /*
  * config.c — the daemon's settings: one table of names, kinds and fields,
  * and the one function that sets them, used alike by the INI file (parsed
- * here with inih, whose "non-zero is success" and line numbers stop here),
- * -o options and the command line.  Knows nothing of what the settings do,
+ * here, strictly: see parse_text), -o options and the command line.  Knows nothing of what the settings do,
  * nor of getopt: main.c derives its options from the table.
  */
 #include "phifs/config.h"
 
 #include <errno.h>
-#include <ini.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "phifs/ioutil.h"
 
 #define FIELD(f) offsetof(struct config, f)
 
 const struct config_setting config_settings[] = {
 	{ "key", CONFIG_STRING, FIELD(key), true, true, 0, "SRC",
 	  "file:PATH, cmd:COMMAND or passphrase" },
+	{ "key_timeout", CONFIG_SECONDS, FIELD(key_timeout), true, true, 0,
+	  "SECONDS", "how long a cmd: key source may take (default 30)" },
 	{ "foreground", CONFIG_BOOL, FIELD(foreground), false, false, 'f',
 	  NULL, "stay in the foreground (default: daemonize once\n"
 	  "the mount is ready)" },
@@ -30,8 +36,12 @@ const struct config_setting config_settings[] = {
 	  "control socket (accepted; not served yet)" },
 	{ "options", CONFIG_OPTIONS, FIELD(options), false, false, 'o',
 	  "OPT[,OPT...]", "FUSE mount options, e.g. allow_other; also\n"
-	  "key=SRC, policy=FILE, audit_dir=DIR, socket=PATH\n"
-	  "and no_poll, as an fstab line gives them" },
+	  "key=SRC, key_timeout=SECONDS, policy=FILE,\n"
+	  "audit_dir=DIR, socket=PATH, no_poll and nonempty,\n"
+	  "as an fstab line gives them" },
+	{ "nonempty", CONFIG_BOOL, FIELD(nonempty), true, true, 0, NULL,
+	  "mount over a folder that is not empty, hiding its\n"
+	  "files (default: refused)" },
 	{ "poll", CONFIG_NOT_BOOL, FIELD(no_poll), false, false, 0, NULL,
 	  NULL },
 	{ "no_poll", CONFIG_BOOL, FIELD(no_poll), true, true, 0, NULL,
@@ -81,6 +91,22 @@ static int parse_bool(const char *v, bool *out)
 		*out = false;
 	else
 		return -EINVAL;
+	return 0;
+}
+
+/* A whole number of seconds, 1 to a day: a longer wait is a hang. */
+static int parse_seconds(const char *v, unsigned *out)
+{
+	unsigned long n;
+	char *end;
+
+	if (!v || *v < '0' || *v > '9')
+		return -EINVAL;
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (errno || *end || n < 1 || n > CONFIG_SECONDS_MAX)
+		return -EINVAL;
+	*out = (unsigned)n;
 	return 0;
 }
 
@@ -175,6 +201,9 @@ int config_set(struct config *c, const char *name, const char *value,
 		if (!rc)
 			*(bool *)field = s->kind == CONFIG_BOOL ? b : !b;
 		break;
+	case CONFIG_SECONDS:
+		rc = parse_seconds(value, field);
+		break;
 	case CONFIG_OPTIONS:
 		/* set_options says why itself: the element may be at fault. */
 		return value ? set_options(c, value, why, why_len) : -EINVAL;
@@ -188,58 +217,225 @@ int config_set(struct config *c, const char *name, const char *value,
 	return rc;
 }
 
-/* inih gives the handler no line number; it returns the first bad one. */
+/*
+ * The INI file is read here, not by inih: Debian's libinih cuts lines at
+ * 200 bytes and goes on with the rest as a line of its own (a key file's
+ * long path became a syntax error at a line the file does not have), and
+ * it lets a NUL cut a value and a repeated key or section pass.  The
+ * grammar is inih's, less continuation lines: [section], NAME = VALUE (or
+ * NAME: VALUE), ';' or '#' comment lines, a ';' after a blank ending a
+ * value, blanks around names and values dropped, a UTF-8 BOM skipped.
+ */
+
+/* What the parse of one file knows. */
 struct parse {
+	const char *path;
 	struct config *c;
-	int rc;			/* of the first bad line */
-	char why[128];		/* what is wrong with it */
+	int line;		/* the current line, from 1 */
+	int set_at[CONFIG_MAX_SETTINGS];	/* line of each setting, or 0 */
+	int phifs_at;		/* line of [phifs], or 0 */
+	char *err;
+	size_t err_len;
 };
 
-static int on_setting(void *arg, const char *section, const char *name,
-		      const char *value)
+static int parse_error(struct parse *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Says "path:line: reason" in p->err; -EINVAL. */
+static int parse_error(struct parse *p, const char *fmt, ...)
 {
-	struct parse *p = arg;
-	char why[sizeof(p->why)];
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	snprintf(p->err, p->err_len, "%s:%d: %s", p->path, p->line, why);
+	return -EINVAL;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		*--e = 0;
+	return s;
+}
+
+/* Cuts s at a ';' that follows a blank: an inline comment. */
+static void cut_comment(char *s)
+{
+	for (char *q = s; *q; q++) {
+		if (*q == ';' && q > s && (q[-1] == ' ' || q[-1] == '\t')) {
+			*q = 0;
+			return;
+		}
+	}
+}
+
+static int on_section(struct parse *p, char *l)
+{
+	char *end = strchr(l, ']'), *name;
+
+	if (!end)
+		return parse_error(p, "syntax error: no ']'");
+	*end = 0;
+	cut_comment(end + 1);
+	if (*trim(end + 1))
+		return parse_error(p, "syntax error after ']'");
+	name = trim(l + 1);
+	if (strcmp(name, "phifs"))
+		return parse_error(p, "unknown section [%s]", name);
+	if (p->phifs_at)
+		return parse_error(p, "section [phifs] given twice (first at "
+				   "line %d)", p->phifs_at);
+	p->phifs_at = p->line;
+	return 0;
+}
+
+static int on_setting(struct parse *p, char *l)
+{
+	size_t n = strcspn(l, "=:");
+	const struct config_setting *s, *t;
+	char why[128], *name, *value;
 	int rc;
 
-	if (*section && strcmp(section, "phifs")) {
-		snprintf(why, sizeof(why), "unknown section [%s]", section);
-		rc = -EINVAL;
-	} else {
-		rc = config_set(p->c, name, value, why, sizeof(why));
+	if (!l[n])
+		return parse_error(p, "syntax error");
+	l[n] = 0;
+	name = trim(l);
+	value = l + n + 1;
+	cut_comment(value);
+	value = trim(value);
+	s = config_find(name);
+	if (!s)
+		return parse_error(p, "unknown setting '%s'", name);
+	/*
+	 * Twice in one file is a mistake, the top level and [phifs] alike,
+	 * and so are two names of one field (poll, no_poll); only options
+	 * lines add up.
+	 */
+	for (t = config_settings; t->name && s->kind != CONFIG_OPTIONS; t++)
+		if (t->offset == s->offset && p->set_at[t - config_settings])
+			return parse_error(p, "'%s' given twice (first at "
+					   "line %d)", name,
+					   p->set_at[t - config_settings]);
+	p->set_at[s - config_settings] = p->line;
+	rc = config_set(p->c, s->name, value, why, sizeof(why));
+	if (rc == -ENOMEM) {
+		snprintf(p->err, p->err_len, "%s: out of memory", p->path);
+		return rc;
 	}
-	/* inih goes on after a bad line: keep the first one's reason. */
-	if (rc && !p->rc) {
-		p->rc = rc;
-		memcpy(p->why, why, sizeof(why));
+	return rc ? parse_error(p, "%s", why) : 0;
+}
+
+/* Parses text (len bytes, NUL-terminated) line by line. */
+static int parse_text(struct parse *p, char *text, size_t len)
+{
+	char *l = text, *end = text + len;
+
+	if (len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3))
+		l += 3;
+	for (p->line = 1; l < end; p->line++) {
+		char *nl = memchr(l, '\n', (size_t)(end - l));
+		size_t n = nl ? (size_t)(nl - l) : (size_t)(end - l);
+		int rc = 0;
+
+		if (memchr(l, 0, n))
+			return parse_error(p, "NUL byte in the line");
+		if (n > CONFIG_MAX_LINE)
+			return parse_error(p, "line longer than %d bytes",
+					   CONFIG_MAX_LINE);
+		l[n] = 0;
+		l = trim(l);
+		if (*l == '[')
+			rc = on_section(p, l);
+		else if (*l && *l != ';' && *l != '#')
+			rc = on_setting(p, l);
+		if (rc)
+			return rc;
+		if (!nl)
+			break;
+		l = nl + 1;
 	}
-	return rc == 0;
+	return 0;
+}
+
+/* Reads all of regular file path into *text (NUL-terminated), *len. */
+static int read_file(const char *path, char **text, size_t *len, char *err,
+		     size_t err_len)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t n = 0;
+	int fd, rc;
+
+	/* O_NONBLOCK: a FIFO's open would wait for a writer. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0 || fstat(fd, &st)) {
+		rc = -errno;
+		snprintf(err, err_len, "%s: %s", path, strerror(-rc));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		snprintf(err, err_len, "%s: %s", path, S_ISDIR(st.st_mode) ?
+			 "is a folder, not a config file" :
+			 "not a regular file");
+		goto out;
+	}
+	if (st.st_size > CONFIG_MAX_FILE) {
+		rc = -EFBIG;
+		snprintf(err, err_len, "%s: larger than %d bytes", path,
+			 CONFIG_MAX_FILE);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		rc = -ENOMEM;
+		snprintf(err, err_len, "%s: out of memory", path);
+		goto out;
+	}
+	/* Up to the size fstat saw: a file that grows meanwhile is cut. */
+	rc = ioutil_read_all(fd, buf, (size_t)st.st_size, &n);
+	if (rc < 0) {
+		snprintf(err, err_len, "%s: %s", path, strerror(-rc));
+		goto out;
+	}
+	buf[n] = 0;
+	*text = buf;
+	buf = NULL;	/* transferred */
+	*len = n;
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return rc;
 }
 
 int config_load(const char *path, struct config *c, char *err,
 		size_t err_len)
 {
-	struct parse p = { .c = c };
-	FILE *f = fopen(path, "re");
-	int r;
+	struct parse p = { .path = path, .c = c, .err = err,
+			   .err_len = err_len };
+	char *text = NULL;
+	size_t len = 0, n = 0;
+	int rc;
 
-	if (!f) {
-		r = -errno;
-		snprintf(err, err_len, "%s: %s", path, strerror(-r));
-		return r;
-	}
-	r = ini_parse_file(f, on_setting, &p);
-	fclose(f);
-	if (r == 0)
-		return 0;
-	if (r < 0) {
-		/* inih's own allocation failed (it says -2). */
-		snprintf(err, err_len, "%s: out of memory", path);
-		return -ENOMEM;
-	}
-	snprintf(err, err_len, "%s:%d: %s", path, r,
-		 p.rc ? p.why : "syntax error");
-	return p.rc ? p.rc : -EINVAL;
+	while (config_settings[n].name)
+		n++;
+	if (n > CONFIG_MAX_SETTINGS)
+		abort();	/* the table outgrew set_at: a bug */
+	rc = read_file(path, &text, &len, err, err_len);
+	if (!rc)
+		rc = parse_text(&p, text, len);
+	free(text);
+	return rc;
 }
 
 void config_release(struct config *c)

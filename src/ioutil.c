@@ -1,5 +1,5 @@
 /*
- * ioutil.c — whole-buffer write loops.  Knows nothing of files' contents,
+ * ioutil.c — whole-buffer read and write loops.  Knows nothing of files' contents,
  * paths or secrets: the caller wipes its own buffers.
  */
 #include "phifs/ioutil.h"
@@ -42,4 +42,25 @@ int ioutil_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+int ioutil_read_all(int fd, void *buf, size_t len, size_t *got)
+{
+	uint8_t *p = buf;
+	size_t n = 0;
+	int rc = 0;
+
+	while (n < len) {
+		ssize_t r = read(fd, p + n, len - n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			rc = -errno;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	*got = n;
+	return rc;
 }

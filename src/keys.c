@@ -20,6 +20,7 @@
 
 #include "phifs/atomicfile.h"
 #include "phifs/errmsg.h"
+#include "phifs/ioutil.h"
 #include "phifs/secmem.h"
 
 /* scrypt's default cost for a new passphrase slot. */
@@ -398,20 +399,10 @@ int keys_load(int dirfd, const struct keys_secret *s, struct keys_store **out,
 		goto out;
 	}
 	/* Reads to the size fstat gave; the file is replaced, never grown. */
-	while (len < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + len, (size_t)st.st_size - len);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = -errno;
-			errmsg(err, err_len, 0, "keystore: read: %s",
-			       strerror(-rc));
-			goto out;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
+	rc = ioutil_read_all(fd, buf, (size_t)st.st_size, &len);
+	if (rc < 0) {
+		errmsg(err, err_len, 0, "keystore: read: %s", strerror(-rc));
+		goto out;
 	}
 	rc = decode(buf, len, s, out, err, err_len);
 out:

@@ -14,13 +14,19 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <poll.h>
+#include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "phifs/atomicfile.h"
@@ -37,6 +43,25 @@ extern char **environ;
 #define KEYSRC_HEX_LEN (2 * CRYPTO_KEY_LEN)
 /* A key command line has a handful of words; this is far beyond that. */
 #define KEYSRC_MAX_ARGS 64
+
+/*
+ * How long a key command may take, in ms; keys_source_set_timeout().  Set
+ * once before threads start, read-only after.
+ */
+static int source_timeout_ms = KEYS_SOURCE_TIMEOUT_MS;
+
+void keys_source_set_timeout(int ms)
+{
+	source_timeout_ms = ms > 0 ? ms : KEYS_SOURCE_TIMEOUT_MS;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
 
 static int hexval(uint8_t c)
 {
@@ -164,7 +189,11 @@ static int load_file(const char *path, struct keys_secret **out, char *err,
 	int fd, rc;
 
 	snprintf(what, sizeof(what), "key file %s", path);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/*
+	 * O_NONBLOCK so that a FIFO, whose open waits for a writer, is
+	 * refused below instead of hanging here; a regular file ignores it.
+	 */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		rc = -errno;
 		errmsg(err, err_len, 0, "%s: %s", what, strerror(-rc));
@@ -174,6 +203,11 @@ static int load_file(const char *path, struct keys_secret **out, char *err,
 	if (fstat(fd, &st) < 0) {
 		rc = -errno;
 		errmsg(err, err_len, 0, "%s: %s", what, strerror(-rc));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = -EINVAL;
+		errmsg(err, err_len, 0, "%s: not a regular file", what);
 		goto out;
 	}
 	if (st.st_mode & 077) {
@@ -275,21 +309,74 @@ out:
 	return rc;
 }
 
-/* Waits for the key command to end; a signal caught meanwhile is no end. */
-static int reap_cmd(pid_t pid, int *status, const char *what, char *err,
-		    size_t err_len)
-{
-	int rc;
+/* What collect_cmd() saw of a key command. */
+struct cmd_run {
+	uint8_t *buf;		/* KEYSRC_MAX + 1 bytes */
+	size_t len;		/* of its output read */
+	int rrc;		/* 0, -EFBIG past KEYSRC_MAX, or read's -errno */
+	int status;		/* its wait status, once exited */
+	bool exited;		/* reaped */
+};
 
-	while (waitpid(pid, status, 0) < 0) {
-		if (errno != EINTR) {
-			rc = -errno;
-			errmsg(err, err_len, 0, "%s: waitpid: %s", what,
-			       strerror(-rc));
-			return rc;
+/* Reaps pid if it has ended; a caught signal is no end. */
+static void try_reap(pid_t pid, struct cmd_run *r)
+{
+	if (!r->exited && waitpid(pid, &r->status, WNOHANG) == pid)
+		r->exited = true;
+}
+
+/*
+ * Reads the key command's output to its end and waits for the command to
+ * end, both within source_timeout_ms: a helper that sleeps, or that exits
+ * while a process it started keeps its stdout open, must not hang the
+ * mount.  *rfd is closed once reading stops (that makes a chatty command
+ * fail with EPIPE, not hang).  A pidfd tells when pid ends; without one
+ * (before Linux 5.3), pid is looked at every 10 ms.  0, or -ETIMEDOUT.
+ */
+static int collect_cmd(pid_t pid, int *rfd, struct cmd_run *r)
+{
+	int64_t deadline = now_ms() + source_timeout_ms;
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	int rc = 0;
+
+	while (*rfd >= 0 || !r->exited) {
+		struct pollfd p[2] = {
+			{ .fd = *rfd, .events = POLLIN },
+			{ .fd = r->exited ? -1 : pidfd, .events = POLLIN },
+		};
+		int64_t left = deadline - now_ms();
+		ssize_t n;
+
+		if (left <= 0) {
+			rc = -ETIMEDOUT;
+			break;
 		}
+		if (pidfd < 0 && left > 10)
+			left = 10;
+		if (poll(p, 2, (int)left) < 0 && errno != EINTR) {
+			rc = -errno;
+			break;
+		}
+		if (*rfd >= 0 && p[0].revents) {
+			n = read(*rfd, r->buf + r->len,
+				 KEYSRC_MAX + 1 - r->len);
+			if (n < 0 && errno != EINTR && errno != EAGAIN)
+				r->rrc = -errno;
+			if (n > 0)
+				r->len += (size_t)n;
+			if (r->len > KEYSRC_MAX)
+				r->rrc = -EFBIG;
+			if (n == 0 || r->rrc) {
+				close(*rfd);
+				*rfd = -1;
+			}
+		}
+		if (pidfd < 0 || p[1].revents)
+			try_reap(pid, r);
 	}
-	return 0;
+	if (pidfd >= 0)
+		close(pidfd);
+	return rc;
 }
 
 /*
@@ -328,9 +415,8 @@ static int load_cmd(const char *cmdline, struct keys_secret **out, char *err,
 	char *argv[KEYSRC_MAX_ARGS];
 	char what[KEYS_ERR_LEN];
 	char *line = NULL;
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int rfd = -1, status, rc, rrc;
+	struct cmd_run run = { 0 };
+	int rfd = -1, rc;
 	pid_t pid = -1;
 
 	line = strdup(cmdline);
@@ -350,8 +436,8 @@ static int load_cmd(const char *cmdline, struct keys_secret **out, char *err,
 	 * a token for the key service.
 	 */
 	snprintf(what, sizeof(what), "key command %s", argv[0]);
-	buf = secmem_alloc(KEYSRC_MAX + 1);
-	if (!buf) {
+	run.buf = secmem_alloc(KEYSRC_MAX + 1);
+	if (!run.buf) {
 		rc = -ENOMEM;
 		errmsg(err, err_len, 0, "%s: out of memory", what);
 		goto out;
@@ -359,25 +445,32 @@ static int load_cmd(const char *cmdline, struct keys_secret **out, char *err,
 	rc = spawn_cmd(argv, what, &pid, &rfd, err, err_len);
 	if (rc < 0)
 		goto out;
-	rrc = read_all(rfd, buf, &len);
-	/* Closing our end makes a chatty command fail with EPIPE, not hang. */
-	close(rfd);
-	rfd = -1;
-	rc = reap_cmd(pid, &status, what, err, err_len);
+	rc = collect_cmd(pid, &rfd, &run);
+	if (rc == -ETIMEDOUT && run.exited)
+		errmsg(err, err_len, 0, "%s: exited, but its output was still "
+		       "open after %.3g s (key_timeout): a process it started "
+		       "holds it", what, source_timeout_ms / 1000.0);
+	else if (rc == -ETIMEDOUT)
+		errmsg(err, err_len, 0, "%s: no key after %.3g s (key_timeout); "
+		       "stopped it", what, source_timeout_ms / 1000.0);
+	else if (rc < 0)
+		errmsg(err, err_len, 0, "%s: %s", what, strerror(-rc));
 	if (rc < 0)
 		goto out;
-	pid = -1;
-	rc = check_cmd(status, rrc, what, err, err_len);
+	rc = check_cmd(run.status, run.rrc, what, err, err_len);
 	if (rc < 0)
 		goto out;
-	rc = parse_key(buf, len, what, out, err, err_len);
+	rc = parse_key(run.buf, run.len, what, out, err, err_len);
 out:
 	if (rfd >= 0)
 		close(rfd);
-	if (pid > 0)
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+	/* Stopped for good: a helper past its time gets no second chance. */
+	if (pid > 0 && !run.exited) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &run.status, 0) < 0 && errno == EINTR)
 			;
-	secmem_free(buf);
+	}
+	secmem_free(run.buf);
 	free(line);
 	return rc;
 }

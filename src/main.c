@@ -6,6 +6,7 @@
  * first, not after loading keys, keeps the key pages mlocked: locks are not
  * inherited across fork.)  Holds no logic of its own.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -22,8 +23,10 @@
 
 #include "phifs/config.h"
 #include "phifs/fs.h"
+#include "phifs/keys.h"
 #include "phifs/log.h"
 #include "phifs/loop.h"
+#include "phifs/mountinfo.h"
 #include "phifs/secmem.h"
 #include "phifs/volume.h"
 
@@ -57,6 +60,9 @@ static void usage(void)
 		if (s->arg)
 			snprintf(flag + n, sizeof(flag) - n, " %s", s->arg);
 		printf("  %-*s", HELP_COL - 1, flag);
+		/* A flag too long for its column gets a line of its own. */
+		if (strlen(flag) >= HELP_COL - 1)
+			printf("\n%*s", HELP_COL + 1, "");
 		for (h = s->help; *h;) {
 			int len = (int)strcspn(h, "\n");
 
@@ -115,10 +121,12 @@ static void derive_options(struct option *lo, char *so)
 	const struct config_setting *s;
 	size_t n = 0;
 
+	*so++ = ':';	/* ':' for a missing value, not '?' */
 	*so++ = 'h';
 	for (s = config_settings; s->name; s++) {
 		bool arg = s->kind == CONFIG_STRING ||
-			   s->kind == CONFIG_OPTIONS;
+			   s->kind == CONFIG_OPTIONS ||
+			   s->kind == CONFIG_SECONDS;
 
 		if (s->short_opt) {
 			*so++ = s->short_opt;
@@ -159,6 +167,76 @@ static const struct config_setting *setting_of(int c)
 	return NULL;
 }
 
+/* libfuse's log while options are tried: their errors are ours to say. */
+static void quiet_log(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	(void)level;
+	(void)fmt;
+	(void)ap;
+}
+
+/*
+ * Tries each FUSE option in a->cfg.options on a throw-away session, so that
+ * one FUSE does not know is bad usage, said before any key is loaded, and
+ * named by itself.  Never mounts.
+ */
+static int check_fuse_options(const struct args *a)
+{
+	static const struct fuse_lowlevel_ops none;
+	const char *o = a->cfg.options;
+	int rc = 0;
+
+	while (!rc && o && *o) {
+		size_t len = strcspn(o, ",");
+		char *one = strndup(o, len);
+		char *argv[] = { "phifs", "-o", one, NULL };
+		struct fuse_args fa = FUSE_ARGS_INIT(3, argv);
+		struct fuse_session *se;
+
+		if (!one)
+			return say(EXIT_FAILURE, "out of memory");
+		fuse_set_log_func(quiet_log);
+		se = fuse_session_new(&fa, &none, sizeof(none), NULL);
+		fuse_set_log_func(NULL);
+		if (se)
+			fuse_session_destroy(se);
+		else
+			rc = say(EXIT_USAGE, "mount option '%s': unknown to "
+				 "FUSE or refused", one);
+		fuse_opt_free_args(&fa);
+		free(one);
+		o += len + (o[len] == ',');
+	}
+	return rc;
+}
+
+/*
+ * Overwrites, in place in argv, the key source that arg (getopt's optarg
+ * for setting s) carries, once config_set has copied it: /proc/PID/cmdline
+ * shows argv's own memory to every user for as long as the daemon runs, and
+ * a cmd: helper's arguments may hold a token.  Keeps the length (stars),
+ * which tells little, so that the other arguments stay where they were.
+ */
+static void hide_key(const struct config_setting *s, char *arg)
+{
+	if (!arg)
+		return;
+	if (!strcmp(s->name, "key")) {
+		memset(arg, '*', strlen(arg));
+		return;
+	}
+	if (s->kind != CONFIG_OPTIONS)
+		return;
+	/* The -o words named key (config.c's set_option splits the same). */
+	while (*arg) {
+		size_t len = strcspn(arg, ",");
+
+		if (len > 4 && !strncmp(arg, "key=", 4))
+			memset(arg + 4, '*', len - 4);
+		arg += len + (arg[len] == ',');
+	}
+}
+
 /* Command line over config file: the file is read first, then argv. */
 static int parse_args(int argc, char **argv, struct args *a)
 {
@@ -169,6 +247,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 	int c, rc;
 
 	derive_options(opts, shortopts);
+	opterr = 0;	/* one line, ours, rather than getopt's and ours */
 	/* The config file first, so that options given here win. */
 	for (int i = 1; i < argc - 1; i++) {
 		const char *path = NULL;
@@ -193,11 +272,21 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case OPT_VERSION:
 			puts("phifs " PHIFS_VERSION);
 			return -1;
+		case ':':
+			return say(EXIT_USAGE, "option %s needs a value (see "
+				   "phifs --help)", argv[optind - 1]);
+		case '?':
+			if (optopt)
+				return say(EXIT_USAGE, "unknown option '-%c' "
+					   "(see phifs --help)", optopt);
+			return say(EXIT_USAGE, "unknown option '%s' (see "
+				   "phifs --help)", argv[optind - 1]);
 		}
 		s = setting_of(c);
 		if (!s)
 			return say(EXIT_USAGE, "bad option (see phifs --help)");
 		rc = config_set(&a->cfg, s->name, optarg, err, sizeof(err));
+		hide_key(s, optarg);
 		if (rc)
 			return say(rc == -ENOMEM ? EXIT_FAILURE : EXIT_USAGE,
 				   "%s", err);
@@ -216,7 +305,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 	if (a->cfg.audit_dir)
 		return say(EXIT_USAGE, "audit-dir %s: the integrity log is not "
 			   "in this build yet", a->cfg.audit_dir);
-	return 0;
+	return check_fuse_options(a);
 }
 
 /*
@@ -295,16 +384,117 @@ static void raise_fd_limit(void)
 	(void)setrlimit(RLIMIT_NOFILE, &lim);
 }
 
-static int check_mountpoint(const char *mp)
+/* Whether the absolute, resolved path in is at or below dir. */
+static bool is_under(const char *in, const char *dir)
 {
-	struct stat st;
+	size_t n = strlen(dir);
 
-	if (stat(mp, &st))
-		return say(EXIT_FAILURE, "mountpoint %s: %s", mp,
-			   strerror(errno));
-	if (!S_ISDIR(st.st_mode))
-		return say(EXIT_FAILURE, "mountpoint %s: not a directory", mp);
+	if (n == 1)	/* "/" */
+		return true;
+	return !strncmp(in, dir, n) && (in[n] == '/' || !in[n]);
+}
+
+/* The first entry of folder path other than . and .., or "" if none. */
+static int first_entry(const char *path, char *name, size_t len)
+{
+	struct dirent *e;
+	DIR *d = opendir(path);
+
+	if (!d)
+		return -errno;
+	*name = 0;
+	errno = 0;
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			snprintf(name, len, "%s", e->d_name);
+			break;
+		}
+	}
+	closedir(d);
 	return 0;
+}
+
+/* The type of the file system mounted right on path, or "". */
+static void mounted_type(const char *path, char *type, size_t len)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	*type = 0;
+	if (f) {
+		if (mountinfo_type(f, path, type, len))
+			*type = 0;
+		fclose(f);
+	}
+}
+
+/*
+ * Refuses a mount point that would hide something or loop into itself: not
+ * a folder, the backing folder itself or inside it (the daemon would serve
+ * its own mount), holding the backing folder, already the mount point of a
+ * FUSE file system, or not empty (its files would be hidden) unless
+ * nonempty is set.  An exit status, with its line said.
+ */
+static int check_mountpoint(const struct args *a)
+{
+	const char *mp = a->mountpoint, *b = a->backing;
+	char *rmp = NULL, *rb = NULL;
+	char name[256], type[64];
+	struct stat st, bst;
+	int e, rc = EXIT_FAILURE;
+
+	if (stat(mp, &st)) {
+		say(rc, "mountpoint %s: %s", mp, strerror(errno));
+		goto out;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		say(rc, "mountpoint %s: not a directory", mp);
+		goto out;
+	}
+	rmp = realpath(mp, NULL);
+	if (!rmp) {
+		say(rc, "mountpoint %s: %s", mp, strerror(errno));
+		goto out;
+	}
+	/* A missing backing folder is the volume's to name. */
+	rb = realpath(b, NULL);
+	if (rb && !stat(rb, &bst)) {
+		if (bst.st_dev == st.st_dev && bst.st_ino == st.st_ino) {
+			say(rc, "mountpoint %s: is the backing folder itself",
+			    mp);
+			goto out;
+		}
+		if (is_under(rmp, rb)) {
+			say(rc, "mountpoint %s: inside the backing folder %s",
+			    mp, b);
+			goto out;
+		}
+		if (is_under(rb, rmp)) {
+			say(rc, "backing folder %s: inside the mountpoint %s",
+			    b, mp);
+			goto out;
+		}
+	}
+	/* Another FUSE mount there would be hidden, still running. */
+	mounted_type(rmp, type, sizeof(type));
+	if (!strcmp(type, "fuse") || !strncmp(type, "fuse.", 5)) {
+		say(rc, "mountpoint %s: already in use (a %s mount)", mp, type);
+		goto out;
+	}
+	e = first_entry(mp, name, sizeof(name));
+	if (e) {
+		say(rc, "mountpoint %s: %s", mp, strerror(-e));
+		goto out;
+	}
+	if (*name && !a->cfg.nonempty) {
+		say(rc, "mountpoint %s: not empty (holds '%s'); -o nonempty "
+		    "mounts over it, hiding its files", mp, name);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(rmp);
+	free(rb);
+	return rc;
 }
 
 #define MAX_WORKERS 16
@@ -442,9 +632,10 @@ static int serve(struct args *a, int ready_fd)
 	char err[512];
 	int rc;
 
-	if (check_mountpoint(a->mountpoint))
+	if (check_mountpoint(a))
 		return EXIT_FAILURE;
 	raise_fd_limit();
+	keys_source_set_timeout((int)a->cfg.key_timeout * 1000);
 	if (volume_open(a->backing, a->cfg.key, true, &s.vol, err,
 			sizeof(err)))
 		return say(EXIT_FAILURE, "%s", err);

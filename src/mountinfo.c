@@ -28,26 +28,66 @@ static void unescape(char *s)
 	*o = 0;
 }
 
-int mountinfo_dev(FILE *f, const char *path, unsigned *maj, unsigned *min)
+/*
+ * The last line of f whose mount point is path (the newest mount there),
+ * malloc'd, or NULL.
+ */
+static char *last_mount(FILE *f, const char *path)
 {
-	char *line = NULL, *mp = NULL;
+	char *line = NULL, *mp = NULL, *found = NULL;
 	size_t cap = 0;
-	int rc = -ENOENT;
-	unsigned a, b;
 
 	while (getline(&line, &cap, f) > 0) {
 		free(mp);
 		mp = NULL;
-		if (sscanf(line, "%*u %*u %u:%u %*s %ms", &a, &b, &mp) != 3)
+		if (sscanf(line, "%*u %*u %*u:%*u %*s %ms", &mp) != 1)
 			continue;
 		unescape(mp);
 		if (!strcmp(mp, path)) {	/* the last one wins */
-			*maj = a;
-			*min = b;
-			rc = 0;
+			free(found);
+			found = line;
+			line = NULL;	/* transferred */
+			cap = 0;
 		}
 	}
 	free(mp);
+	free(line);
+	return found;
+}
+
+int mountinfo_dev(FILE *f, const char *path, unsigned *maj, unsigned *min)
+{
+	char *line = last_mount(f, path);
+	unsigned a, b;
+	int rc = -ENOENT;
+
+	if (line && sscanf(line, "%*u %*u %u:%u", &a, &b) == 2) {
+		*maj = a;
+		*min = b;
+		rc = 0;
+	}
+	free(line);
+	return rc;
+}
+
+int mountinfo_type(FILE *f, const char *path, char *type, size_t len)
+{
+	char *line = last_mount(f, path), *sep;
+	size_t n;
+	int rc = -ENOENT;
+
+	/* The optional fields end at " - "; the type comes next. */
+	sep = line ? strstr(line, " - ") : NULL;
+	if (sep && len) {
+		sep += 3;
+		n = strcspn(sep, " \n");
+		if (n >= len)
+			n = len - 1;
+		memcpy(type, sep, n);
+		type[n] = 0;
+		unescape(type);
+		rc = 0;
+	}
 	free(line);
 	return rc;
 }

@@ -9,14 +9,15 @@ tmp=$(mktemp -d)
 trap 'chmod -R u+w "$tmp"; rm -rf "$tmp"' EXIT
 passed=0 failed=0
 
-# expect NAME CODE PATTERN -- CMD...: exit code and a stderr line matching.
+# expect NAME CODE PATTERN -- CMD...: exit code, and stderr one line (or
+# none) matching.
 expect() {
   local name=$1 code=$2 pat=$3
   shift 4
   local err rc
   err=$("$@" 2>&1 >/dev/null </dev/null); rc=$?
   if [ "$rc" -eq "$code" ] && grep -Eq -- "$pat" <<<"$err" &&
-     [ "$(printf '%s' "$err" | wc -l)" -le 1 ]; then
+     [ "$(printf '%s' "$err" | wc -l)" -eq 0 ]; then
     passed=$((passed + 1))
   else
     failed=$((failed + 1))
@@ -34,6 +35,10 @@ expect "help" 0 "" -- "$ctl" --help
 check "help lists init" sh -c "'$ctl' --help | grep -q 'init --key SRC BACKING'"
 expect "no command" 2 "no command" -- "$ctl"
 expect "unknown command" 2 "unknown command 'frobnicate'" -- "$ctl" frobnicate
+expect "unknown subcommand names it" 2 "unknown command 'key frob'" -- "$ctl" key frob
+expect "key without a subcommand" 2 "key: expected a subcommand" -- "$ctl" key
+expect "unknown option, one line" 2 "init: unknown option '--frob'" -- "$ctl" init --frob --key file:/k /v
+expect "option without its value" 2 "init: --key needs a value" -- "$ctl" init /v --key
 expect "daemon help" 0 "" -- "$daemon" --help
 
 expect "keygen" 0 "" -- "$ctl" keygen "$tmp/k1"
@@ -44,6 +49,9 @@ expect "keygen needs a path" 2 "PATH" -- "$ctl" keygen
 
 mkdir "$tmp/vol"
 expect "init needs --key" 2 "--key" -- "$ctl" init "$tmp/vol"
+mkdir "$tmp/full"; touch "$tmp/full/plain.txt"
+expect "init refuses a non-empty folder" 1 "full: not empty \\(holds 'plain.txt'\\)" -- "$ctl" init --key "file:$tmp/k1" "$tmp/full"
+check "a refused init leaves the folder as it was" test ! -e "$tmp/full/.phifs"
 expect "init of a missing dir" 1 "nowhere" -- "$ctl" init --key "file:$tmp/k1" "$tmp/nowhere"
 expect "init" 0 "" -- "$ctl" init --key "file:$tmp/k1" "$tmp/vol"
 check "keystore exists" test -f "$tmp/vol/.phifs/keystore"
@@ -81,8 +89,11 @@ expect "audit-dir via -o refused too" 2 "audit-dir /a:" -- "$daemon" -o "key=fil
 expect "--audit-dir refused" 2 "audit-dir /a:" -- "$daemon" --key "file:$tmp/k1" --audit-dir /a "$tmp/vol" "$tmp/mnt"
 expect "-o bool with a bad value" 2 "bad value for 'no_poll'" -- "$daemon" -o "no_poll=maybe" --key "file:$tmp/k1" "$tmp/vol" "$tmp/mnt"
 expect "-o string given bare" 2 "bad value for 'key'" -- "$daemon" -o key "$tmp/vol" "$tmp/mnt"
+expect "config naming a folder" 2 "$tmp: is a folder, not a config file" -- "$daemon" --config "$tmp" --key "file:$tmp/k1" "$tmp/vol" "$tmp/mnt"
+printf 'key = file:%s\nkey = file:%s\n' "$tmp/k1" "$tmp/k2" > "$tmp/twice.conf"
+expect "config key given twice" 2 "twice.conf:2: 'key' given twice \\(first at line 1\\)" -- "$daemon" --config "$tmp/twice.conf" "$tmp/vol" "$tmp/mnt"
 expect "missing config file" 2 "nowhere.conf" -- "$daemon" --config "$tmp/nowhere.conf" --key "file:$tmp/k1" "$tmp/vol" "$tmp/mnt"
-expect "unknown long option" 2 "bad option" -- "$daemon" --frob --key "file:$tmp/k1" "$tmp/vol" "$tmp/mnt"
+expect "unknown long option" 2 "unknown option '--frob'" -- "$daemon" --frob --key "file:$tmp/k1" "$tmp/vol" "$tmp/mnt"
 check "help lists every command-line setting" sh -c "'$daemon' --help | grep -q -- '--audit-dir DIR' && '$daemon' --help | grep -q -- '--no-poll' && '$daemon' --help | grep -q -- '-o OPT'"
 expect "missing mountpoint" 1 "mountpoint .*nowhere" -- "$daemon" -f --key "file:$tmp/k1" "$tmp/vol" "$tmp/nowhere"
 mkdir "$tmp/mnt"
@@ -90,8 +101,26 @@ expect "argv --key wins over the config" 1 "wrong key" -- "$daemon" -f --config 
 expect "-o key= wins over the config" 1 "wrong key" -- "$daemon" -f -o "key=file:$tmp/k2" --config "$tmp/k1.conf" "$tmp/vol" "$tmp/mnt"
 expect "config's key not read when argv gives one" 1 "wrong key" -- "$daemon" -f --config="$tmp/nokey.conf" --key "file:$tmp/k2" "$tmp/vol" "$tmp/mnt"
 expect "daemon wrong key" 1 "wrong key" -- "$daemon" --key "file:$tmp/k2" "$tmp/vol" "$tmp/mnt"
-expect "daemon not a volume" 1 "not a phifs volume" -- "$daemon" --key "file:$tmp/k1" "$tmp/mnt" "$tmp/mnt"
-expect "unknown -o options go to FUSE" 1 "frob" -- "$daemon" -f --key "file:$tmp/k1" -o frob "$tmp/vol" "$tmp/mnt"
+mkdir "$tmp/novol"
+expect "daemon not a volume" 1 "not a phifs volume" -- "$daemon" --key "file:$tmp/k1" "$tmp/novol" "$tmp/mnt"
+# Mount points that would hide files or loop into the volume: refused
+# before any key is read, so a wrong key shows they come first.
+expect "mountpoint is the backing folder" 1 "mountpoint .*/vol/: is the backing folder itself" -- "$daemon" -f --key "file:$tmp/k2" "$tmp/vol" "$tmp/vol/"
+mkdir -p "$tmp/vol/sub" "$tmp/vol/.phifs/sub"
+expect "mountpoint inside the backing folder" 1 "mountpoint .*/vol/sub: inside the backing folder" -- "$daemon" -f --key "file:$tmp/k2" "$tmp/vol" "$tmp/vol/sub"
+expect "mountpoint inside the volume's own folder" 1 "inside the backing folder" -- "$daemon" -f --key "file:$tmp/k2" "$tmp/vol" "$tmp/vol/.phifs/sub"
+rmdir "$tmp/vol/sub" "$tmp/vol/.phifs/sub"
+expect "backing folder inside the mountpoint" 1 "backing folder .*/vol: inside the mountpoint $tmp\$" -- "$daemon" -f --key "file:$tmp/k2" "$tmp/vol" "$tmp"
+mkdir "$tmp/busy"; touch "$tmp/busy/hidden.txt"
+expect "non-empty mountpoint" 1 "mountpoint .*busy: not empty \\(holds 'hidden.txt'\\); -o nonempty" -- "$daemon" -f --key "file:$tmp/k2" "$tmp/vol" "$tmp/busy"
+expect "-o nonempty lets it past" 1 "wrong key" -- "$daemon" -f --key "file:$tmp/k2" -o nonempty "$tmp/vol" "$tmp/busy"
+expect "a key command that hangs is stopped" 1 "key command sleep: no key after 1 s \\(key_timeout\\)" -- timeout 20 "$daemon" -f --key-timeout 1 --key "cmd:sleep 60" "$tmp/vol" "$tmp/mnt"
+expect "key_timeout by -o too" 1 "key command sleep: no key after 1 s" -- timeout 20 "$daemon" -f -o key_timeout=1 --key "cmd:sleep 60" "$tmp/vol" "$tmp/mnt"
+expect "a key timeout of 0 is bad usage" 2 "bad value for 'key_timeout'" -- "$daemon" --key-timeout 0 --key "file:$tmp/k1" "$tmp/vol" "$tmp/mnt"
+mkfifo -m 0600 "$tmp/fifo"
+expect "a FIFO as key file is refused at once" 1 "key file .*fifo: not a regular file" -- timeout 20 "$daemon" -f --key "file:$tmp/fifo" "$tmp/vol" "$tmp/mnt"
+expect "unknown -o options go to FUSE, which refuses them as usage" 2 "mount option 'frob'" -- "$daemon" -f --key "file:$tmp/k1" -o allow_other,frob "$tmp/vol" "$tmp/mnt"
+expect "daemon option without its value" 2 "option --key needs a value" -- "$daemon" "$tmp/vol" "$tmp/mnt" --key
 
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

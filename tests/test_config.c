@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char path[64];
@@ -75,18 +77,136 @@ Test(config, settings_load_from_the_top_level_too)
 	config_release(&c);
 }
 
-Test(config, a_later_file_or_line_wins_over_an_earlier_one)
+Test(config, a_later_file_or_the_command_line_wins_over_an_earlier_one)
 {
 	struct config c = { 0 };
 	char err[256] = "";
 
-	write_ini("key = file:/a\nkey = file:/b\nforeground = yes\n");
+	write_ini("key = file:/a\nforeground = yes\n");
+	cr_assert_eq(config_load(path, &c, err, sizeof(err)), 0, "%s", err);
+	drop_ini();
+	write_ini("key = file:/b\n");
 	cr_assert_eq(config_load(path, &c, err, sizeof(err)), 0, "%s", err);
 	cr_assert_str_eq(c.key, "file:/b");
 	cr_assert_eq(config_set(&c, "key", "file:/c", err, sizeof(err)), 0);
 	cr_assert_eq(config_set(&c, "foreground", "no", err, sizeof(err)), 0);
 	cr_assert_str_eq(c.key, "file:/c");
 	cr_assert_not(c.foreground);
+	config_release(&c);
+}
+
+/* Loads text of len bytes; returns config_load's answer, err filled. */
+static int load_n(const char *text, size_t len, char *err, size_t err_len)
+{
+	struct config c = { 0 };
+	int fd, rc;
+
+	drop_ini();
+	strcpy(path, "/tmp/phifs-config-XXXXXX");
+	fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, text, len), (ssize_t)len);
+	close(fd);
+	err[0] = 0;
+	rc = config_load(path, &c, err, err_len);
+	config_release(&c);
+	return rc;
+}
+
+/* Expects text to be refused with "PATH:line: why". */
+static void assert_refused(const char *text, size_t len, int line,
+			   const char *why)
+{
+	char err[512], want[512];
+
+	cr_assert_eq(load_n(text, len, err, sizeof(err)), -EINVAL, "%s",
+		     err);
+	snprintf(want, sizeof(want), "%s:%d: %s", path, line, why);
+	cr_assert_str_eq(err, want);
+}
+
+Test(config, a_setting_or_section_given_twice_is_refused_with_both_lines)
+{
+	static const char t1[] = "key = file:/a\nkey = file:/b\n";
+	static const char t2[] = "audit_dir = /a\n\naudit-dir = /b\n";
+	static const char t3[] = "key = file:/a\n[phifs]\nkey = file:/b\n";
+	static const char t4[] = "poll = yes\nno_poll = yes\n";
+	static const char t5[] = "[phifs]\nkey = file:/a\n[phifs]\n";
+	static const char ok[] = "options = ro\noptions = allow_other\n"
+				 "[phifs]\noptions = noatime\n";
+	char err[256];
+
+	assert_refused(t1, strlen(t1), 2, "'key' given twice (first at line 1)");
+	assert_refused(t2, strlen(t2), 3,
+		       "'audit-dir' given twice (first at line 1)");
+	assert_refused(t3, strlen(t3), 3, "'key' given twice (first at line 1)");
+	assert_refused(t4, strlen(t4), 2,
+		       "'no_poll' given twice (first at line 1)");
+	assert_refused(t5, strlen(t5), 3,
+		       "section [phifs] given twice (first at line 1)");
+	cr_assert_eq(load_n(ok, strlen(ok), err, sizeof(err)), 0, "%s", err);
+}
+
+Test(config, a_nul_byte_is_refused_with_its_line)
+{
+	static const char t[] = "foreground = yes\nkey = file:/a\0b\n";
+
+	assert_refused(t, sizeof(t) - 1, 2, "NUL byte in the line");
+}
+
+Test(config, lines_as_long_as_a_long_path_load_and_longer_are_refused)
+{
+	size_t plen = 4095, llen = CONFIG_MAX_LINE + 1;
+	char *text = malloc(llen + 64), err[512];
+	struct config c = { 0 };
+	size_t n;
+	int fd;
+
+	cr_assert_not_null(text);
+	/* A key file path of PATH_MAX - 1 bytes, then a line after it. */
+	n = (size_t)sprintf(text, "; first\nkey = file:/");
+	memset(text + n, 'p', plen - 1);
+	n += plen - 1;
+	n += (size_t)sprintf(text + n, "\nforeground = yes\n");
+	write_ini("");
+	fd = open(path, O_WRONLY | O_TRUNC);
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, text, n), (ssize_t)n);
+	close(fd);
+	cr_assert_eq(config_load(path, &c, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(strlen(c.key), strlen("file:") + plen);
+	cr_assert(c.foreground);
+	config_release(&c);
+
+	n = (size_t)sprintf(text, "foreground = yes\nkey = file:/");
+	memset(text + n, 'p', llen - 12);
+	n += llen - 12;
+	text[n++] = '\n';
+	snprintf(err, sizeof(err), "line longer than %d bytes",
+		 CONFIG_MAX_LINE);
+	assert_refused(text, n, 2, err);
+	free(text);
+}
+
+Test(config, a_folder_or_fifo_as_config_is_named_as_such)
+{
+	struct config c = { 0 };
+	char err[256], want[300], dir[] = "/tmp/phifs-config-d-XXXXXX";
+	char fifo[64];
+
+	alarm(10);	/* a hang fails as a crash */
+	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_eq(config_load(dir, &c, err, sizeof(err)), -EISDIR);
+	snprintf(want, sizeof(want), "%s: is a folder, not a config file",
+		 dir);
+	cr_assert_str_eq(err, want);
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	cr_assert_eq(config_load(fifo, &c, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s: not a regular file", fifo);
+	cr_assert_str_eq(err, want);
+	unlink(fifo);
+	rmdir(dir);
 	config_release(&c);
 }
 
@@ -205,7 +325,7 @@ Test(config, another_section_and_a_syntax_error_are_refused)
 
 	write_ini("[other]\nkey = file:/k\n");
 	cr_assert_eq(config_load(path, &c, err, sizeof(err)), -EINVAL);
-	snprintf(want, sizeof(want), "%s:2: unknown section [other]", path);
+	snprintf(want, sizeof(want), "%s:1: unknown section [other]", path);
 	cr_assert_str_eq(err, want);
 	config_release(&c);
 	unlink(path);
@@ -213,6 +333,31 @@ Test(config, another_section_and_a_syntax_error_are_refused)
 	cr_assert_eq(config_load(path, &c, err, sizeof(err)), -EINVAL);
 	snprintf(want, sizeof(want), "%s:2: syntax error", path);
 	cr_assert_str_eq(err, want);
+	config_release(&c);
+}
+
+Test(config, key_timeout_is_whole_seconds_from_one_to_a_day)
+{
+	static const char *const bad[] = { "0", "-1", "5s", "", " 5",
+					   "86401", "99999999999999999999" };
+	struct config c = { 0 };
+	char err[256] = "";
+
+	cr_assert_eq(config_set(&c, "key-timeout", "5", err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(c.key_timeout, 5);
+	cr_assert_eq(config_set(&c, "options", "key_timeout=86400", err,
+				sizeof(err)), 0, "%s", err);
+	cr_assert_eq(c.key_timeout, 86400);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(config_set(&c, "key_timeout", bad[i], err,
+					sizeof(err)), -EINVAL, "%s", bad[i]);
+		cr_assert_str_eq(err, "bad value for 'key_timeout'");
+	}
+	cr_assert_eq(c.key_timeout, 86400);
+	write_ini("[phifs]\nkey_timeout = 7\n");
+	cr_assert_eq(config_load(path, &c, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(c.key_timeout, 7);
 	config_release(&c);
 }
 
@@ -259,6 +404,7 @@ Test(config, the_table_is_well_formed)
 		if (s->long_opt || s->short_opt)
 			cr_assert(s->help && *s->help, "%s", s->name);
 		cr_assert_eq(config_find(s->name), s, "%s", s->name);
+		cr_assert_lt(s - config_settings, CONFIG_MAX_SETTINGS);
 	}
 }
 

@@ -837,6 +837,85 @@ Test(keysrc, a_failing_or_chatty_key_command_is_an_error_naming_it)
 	cr_assert_eq(rc, -EINVAL);
 }
 
+static int64_t elapsed_ms(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)(t.tv_sec - t0->tv_sec) * 1000 +
+	       (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/*
+ * These tests fail a hang with alarm(), a crash, rather than Criterion's
+ * .timeout, whose bookkeeping in the runner now and then leaks under
+ * LeakSanitizer (Criterion 2.4).
+ */
+Test(keysrc, a_key_command_that_never_ends_is_stopped_at_its_timeout)
+{
+	char err[KEYS_ERR_LEN];
+	struct timespec t0;
+	int rc;
+
+	alarm(20);	/* a hang fails as a crash */
+	keys_source_set_timeout(1000);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_null(load_spec(&rc, err, "%s", "cmd:sleep 60"));
+	cr_assert_eq(rc, -ETIMEDOUT, "err: %s", err);
+	cr_assert_geq(elapsed_ms(&t0), 900);
+	cr_assert_lt(elapsed_ms(&t0), 10000, "stopped late");
+	cr_assert(strstr(err, "key command sleep: no key after 1 s "
+			 "(key_timeout)"), "err: %s", err);
+}
+
+Test(keysrc, a_helper_whose_child_keeps_its_output_open_is_stopped)
+{
+	char err[KEYS_ERR_LEN], *d = temp_dir(), *helper, *pidf, *text;
+	char buf[32] = "";
+	int rc, fd;
+
+	alarm(20);	/* a hang fails as a crash */
+	/* It exits at once; the sleep it leaves holds its stdout. */
+	cr_assert(asprintf(&helper, "%s/helper", d) > 0);
+	cr_assert(asprintf(&pidf, "%s/pid", d) > 0);
+	cr_assert(asprintf(&text, "#!/bin/sh\nsleep 60 &\necho $! > '%s'\n"
+			   "exit 0\n", pidf) > 0);
+	write_file(helper, text, strlen(text), 0700);
+	keys_source_set_timeout(1000);
+	cr_assert_null(load_spec(&rc, err, "cmd:%s", helper));
+	cr_assert_eq(rc, -ETIMEDOUT, "err: %s", err);
+	cr_assert(strstr(err, "exited, but its output was still open after "
+			 "1 s (key_timeout)"), "err: %s", err);
+	fd = open(pidf, O_RDONLY | O_CLOEXEC);
+	cr_assert(fd >= 0);
+	cr_assert_gt(read(fd, buf, sizeof(buf) - 1), 0);
+	close(fd);
+	kill((pid_t)atol(buf), SIGKILL);
+	free(text);
+	free(pidf);
+	free(helper);
+	rm_tree(d);
+}
+
+/* A FIFO's open waits for a writer that may never come. */
+Test(keysrc, a_key_file_that_is_not_a_regular_file_is_refused_at_once)
+{
+	char err[KEYS_ERR_LEN], *d = temp_dir(), *f;
+	int rc;
+
+	alarm(10);	/* a hang fails as a crash */
+	cr_assert(asprintf(&f, "%s/fifo", d) > 0);
+	cr_assert_eq(mkfifo(f, 0600), 0);
+	cr_assert_null(load_spec(&rc, err, "file:%s", f));
+	cr_assert_eq(rc, -EINVAL, "err: %s", err);
+	cr_assert(strstr(err, "fifo: not a regular file"), "err: %s", err);
+	cr_assert_null(load_spec(&rc, err, "file:%s", d));
+	cr_assert_eq(rc, -EINVAL, "err: %s", err);
+	cr_assert(strstr(err, "not a regular file"), "err: %s", err);
+	free(f);
+	rm_tree(d);
+}
+
 /* Puts `text` on fd 0 through a pipe; Criterion runs each test alone. */
 static void stdin_from(const char *text)
 {

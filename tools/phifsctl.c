@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -74,9 +75,14 @@ static int volume_args(int argc, char **argv, const char **key,
 
 	*key = NULL;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	opterr = 0;	/* one line, ours, rather than getopt's and ours */
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		if (c == ':')
+			return usage("%s: %s needs a value", argv[0],
+				     argv[optind - 1]);
 		if (c != 'k')
-			return usage("%s: unknown option", argv[0]);
+			return usage("%s: unknown option '%s'", argv[0],
+				     argv[optind - 1]);
 		*key = optarg;
 	}
 	if (!*key)
@@ -98,7 +104,45 @@ static int cmd_keygen(int argc, char **argv)
 	return 0;
 }
 
-/* Makes (or finds) BACKING/.phifs for init and opens it. */
+/*
+ * Whether BACKING may become a volume: not one already, and empty.  Files
+ * already there would show through the mount as files that cannot be
+ * decrypted (EIO), and would stay in plain text beside the ciphertext.
+ */
+static int check_fresh(const char *backing)
+{
+	struct dirent *e;
+	DIR *d;
+	int dfd, rc = 0;
+
+	dfd = open(backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return fail("%s: %s", backing, strerror(errno));
+	if (faccessat(dfd, KEYS_DIR "/" KEYS_FILE, F_OK,
+		      AT_SYMLINK_NOFOLLOW) == 0) {
+		close(dfd);
+		return fail("%s: already a phifs volume (%s/%s exists)",
+			    backing, KEYS_DIR, KEYS_FILE);
+	}
+	d = fdopendir(dfd);
+	if (!d) {
+		rc = fail("%s: %s", backing, strerror(errno));
+		close(dfd);
+		return rc;
+	}
+	errno = 0;
+	while (!rc && (e = readdir(d))) {
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			rc = fail("%s: not empty (holds '%s'); a new volume "
+				  "needs an empty folder", backing, e->d_name);
+	}
+	if (!rc && errno)
+		rc = fail("%s: %s", backing, strerror(errno));
+	closedir(d);
+	return rc;
+}
+
+/* Makes BACKING/.phifs for init and opens it. */
 static int make_meta(const char *backing, int *out)
 {
 	int dfd, mfd, e;
@@ -106,7 +150,7 @@ static int make_meta(const char *backing, int *out)
 	dfd = open(backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return fail("%s: %s", backing, strerror(errno));
-	if (mkdirat(dfd, KEYS_DIR, 0700) && errno != EEXIST) {
+	if (mkdirat(dfd, KEYS_DIR, 0700)) {
 		e = errno;
 		close(dfd);
 		return fail("%s/%s: %s", backing, KEYS_DIR, strerror(e));
@@ -132,18 +176,17 @@ static int cmd_init(int argc, char **argv)
 	rc = volume_args(argc, argv, &key, &backing);
 	if (rc)
 		return rc;
-	rc = make_meta(backing, &mfd);
+	rc = check_fresh(backing);
 	if (rc)
 		return rc;
-	if (faccessat(mfd, KEYS_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
-		rc = fail("%s: already a phifs volume (%s/%s exists)", backing,
-			  KEYS_DIR, KEYS_FILE);
-		goto out;
-	}
+	/* The key first: a refused key leaves the folder as it was. */
 	if (keys_source_load(key, &sec, err, sizeof(err))) {
 		rc = fail("%s", err);
 		goto out;
 	}
+	rc = make_meta(backing, &mfd);
+	if (rc)
+		goto out;
 	rc = keys_create(sec, NULL, &ks);
 	if (rc) {
 		rc = fail("%s: cannot create keys: %s", backing, strerror(-rc));
@@ -224,7 +267,12 @@ int main(int argc, char **argv)
 		return cmd_keygen(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "init"))
 		return cmd_init(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "key") && argc > 2 && !strcmp(argv[2], "list"))
-		return cmd_key_list(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "key")) {
+		if (argc < 3)
+			return usage("key: expected a subcommand (list)");
+		if (!strcmp(argv[2], "list"))
+			return cmd_key_list(argc - 2, argv + 2);
+		return usage("unknown command 'key %s'", argv[2]);
+	}
 	return usage("unknown command '%s'", argv[1]);
 }

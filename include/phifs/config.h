@@ -1,8 +1,8 @@
 /*
  * config.h — the daemon's settings and the one table that names them, for
  * all three places they come from: the INI file (--config), fstab-style -o
- * options and the command line.  The only module that includes inih; knows
- * nothing of what the settings do nor of getopt.
+ * options and the command line.  Knows nothing of what the settings do
+ * nor of getopt.
  */
 #ifndef PHIFS_CONFIG_H
 #define PHIFS_CONFIG_H
@@ -17,15 +17,25 @@ struct config {
 	char *policy;
 	char *audit_dir;
 	char *socket;
+	unsigned key_timeout;	/* seconds; 0: keysrc's default */
 	bool foreground;
 	bool no_poll;		/* libfuse's loop, which never polls */
+	bool nonempty;		/* may mount over a folder with files */
 };
+
+#define CONFIG_SECONDS_MAX 86400
+/* A config file's longest line: a key file's path of PATH_MAX and more. */
+#define CONFIG_MAX_LINE 8192
+#define CONFIG_MAX_FILE (1 << 20)
+/* The settings table's size at most, for per-setting arrays. */
+#define CONFIG_MAX_SETTINGS 32
 
 enum config_kind {
 	CONFIG_STRING,		/* the last one given wins */
 	CONFIG_BOOL,		/* yes/no, true/false, 1/0; bare is yes */
 	CONFIG_NOT_BOOL,	/* as CONFIG_BOOL, stored negated (poll) */
 	CONFIG_OPTIONS,		/* a mount option list; see config_set */
+	CONFIG_SECONDS,		/* unsigned, 1 to CONFIG_SECONDS_MAX */
 };
 
 /*
@@ -68,8 +78,13 @@ int config_set(struct config *c, const char *name, const char *value,
 
 /*
  * Reads settings from path (top level or section [phifs]) into c, over what
- * c holds.  -EINVAL for an unknown setting or bad value, -ENOMEM, or -errno
- * if the file cannot be read; err then says why, naming the file and line.
+ * c holds.  -EINVAL for an unknown setting or section, a bad value, a
+ * syntax error, a NUL byte, a line longer than CONFIG_MAX_LINE, a setting
+ * given twice in the file (options lines excepted: they add up) or [phifs]
+ * given twice; -EISDIR for a folder, -EINVAL for another file that is not
+ * regular, -EFBIG past CONFIG_MAX_FILE, -ENOMEM, or -errno if the file
+ * cannot be read.  err then says why in one line, naming the file and, for
+ * its contents, the line.  On an error c may hold the lines before it.
  */
 int config_load(const char *path, struct config *c, char *err,
 		size_t err_len);

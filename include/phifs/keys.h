@@ -38,14 +38,25 @@ struct keys_secret {
 };
 
 /*
- * Obtains a secret from a key source spec: "file:PATH" (32 raw bytes or 64
- * hex digits plus an optional newline; refused if group- or
- * other-accessible), "cmd:COMMAND" (COMMAND split on blanks, run without a
- * shell, its stdout read as for file:) or "passphrase" (prompt on the
- * terminal, else one line of stdin).  *out is written only on success.
+ * Obtains a secret from a key source spec: "file:PATH" (a regular file of
+ * 32 raw bytes or 64 hex digits plus an optional newline; refused if group-
+ * or other-accessible), "cmd:COMMAND" (COMMAND split on blanks, run without
+ * a shell, its stdout read as for file:, stopped with -ETIMEDOUT past
+ * keys_source_set_timeout()) or "passphrase" (prompt on the terminal, else
+ * one line of stdin).  *out is written only on success.
  */
 int keys_source_load(const char *spec, struct keys_secret **out, char *err,
 		     size_t err_len);
+
+/* How long a cmd: key source may take by default, in ms. */
+#define KEYS_SOURCE_TIMEOUT_MS 30000
+/*
+ * Sets how long a cmd: key command may take, in ms (<= 0: the default),
+ * from its start to its end and the end of its output; past it,
+ * keys_source_load() stops it and fails with -ETIMEDOUT.  For the whole
+ * process: call before any thread loads a key.
+ */
+void keys_source_set_timeout(int ms);
 /* A raw secret from 32 bytes (tests, keygen).  NULL on ENOMEM. */
 struct keys_secret *keys_secret_raw(const uint8_t key[CRYPTO_KEY_LEN]);
 struct keys_secret *keys_secret_passphrase(const char *pass);

@@ -17,6 +17,13 @@
  */
 int mountinfo_dev(FILE *f, const char *path, unsigned *maj, unsigned *min);
 
+/*
+ * The file system type ("ext4", "fuse.phifs") of the newest mount on path,
+ * read from f, into type (cut to len - 1 bytes): 0, or -ENOENT when path is
+ * no mount point.
+ */
+int mountinfo_type(FILE *f, const char *path, char *type, size_t len);
+
 /* Sets the readahead of the mount on path (absolute) to kb KiB: 0 or
  * -errno (writing sysfs needs root). */
 int mountinfo_set_readahead(const char *path, unsigned kb);
