@@ -639,6 +639,10 @@ static int serve(struct args *a, int ready_fd)
 	if (volume_open(a->backing, a->cfg.key, true, &s.vol, err,
 			sizeof(err)))
 		return say(EXIT_FAILURE, "%s", err);
+	if (volume_check_files(s.vol, err, sizeof(err))) {
+		volume_close(s.vol);
+		return say(EXIT_FAILURE, "%s: %s", a->backing, err);
+	}
 	rc = serve_session(a, &s);
 	if (rc == EXIT_SUCCESS)
 		rc = serve_mounted(a, &s, ready_fd);

@@ -167,3 +167,95 @@ void volume_close(struct volume *v)
 	backing_close(&v->backing);
 	free(v);
 }
+
+/* The volume ID in a file's header (either slot), if it has a header. */
+static bool header_volume(int dirfd, const char *name,
+			  uint8_t id[FORMAT_ID_LEN])
+{
+	uint8_t slot[FORMAT_SLOT_SIZE];
+	struct format_header h;
+	bool found = false;
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+			O_NONBLOCK);
+
+	if (fd < 0)
+		return false;
+	for (int k = 0; k < 2 && !found; k++)
+		found = pread(fd, slot, sizeof(slot), k * FORMAT_SLOT_STRIDE) ==
+				(ssize_t)sizeof(slot) &&
+			!format_slot_parse(slot, &h);
+	close(fd);
+	if (found)
+		memcpy(id, h.volume_id, FORMAT_ID_LEN);
+	return found;
+}
+
+struct sample {
+	const uint8_t *ours;
+	uint8_t foreign[FORMAT_ID_LEN];
+	unsigned read, mine;
+};
+
+/* Samples the regular files of folder dirfd; returns its subfolders'
+ * names in subs (up to n), for one more level. */
+static size_t sample_folder(int dirfd, bool root, struct sample *s,
+			    char subs[][NAME_MAX + 1], size_t n)
+{
+	DIR *d = fdopendir(dup(dirfd));
+	struct dirent *de;
+	size_t nsub = 0;
+
+	if (!d)
+		return 0;
+	while (s->read < VOLUME_SAMPLE && (de = readdir(d))) {
+		uint8_t id[FORMAT_ID_LEN];
+
+		if (de->d_name[0] == '.' &&
+		    (!de->d_name[1] || !strcmp(de->d_name, "..") ||
+		     (root && !strcmp(de->d_name, BACKING_META))))
+			continue;
+		if (de->d_type == DT_DIR && nsub < n)
+			snprintf(subs[nsub++], NAME_MAX + 1, "%s", de->d_name);
+		if (de->d_type != DT_REG || !header_volume(dirfd, de->d_name, id))
+			continue;
+		s->read++;
+		if (!memcmp(id, s->ours, FORMAT_ID_LEN))
+			s->mine++;
+		else
+			memcpy(s->foreign, id, FORMAT_ID_LEN);
+	}
+	closedir(d);
+	return nsub;
+}
+
+static void hex(const uint8_t *b, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+int volume_check_files(const struct volume *v, char *err, size_t err_len)
+{
+	struct sample s = { .ours = v->cv.volume_id };
+	char subs[VOLUME_SAMPLE][NAME_MAX + 1];
+	char a[2 * FORMAT_ID_LEN + 1], b[2 * FORMAT_ID_LEN + 1];
+	size_t nsub;
+
+	nsub = sample_folder(v->backing.rootfd, true, &s, subs, VOLUME_SAMPLE);
+	for (size_t k = 0; k < nsub && s.read < VOLUME_SAMPLE; k++) {
+		int fd = openat(v->backing.rootfd, subs[k], O_RDONLY |
+				O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+		if (fd < 0)
+			continue;
+		(void)sample_folder(fd, false, &s, NULL, 0);
+		close(fd);
+	}
+	if (!s.read || s.mine)
+		return 0;
+	hex(s.foreign, FORMAT_ID_LEN, a);
+	hex(s.ours, FORMAT_ID_LEN, b);
+	return errmsg(err, err_len, -EXDEV, "files belong to volume %s, but "
+		      "the keystore is volume %s's (a keystore from another "
+		      "volume?)", a, b);
+}

@@ -39,4 +39,14 @@ int volume_open(const char *dir, const char *keyspec, bool lock,
 		struct volume **out, char *err, size_t err_len);
 void volume_close(struct volume *v);
 
+/*
+ * A keystore swapped for another volume's (one the same key unlocks) would
+ * mount, and every file would then fail: file headers name their volume in
+ * clear, so this reads a few near the root (up to VOLUME_SAMPLE).  0, or
+ * -EXDEV when every header read names another volume, with err naming
+ * both volume IDs.  A volume with no file to read passes.
+ */
+#define VOLUME_SAMPLE 8
+int volume_check_files(const struct volume *v, char *err, size_t err_len);
+
 #endif

@@ -5,6 +5,7 @@
  * shows in the daemon's /proc/PID/cmdline.
  */
 #include <criterion/criterion.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,4 +120,48 @@ Test(mount_start, the_key_source_is_gone_from_the_daemons_cmdline)
 	cr_assert(strstr(cmd, "default_permissions,key=*"), "%s", cmd);
 	cr_assert(strstr(cmd, ",noatime"), "%s", cmd);
 	mu_unmount(v);
+}
+
+/* Copies a file whole (the keystore), asserting success. */
+static void copy_file(const char *from, const char *to)
+{
+	uint8_t *buf;
+	size_t len;
+
+	cr_assert_eq(mu_read_file(from, &buf, &len), 0, "read %s", from);
+	mu_write_file(to, buf, len);
+	free(buf);
+}
+
+/*
+ * Another volume's keystore, which the same key unlocks, used to mount
+ * and give EIO for every file.  It is refused, naming both volumes, and
+ * the volume mounts again once its own keystore is back.
+ */
+Test(mount_start, a_keystore_from_another_volume_is_refused)
+{
+	struct mu_vol *a, *b;
+	char own[256], saved[300];
+	int st;
+
+	mu_require_fuse();
+	a = mu_vol_new(0);
+	b = mu_vol_new(0);
+	mu_mount(a);
+	mu_write_file(mu_m(a, "chart"), "PHI", 3);
+	cr_assert_eq(mkdir(mu_m(a, "ward"), 0755), 0);
+	mu_write_file(mu_m(a, "ward/note"), "PHI", 3);
+	mu_unmount(a);
+	snprintf(own, sizeof(own), "%s", mu_b(a, ".phifs/keystore"));
+	snprintf(saved, sizeof(saved), "%s.own", own);
+	cr_assert_eq(rename(own, saved), 0);
+	copy_file(mu_b(b, ".phifs/keystore"), own);
+	st = mu_phifs(a, false, b->key, NULL, NULL, NULL);
+	cr_expect_eq(st, 1, "exit %d: %s", st, a->err);
+	cr_expect_eq(mu_lines(a->err), 1, "%s", a->err);
+	cr_expect(strstr(a->err, "another volume"), "%s", a->err);
+	cr_expect(!mu_is_mounted(a->mnt));
+	cr_assert_eq(rename(saved, own), 0);
+	mu_mount(a);
+	mu_unmount(a);
 }
