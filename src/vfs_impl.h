@@ -40,6 +40,14 @@ struct vfs {
 	bool stop;
 	bool reap_asked;
 	bool ticking;
+	/* The figures of vfs_stats: relaxed atomics, no lock. */
+	_Atomic uint64_t n_ops[VFS_OP_COUNT];
+	_Atomic uint64_t n_read, n_written;
+	_Atomic uint64_t n_err[VFS_ERR_COUNT];
+	pthread_mutex_t auth_lock;	/* protects n_auth, auth, auth_next */
+	uint64_t n_auth;
+	unsigned auth_next;		/* the slot the next failure takes */
+	struct vfs_auth_failure auth[VFS_AUTH_KEPT];
 	pthread_mutex_t open_lock;	/* protects files and dirs */
 	/* Open files and folders: the kernel need not release them all
 	 * before the daemon exits, and what it does not is freed here. */
