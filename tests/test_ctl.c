@@ -355,37 +355,6 @@ Test(ctl_loop, signals_reload_flush_and_stop)
 	cr_assert(wait_until(&fake.stops, 1, 5000));
 }
 
-static int connect_raw(void)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	strcpy(sa.sun_path, sock);
-	cr_assert(fd >= 0);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	return fd;
-}
-
-/* Reads until a newline or the end: the bytes read, 0 on a bare close. */
-static size_t read_answer(int fd, char *buf, size_t len)
-{
-	size_t n = 0;
-	struct timeval tv = { .tv_sec = 5 };
-
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	while (n + 1 < len) {
-		ssize_t r = recv(fd, buf + n, len - n - 1, 0);
-
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-		if (memchr(buf, '\n', n))
-			break;
-	}
-	buf[n] = 0;
-	return n;
-}
-
 Test(ctl_loop, hostile_clients_are_answered_or_closed_and_others_served)
 {
 	static char big[1 << 20];
@@ -393,34 +362,34 @@ Test(ctl_loop, hostile_clients_are_answered_or_closed_and_others_served)
 	int fd, quiet;
 
 	/* One that connects and says nothing stays out of the others' way. */
-	quiet = connect_raw();
-	fd = connect_raw();
+	quiet = tu_unix_connect(sock);
+	fd = tu_unix_connect(sock);
 	cr_assert_eq(send(fd, "this is not json\n", 17, MSG_NOSIGNAL), 17);
-	cr_assert(read_answer(fd, buf, sizeof(buf)) > 0);
+	cr_assert(tu_read_line(fd, buf, sizeof(buf), 5000) > 0);
 	cr_assert(strstr(buf, "\"ok\":false") && strstr(buf, "not JSON"),
 		  "%s", buf);
 	/* The same connection still answers. */
 	cr_assert_eq(send(fd, "{\"cmd\":\"status\"}\n", 17, MSG_NOSIGNAL),
 		     17);
-	cr_assert(read_answer(fd, buf, sizeof(buf)) > 0);
+	cr_assert(tu_read_line(fd, buf, sizeof(buf), 5000) > 0);
 	cr_assert(strstr(buf, "\"ok\":true"), "%s", buf);
 	close(fd);
 
 	/* A 1 MiB line: an error answer, then the close. */
 	memset(big, 'x', sizeof(big));
-	fd = connect_raw();
+	fd = tu_unix_connect(sock);
 	(void)send(fd, big, sizeof(big), MSG_NOSIGNAL);
-	if (read_answer(fd, buf, sizeof(buf)))
+	if (tu_read_line(fd, buf, sizeof(buf), 5000))
 		cr_assert(strstr(buf, "too long"), "%s", buf);
 	close(fd);
 
 	/* Random bytes, NULs and newlines among them. */
-	fd = connect_raw();
+	fd = tu_unix_connect(sock);
 	srand(7);
 	for (size_t i = 0; i < sizeof(buf); i++)
 		buf[i] = (char)rand();
 	(void)send(fd, buf, sizeof(buf), MSG_NOSIGNAL);
-	(void)read_answer(fd, buf, sizeof(buf));
+	(void)tu_read_line(fd, buf, sizeof(buf), 5000);
 	close(fd);
 
 	a = ask("{\"cmd\":\"status\"}");
