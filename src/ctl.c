@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -58,6 +59,7 @@ struct ctl {
 	uv_pipe_t server;
 	uv_signal_t sig[NSIGNALS];
 	uv_timer_t stop_timer;
+	uv_timer_t watchdog;	/* started only under a systemd watchdog */
 	uv_async_t quit;
 	pthread_t thread;
 	const struct ctl_ops *ops;
@@ -69,6 +71,10 @@ struct ctl {
 	unsigned nclients;
 	struct ctl_client *clients;
 	bool stopping;
+	int notify_fd;		/* -1 without NOTIFY_SOCKET */
+	struct sockaddr_un notify_sa;
+	unsigned notify_len;
+	uint64_t watchdog_ms;	/* 0: none */
 };
 
 void ctl_block_signals(void)
@@ -96,6 +102,7 @@ static void begin_stop(struct ctl *c, const char *why)
 		return;
 	c->stopping = true;
 	log_msg(LOG_KIND_LIFECYCLE, LOG_INFO, "%s: unmounting", why);
+	(void)ctl_notify(c, "STOPPING=1\nSTATUS=Unmounting");
 	c->ops->stop(c->arg);
 	uv_timer_start(&c->stop_timer, stop_again, CTL_STOP_REPEAT_MS,
 		       CTL_STOP_REPEAT_MS);
@@ -343,6 +350,62 @@ static void accept_one(uv_stream_t *server, int status)
 		client_close(cl);
 }
 
+/* --- systemd --- */
+
+int ctl_notify_addr(const char *env, struct sockaddr_un *sa, unsigned *len)
+{
+	size_t n = env ? strlen(env) : 0;
+
+	if (n < 2 || n >= sizeof(sa->sun_path) || (env[0] != '/' &&
+						   env[0] != '@'))
+		return -EINVAL;
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	memcpy(sa->sun_path, env, n);
+	if (env[0] == '@')
+		sa->sun_path[0] = 0;	/* the abstract namespace */
+	*len = (unsigned)(offsetof(struct sockaddr_un, sun_path) + n +
+			  (env[0] == '/'));
+	return 0;
+}
+
+int ctl_notify(struct ctl *c, const char *state)
+{
+	if (!c || c->notify_fd < 0)
+		return 0;
+	if (sendto(c->notify_fd, state, strlen(state), MSG_NOSIGNAL,
+		   (struct sockaddr *)&c->notify_sa, c->notify_len) < 0)
+		return -errno;
+	return 0;
+}
+
+static void watchdog_tick(uv_timer_t *t)
+{
+	struct ctl *c = t->data;
+
+	/* A wedged request loop goes unpinged: systemd then steps in. */
+	if (c->ops->serving && c->ops->serving(c->arg))
+		(void)ctl_notify(c, "WATCHDOG=1");
+}
+
+/* NOTIFY_SOCKET and WATCHDOG_USEC, as sd_notify and sd_watchdog_enabled
+ * read them; a watchdog meant for another pid is not ours. */
+static void notify_init(struct ctl *c)
+{
+	const char *env = getenv("NOTIFY_SOCKET");
+	const char *wd = getenv("WATCHDOG_USEC");
+	const char *wpid = getenv("WATCHDOG_PID");
+
+	c->notify_fd = -1;
+	if (!env || ctl_notify_addr(env, &c->notify_sa, &c->notify_len))
+		return;
+	c->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (c->notify_fd < 0)
+		return;
+	if (wd && (!wpid || strtol(wpid, NULL, 10) == (long)getpid()))
+		c->watchdog_ms = strtoull(wd, NULL, 10) / 1000;
+}
+
 /* --- the thread --- */
 
 /* For a failed start, when no client exists yet. */
@@ -363,6 +426,7 @@ static void on_quit(uv_async_t *a)
 	for (size_t i = 0; i < NSIGNALS; i++)
 		uv_close((uv_handle_t *)&c->sig[i], NULL);
 	uv_close((uv_handle_t *)&c->stop_timer, NULL);
+	uv_close((uv_handle_t *)&c->watchdog, NULL);
 	uv_close((uv_handle_t *)&c->quit, NULL);
 }
 
@@ -482,6 +546,7 @@ int ctl_new(const char *path, const struct ctl_ops *ops, void *arg,
 	c->ops = ops;
 	c->arg = arg;
 	c->uid = geteuid();
+	c->notify_fd = -1;
 	/* A client gone before its answer must not kill the daemon. */
 	signal(SIGPIPE, SIG_IGN);
 	rc = uv_loop_init(&c->loop);
@@ -491,6 +556,7 @@ int ctl_new(const char *path, const struct ctl_ops *ops, void *arg,
 		free(c);
 		return rc;
 	}
+	notify_init(c);
 	rc = bind_socket(c, path, &fd, err, err_len);
 	if (rc)
 		goto fail;
@@ -509,6 +575,12 @@ int ctl_new(const char *path, const struct ctl_ops *ops, void *arg,
 	if (!rc) {
 		uv_timer_init(&c->loop, &c->stop_timer);
 		c->stop_timer.data = c;
+		uv_timer_init(&c->loop, &c->watchdog);
+		c->watchdog.data = c;
+		if (c->watchdog_ms)
+			uv_timer_start(&c->watchdog, watchdog_tick,
+				       c->watchdog_ms / 2 ? c->watchdog_ms / 2 : 1,
+				       c->watchdog_ms / 2 ? c->watchdog_ms / 2 : 1);
 		rc = uv_async_init(&c->loop, &c->quit, on_quit);
 		c->quit.data = c;
 	}
@@ -530,6 +602,8 @@ fail:
 		close(fd);
 	if (c->ino)
 		(void)unlink(path);
+	if (c->notify_fd >= 0)
+		close(c->notify_fd);
 	free(c->path);
 	free(c);
 	return rc;
@@ -547,6 +621,8 @@ void ctl_free(struct ctl *c)
 	/* Only our socket: another may have replaced it, if ours was dead. */
 	if (!lstat(c->path, &st) && st.st_dev == c->dev && st.st_ino == c->ino)
 		(void)unlink(c->path);
+	if (c->notify_fd >= 0)
+		close(c->notify_fd);
 	free(c->path);
 	free(c);
 }

@@ -268,6 +268,9 @@ static void serve(struct loop *l, const struct fuse_buf *fb)
 		atomic_fetch_add_explicit(&l->st->requests, 1,
 					  memory_order_relaxed);
 	fuse_session_process_buf(l->se, fb);
+	if (l->st)
+		atomic_fetch_add_explicit(&l->st->replies, 1,
+					  memory_order_relaxed);
 	atomic_fetch_sub_explicit(&l->serving, 1, memory_order_relaxed);
 }
 

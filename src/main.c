@@ -363,6 +363,7 @@ struct serving {
 	char mountpoint[PATH_MAX];	/* the daemon leaves its cwd */
 	pthread_mutex_t wake_lock;	/* protects loop_done */
 	bool loop_done;
+	uint64_t wd_replies;	/* the control thread's: at the last ping */
 };
 
 /*
@@ -440,6 +441,32 @@ static void ctl_status(void *arg, struct ctl_status *st)
 						 memory_order_relaxed);
 }
 
+/*
+ * For systemd's watchdog: the request loop still runs and, if a request is
+ * in flight, some request finished since the last ask (half a watchdog
+ * period ago).  libfuse's loop counts nothing: there, only that it runs.
+ */
+static bool ctl_serving(void *arg)
+{
+	struct serving *s = arg;
+	uint64_t taken, done;
+	bool done_loop;
+
+	pthread_mutex_lock(&s->wake_lock);
+	done_loop = s->loop_done;
+	pthread_mutex_unlock(&s->wake_lock);
+	if (done_loop)
+		return false;
+	if (s->a->cfg.no_poll)
+		return true;
+	taken = atomic_load_explicit(&s->loop.requests, memory_order_relaxed);
+	done = atomic_load_explicit(&s->loop.replies, memory_order_relaxed);
+	if (taken > done && done == s->wd_replies)
+		return false;	/* wedged: not one reply in half a period */
+	s->wd_replies = done;
+	return true;
+}
+
 static int ctl_flush(void *arg)
 {
 	struct serving *s = arg;
@@ -510,6 +537,7 @@ static void ctl_stop(void *arg)
 
 static const struct ctl_ops control = {
 	.status = ctl_status,
+	.serving = ctl_serving,
 	.flush = ctl_flush,
 	.reload = ctl_reload,
 	.stop = ctl_stop,
@@ -559,6 +587,15 @@ static int serve_mounted(const struct args *a, struct serving *s,
 		"mounted %s on %s, pid %ld, loop: %s", a->backing,
 		a->mountpoint, (long)getpid(),
 		a->cfg.no_poll ? "libfuse" : "poll");
+	/* Under systemd (Type=notify): usable from here, as for the parent. */
+	{
+		char state[2 * PATH_MAX + 64];
+
+		snprintf(state, sizeof(state),
+			 "READY=1\nMAINPID=%ld\nSTATUS=Serving %s on %s",
+			 (long)getpid(), s->backing, s->mountpoint);
+		(void)ctl_notify(s->ctl, state);
+	}
 	if (a->cfg.no_poll)
 		rc = libfuse_loop(s->se);
 	else

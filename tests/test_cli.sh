@@ -93,5 +93,10 @@ expect "daemon wrong key" 1 "wrong key" -- "$daemon" --key "file:$tmp/k2" "$tmp/
 expect "daemon not a volume" 1 "not a phifs volume" -- "$daemon" --key "file:$tmp/k1" "$tmp/mnt" "$tmp/mnt"
 expect "unknown -o options go to FUSE" 1 "frob" -- "$daemon" -f --key "file:$tmp/k1" -o frob "$tmp/vol" "$tmp/mnt"
 
+expect "status without a daemon" 1 "no daemon answers" -- "$ctl" status "$tmp/vol"
+expect "status --json and --prometheus" 2 "not both" -- "$ctl" status --json --prometheus "$tmp/vol"
+expect "status of two places" 2 "expected --socket PATH or one BACKING" -- "$ctl" status --socket "$tmp/s" "$tmp/vol"
+expect "unmount without a daemon" 1 "no daemon answers" -- "$ctl" unmount --socket "$tmp/none.sock"
+
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

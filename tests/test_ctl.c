@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -267,8 +269,15 @@ static void fake_stop(void *arg)
 	atomic_fetch_add(&((struct fake *)arg)->stops, 1);
 }
 
+static bool fake_serving(void *arg)
+{
+	(void)arg;
+	return true;
+}
+
 static const struct ctl_ops fake_ops = {
 	.status = fake_status,
+	.serving = fake_serving,
 	.flush = fake_flush,
 	.reload = fake_reload,
 	.stop = fake_stop,
@@ -471,4 +480,52 @@ Test(ctl_loop, a_stale_socket_is_replaced_and_a_symlink_is_not_followed)
 	cr_assert_eq(lstat(link, &st), 0);
 	cr_assert(S_ISLNK(st.st_mode));
 	unlink(link);
+}
+
+/* ---- systemd's notification socket ---- */
+
+Test(ctl_notify, notify_socket_addresses_are_paths_or_abstract)
+{
+	struct sockaddr_un sa;
+	unsigned len;
+
+	cr_assert_eq(ctl_notify_addr("/run/systemd/notify", &sa, &len), 0);
+	cr_assert_str_eq(sa.sun_path, "/run/systemd/notify");
+	cr_assert_eq(len, offsetof(struct sockaddr_un, sun_path) + 20);
+	cr_assert_eq(ctl_notify_addr("@abstract", &sa, &len), 0);
+	cr_assert_eq(sa.sun_path[0], 0);
+	cr_assert(!memcmp(sa.sun_path + 1, "abstract", 8));
+	cr_assert_eq(len, offsetof(struct sockaddr_un, sun_path) + 9);
+	cr_assert_eq(ctl_notify_addr("", &sa, &len), -EINVAL);
+	cr_assert_eq(ctl_notify_addr("relative", &sa, &len), -EINVAL);
+	cr_assert_eq(ctl_notify_addr(NULL, &sa, &len), -EINVAL);
+}
+
+Test(ctl_notify, the_control_loop_pings_the_watchdog_and_tells_the_state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char tmp[64] = "/tmp/phifs-notify-XXXXXX", path[128], err[512];
+	char buf[512];
+	struct ctl *c = NULL;
+	int fd;
+
+	ctl_block_signals();
+	cr_assert(mkdtemp(tmp));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", tmp);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	setenv("NOTIFY_SOCKET", sa.sun_path, 1);
+	setenv("WATCHDOG_USEC", "100000", 1);
+	snprintf(path, sizeof(path), "%s/control.sock", tmp);
+	cr_assert_eq(ctl_new(path, &fake_ops, &fake, &c, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(ctl_notify(c, "READY=1\nSTATUS=testing"), 0);
+	cr_assert(tu_recv_until(fd, "READY=1\nSTATUS=testing", buf,
+				sizeof(buf), 5000));
+	cr_assert(tu_recv_until(fd, "WATCHDOG=1", buf, sizeof(buf), 5000));
+	cr_assert(tu_recv_until(fd, "WATCHDOG=1", buf, sizeof(buf), 5000));
+	ctl_free(c);
+	close(fd);
+	unlink(sa.sun_path);
+	rmdir(tmp);
 }

@@ -140,3 +140,21 @@ size_t tu_read_line(int fd, char *buf, size_t len, int timeout_ms)
 	buf[n] = 0;
 	return n;
 }
+
+bool tu_recv_until(int fd, const char *want, char *buf, size_t len,
+		   int timeout_ms)
+{
+	struct timeval tv = { .tv_sec = timeout_ms / 1000,
+			      .tv_usec = timeout_ms % 1000 * 1000 };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	for (;;) {
+		ssize_t n = recv(fd, buf, len - 1, 0);
+
+		if (n < 0)
+			return false;
+		buf[n] = 0;
+		if (strstr(buf, want))
+			return true;
+	}
+}

@@ -35,5 +35,11 @@ int tu_unix_connect(const char *path);
  * NUL-terminates buf.  The bytes read: 0 when closed without a word.
  */
 size_t tu_read_line(int fd, char *buf, size_t len, int timeout_ms);
+/*
+ * Receives datagrams on fd into buf until one holds want (true), or none
+ * came for timeout_ms (false).
+ */
+bool tu_recv_until(int fd, const char *want, char *buf, size_t len,
+		   int timeout_ms);
 
 #endif

@@ -59,6 +59,8 @@ struct ctl_status {
  */
 struct ctl_ops {
 	void (*status)(void *arg, struct ctl_status *st);
+	/* Whether FUSE requests are still being served (for the watchdog). */
+	bool (*serving)(void *arg);
 	int (*flush)(void *arg);
 	int (*reload)(void *arg, char *changed, size_t len);
 	void (*stop)(void *arg);
@@ -84,6 +86,24 @@ int ctl_new(const char *path, const struct ctl_ops *ops, void *arg,
 	    struct ctl **out, char *err, size_t err_len);
 /* Stops the thread, closes every connection, removes the socket. */
 void ctl_free(struct ctl *c);
+
+/*
+ * systemd's notification protocol (sd_notify(3)), when the service manager
+ * set NOTIFY_SOCKET; without it these do nothing.  ctl_new reads the
+ * environment, and with WATCHDOG_USEC (for this pid) the control loop
+ * sends WATCHDOG=1 every half period while ops->serving says yes.
+ * ctl_notify sends state ("READY=1\nSTATUS=...") as one datagram; thread-
+ * safe.  0 or -errno.
+ */
+int ctl_notify(struct ctl *c, const char *state);
+
+/*
+ * The address in a NOTIFY_SOCKET value: a path, or "@name" for the
+ * abstract namespace.  0 and *sa, *len; -EINVAL for anything else.  Pure.
+ */
+struct sockaddr_un;
+int ctl_notify_addr(const char *env, struct sockaddr_un *sa,
+		    unsigned *len);
 
 /* --- the messages (pure; ctl_msg.c) --- */
 

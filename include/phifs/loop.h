@@ -21,6 +21,7 @@
 /* The loop's figures, for the status; written with relaxed atomics. */
 struct loop_stats {
 	_Atomic uint64_t requests;	/* taken from the device */
+	_Atomic uint64_t replies;	/* of those, served */
 	_Atomic unsigned threads;	/* workers started */
 };
 

@@ -20,6 +20,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -517,4 +519,35 @@ Test(mount_ctl, a_second_daemon_cannot_take_over_the_first_ones_socket)
 	free(a);
 	free(b);
 	mu_unmount(v);
+}
+
+/* ---- systemd ---- */
+
+Test(mount_ctl, under_systemd_it_says_ready_and_pings_the_watchdog)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct mu_vol *v;
+	char buf[1024];
+	int fd;
+
+	mu_require_fuse();
+	v = mu_vol_new(0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", v->dir);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	setenv("NOTIFY_SOCKET", sa.sun_path, 1);
+	setenv("WATCHDOG_USEC", "200000", 1);
+	mu_mount_fg(v);
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+	cr_assert(tu_recv_until(fd, "READY=1", buf, sizeof(buf), 10000));
+	cr_assert(strstr(buf, "STATUS=Serving ") && strstr(buf, v->mnt),
+		  "%s", buf);
+	/* Ready means usable. */
+	mu_write_file(mu_m(v, "f"), "x", 1);
+	cr_assert(tu_recv_until(fd, "WATCHDOG=1", buf, sizeof(buf), 10000));
+	cr_assert(tu_recv_until(fd, "WATCHDOG=1", buf, sizeof(buf), 10000));
+	mu_terminate(v);
+	cr_assert(tu_recv_until(fd, "STOPPING=1", buf, sizeof(buf), 10000));
+	close(fd);
 }
