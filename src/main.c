@@ -361,8 +361,14 @@ struct serving {
 	pthread_t main_thread;		/* runs the request loop */
 	char backing[PATH_MAX];		/* absolute, for the status: */
 	char mountpoint[PATH_MAX];	/* the daemon leaves its cwd */
-	pthread_mutex_t wake_lock;	/* protects loop_done */
-	bool loop_done;
+	pthread_mutex_t wake_lock;	/* protects looping */
+	/*
+	 * The request loop: LOOP_BEFORE it starts, LOOP_RUNNING, LOOP_DONE.
+	 * A stop signals the main thread only while RUNNING: before, the
+	 * loop sees the session's exit flag as it starts; after, a signal
+	 * could only interrupt the unmount.
+	 */
+	enum { LOOP_BEFORE, LOOP_RUNNING, LOOP_DONE } looping;
 	uint64_t wd_replies;	/* the control thread's: at the last ping */
 };
 
@@ -453,7 +459,7 @@ static bool ctl_serving(void *arg)
 	bool done_loop;
 
 	pthread_mutex_lock(&s->wake_lock);
-	done_loop = s->loop_done;
+	done_loop = s->looping == LOOP_DONE;
 	pthread_mutex_unlock(&s->wake_lock);
 	if (done_loop)
 		return false;
@@ -528,9 +534,8 @@ static void ctl_stop(void *arg)
 	struct serving *s = arg;
 
 	fuse_session_exit(s->se);
-	/* Under the lock, so that no signal reaches the unmount. */
 	pthread_mutex_lock(&s->wake_lock);
-	if (!s->loop_done)
+	if (s->looping == LOOP_RUNNING)
 		pthread_kill(s->main_thread, SIGUSR2);
 	pthread_mutex_unlock(&s->wake_lock);
 }
@@ -542,6 +547,13 @@ static const struct ctl_ops control = {
 	.reload = ctl_reload,
 	.stop = ctl_stop,
 };
+
+static void set_looping(struct serving *s, int state)
+{
+	pthread_mutex_lock(&s->wake_lock);
+	s->looping = state;
+	pthread_mutex_unlock(&s->wake_lock);
+}
 
 /* The control socket and thread, which from now on take the signals. */
 static int serve_control(const struct args *a, struct serving *s)
@@ -596,13 +608,12 @@ static int serve_mounted(const struct args *a, struct serving *s,
 			 (long)getpid(), s->backing, s->mountpoint);
 		(void)ctl_notify(s->ctl, state);
 	}
+	set_looping(s, LOOP_RUNNING);
 	if (a->cfg.no_poll)
 		rc = libfuse_loop(s->se);
 	else
 		rc = loop_run(s->se, MAX_WORKERS, &s->loop);
-	pthread_mutex_lock(&s->wake_lock);
-	s->loop_done = true;
-	pthread_mutex_unlock(&s->wake_lock);
+	set_looping(s, LOOP_DONE);
 	if (rc < 0)
 		log_msg(LOG_KIND_LIFECYCLE, LOG_ERR, "request loop failed: %s",
 			strerror(-rc));

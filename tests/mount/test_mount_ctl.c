@@ -551,3 +551,66 @@ Test(mount_ctl, under_systemd_it_says_ready_and_pings_the_watchdog)
 	cr_assert(tu_recv_until(fd, "STOPPING=1", buf, sizeof(buf), 10000));
 	close(fd);
 }
+
+/* ---- signals during start-up ---- */
+
+/*
+ * A key command that sends sig to the daemon (its parent) while it starts,
+ * then gives the key: a signal that comes before the control loop runs.
+ */
+static const char *const *signalling_key(struct mu_vol *v, const char *sig)
+{
+	static char spec[300];
+	static const char *extra[] = { "--key", spec, NULL };
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/key-%s.sh", v->dir, sig);
+	f = fopen(path, "w");
+	cr_assert(f);
+	fprintf(f, "#!/bin/sh\nkill -%s $PPID\nexec cat %s\n", sig, v->key);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(chmod(path, 0700), 0);
+	snprintf(spec, sizeof(spec), "cmd:%s", path);
+	return extra;	/* after mu_phifs's own --key: it wins */
+}
+
+static bool daemon_gone(void *arg)
+{
+	const struct mu_vol *v = arg;
+
+	return mu_procs_with(v->backing) == 0 && !mu_is_mounted(v->mnt);
+}
+
+Test(mount_ctl, a_sigterm_during_start_up_is_not_lost)
+{
+	struct mu_vol *v;
+	int rc;
+
+	mu_require_fuse();
+	v = mu_vol_new(0);
+	/* It mounts, tells its parent, and only then sees the stop. */
+	rc = mu_phifs(v, false, NULL, NULL, NULL, signalling_key(v, "TERM"));
+	cr_assert_eq(rc, 0, "exit %d: %s", rc, v->err);
+	cr_assert(tu_wait_until(daemon_gone, v, 30000),
+		  "the daemon kept running after a SIGTERM at start-up");
+	v->mounted = false;
+	v->daemon = 0;
+}
+
+Test(mount_ctl, a_sighup_during_start_up_does_not_unmount)
+{
+	struct mu_vol *v;
+	char *a;
+
+	mu_require_fuse();
+	v = mu_vol_new(0);
+	cr_assert_eq(mu_phifs(v, false, NULL, NULL, NULL,
+			      signalling_key(v, "HUP")), 0, "%s", v->err);
+	mu_write_file(mu_m(v, "f"), "x", 1);
+	a = ask(sock_of(v), "status");
+	cr_assert(strstr(a, "\"ok\":true"));
+	free(a);
+	cr_assert(mu_is_mounted(v->mnt));
+	mu_unmount(v);
+}
