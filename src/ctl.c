@@ -577,10 +577,10 @@ int ctl_new(const char *path, const struct ctl_ops *ops, void *arg,
 		c->stop_timer.data = c;
 		uv_timer_init(&c->loop, &c->watchdog);
 		c->watchdog.data = c;
-		if (c->watchdog_ms)
+		if (c->watchdog_ms)	/* every half period, as systemd asks */
 			uv_timer_start(&c->watchdog, watchdog_tick,
-				       c->watchdog_ms / 2 ? c->watchdog_ms / 2 : 1,
-				       c->watchdog_ms / 2 ? c->watchdog_ms / 2 : 1);
+				       c->watchdog_ms / 2 + 1,
+				       c->watchdog_ms / 2 + 1);
 		rc = uv_async_init(&c->loop, &c->quit, on_quit);
 		c->quit.data = c;
 	}

@@ -67,17 +67,31 @@ int vfs_allow(struct vfs *v, const struct vfs_caller *c,
 		       v->hooks->allow(v->hooks_arg, c, r) : 0;
 }
 
+/* This thread's stripe of the counters, given out in turn. */
+static struct vfs_counters *my_counters(struct vfs *v)
+{
+	static _Atomic unsigned next;
+	static _Thread_local unsigned stripe = VFS_STRIPES;
+
+	if (stripe == VFS_STRIPES)
+		stripe = atomic_fetch_add_explicit(&next, 1,
+						   memory_order_relaxed) %
+			 VFS_STRIPES;
+	return &v->counters[stripe];
+}
+
 /* Counts what the operation did: every one passes here exactly once. */
 static void count(struct vfs *v, enum vfs_op op, long result)
 {
+	struct vfs_counters *n = my_counters(v);
 	int e = -1;
 
-	atomic_fetch_add_explicit(&v->n_ops[op], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&n->ops[op], 1, memory_order_relaxed);
 	if (result > 0 && op == VFS_READ)
-		atomic_fetch_add_explicit(&v->n_read, (uint64_t)result,
+		atomic_fetch_add_explicit(&n->read, (uint64_t)result,
 					  memory_order_relaxed);
 	else if (result > 0 && op == VFS_WRITE)
-		atomic_fetch_add_explicit(&v->n_written, (uint64_t)result,
+		atomic_fetch_add_explicit(&n->written, (uint64_t)result,
 					  memory_order_relaxed);
 	if (result == -EIO || vfs_integrity_error(result))
 		e = VFS_ERR_EIO;
@@ -86,7 +100,7 @@ static void count(struct vfs *v, enum vfs_op op, long result)
 	else if (result == -EACCES || result == -EPERM)
 		e = VFS_ERR_EACCES;
 	if (e >= 0)
-		atomic_fetch_add_explicit(&v->n_err[e], 1,
+		atomic_fetch_add_explicit(&n->err[e], 1,
 					  memory_order_relaxed);
 }
 
@@ -577,21 +591,23 @@ static uint64_t list_length(const struct vfs_open *o)
 	return n;
 }
 
+#define RELAXED(x) atomic_load_explicit(&(x), memory_order_relaxed)
+
 void vfs_stats(struct vfs *v, struct vfs_stats *st)
 {
 	unsigned kept;
 
 	memset(st, 0, sizeof(*st));
-	for (int op = 0; op < VFS_OP_COUNT; op++)
-		st->ops[op] = atomic_load_explicit(&v->n_ops[op],
-						   memory_order_relaxed);
-	st->read_bytes = atomic_load_explicit(&v->n_read,
-					      memory_order_relaxed);
-	st->write_bytes = atomic_load_explicit(&v->n_written,
-					       memory_order_relaxed);
-	for (int e = 0; e < VFS_ERR_COUNT; e++)
-		st->errors[e] = atomic_load_explicit(&v->n_err[e],
-						     memory_order_relaxed);
+	for (int k = 0; k < VFS_STRIPES; k++) {
+		struct vfs_counters *n = &v->counters[k];
+
+		for (int op = 0; op < VFS_OP_COUNT; op++)
+			st->ops[op] += RELAXED(n->ops[op]);
+		st->read_bytes += RELAXED(n->read);
+		st->write_bytes += RELAXED(n->written);
+		for (int e = 0; e < VFS_ERR_COUNT; e++)
+			st->errors[e] += RELAXED(n->err[e]);
+	}
 	pthread_mutex_lock(&v->auth_lock);
 	st->auth_failures = v->n_auth;
 	kept = v->n_auth < VFS_AUTH_KEPT ? (unsigned)v->n_auth :
@@ -757,6 +773,15 @@ int vfs_new(struct volume *vol, const struct vfs_kernel *kernel, void *karg,
 	v->karg = karg;
 	v->as_root = geteuid() == 0;
 	rc = locks_init(v);
+	if (!rc) {
+		v->counters = aligned_alloc(64, VFS_STRIPES *
+					    sizeof(*v->counters));
+		if (v->counters)
+			memset(v->counters, 0, VFS_STRIPES *
+			       sizeof(*v->counters));
+		else
+			rc = -ENOMEM;
+	}
 	if (!rc)
 		rc = keys_volume_key(vol->keys, "phifs symlink v1",
 				     &v->link_key);
@@ -787,6 +812,7 @@ void vfs_free(struct vfs *v)
 	inodes_free(v->inodes);
 	size_memo_free(v->sizes);
 	crypto_key_free(v->link_key);
+	free(v->counters);
 	free(v->mountpoint);
 	free(v);
 }

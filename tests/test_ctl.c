@@ -56,18 +56,21 @@ Test(ctl_msg, every_command_is_parsed)
 		     CTL_UNMOUNT);
 }
 
+#define PARSE_BAD(lit, why) parse_bad(lit, sizeof(lit) - 1, why)
+
 Test(ctl_msg, bad_requests_are_refused_with_a_reason)
 {
 	static const char nul[] = "{\"cmd\":\"sta\0tus\"}";
 
-	parse_bad("hello", strlen("hello"), "not JSON");
-	parse_bad("", strlen(""), "not JSON");
-	parse_bad("[1,2]", strlen("[1,2]"), "object");
-	parse_bad("{}", strlen("{}"), "cmd");
-	parse_bad("{\"cmd\":7}", strlen("{\"cmd\":7}"), "cmd");
-	parse_bad("{\"cmd\":\"format-disk\"}", strlen("{\"cmd\":\"format-disk\"}"), "unknown command");
-	parse_bad("{\"cmd\":\"status\",\"version\":99}", strlen("{\"cmd\":\"status\",\"version\":99}"), "version");
-	parse_bad("{\"cmd\":\"status\",\"cmd\":\"flush\"}", strlen("{\"cmd\":\"status\",\"cmd\":\"flush\"}"), "not JSON");
+	PARSE_BAD("hello", "not JSON");
+	PARSE_BAD("", "not JSON");
+	PARSE_BAD("[1,2]", "object");
+	PARSE_BAD("{}", "cmd");
+	PARSE_BAD("{\"cmd\":7}", "cmd");
+	PARSE_BAD("{\"cmd\":\"format-disk\"}", "unknown command");
+	PARSE_BAD("{\"cmd\":\"status\",\"version\":99}", "version");
+	PARSE_BAD("{\"cmd\":\"status\",\"cmd\":\"flush\"}",
+		  "not JSON");
 	parse_bad(nul, sizeof(nul) - 1, "NUL");
 }
 

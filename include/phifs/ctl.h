@@ -24,7 +24,7 @@
 #define CTL_PROTO_VERSION 1
 #define CTL_SOCKET_NAME "control.sock"	/* in BACKING/.phifs */
 #define CTL_MAX_LINE 4096		/* a request's bytes, its newline too */
-#define CTL_MAX_CLIENTS 128		/* connections at once; more are closed */
+#define CTL_MAX_CLIENTS 128		/* at once; more are closed at once */
 #define CTL_IDLE_MS 10000		/* a silent connection is closed */
 #define CTL_MAX_QUEUED (1u << 20)	/* answers not read yet: then closed */
 #define CTL_STOP_REPEAT_MS 100		/* ops->stop again until ctl_free */
