@@ -408,7 +408,7 @@ static int serve_session(const struct args *a, struct serving *s)
 		return say(EXIT_FAILURE, "mount options '%s' refused",
 			   s->opts);
 	fs_set_session(s->fs, s->se);
-	(void)fs_set_mountpoint(s->fs, a->mountpoint);	/* only for tuning */
+	(void)fs_set_mountpoint(s->fs, s->mountpoint);	/* only for tuning */
 	return EXIT_SUCCESS;
 }
 
@@ -559,14 +559,22 @@ static void set_looping(struct serving *s, int state)
 static int serve_control(const struct args *a, struct serving *s)
 {
 	struct sigaction sa = { .sa_handler = wake };	/* no SA_RESTART */
-	char path[PATH_MAX], err[512];
-	int rc;
+	char path[PATH_MAX], cwd[PATH_MAX], err[512];
+	int rc, n;
 
-	if (a->cfg.socket)
-		snprintf(path, sizeof(path), "%s", a->cfg.socket);
-	else if (snprintf(path, sizeof(path), "%s/.phifs/%s", a->backing,
-			  CTL_SOCKET_NAME) >= (int)sizeof(path))
-		return say(EXIT_FAILURE, "%s: path too long", a->backing);
+	/* Absolute: the socket is removed after the daemon left its cwd. */
+	if (a->cfg.socket && a->cfg.socket[0] != '/' &&
+	    !getcwd(cwd, sizeof(cwd)))
+		return say(EXIT_FAILURE, "getcwd: %s", strerror(errno));
+	if (a->cfg.socket && a->cfg.socket[0] == '/')
+		n = snprintf(path, sizeof(path), "%s", a->cfg.socket);
+	else if (a->cfg.socket)
+		n = snprintf(path, sizeof(path), "%s/%s", cwd, a->cfg.socket);
+	else
+		n = snprintf(path, sizeof(path), "%s/.phifs/%s", s->backing,
+			     CTL_SOCKET_NAME);
+	if (n >= (int)sizeof(path))
+		return say(EXIT_FAILURE, "control socket: path too long");
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGUSR2, &sa, NULL))
 		return say(EXIT_FAILURE, "sigaction: %s", strerror(errno));
@@ -587,7 +595,11 @@ static int serve_mounted(const struct args *a, struct serving *s,
 {
 	int rc;
 
-	if (fuse_session_mount(s->se, a->mountpoint))
+	/*
+	 * The absolute path: libfuse unmounts by the name it mounted, and the
+	 * daemon has left its working folder by then (detach).
+	 */
+	if (fuse_session_mount(s->se, s->mountpoint))
 		return say(EXIT_FAILURE, "cannot mount %s on %s", a->backing,
 			   a->mountpoint);
 	s->mounted = 1;

@@ -614,3 +614,33 @@ Test(mount_ctl, a_sighup_during_start_up_does_not_unmount)
 	cr_assert(mu_is_mounted(v->mnt));
 	mu_unmount(v);
 }
+
+static bool unmounted_and_gone(void *arg)
+{
+	const struct mu_vol *v = arg;
+
+	return !mu_is_mounted(v->mnt) && mu_procs_with(v->key) == 0;
+}
+
+Test(mount_ctl, relative_paths_still_stop_cleanly_after_the_daemon_detached)
+{
+	static const char *const sock[] = { "--socket", "rel.sock", NULL };
+	struct mu_vol *v;
+	char *a;
+
+	mu_require_fuse();
+	v = mu_vol_new(0);
+	cr_assert_eq(chdir(v->dir), 0);
+	cr_assert_eq(mu_phifs(v, false, NULL, "backing", "mnt", sock), 0,
+		     "%s", v->err);
+	cr_assert(mu_is_mounted(v->mnt));
+	a = ask(mu_b(v, "../rel.sock"), "status");
+	cr_assert(strstr(a, v->mnt), "the status names %s: %s", v->mnt, a);
+	free(a);
+	a = ask(mu_b(v, "../rel.sock"), "unmount");
+	free(a);
+	cr_assert(tu_wait_until(unmounted_and_gone, v, 30000),
+		  "the mount or the daemon is left");
+	cr_assert_eq(access(mu_b(v, "../rel.sock"), F_OK), -1,
+		     "the socket is left");
+}
