@@ -532,3 +532,48 @@ Test(ctl_notify, the_control_loop_pings_the_watchdog_and_tells_the_state)
 	unlink(sa.sun_path);
 	rmdir(tmp);
 }
+
+/* Whether the daemon closed fd's connection (not merely went quiet). */
+static bool closed(int fd)
+{
+	char c;
+	ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT | MSG_PEEK);
+
+	return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+Test(ctl_loop, connections_past_the_limit_are_closed_and_others_served)
+{
+	int fds[CTL_MAX_CLIENTS + 1];
+	char buf[256], *a;
+
+	for (int i = 0; i <= CTL_MAX_CLIENTS; i++)
+		fds[i] = tu_unix_connect(sock);
+	/* Accepted in order: the one past the limit is closed at once. */
+	cr_assert_eq(tu_read_line(fds[CTL_MAX_CLIENTS], buf, sizeof(buf),
+				  5000), 0, "answered: %s", buf);
+	cr_assert(closed(fds[CTL_MAX_CLIENTS]), "not closed");
+	/* The others still are. */
+	cr_assert_eq(send(fds[0], "{\"cmd\":\"status\"}\n", 17, MSG_NOSIGNAL),
+		     17);
+	cr_assert(tu_read_line(fds[0], buf, sizeof(buf), 5000) > 0);
+	for (int i = 0; i <= CTL_MAX_CLIENTS; i++)
+		close(fds[i]);
+	a = ask("{\"cmd\":\"status\"}");
+	cr_assert(strstr(a, "\"ok\":true"));
+	free(a);
+}
+
+Test(ctl_loop, a_silent_connection_is_closed_after_the_idle_time,
+     .timeout = 60)
+{
+	char buf[64];
+	int fd = tu_unix_connect(sock);
+
+	/* Half a request, then nothing. */
+	cr_assert_eq(send(fd, "{\"cmd\":", 7, MSG_NOSIGNAL), 7);
+	cr_assert_eq(tu_read_line(fd, buf, sizeof(buf), CTL_IDLE_MS + 10000),
+		     0, "answered: %s", buf);
+	cr_assert(closed(fd), "still open after %d ms", CTL_IDLE_MS + 10000);
+	close(fd);
+}
