@@ -43,6 +43,12 @@ struct ctl_client {
 	struct ctl_client *next, **pprev;
 };
 
+struct ctl_job {
+	void (*fn)(void *arg);
+	void *arg;
+	struct ctl_job *next;
+};
+
 struct ctl_write {
 	uv_write_t req;
 	struct ctl_client *cl;
@@ -61,6 +67,9 @@ struct ctl {
 	uv_timer_t stop_timer;
 	uv_timer_t watchdog;	/* started only under a systemd watchdog */
 	uv_async_t quit;
+	uv_async_t posted;	/* jobs were queued */
+	pthread_mutex_t jobs_lock;	/* protects jobs, jobs_tail */
+	struct ctl_job *jobs, **jobs_tail;
 	pthread_t thread;
 	const struct ctl_ops *ops;
 	void *arg;
@@ -406,6 +415,47 @@ static void notify_init(struct ctl *c)
 		c->watchdog_ms = strtoull(wd, NULL, 10) / 1000;
 }
 
+/* --- jobs from other threads --- */
+
+/* Takes the whole queue under the lock and runs it unlocked, in order. */
+static void run_jobs(struct ctl *c)
+{
+	struct ctl_job *j, *next;
+
+	pthread_mutex_lock(&c->jobs_lock);
+	j = c->jobs;
+	c->jobs = NULL;
+	c->jobs_tail = &c->jobs;
+	pthread_mutex_unlock(&c->jobs_lock);
+	for (; j; j = next) {
+		next = j->next;
+		j->fn(j->arg);
+		free(j);
+	}
+}
+
+static void on_posted(uv_async_t *a)
+{
+	run_jobs(a->data);
+}
+
+int ctl_post(struct ctl *c, void (*fn)(void *arg), void *arg)
+{
+	struct ctl_job *j = malloc(sizeof(*j));
+
+	if (!j)
+		return -ENOMEM;
+	j->fn = fn;
+	j->arg = arg;
+	j->next = NULL;
+	pthread_mutex_lock(&c->jobs_lock);
+	*c->jobs_tail = j;
+	c->jobs_tail = &j->next;
+	pthread_mutex_unlock(&c->jobs_lock);
+	/* Coalesces: one wake-up may run many jobs. */
+	return uv_async_send(&c->posted);
+}
+
 /* --- the thread --- */
 
 /* For a failed start, when no client exists yet. */
@@ -428,6 +478,7 @@ static void on_quit(uv_async_t *a)
 	uv_close((uv_handle_t *)&c->stop_timer, NULL);
 	uv_close((uv_handle_t *)&c->watchdog, NULL);
 	uv_close((uv_handle_t *)&c->quit, NULL);
+	uv_close((uv_handle_t *)&c->posted, NULL);
 }
 
 static void *ctl_main(void *arg)
@@ -547,6 +598,8 @@ int ctl_new(const char *path, const struct ctl_ops *ops, void *arg,
 	c->arg = arg;
 	c->uid = geteuid();
 	c->notify_fd = -1;
+	c->jobs_tail = &c->jobs;
+	pthread_mutex_init(&c->jobs_lock, NULL);
 	/* A client gone before its answer must not kill the daemon. */
 	signal(SIGPIPE, SIG_IGN);
 	rc = uv_loop_init(&c->loop);
@@ -584,6 +637,10 @@ int ctl_new(const char *path, const struct ctl_ops *ops, void *arg,
 		rc = uv_async_init(&c->loop, &c->quit, on_quit);
 		c->quit.data = c;
 	}
+	if (!rc) {
+		rc = uv_async_init(&c->loop, &c->posted, on_posted);
+		c->posted.data = c;
+	}
 	if (!rc)
 		rc = -pthread_create(&c->thread, NULL, ctl_main, c);
 	if (rc) {
@@ -617,6 +674,8 @@ void ctl_free(struct ctl *c)
 		return;
 	uv_async_send(&c->quit);
 	pthread_join(c->thread, NULL);
+	run_jobs(c);	/* posted too late for the loop: none is lost */
+	pthread_mutex_destroy(&c->jobs_lock);
 	(void)uv_loop_close(&c->loop);
 	/* Only our socket: another may have replaced it, if ours was dead. */
 	if (!lstat(c->path, &st) && st.st_dev == c->dev && st.st_ino == c->ino)

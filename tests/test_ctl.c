@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -576,4 +577,52 @@ Test(ctl_loop, a_silent_connection_is_closed_after_the_idle_time,
 		     0, "answered: %s", buf);
 	cr_assert(closed(fd), "still open after %d ms", CTL_IDLE_MS + 10000);
 	close(fd);
+}
+
+/* ---- work handed to the control thread ---- */
+
+struct posted {
+	atomic_int ran;
+	atomic_int elsewhere;	/* ran on the posting thread */
+	pthread_t poster[4];
+	int last[4];		/* the control thread's: order per poster */
+	atomic_int out_of_order;
+};
+
+static struct posted posted;
+
+static void job(void *arg)
+{
+	intptr_t v = (intptr_t)arg;
+	int who = (int)(v >> 16), n = (int)(v & 0xffff);
+
+	for (int i = 0; i < 4; i++)
+		if (pthread_equal(pthread_self(), posted.poster[i]))
+			atomic_fetch_add(&posted.elsewhere, 1);
+	if (n != posted.last[who] + 1)
+		atomic_fetch_add(&posted.out_of_order, 1);
+	posted.last[who] = n;
+	atomic_fetch_add(&posted.ran, 1);
+}
+
+static void *post_many(void *arg)
+{
+	intptr_t who = (intptr_t)arg;
+
+	for (intptr_t n = 1; n <= 1000; n++)
+		cr_assert_eq(ctl_post(ctl, job, (void *)(who << 16 | n)), 0);
+	return NULL;
+}
+
+Test(ctl_loop, posted_jobs_run_on_the_control_thread_in_order)
+{
+	for (intptr_t i = 0; i < 4; i++)
+		cr_assert_eq(pthread_create(&posted.poster[i], NULL, post_many,
+					    (void *)i), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(posted.poster[i], NULL);
+	cr_assert(wait_until(&posted.ran, 4000, 10000), "ran %d of 4000",
+		  atomic_load(&posted.ran));
+	cr_assert_eq(atomic_load(&posted.elsewhere), 0);
+	cr_assert_eq(atomic_load(&posted.out_of_order), 0);
 }

@@ -88,6 +88,14 @@ int ctl_new(const char *path, const struct ctl_ops *ops, void *arg,
 void ctl_free(struct ctl *c);
 
 /*
+ * How other threads (the FUSE workers) hand the control thread work: fn(arg)
+ * runs on the control thread, soon, in the order posted; if ctl_free comes
+ * first, on its caller's thread, in ctl_free.  Never waits on the control
+ * loop (a short mutex and uv_async_send).  0 or -ENOMEM.  Thread-safe.
+ */
+int ctl_post(struct ctl *c, void (*fn)(void *arg), void *arg);
+
+/*
  * systemd's notification protocol (sd_notify(3)), when the service manager
  * set NOTIFY_SOCKET; without it these do nothing.  ctl_new reads the
  * environment, and with WATCHDOG_USEC (for this pid) the control loop
