@@ -587,6 +587,11 @@ void fs_free(struct fs *fs)
 	free(fs);
 }
 
+struct vfs *fs_vfs(struct fs *fs)
+{
+	return fs->vfs;
+}
+
 void fs_set_session(struct fs *fs, struct fuse_session *se)
 {
 	fs->se = se;

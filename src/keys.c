@@ -480,6 +480,19 @@ const struct crypto_key *keys_active_kek(const struct keys_store *ks)
 	return keys_kek(ks, ks->active);
 }
 
+const char *keys_state_name(enum keys_state st)
+{
+	switch (st) {
+	case KEYS_ACTIVE:
+		return "active";
+	case KEYS_DECRYPT_ONLY:
+		return "decrypt-only";
+	case KEYS_RETIRED:
+		return "retired";
+	}
+	return "?";
+}
+
 size_t keys_versions(const struct keys_store *ks,
 		     struct keys_version_info *out, size_t max)
 {

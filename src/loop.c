@@ -58,6 +58,7 @@ struct loop {
 	pthread_t threads[THREAD_SLOTS];
 	_Atomic uint32_t spin_ns;	/* the holder's current window */
 	_Atomic unsigned serving;	/* workers inside a request */
+	struct loop_stats *st;		/* NULL: nobody asks */
 };
 
 static uint64_t now_ns(void)
@@ -171,8 +172,12 @@ static void *worker(void *arg);
 static void start_worker(struct loop *l)
 {
 	if (!l->stopping && l->nthreads < l->max &&
-	    !pthread_create(&l->threads[l->nthreads], NULL, worker, l))
+	    !pthread_create(&l->threads[l->nthreads], NULL, worker, l)) {
 		l->nthreads++;
+		if (l->st)
+			atomic_store_explicit(&l->st->threads, l->nthreads,
+					      memory_order_relaxed);
+	}
 }
 
 /* Under lock: stop every worker and wake the thread in loop_run. */
@@ -259,7 +264,13 @@ static uint64_t keep_or_hand_on(struct loop *l, uint64_t me, bool more)
 static void serve(struct loop *l, const struct fuse_buf *fb)
 {
 	atomic_fetch_add_explicit(&l->serving, 1, memory_order_relaxed);
+	if (l->st)
+		atomic_fetch_add_explicit(&l->st->requests, 1,
+					  memory_order_relaxed);
 	fuse_session_process_buf(l->se, fb);
+	if (l->st)
+		atomic_fetch_add_explicit(&l->st->replies, 1,
+					  memory_order_relaxed);
 	atomic_fetch_sub_explicit(&l->serving, 1, memory_order_relaxed);
 }
 
@@ -303,26 +314,30 @@ static void *worker(void *arg)
 }
 
 /*
- * Waits, with the stop signals let through only inside ppoll, so that one
- * arriving between the check and the wait is not lost.
+ * Waits until a worker stops the loop (an unmount, a device error) or
+ * fuse_session_exit was called, which the caller follows with a signal to
+ * this thread: ppoll then returns EINTR.  The caller repeats that signal
+ * until loop_run returns, so one sent between the check and the wait only
+ * delays the stop.
  */
-static void wait_for_stop(struct loop *l, const sigset_t *open)
+static void wait_for_stop(struct loop *l)
 {
 	struct pollfd p = { .fd = l->stop, .events = POLLIN };
 
 	while (!fuse_session_exited(l->se) && !(p.revents & POLLIN))
-		(void)ppoll(&p, 1, NULL, open);
+		(void)ppoll(&p, 1, NULL, NULL);
 	pthread_mutex_lock(&l->lock);
 	stop_all(l, 0);
 	pthread_mutex_unlock(&l->lock);
 }
 
-static int loop_init(struct loop *l, struct fuse_session *se, unsigned max)
+static int loop_init(struct loop *l, struct fuse_session *se, unsigned max,
+		     struct loop_stats *st)
 {
 	pthread_condattr_t ca;
 	int fl;
 
-	*l = (struct loop){ .se = se, .max = max };
+	*l = (struct loop){ .se = se, .max = max, .st = st };
 	if (l->max < 2)
 		l->max = 2;		/* a holder and its standby */
 	if (l->max > THREAD_SLOTS)
@@ -342,30 +357,23 @@ static int loop_init(struct loop *l, struct fuse_session *se, unsigned max)
 	return 0;
 }
 
-int loop_run(struct fuse_session *se, unsigned max_threads)
+int loop_run(struct fuse_session *se, unsigned max_threads,
+	     struct loop_stats *st)
 {
-	sigset_t stops, open;
 	struct loop l;
 	int rc;
 
-	rc = loop_init(&l, se, max_threads);
+	rc = loop_init(&l, se, max_threads, st);
 	if (rc)
 		return rc;
-	sigemptyset(&stops);
-	sigaddset(&stops, SIGTERM);
-	sigaddset(&stops, SIGINT);
-	sigaddset(&stops, SIGHUP);
-	/* Workers inherit the mask: the signals come to this thread. */
-	pthread_sigmask(SIG_BLOCK, &stops, &open);
 	pthread_mutex_lock(&l.lock);
 	start_worker(&l);
 	rc = l.nthreads ? 0 : -EAGAIN;
 	pthread_mutex_unlock(&l.lock);
 	if (!rc)
-		wait_for_stop(&l, &open);
+		wait_for_stop(&l);
 	for (unsigned i = 0; i < l.nthreads; i++)	/* none start now */
 		pthread_join(l.threads[i], NULL);
-	pthread_sigmask(SIG_SETMASK, &open, NULL);
 	close(l.stop);
 	pthread_cond_destroy(&l.turn);
 	pthread_mutex_destroy(&l.lock);

@@ -10,6 +10,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdarg.h>
@@ -19,9 +22,11 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "phifs/config.h"
+#include "phifs/ctl.h"
 #include "phifs/fs.h"
 #include "phifs/keys.h"
 #include "phifs/log.h"
@@ -105,6 +110,8 @@ struct args {
 	struct config cfg;
 	const char *backing;
 	const char *mountpoint;
+	const char *config_path;	/* the last --config, or NULL */
+	struct config file_cfg;		/* what it said at start */
 };
 
 /* getopt's values: main's own options, then one per setting. */
@@ -257,6 +264,13 @@ static int parse_args(int argc, char **argv, struct args *a)
 		else if (!strncmp(argv[i], "--config=", 9))
 			path = argv[i] + 9;
 		rc = path ? config_load(path, &a->cfg, err, sizeof(err)) : 0;
+		if (!rc && path) {
+			/* Kept to tell what a reload would change. */
+			config_release(&a->file_cfg);
+			a->config_path = path;
+			rc = config_load(path, &a->file_cfg, err,
+					 sizeof(err));
+		}
 		if (rc)
 			return say(rc == -ENOMEM ? EXIT_FAILURE : EXIT_USAGE,
 				   "%s", err);
@@ -530,6 +544,22 @@ struct serving {
 	int fargs;		/* fa is set up */
 	struct fuse_session *se;
 	int mounted;
+	struct ctl *ctl;
+	const struct args *a;
+	struct loop_stats loop;
+	struct timespec started;	/* CLOCK_MONOTONIC */
+	pthread_t main_thread;		/* runs the request loop */
+	char backing[PATH_MAX];		/* absolute, for the status: */
+	char mountpoint[PATH_MAX];	/* the daemon leaves its cwd */
+	pthread_mutex_t wake_lock;	/* protects looping */
+	/*
+	 * The request loop: LOOP_BEFORE it starts, LOOP_RUNNING, LOOP_DONE.
+	 * A stop signals the main thread only while RUNNING: before, the
+	 * loop sees the session's exit flag as it starts; after, a signal
+	 * could only interrupt the unmount.
+	 */
+	enum { LOOP_BEFORE, LOOP_RUNNING, LOOP_DONE } looping;
+	uint64_t wd_replies;	/* the control thread's: at the last ping */
 };
 
 /*
@@ -568,25 +598,201 @@ static int serve_session(const struct args *a, struct serving *s)
 		return say(EXIT_FAILURE, "mount options '%s' refused",
 			   s->opts);
 	fs_set_session(s->fs, s->se);
-	(void)fs_set_mountpoint(s->fs, a->mountpoint);	/* only for tuning */
+	(void)fs_set_mountpoint(s->fs, s->mountpoint);	/* only for tuning */
+	return EXIT_SUCCESS;
+}
+
+/* --- the control plane's side (ctl_ops) --- */
+
+static void ctl_status(void *arg, struct ctl_status *st)
+{
+	struct serving *s = arg;
+	struct keys_version_info vi[CTL_MAX_VERSIONS];
+	const uint8_t *id = keys_volume_id(s->vol->keys);
+	struct timespec now;
+	size_t n;
+
+	st->pid = (long)getpid();
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	st->uptime_s = (uint64_t)(now.tv_sec - s->started.tv_sec);
+	for (int i = 0; i < 16; i++)
+		snprintf(st->volume + 2 * i, 3, "%02x", id[i]);
+	snprintf(st->backing, sizeof(st->backing), "%s", s->backing);
+	snprintf(st->mountpoint, sizeof(st->mountpoint), "%s",
+		 s->mountpoint);
+	n = keys_versions(s->vol->keys, vi, CTL_MAX_VERSIONS);
+	for (size_t i = 0; i < n && i < CTL_MAX_VERSIONS; i++) {
+		if (vi[i].state == KEYS_RETIRED)
+			continue;	/* not in use: destroyed */
+		st->versions[st->nversions].version = vi[i].version;
+		st->versions[st->nversions++].state =
+			keys_state_name(vi[i].state);
+	}
+	vfs_stats(fs_vfs(s->fs), &st->vfs);
+	st->loop = s->a->cfg.no_poll ? "libfuse" : "poll";
+	st->loop_max_threads = MAX_WORKERS;
+	st->loop_threads = atomic_load_explicit(&s->loop.threads,
+						memory_order_relaxed);
+	st->loop_requests = atomic_load_explicit(&s->loop.requests,
+						 memory_order_relaxed);
+}
+
+/*
+ * For systemd's watchdog: the request loop still runs and, if a request is
+ * in flight, some request finished since the last ask (half a watchdog
+ * period ago).  libfuse's loop counts nothing: there, only that it runs.
+ */
+static bool ctl_serving(void *arg)
+{
+	struct serving *s = arg;
+	uint64_t taken, done;
+	bool done_loop;
+
+	pthread_mutex_lock(&s->wake_lock);
+	done_loop = s->looping == LOOP_DONE;
+	pthread_mutex_unlock(&s->wake_lock);
+	if (done_loop)
+		return false;
+	if (s->a->cfg.no_poll)
+		return true;
+	taken = atomic_load_explicit(&s->loop.requests, memory_order_relaxed);
+	done = atomic_load_explicit(&s->loop.replies, memory_order_relaxed);
+	if (taken > done && done == s->wd_replies)
+		return false;	/* wedged: not one reply in half a period */
+	s->wd_replies = done;
+	return true;
+}
+
+static int ctl_flush(void *arg)
+{
+	struct serving *s = arg;
+
+	return vfs_flush(fs_vfs(s->fs));
+}
+
+/* Does setting t differ between x and y? */
+static bool differs(const struct config_setting *t, const struct config *x,
+		    const struct config *y)
+{
+	const char *px = (const char *)x + t->offset;
+	const char *py = (const char *)y + t->offset;
+
+	if (t->kind == CONFIG_STRING || t->kind == CONFIG_OPTIONS) {
+		const char *sx = *(char *const *)px, *sy = *(char *const *)py;
+
+		return (sx == NULL) != (sy == NULL) ||
+		       (sx && strcmp(sx, sy));
+	}
+	return *(const bool *)px != *(const bool *)py;
+}
+
+/*
+ * Re-reads the config file and names the settings it changed since the
+ * mount.  None is applied: no setting of this build can change under a
+ * mounted volume (the policy, when it comes, will).
+ */
+static int ctl_reload(void *arg, char *changed, size_t len)
+{
+	struct serving *s = arg;
+	struct config now = { 0 };
+	size_t at = 0;
+	int rc;
+
+	*changed = 0;
+	if (!s->a->config_path)
+		return 0;
+	rc = config_load(s->a->config_path, &now, changed, len);
+	if (rc)
+		goto out;
+	for (const struct config_setting *t = config_settings; t->name; t++)
+		if (differs(t, &now, &s->a->file_cfg) && at < len)
+			at += (size_t)snprintf(changed + at, len - at, "%s%s",
+					       at ? "," : "", t->name);
+out:
+	config_release(&now);
+	return rc;
+}
+
+/* SIGUSR2 only interrupts the request loop's wait (loop_run, libfuse). */
+static void wake(int sig)
+{
+	(void)sig;
+}
+
+static void ctl_stop(void *arg)
+{
+	struct serving *s = arg;
+
+	fuse_session_exit(s->se);
+	pthread_mutex_lock(&s->wake_lock);
+	if (s->looping == LOOP_RUNNING)
+		pthread_kill(s->main_thread, SIGUSR2);
+	pthread_mutex_unlock(&s->wake_lock);
+}
+
+static const struct ctl_ops control = {
+	.status = ctl_status,
+	.serving = ctl_serving,
+	.flush = ctl_flush,
+	.reload = ctl_reload,
+	.stop = ctl_stop,
+};
+
+static void set_looping(struct serving *s, int state)
+{
+	pthread_mutex_lock(&s->wake_lock);
+	s->looping = state;
+	pthread_mutex_unlock(&s->wake_lock);
+}
+
+/* The control socket and thread, which from now on take the signals. */
+static int serve_control(const struct args *a, struct serving *s)
+{
+	struct sigaction sa = { .sa_handler = wake };	/* no SA_RESTART */
+	char path[PATH_MAX], cwd[PATH_MAX], err[512];
+	int rc, n;
+
+	/* Absolute: the socket is removed after the daemon left its cwd. */
+	if (a->cfg.socket && a->cfg.socket[0] != '/' &&
+	    !getcwd(cwd, sizeof(cwd)))
+		return say(EXIT_FAILURE, "getcwd: %s", strerror(errno));
+	if (a->cfg.socket && a->cfg.socket[0] == '/')
+		n = snprintf(path, sizeof(path), "%s", a->cfg.socket);
+	else if (a->cfg.socket)
+		n = snprintf(path, sizeof(path), "%s/%s", cwd, a->cfg.socket);
+	else
+		n = snprintf(path, sizeof(path), "%s/.phifs/%s", s->backing,
+			     CTL_SOCKET_NAME);
+	if (n >= (int)sizeof(path))
+		return say(EXIT_FAILURE, "control socket: path too long");
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGUSR2, &sa, NULL))
+		return say(EXIT_FAILURE, "sigaction: %s", strerror(errno));
+	s->main_thread = pthread_self();
+	rc = ctl_new(path, &control, s, &s->ctl, err, sizeof(err));
+	if (rc)
+		return say(EXIT_FAILURE, "%s", err);
 	return EXIT_SUCCESS;
 }
 
 /*
  * Mounts s->se, tells the waiting parent (ready_fd) that the mount is
- * ready, and serves requests until a signal stops them.  An exit status.
+ * ready, and serves requests until the control thread stops them (a
+ * signal, the unmount command) or the mount goes away.  An exit status.
  */
 static int serve_mounted(const struct args *a, struct serving *s,
 			 int ready_fd)
 {
 	int rc;
 
-	if (fuse_session_mount(s->se, a->mountpoint))
+	/*
+	 * The absolute path: libfuse unmounts by the name it mounted, and the
+	 * daemon has left its working folder by then (detach).
+	 */
+	if (fuse_session_mount(s->se, s->mountpoint))
 		return say(EXIT_FAILURE, "cannot mount %s on %s", a->backing,
 			   a->mountpoint);
 	s->mounted = 1;
-	if (fuse_set_signal_handlers(s->se))
-		return say(EXIT_FAILURE, "cannot set signal handlers");
 	if (ready_fd >= 0) {
 		detach(ready_fd);
 		log_detached();
@@ -595,15 +801,24 @@ static int serve_mounted(const struct args *a, struct serving *s,
 		"mounted %s on %s, pid %ld, loop: %s", a->backing,
 		a->mountpoint, (long)getpid(),
 		a->cfg.no_poll ? "libfuse" : "poll");
-	/* SIGTERM, SIGINT and SIGHUP are a clean stop. */
+	/* Under systemd (Type=notify): usable from here, as for the parent. */
+	{
+		char state[2 * PATH_MAX + 64];
+
+		snprintf(state, sizeof(state),
+			 "READY=1\nMAINPID=%ld\nSTATUS=Serving %s on %s",
+			 (long)getpid(), s->backing, s->mountpoint);
+		(void)ctl_notify(s->ctl, state);
+	}
+	set_looping(s, LOOP_RUNNING);
 	if (a->cfg.no_poll)
 		rc = libfuse_loop(s->se);
 	else
-		rc = loop_run(s->se, MAX_WORKERS);
+		rc = loop_run(s->se, MAX_WORKERS, &s->loop);
+	set_looping(s, LOOP_DONE);
 	if (rc < 0)
 		log_msg(LOG_KIND_LIFECYCLE, LOG_ERR, "request loop failed: %s",
 			strerror(-rc));
-	fuse_remove_signal_handlers(s->se);
 	return rc < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
@@ -619,6 +834,8 @@ static void serve_end(const struct args *a, struct serving *s, int rc)
 		log_msg(LOG_KIND_LIFECYCLE, rc ? LOG_ERR : LOG_INFO,
 			"unmounted %s from %s, exit status %d", a->backing,
 			a->mountpoint, rc);
+	/* Before the core goes: the status reads it until here. */
+	ctl_free(s->ctl);
 	if (s->fargs)
 		fuse_opt_free_args(&s->fa);
 	fs_free(s->fs);
@@ -628,9 +845,17 @@ static void serve_end(const struct args *a, struct serving *s, int rc)
 
 static int serve(struct args *a, int ready_fd)
 {
-	struct serving s = { 0 };
+	struct serving s = { .a = a };
 	char err[512];
 	int rc;
+
+	pthread_mutex_init(&s.wake_lock, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &s.started);
+	if (!realpath(a->backing, s.backing))
+		snprintf(s.backing, sizeof(s.backing), "%s", a->backing);
+	if (!realpath(a->mountpoint, s.mountpoint))
+		snprintf(s.mountpoint, sizeof(s.mountpoint), "%s",
+			 a->mountpoint);
 
 	if (check_mountpoint(a))
 		return EXIT_FAILURE;
@@ -644,6 +869,8 @@ static int serve(struct args *a, int ready_fd)
 		return say(EXIT_FAILURE, "%s: %s", a->backing, err);
 	}
 	rc = serve_session(a, &s);
+	if (rc == EXIT_SUCCESS)
+		rc = serve_control(a, &s);
 	if (rc == EXIT_SUCCESS)
 		rc = serve_mounted(a, &s, ready_fd);
 	serve_end(a, &s, rc);
@@ -667,10 +894,13 @@ int main(int argc, char **argv)
 	rc = parse_args(argc, argv, &a);
 	if (rc) {
 		config_release(&a.cfg);
+		config_release(&a.file_cfg);
 		return rc < 0 ? 0 : rc;
 	}
 	if (!a.cfg.foreground)
 		ready_fd = fork_and_wait();
+	/* Before any thread: the control thread alone takes them, later. */
+	ctl_block_signals();
 	/* In the child: the parent exits without a word to the log. */
 	log_open(true);
 	secmem_on_lock_failure(warn_unlocked);
@@ -684,6 +914,7 @@ int main(int argc, char **argv)
 	}
 	rc = serve(&a, ready_fd);
 	config_release(&a.cfg);
+	config_release(&a.file_cfg);
 	log_close();
 	return rc;
 }

@@ -11,7 +11,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "phifs/backing.h"
@@ -65,10 +67,48 @@ int vfs_allow(struct vfs *v, const struct vfs_caller *c,
 		       v->hooks->allow(v->hooks_arg, c, r) : 0;
 }
 
+/* This thread's stripe of the counters, given out in turn. */
+static struct vfs_counters *my_counters(struct vfs *v)
+{
+	static _Atomic unsigned next;
+	static _Thread_local unsigned stripe = VFS_STRIPES;
+
+	if (stripe == VFS_STRIPES)
+		stripe = atomic_fetch_add_explicit(&next, 1,
+						   memory_order_relaxed) %
+			 VFS_STRIPES;
+	return &v->counters[stripe];
+}
+
+/* Counts what the operation did: every one passes here exactly once. */
+static void count(struct vfs *v, enum vfs_op op, long result)
+{
+	struct vfs_counters *n = my_counters(v);
+	int e = -1;
+
+	atomic_fetch_add_explicit(&n->ops[op], 1, memory_order_relaxed);
+	if (result > 0 && op == VFS_READ)
+		atomic_fetch_add_explicit(&n->read, (uint64_t)result,
+					  memory_order_relaxed);
+	else if (result > 0 && op == VFS_WRITE)
+		atomic_fetch_add_explicit(&n->written, (uint64_t)result,
+					  memory_order_relaxed);
+	if (result == -EIO || vfs_integrity_error(result))
+		e = VFS_ERR_EIO;
+	else if (result == -ENOSPC || result == -EDQUOT)
+		e = VFS_ERR_ENOSPC;
+	else if (result == -EACCES || result == -EPERM)
+		e = VFS_ERR_EACCES;
+	if (e >= 0)
+		atomic_fetch_add_explicit(&n->err[e], 1,
+					  memory_order_relaxed);
+}
+
 void vfs_record(struct vfs *v, const struct vfs_caller *c,
 		const struct vfs_req *r, long result, const void *bytes,
 		size_t len)
 {
+	count(v, r->op, result);
 	if (v->hooks && v->hooks->record)
 		v->hooks->record(v->hooks_arg, c, r, result, bytes, len);
 }
@@ -164,6 +204,25 @@ static void name_of(struct vfs *v, dev_t dev, ino_t ino, char *buf,
 		snprintf(buf, len, "inode %llu", (unsigned long long)ino);
 }
 
+/* Keeps the last VFS_AUTH_KEPT failures for the status (error path only). */
+static void remember_auth(struct vfs *v, const char *path, int64_t block)
+{
+	struct vfs_auth_failure *a;
+	size_t n;
+
+	pthread_mutex_lock(&v->auth_lock);
+	a = &v->auth[v->auth_next];
+	v->auth_next = (v->auth_next + 1) % VFS_AUTH_KEPT;
+	v->n_auth++;
+	/* Cut to fit: the log line has the whole path. */
+	n = strnlen(path, sizeof(a->path) - 1);
+	memcpy(a->path, path, n);
+	a->path[n] = 0;
+	a->block = block;
+	a->time = (int64_t)time(NULL);
+	pthread_mutex_unlock(&v->auth_lock);
+}
+
 static void report_at(struct vfs *v, dev_t dev, ino_t ino, struct cfile *cf,
 		      bool size, long rc)
 {
@@ -173,6 +232,8 @@ static void report_at(struct vfs *v, dev_t dev, ino_t ino, struct cfile *cf,
 	if (rc >= 0 || (!size && !vfs_integrity_error(rc) && rc != -EIO))
 		return;
 	name_of(v, dev, ino, path, sizeof(path));
+	if (!size && vfs_integrity_error(rc))
+		remember_auth(v, path, block);
 	if (size)
 		log_msg(LOG_KIND_SIZE, LOG_ERR, "%s: not committed: %s",
 			path, strerror((int)-rc));
@@ -548,6 +609,64 @@ int vfs_statfs(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
 	return vfs_done(v, c, &r, rc);
 }
 
+/* --- figures --- */
+
+const char *vfs_err_name(enum vfs_err e)
+{
+	static const char *const names[VFS_ERR_COUNT] = {
+		"EIO", "ENOSPC", "EACCES",
+	};
+
+	return (unsigned)e < VFS_ERR_COUNT ? names[e] : NULL;
+}
+
+static uint64_t list_length(const struct vfs_open *o)
+{
+	uint64_t n = 0;
+
+	for (; o; o = o->next)
+		n++;
+	return n;
+}
+
+#define RELAXED(x) atomic_load_explicit(&(x), memory_order_relaxed)
+
+void vfs_stats(struct vfs *v, struct vfs_stats *st)
+{
+	unsigned kept;
+
+	memset(st, 0, sizeof(*st));
+	for (int k = 0; k < VFS_STRIPES; k++) {
+		struct vfs_counters *n = &v->counters[k];
+
+		for (int op = 0; op < VFS_OP_COUNT; op++)
+			st->ops[op] += RELAXED(n->ops[op]);
+		st->read_bytes += RELAXED(n->read);
+		st->write_bytes += RELAXED(n->written);
+		for (int e = 0; e < VFS_ERR_COUNT; e++)
+			st->errors[e] += RELAXED(n->err[e]);
+	}
+	pthread_mutex_lock(&v->auth_lock);
+	st->auth_failures = v->n_auth;
+	kept = v->n_auth < VFS_AUTH_KEPT ? (unsigned)v->n_auth :
+					    VFS_AUTH_KEPT;
+	for (unsigned k = 0; k < kept; k++)
+		st->auth[k] = v->auth[(v->auth_next + VFS_AUTH_KEPT - 1 - k) %
+				      VFS_AUTH_KEPT];
+	st->auth_kept = kept;
+	pthread_mutex_unlock(&v->auth_lock);
+	pthread_mutex_lock(&v->open_lock);
+	st->open_files = list_length(v->files);
+	st->open_dirs = list_length(v->dirs);
+	pthread_mutex_unlock(&v->open_lock);
+	st->inodes = inodes_count(v->inodes);
+}
+
+int vfs_flush(struct vfs *v)
+{
+	return nodes_commit_all(v->nodes, commit_failed, v);
+}
+
 /* --- the ticker --- */
 
 /* t plus ms milliseconds. */
@@ -673,6 +792,8 @@ static int locks_init(struct vfs *v)
 		rc = -pthread_mutex_init(&v->tick_lock, NULL);
 	if (!rc)
 		rc = -pthread_mutex_init(&v->open_lock, NULL);
+	if (!rc)
+		rc = -pthread_mutex_init(&v->auth_lock, NULL);
 	return rc;
 }
 
@@ -690,6 +811,15 @@ int vfs_new(struct volume *vol, const struct vfs_kernel *kernel, void *karg,
 	v->karg = karg;
 	v->as_root = geteuid() == 0;
 	rc = locks_init(v);
+	if (!rc) {
+		v->counters = aligned_alloc(64, VFS_STRIPES *
+					    sizeof(*v->counters));
+		if (v->counters)
+			memset(v->counters, 0, VFS_STRIPES *
+			       sizeof(*v->counters));
+		else
+			rc = -ENOMEM;
+	}
 	if (!rc)
 		rc = keys_volume_key(vol->keys, "phifs symlink v1",
 				     &v->link_key);
@@ -720,6 +850,7 @@ void vfs_free(struct vfs *v)
 	inodes_free(v->inodes);
 	size_memo_free(v->sizes);
 	crypto_key_free(v->link_key);
+	free(v->counters);
 	free(v->mountpoint);
 	free(v);
 }

@@ -40,11 +40,27 @@ struct vfs {
 	bool stop;
 	bool reap_asked;
 	bool ticking;
+	/* The figures of vfs_stats: relaxed atomics, no lock, in stripes
+	 * that threads spread over, so that workers on different CPUs do
+	 * not fight over one cache line for every read and write. */
+	struct vfs_counters *counters;	/* VFS_STRIPES of them */
+	pthread_mutex_t auth_lock;	/* protects n_auth, auth, auth_next */
+	uint64_t n_auth;
+	unsigned auth_next;		/* the slot the next failure takes */
+	struct vfs_auth_failure auth[VFS_AUTH_KEPT];
 	pthread_mutex_t open_lock;	/* protects files and dirs */
 	/* Open files and folders: the kernel need not release them all
 	 * before the daemon exits, and what it does not is freed here. */
 	struct vfs_open *files, *dirs;
 };
+
+#define VFS_STRIPES 16
+
+struct vfs_counters {
+	_Atomic uint64_t ops[VFS_OP_COUNT];
+	_Atomic uint64_t read, written;
+	_Atomic uint64_t err[VFS_ERR_COUNT];
+} __attribute__((aligned(64)));
 
 /* A place on one of the lists of open handles. */
 struct vfs_open {

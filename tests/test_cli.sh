@@ -122,5 +122,10 @@ expect "a FIFO as key file is refused at once" 1 "key file .*fifo: not a regular
 expect "unknown -o options go to FUSE, which refuses them as usage" 2 "mount option 'frob'" -- "$daemon" -f --key "file:$tmp/k1" -o allow_other,frob "$tmp/vol" "$tmp/mnt"
 expect "daemon option without its value" 2 "option --key needs a value" -- "$daemon" "$tmp/vol" "$tmp/mnt" --key
 
+expect "status without a daemon" 1 "no daemon answers" -- "$ctl" status "$tmp/vol"
+expect "status --json and --prometheus" 2 "not both" -- "$ctl" status --json --prometheus "$tmp/vol"
+expect "status of two places" 2 "expected --socket PATH or one BACKING" -- "$ctl" status --socket "$tmp/s" "$tmp/vol"
+expect "unmount without a daemon" 1 "no daemon answers" -- "$ctl" unmount --socket "$tmp/none.sock"
+
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -206,6 +206,31 @@ static void expect_pairs(size_t from, const enum vfs_op *ops, size_t nops)
 	cr_assert_eq(k, nev, "no events beyond the script");
 }
 
+/*
+ * vfs_stats agrees with the record hook, operation by operation (both
+ * start with the vfs), and has the bytes read and written; eacces
+ * operations failed with EACCES, none with EIO, no file is left open.
+ */
+static void expect_counted(uint64_t eacces, uint64_t read, uint64_t written)
+{
+	uint64_t want[VFS_OP_COUNT] = { 0 };
+	struct vfs_stats vs;
+
+	for (size_t k = 0; k < nev; k++)
+		if (ev[k].kind == 'R')
+			want[ev[k].op]++;
+	vfs_stats(v, &vs);
+	for (int op = 0; op < VFS_OP_COUNT; op++)
+		cr_expect_eq(vs.ops[op], want[op], "%s: %llu, want %llu",
+			     vfs_op_name(op), (unsigned long long)vs.ops[op],
+			     (unsigned long long)want[op]);
+	cr_expect_eq(vs.read_bytes, read);
+	cr_expect_eq(vs.write_bytes, written);
+	cr_expect_eq(vs.errors[VFS_ERR_EACCES], eacces);
+	cr_expect_eq(vs.errors[VFS_ERR_EIO], 0);
+	cr_expect_eq(vs.open_files, 0);
+}
+
 Test(vfs, each_operation_is_allowed_once_before_and_recorded_once_after)
 {
 	struct vfs_entry e;
@@ -285,6 +310,32 @@ Test(vfs, each_operation_is_allowed_once_before_and_recorded_once_after)
 		cr_expect_eq(memcmp(ev[k].bytes, "hello", 5), 0);
 		break;
 	}
+	expect_counted(0, 9 + 5, 9);
+}
+
+Test(vfs, the_figures_count_each_operation_once_and_the_bytes_moved)
+{
+	struct vfs_entry e;
+	struct vfs_file *f;
+	char buf[64];
+
+	cr_assert_eq(vfs_create(v, &caller, VFS_ROOT, "f", 0644,
+				O_CREAT | O_RDWR, &e, &f), 0);
+	for (int i = 0; i < 10; i++)
+		cr_assert_eq(vfs_write(v, &caller, f, "0123456789", 10,
+				       (uint64_t)i * 10), 10);
+	cr_assert_eq(vfs_read(v, &caller, f, buf, sizeof(buf), 50), 50);
+	cr_assert_eq(vfs_read(v, &caller, f, buf, sizeof(buf), 100), 0);
+	/* Open now, committed by a flush, closed after. */
+	{
+		struct vfs_stats vs;
+
+		vfs_stats(v, &vs);
+		cr_expect_eq(vs.open_files, 1);
+		cr_expect_eq(vfs_flush(v), 0);
+	}
+	cr_assert_eq(vfs_release(v, &caller, f), 0);
+	expect_counted(0, 50, 100);
 }
 
 /* --- refusal --- */
@@ -420,6 +471,8 @@ Test(vfs, a_hook_that_refuses_everything_leaves_the_backing_untouched)
 	deny = false;
 	vfs_releasedir(v, &caller, d);
 	cr_assert_eq(vfs_release(v, &caller, f), 0);
+	/* The refusals count as EACCES, and their bytes as none. */
+	expect_counted(22, 0, 3);
 }
 
 /* --- sizes --- */

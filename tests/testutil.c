@@ -8,7 +8,11 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <time.h>
 
 static int nibble(int c)
@@ -103,4 +107,54 @@ bool tu_wait_until(bool (*cond)(void *arg), void *arg, int timeout_ms)
 		pause = pause < 10 ? pause * 2 : 20;
 	}
 	return true;
+}
+
+int tu_unix_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert(fd >= 0 && strlen(path) < sizeof(sa.sun_path));
+	strcpy(sa.sun_path, path);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0,
+		     "connect %s: %s", path, strerror(errno));
+	return fd;
+}
+
+size_t tu_read_line(int fd, char *buf, size_t len, int timeout_ms)
+{
+	struct timeval tv = { .tv_sec = timeout_ms / 1000,
+			      .tv_usec = timeout_ms % 1000 * 1000 };
+	size_t n = 0;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (n + 1 < len) {
+		ssize_t r = recv(fd, buf + n, len - n - 1, 0);
+
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		if (memchr(buf, '\n', n))
+			break;
+	}
+	buf[n] = 0;
+	return n;
+}
+
+bool tu_recv_until(int fd, const char *want, char *buf, size_t len,
+		   int timeout_ms)
+{
+	struct timeval tv = { .tv_sec = timeout_ms / 1000,
+			      .tv_usec = timeout_ms % 1000 * 1000 };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	for (;;) {
+		ssize_t n = recv(fd, buf, len - 1, 0);
+
+		if (n < 0)
+			return false;
+		buf[n] = 0;
+		if (strstr(buf, want))
+			return true;
+	}
 }

@@ -28,4 +28,18 @@ uint8_t *tu_read_data(const char *name, size_t *len);
  */
 bool tu_wait_until(bool (*cond)(void *arg), void *arg, int timeout_ms);
 
+/* A stream connection to the Unix socket at path, asserting success. */
+int tu_unix_connect(const char *path);
+/*
+ * Reads from fd until a newline, the end or timeout_ms without a byte;
+ * NUL-terminates buf.  The bytes read: 0 when closed without a word.
+ */
+size_t tu_read_line(int fd, char *buf, size_t len, int timeout_ms);
+/*
+ * Receives datagrams on fd into buf until one holds want (true), or none
+ * came for timeout_ms (false).
+ */
+bool tu_recv_until(int fd, const char *want, char *buf, size_t len,
+		   int timeout_ms);
+
 #endif

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <dirent.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "phifs/ctl.h"
 #include "phifs/keys.h"
 #include "phifs/secmem.h"
 #include "phifs/volume.h"
@@ -30,6 +32,14 @@ static const char usage_text[] =
 	"\n"
 	"Keys:\n"
 	"  key list --key SRC BACKING       master key versions and their states, key slots\n"
+	"\n"
+	"Running daemon (its control socket: --socket PATH, or that of BACKING):\n"
+	"  status [--json | --prometheus] [--socket PATH | BACKING]\n"
+	"                                   figures since mount: a table, the\n"
+	"                                   daemon's JSON, or Prometheus text\n"
+	"  flush [--socket PATH | BACKING]  commit open files' sizes now\n"
+	"  reload [--socket PATH | BACKING] re-read the config file (SIGHUP)\n"
+	"  unmount [--socket PATH | BACKING] unmount cleanly (SIGTERM)\n"
 	"\n"
 	"Key sources (SRC): file:PATH, cmd:COMMAND, passphrase\n"
 	"Options: -h, --help   --version\n";
@@ -206,19 +216,6 @@ out:
 	return rc;
 }
 
-static const char *state_name(enum keys_state s)
-{
-	switch (s) {
-	case KEYS_ACTIVE:
-		return "active";
-	case KEYS_DECRYPT_ONLY:
-		return "decrypt-only";
-	case KEYS_RETIRED:
-		return "retired";
-	}
-	return "?";
-}
-
 static int cmd_key_list(int argc, char **argv)
 {
 	struct keys_version_info v[256];
@@ -238,13 +235,112 @@ static int cmd_key_list(int argc, char **argv)
 	ns = keys_slots(vol->keys, s, 64);
 	printf("VERSION  STATE\n");
 	for (size_t i = 0; i < nv && i < 256; i++)
-		printf("%-8u %s\n", v[i].version, state_name(v[i].state));
+		printf("%-8u %s\n", v[i].version,
+		       keys_state_name(v[i].state));
 	printf("\nSLOT  KIND\n");
 	for (size_t i = 0; i < ns && i < 64; i++)
 		printf("%-5u %s\n", s[i].id, s[i].kind == KEYS_SECRET_RAW ?
 		       "key" : "passphrase");
 	volume_close(vol);
 	return 0;
+}
+
+#define CTL_TIMEOUT_MS 10000
+
+/*
+ * The daemon's socket from "[--socket PATH | BACKING]", and for status its
+ * format.  fmt is NULL for the other commands; *json tells --json.
+ */
+static int socket_args(int argc, char **argv, char *path, size_t len,
+		       enum ctl_format *fmt, int *json)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "prometheus", no_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *sock = NULL;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 's')
+			sock = optarg;
+		else if (c == 'j' && fmt)
+			*json = 1;
+		else if (c == 'p' && fmt)
+			*fmt = CTL_FORMAT_PROMETHEUS;
+		else
+			return usage("%s: unknown option", argv[0]);
+	}
+	if (fmt && *json && *fmt == CTL_FORMAT_PROMETHEUS)
+		return usage("%s: --json or --prometheus, not both", argv[0]);
+	if (sock && argc - optind == 0)
+		snprintf(path, len, "%s", sock);
+	else if (!sock && argc - optind == 1)
+		snprintf(path, len, "%s/%s/%s", argv[optind], KEYS_DIR,
+			 CTL_SOCKET_NAME);
+	else
+		return usage("%s: expected --socket PATH or one BACKING",
+			     argv[0]);
+	return 0;
+}
+
+/* Asks the daemon; one line on stderr and 1 when nobody answers. */
+static int ask(const char *path, const char *cmd, char **answer)
+{
+	char req[64];
+	int rc;
+
+	snprintf(req, sizeof(req), "{\"cmd\":\"%s\",\"version\":%d}", cmd,
+		 CTL_PROTO_VERSION);
+	rc = ctl_request(path, req, CTL_TIMEOUT_MS, answer);
+	if (rc == -ENOENT || rc == -ECONNREFUSED)
+		return fail("%s: no daemon answers", path);
+	if (rc)
+		return fail("%s: %s", path, strerror(-rc));
+	return 0;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	enum ctl_format fmt = CTL_FORMAT_TABLE;
+	char path[PATH_MAX], why[512];
+	char *answer = NULL;
+	int json = 0, rc;
+
+	rc = socket_args(argc, argv, path, sizeof(path), &fmt, &json);
+	if (!rc)
+		rc = ask(path, "status", &answer);
+	if (rc)
+		return rc;
+	if (json)
+		puts(answer);
+	else if (ctl_msg_format(answer, fmt, stdout, why, sizeof(why)))
+		rc = fail("%s: %s", path, why);
+	free(answer);
+	return rc;
+}
+
+/* flush, reload, unmount: the answer as it came, or its error. */
+static int cmd_simple(int argc, char **argv)
+{
+	char path[PATH_MAX];
+	char *answer = NULL;
+	int rc;
+
+	rc = socket_args(argc, argv, path, sizeof(path), NULL, NULL);
+	if (!rc)
+		rc = ask(path, argv[0], &answer);
+	if (rc)
+		return rc;
+	if (strstr(answer, "\"ok\":true"))
+		puts(answer);
+	else
+		rc = fail("%s: %s", path, answer);
+	free(answer);
+	return rc;
 }
 
 int main(int argc, char **argv)
@@ -267,6 +363,11 @@ int main(int argc, char **argv)
 		return cmd_keygen(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "init"))
 		return cmd_init(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "status"))
+		return cmd_status(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "flush") || !strcmp(argv[1], "reload") ||
+	    !strcmp(argv[1], "unmount"))
+		return cmd_simple(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "key")) {
 		if (argc < 3)
 			return usage("key: expected a subcommand (list)");

@@ -10,6 +10,7 @@
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 14)
 #include <fuse_lowlevel.h>
 
+#include "phifs/vfs.h"
 #include "phifs/volume.h"
 
 struct fs;
@@ -18,6 +19,8 @@ struct fs;
 int fs_new(struct volume *vol, struct fs **out);
 /* Commits and closes every open file.  NULL does nothing. */
 void fs_free(struct fs *fs);
+/* The operations core under fs, for its figures (the control plane). */
+struct vfs *fs_vfs(struct fs *fs);
 /* The session, for asking the kernel to forget inodes (before mounting). */
 void fs_set_session(struct fs *fs, struct fuse_session *se);
 /* The mount point's absolute path (copied), for tuning the mount's

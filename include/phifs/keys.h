@@ -128,6 +128,8 @@ const struct crypto_key *keys_kek_fn(void *arg, uint32_t version);
 /* Active version's KEK (never NULL for a loaded store). */
 const struct crypto_key *keys_active_kek(const struct keys_store *ks);
 
+/* "active", "decrypt-only", "retired"; "?" for anything else. */
+const char *keys_state_name(enum keys_state st);
 /* Fills up to max entries; returns how many there are in all. */
 size_t keys_versions(const struct keys_store *ks,
 		     struct keys_version_info *out, size_t max);

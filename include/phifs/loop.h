@@ -14,14 +14,26 @@
 #ifndef PHIFS_LOOP_H
 #define PHIFS_LOOP_H
 
+#include <stdint.h>
+
 #include "phifs/fs.h"
 
+/* The loop's figures, for the status; written with relaxed atomics. */
+struct loop_stats {
+	_Atomic uint64_t requests;	/* taken from the device */
+	_Atomic uint64_t replies;	/* of those, served */
+	_Atomic unsigned threads;	/* workers started */
+};
+
 /*
- * Serves se with up to max_threads workers until it is unmounted or
- * fuse_session_exit is called (the signal handlers do).  Give the calling
- * thread libfuse's signal handlers first: workers block those signals, so
- * they reach it.  0 when stopped, or -errno when the device failed.
+ * Serves se with up to max_threads workers until it is unmounted, or
+ * fuse_session_exit is called and then a signal with a handler (that does
+ * not restart) is sent to the calling thread; send it again until this
+ * returns, since one sent just before the wait began is not seen.  The
+ * workers inherit the calling thread's signal mask.  st (may be NULL) is
+ * kept up to date.  0 when stopped, or -errno when the device failed.
  */
-int loop_run(struct fuse_session *se, unsigned max_threads);
+int loop_run(struct fuse_session *se, unsigned max_threads,
+	     struct loop_stats *st);
 
 #endif

@@ -134,6 +134,44 @@ void vfs_stop(struct vfs *v);
 /* Stops, commits and closes every open file.  NULL does nothing. */
 void vfs_free(struct vfs *v);
 
+/*
+ * What the mount did since vfs_new, for the control socket.  The counters
+ * cost an operation a few relaxed atomic additions and no lock; a snapshot
+ * of them is not one instant, only each figure is exact.
+ */
+#define VFS_AUTH_KEPT 8		/* authentication failures remembered */
+
+enum vfs_err { VFS_ERR_EIO, VFS_ERR_ENOSPC, VFS_ERR_EACCES, VFS_ERR_COUNT };
+
+struct vfs_auth_failure {
+	char path[256];		/* in the mount, cut to fit */
+	int64_t block;		/* -1: the header */
+	int64_t time;		/* seconds since the epoch */
+};
+
+struct vfs_stats {
+	uint64_t ops[VFS_OP_COUNT];	/* recorded operations, by kind */
+	uint64_t read_bytes, write_bytes;	/* plaintext moved */
+	uint64_t errors[VFS_ERR_COUNT];	/* integrity failures count as EIO */
+	uint64_t auth_failures;
+	unsigned auth_kept;		/* entries in auth, newest first */
+	struct vfs_auth_failure auth[VFS_AUTH_KEPT];
+	uint64_t open_files, open_dirs;
+	uint64_t inodes;		/* the kernel's, held with a handle */
+};
+
+/* Fills st; thread-safe, takes short locks (not the request path's). */
+void vfs_stats(struct vfs *v, struct vfs_stats *st);
+/* "EIO", "ENOSPC", "EACCES"; NULL past the enum. */
+const char *vfs_err_name(enum vfs_err e);
+
+/*
+ * Commits the size of every open file whose size changed to its header
+ * now, as the ticker does each second.  0 or the first -errno; each
+ * failure is also told to the operator.  Thread-safe.
+ */
+int vfs_flush(struct vfs *v);
+
 /* The path of inode ino from the mount's root, and every path of it. */
 int vfs_path(struct vfs *v, uint64_t ino, char *buf, size_t len);
 int vfs_paths(struct vfs *v, uint64_t ino,

@@ -861,17 +861,21 @@ void mu_kill9(struct mu_vol *v)
 	v->daemon = 0;
 }
 
-void mu_terminate(struct mu_vol *v)
+void mu_wait_exit(struct mu_vol *v, const char *after)
 {
-	int st;
+	int st = wait_or_kill(v);
 
-	cr_assert(v->daemon > 0 && kill(v->daemon, SIGTERM) == 0,
-		  "SIGTERM to the daemon: %s", strerror(errno));
-	st = wait_or_kill(v);
 	v->daemon = 0;
 	v->mounted = mu_is_mounted(v->mnt);
-	assert_clean_exit(v, st, "SIGTERM");
-	cr_assert(!v->mounted, "%s is still mounted after SIGTERM", v->mnt);
+	assert_clean_exit(v, st, after);
+	cr_assert(!v->mounted, "%s is still mounted after %s", v->mnt, after);
+}
+
+void mu_terminate(struct mu_vol *v)
+{
+	cr_assert(v->daemon > 0 && kill(v->daemon, SIGTERM) == 0,
+		  "SIGTERM to the daemon: %s", strerror(errno));
+	mu_wait_exit(v, "SIGTERM");
 }
 
 void mu_unmount_dead(struct mu_vol *v)

@@ -90,6 +90,8 @@ void mu_unmount(struct mu_vol *v);
  * sanitizer reports and took its mount with it.
  */
 void mu_terminate(struct mu_vol *v);
+/* The same, for a daemon told to stop some other way (after: how). */
+void mu_wait_exit(struct mu_vol *v, const char *after);
 /* kill -9 the daemon and reap it; the mount is left dead (ENOTCONN). */
 void mu_kill9(struct mu_vol *v);
 /* Unmounts a mount whose daemon is dead. */

@@ -1,0 +1,150 @@
+/*
+ * ctl.h — the daemon's control plane: one thread running a libuv loop that
+ * owns the stop and reload signals, the control socket and its commands
+ * (docs/CONTROL.md).  The FUSE workers never wait on it.  It asks the
+ * daemon for what it needs through struct ctl_ops, which the daemon fills
+ * (main.c): it knows nothing of FUSE, and nothing below it knows of it.
+ *
+ * The pure parts, for tests and phifsctl: ctl_msg_* (requests, answers,
+ * the status as JSON, a table or Prometheus text) and ctl_request (a
+ * client).  libuv and jansson are included by this module's .c files only.
+ */
+#ifndef PHIFS_CTL_H
+#define PHIFS_CTL_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "phifs/vfs.h"
+
+#define CTL_PROTO_VERSION 1
+#define CTL_SOCKET_NAME "control.sock"	/* in BACKING/.phifs */
+#define CTL_MAX_LINE 4096		/* a request's bytes, its newline too */
+#define CTL_MAX_CLIENTS 128		/* at once; more are closed at once */
+#define CTL_IDLE_MS 10000		/* a silent connection is closed */
+#define CTL_MAX_QUEUED (1u << 20)	/* answers not read yet: then closed */
+#define CTL_STOP_REPEAT_MS 100		/* ops->stop again until ctl_free */
+#define CTL_MAX_VERSIONS 32
+
+enum ctl_cmd { CTL_STATUS, CTL_FLUSH, CTL_RELOAD, CTL_UNMOUNT };
+
+/* What `status` answers; the daemon fills it (ctl_ops.status). */
+struct ctl_status {
+	long pid;
+	uint64_t uptime_s;
+	char volume[2 * 16 + 1];	/* the volume ID, hex */
+	char backing[PATH_MAX];
+	char mountpoint[PATH_MAX];
+	unsigned nversions;
+	struct {
+		uint32_t version;
+		const char *state;	/* "active", "decrypt-only", ... */
+	} versions[CTL_MAX_VERSIONS];
+	struct vfs_stats vfs;
+	const char *loop;		/* "poll" or "libfuse" */
+	unsigned loop_threads, loop_max_threads;
+	uint64_t loop_requests;		/* 0 where the loop does not count */
+};
+
+/*
+ * The daemon's side, each called on the control thread.  stop begins the
+ * clean stop of SIGTERM; it is called again every CTL_STOP_REPEAT_MS until
+ * ctl_free, so it must be idempotent.  reload re-reads the reloadable
+ * settings and writes the names of those that changed, comma-separated,
+ * into changed (empty: none); 0 or -errno with why in changed.
+ */
+struct ctl_ops {
+	void (*status)(void *arg, struct ctl_status *st);
+	/* Whether FUSE requests are still being served (for the watchdog). */
+	bool (*serving)(void *arg);
+	int (*flush)(void *arg);
+	int (*reload)(void *arg, char *changed, size_t len);
+	void (*stop)(void *arg);
+};
+
+struct ctl;
+
+/*
+ * Blocks SIGTERM, SIGINT, SIGHUP and SIGUSR1 in the calling thread, and so
+ * in every thread it starts after; call first, before any thread starts.
+ * Until ctl_new those signals wait, pending, for the control thread: none
+ * sent during start-up is lost.
+ */
+void ctl_block_signals(void);
+
+/*
+ * Binds the control socket at path (mode 0600; a socket there that nothing
+ * answers on is replaced, anything else is refused without following it),
+ * and starts the control thread, which takes the signals.  ops and arg
+ * must outlive the ctl.  0 or -errno with one line in err.
+ */
+int ctl_new(const char *path, const struct ctl_ops *ops, void *arg,
+	    struct ctl **out, char *err, size_t err_len);
+/* Stops the thread, closes every connection, removes the socket. */
+void ctl_free(struct ctl *c);
+
+/*
+ * How other threads (the FUSE workers) hand the control thread work: fn(arg)
+ * runs on the control thread, soon, in the order posted; if ctl_free comes
+ * first, on its caller's thread, in ctl_free.  Never waits on the control
+ * loop (a short mutex and uv_async_send).  0 or -ENOMEM.  Thread-safe.
+ */
+int ctl_post(struct ctl *c, void (*fn)(void *arg), void *arg);
+
+/*
+ * systemd's notification protocol (sd_notify(3)), when the service manager
+ * set NOTIFY_SOCKET; without it these do nothing.  ctl_new reads the
+ * environment, and with WATCHDOG_USEC (for this pid) the control loop
+ * sends WATCHDOG=1 every half period while ops->serving says yes.
+ * ctl_notify sends state ("READY=1\nSTATUS=...") as one datagram; thread-
+ * safe.  0 or -errno.
+ */
+int ctl_notify(struct ctl *c, const char *state);
+
+/*
+ * The address in a NOTIFY_SOCKET value: a path, or "@name" for the
+ * abstract namespace.  0 and *sa, *len; -EINVAL for anything else.  Pure.
+ */
+struct sockaddr_un;
+int ctl_notify_addr(const char *env, struct sockaddr_un *sa,
+		    unsigned *len);
+
+/* --- the messages (pure; ctl_msg.c) --- */
+
+/*
+ * Parses one request line (without its newline): 0 and *cmd, or -EINVAL
+ * with a one-line reason in err ("not JSON", "unknown command 'x'", ...).
+ */
+int ctl_msg_parse(const char *line, size_t len, enum ctl_cmd *cmd,
+		  char *err, size_t err_len);
+/* Answers, each one malloc'd line ending in "\n"; NULL on ENOMEM. */
+char *ctl_msg_error(const char *why);
+char *ctl_msg_ok(void);
+char *ctl_msg_reload(const char *changed);
+char *ctl_msg_status(const struct ctl_status *st);
+
+enum ctl_format { CTL_FORMAT_TABLE, CTL_FORMAT_PROMETHEUS };
+/*
+ * Writes a status answer as a table or in Prometheus' text format.  0, or
+ * -EPROTO when answer is not a status answer, -EINVAL when it is an error
+ * answer; why then says so in one line.
+ */
+int ctl_msg_format(const char *answer, enum ctl_format fmt, FILE *out,
+		   char *why, size_t why_len);
+
+/* --- a client (ctl_client.c) --- */
+
+/*
+ * Sends request (one line, without newline) to the socket at path and
+ * reads one answer line into *answer (malloc'd, without its newline),
+ * waiting at most timeout_ms in all.  0, or -errno: -ENOENT and
+ * -ECONNREFUSED when no daemon listens, -ETIMEDOUT.
+ */
+int ctl_request(const char *path, const char *request, int timeout_ms,
+		char **answer);
+
+#endif

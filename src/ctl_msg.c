@@ -1,0 +1,402 @@
+/*
+ * ctl_msg.c — the control socket's messages (docs/CONTROL.md): parsing a
+ * request line, writing answers and the status as JSON, and turning a
+ * status answer into a table or Prometheus text for phifsctl.  Pure: no
+ * I/O but the FILE it is handed, no sockets, no libuv.
+ */
+#include "phifs/ctl.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Every answer is one line: compact, and a newline would end it. */
+#define DUMP_FLAGS (JSON_COMPACT | JSON_ENSURE_ASCII)
+
+static const struct {
+	const char *name;
+	enum ctl_cmd cmd;
+} commands[] = {
+	{ "status", CTL_STATUS },
+	{ "flush", CTL_FLUSH },
+	{ "reload", CTL_RELOAD },
+	{ "unmount", CTL_UNMOUNT },
+};
+
+int ctl_msg_parse(const char *line, size_t len, enum ctl_cmd *cmd,
+		  char *err, size_t err_len)
+{
+	json_error_t je;
+	json_t *req, *name, *ver;
+	int rc = -EINVAL;
+
+	/* JSON_DISALLOW_NULL is not enough for a NUL inside the line. */
+	if (memchr(line, 0, len)) {
+		snprintf(err, err_len, "not JSON: a NUL byte");
+		return -EINVAL;
+	}
+	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+	if (!req) {
+		snprintf(err, err_len, "not JSON: %s", je.text);
+		return -EINVAL;
+	}
+	if (!json_is_object(req)) {
+		snprintf(err, err_len, "a request is a JSON object");
+		goto out;
+	}
+	ver = json_object_get(req, "version");
+	if (ver && (!json_is_integer(ver) ||
+		    json_integer_value(ver) < 1 ||
+		    json_integer_value(ver) > CTL_PROTO_VERSION)) {
+		snprintf(err, err_len, "protocol version not supported "
+			 "(this daemon speaks %d)", CTL_PROTO_VERSION);
+		goto out;
+	}
+	name = json_object_get(req, "cmd");
+	if (!json_is_string(name)) {
+		snprintf(err, err_len, "no \"cmd\" string in the request");
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(json_string_value(name), commands[i].name)) {
+			*cmd = commands[i].cmd;
+			rc = 0;
+			goto out;
+		}
+	/* Quoted with escapes: the name came from the client. */
+	{
+		char *q = json_dumps(name, JSON_ENCODE_ANY | DUMP_FLAGS);
+
+		snprintf(err, err_len, "unknown command %.64s", q ? q : "");
+		free(q);
+	}
+out:
+	json_decref(req);
+	return rc;
+}
+
+/* o as one line with its newline, and lets go of o. */
+static char *line_of(json_t *o)
+{
+	char *s = o ? json_dumps(o, DUMP_FLAGS) : NULL;
+	char *l = NULL;
+
+	if (s) {
+		size_t n = strlen(s);
+
+		l = malloc(n + 2);
+		if (l) {
+			memcpy(l, s, n);
+			l[n] = '\n';
+			l[n + 1] = 0;
+		}
+	}
+	free(s);
+	json_decref(o);
+	return l;
+}
+
+static json_t *answer(bool ok)
+{
+	return json_pack("{s:b, s:i}", "ok", ok, "version", CTL_PROTO_VERSION);
+}
+
+char *ctl_msg_error(const char *why)
+{
+	json_t *o = answer(false);
+
+	if (o && json_object_set_new(o, "error", json_string(why)))
+		json_decref(o), o = NULL;
+	return line_of(o);
+}
+
+char *ctl_msg_ok(void)
+{
+	return line_of(answer(true));
+}
+
+char *ctl_msg_reload(const char *changed)
+{
+	json_t *o = answer(true), *list = json_array();
+	const char *p = changed;
+
+	while (o && list && *p) {
+		size_t n = strcspn(p, ",");
+
+		if (n && json_array_append_new(list, json_stringn(p, n)))
+			break;
+		p += n + (p[n] == ',');
+	}
+	if (!o || !list || *p ||
+	    json_object_set_new(o, "changed", list) ||
+	    json_object_set_new(o, "applied", json_false())) {
+		json_decref(o);
+		return NULL;
+	}
+	return line_of(o);
+}
+
+/* json_object_set_new, counting failures in *bad. */
+static void put(json_t *o, const char *key, json_t *v, int *bad)
+{
+	if (!o || !v || json_object_set_new(o, key, v))
+		(*bad)++;
+}
+
+static json_t *uint_of(uint64_t n)
+{
+	return json_integer((json_int_t)n);
+}
+
+static json_t *status_auth(const struct vfs_stats *vs, int *bad)
+{
+	json_t *a = json_object(), *last = json_array();
+
+	for (unsigned k = 0; k < vs->auth_kept && last; k++) {
+		json_t *e = json_object();
+
+		put(e, "path", json_string(vs->auth[k].path), bad);
+		put(e, "block", json_integer(vs->auth[k].block), bad);
+		put(e, "time", json_integer(vs->auth[k].time), bad);
+		if (!e || json_array_append_new(last, e))
+			(*bad)++;
+	}
+	put(a, "total", uint_of(vs->auth_failures), bad);
+	put(a, "last", last, bad);
+	return a;
+}
+
+char *ctl_msg_status(const struct ctl_status *st)
+{
+	const struct vfs_stats *vs = &st->vfs;
+	json_t *o = answer(true), *keys = json_array(), *ops = json_object();
+	json_t *bytes = json_object(), *errs = json_object();
+	json_t *loop = json_object();
+	int bad = 0;
+
+	put(o, "pid", json_integer(st->pid), &bad);
+	put(o, "uptime_s", uint_of(st->uptime_s), &bad);
+	put(o, "volume", json_string(st->volume), &bad);
+	put(o, "backing", json_string(st->backing), &bad);
+	put(o, "mountpoint", json_string(st->mountpoint), &bad);
+	for (unsigned i = 0; i < st->nversions && keys; i++)
+		if (json_array_append_new(keys, json_pack("{s:I, s:s}",
+				"version", (json_int_t)st->versions[i].version,
+				"state", st->versions[i].state)))
+			bad++;
+	put(o, "key_versions", keys, &bad);
+	put(o, "open_files", uint_of(vs->open_files), &bad);
+	put(o, "open_dirs", uint_of(vs->open_dirs), &bad);
+	put(o, "inodes", uint_of(vs->inodes), &bad);
+	put(bytes, "read", uint_of(vs->read_bytes), &bad);
+	put(bytes, "written", uint_of(vs->write_bytes), &bad);
+	put(o, "bytes", bytes, &bad);
+	for (int op = 0; op < VFS_OP_COUNT; op++)
+		put(ops, vfs_op_name(op), uint_of(vs->ops[op]), &bad);
+	put(o, "ops", ops, &bad);
+	for (int e = 0; e < VFS_ERR_COUNT; e++)
+		put(errs, vfs_err_name(e), uint_of(vs->errors[e]), &bad);
+	put(o, "errors", errs, &bad);
+	put(o, "auth_failures", status_auth(vs, &bad), &bad);
+	put(loop, "kind", json_string(st->loop ? st->loop : "none"), &bad);
+	put(loop, "threads", uint_of(st->loop_threads), &bad);
+	put(loop, "max_threads", uint_of(st->loop_max_threads), &bad);
+	put(loop, "requests", uint_of(st->loop_requests), &bad);
+	put(o, "loop", loop, &bad);
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return line_of(o);
+}
+
+/* --- phifsctl's side --- */
+
+static uint64_t num(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_integer(v) && json_integer_value(v) > 0 ?
+		       (uint64_t)json_integer_value(v) : 0;
+}
+
+static const char *str(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_string(v) ? json_string_value(v) : "";
+}
+
+static void print_table(json_t *o, FILE *out)
+{
+	json_t *v, *e;
+	const char *k;
+	size_t i;
+
+	fprintf(out, "%-16s %" PRIu64 "\n", "pid", num(o, "pid"));
+	fprintf(out, "%-16s %" PRIu64 " s\n", "uptime", num(o, "uptime_s"));
+	fprintf(out, "%-16s %s\n", "volume", str(o, "volume"));
+	fprintf(out, "%-16s %s\n", "backing", str(o, "backing"));
+	fprintf(out, "%-16s %s\n", "mount point", str(o, "mountpoint"));
+	fprintf(out, "%-16s", "key versions");
+	json_array_foreach(json_object_get(o, "key_versions"), i, e)
+		fprintf(out, " v%" PRIu64 " (%s)", num(e, "version"),
+			str(e, "state"));
+	fprintf(out, "\n%-16s %" PRIu64 " (%" PRIu64 " folders)\n",
+		"open files", num(o, "open_files"), num(o, "open_dirs"));
+	fprintf(out, "%-16s %" PRIu64 "\n", "inodes held", num(o, "inodes"));
+	v = json_object_get(o, "bytes");
+	fprintf(out, "%-16s %" PRIu64 " read, %" PRIu64 " written\n",
+		"bytes", num(v, "read"), num(v, "written"));
+	fprintf(out, "operations\n");
+	json_object_foreach(json_object_get(o, "ops"), k, e)
+		if (json_integer_value(e))
+			fprintf(out, "  %-14s %" PRIu64 "\n", k,
+				(uint64_t)json_integer_value(e));
+	fprintf(out, "%-16s", "errors");
+	json_object_foreach(json_object_get(o, "errors"), k, e)
+		fprintf(out, " %s %" PRIu64, k,
+			(uint64_t)json_integer_value(e));
+	v = json_object_get(o, "auth_failures");
+	fprintf(out, "\n%-16s %" PRIu64 "\n", "auth failures",
+		num(v, "total"));
+	json_array_foreach(json_object_get(v, "last"), i, e) {
+		json_t *b = json_object_get(e, "block");
+
+		fprintf(out, "  %s ", str(e, "path"));
+		if (json_integer_value(b) >= 0)
+			fprintf(out, "block %" JSON_INTEGER_FORMAT,
+				json_integer_value(b));
+		else
+			fputs("header", out);
+		fprintf(out, " at %" JSON_INTEGER_FORMAT "\n",
+			json_integer_value(json_object_get(e, "time")));
+	}
+	v = json_object_get(o, "loop");
+	fprintf(out, "%-16s %s, %" PRIu64 "/%" PRIu64 " threads, %" PRIu64
+		" requests\n", "request loop", str(v, "kind"),
+		num(v, "threads"), num(v, "max_threads"),
+		num(v, "requests"));
+}
+
+/* Prometheus label values escape \, " and newlines. */
+static void label(FILE *out, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fputc('\\', out);
+		if (*s == '\n')
+			fputs("\\n", out);
+		else
+			fputc(*s, out);
+	}
+}
+
+static void metric(FILE *out, const char *name, const char *type,
+		   const char *help)
+{
+	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void sample(FILE *out, const char *name, const char *vol,
+		   const char *lk, const char *lv, uint64_t value)
+{
+	fprintf(out, "%s{volume=\"", name);
+	label(out, vol);
+	if (lk) {
+		fprintf(out, "\",%s=\"", lk);
+		label(out, lv);
+	}
+	fprintf(out, "\"} %" PRIu64 "\n", value);
+}
+
+static void print_prometheus(json_t *o, FILE *out)
+{
+	const char *vol = str(o, "volume"), *k;
+	json_t *v, *e;
+	size_t i;
+
+	metric(out, "phifs_uptime_seconds", "gauge", "Seconds since mount.");
+	sample(out, "phifs_uptime_seconds", vol, NULL, NULL,
+	       num(o, "uptime_s"));
+	v = json_object_get(o, "bytes");
+	metric(out, "phifs_read_bytes_total", "counter",
+	       "Plaintext bytes read through the mount.");
+	sample(out, "phifs_read_bytes_total", vol, NULL, NULL,
+	       num(v, "read"));
+	metric(out, "phifs_written_bytes_total", "counter",
+	       "Plaintext bytes written through the mount.");
+	sample(out, "phifs_written_bytes_total", vol, NULL, NULL,
+	       num(v, "written"));
+	metric(out, "phifs_operations_total", "counter",
+	       "Operations served, by kind.");
+	json_object_foreach(json_object_get(o, "ops"), k, e)
+		sample(out, "phifs_operations_total", vol, "op", k,
+		       (uint64_t)json_integer_value(e));
+	metric(out, "phifs_errors_total", "counter",
+	       "Operations failed, by error.");
+	json_object_foreach(json_object_get(o, "errors"), k, e)
+		sample(out, "phifs_errors_total", vol, "error", k,
+		       (uint64_t)json_integer_value(e));
+	metric(out, "phifs_auth_failures_total", "counter",
+	       "Blocks and headers that failed authentication.");
+	sample(out, "phifs_auth_failures_total", vol, NULL, NULL,
+	       num(json_object_get(o, "auth_failures"), "total"));
+	metric(out, "phifs_open_files", "gauge", "Files open now.");
+	sample(out, "phifs_open_files", vol, NULL, NULL,
+	       num(o, "open_files"));
+	metric(out, "phifs_inodes", "gauge", "Inodes the kernel holds.");
+	sample(out, "phifs_inodes", vol, NULL, NULL, num(o, "inodes"));
+	metric(out, "phifs_key_version_info", "gauge",
+	       "Master key versions, with their state.");
+	json_array_foreach(json_object_get(o, "key_versions"), i, e) {
+		char ver[24];
+
+		snprintf(ver, sizeof(ver), "%" PRIu64, num(e, "version"));
+		fputs("phifs_key_version_info{volume=\"", out);
+		label(out, vol);
+		fprintf(out, "\",version=\"%s\",state=\"", ver);
+		label(out, str(e, "state"));
+		fputs("\"} 1\n", out);
+	}
+	v = json_object_get(o, "loop");
+	metric(out, "phifs_loop_requests_total", "counter",
+	       "FUSE requests taken by the request loop.");
+	sample(out, "phifs_loop_requests_total", vol, NULL, NULL,
+	       num(v, "requests"));
+	metric(out, "phifs_loop_threads", "gauge", "Request loop workers.");
+	sample(out, "phifs_loop_threads", vol, NULL, NULL,
+	       num(v, "threads"));
+}
+
+int ctl_msg_format(const char *ans, enum ctl_format fmt, FILE *out,
+		   char *why, size_t why_len)
+{
+	json_t *o = json_loads(ans, 0, NULL);
+	json_t *ok = json_object_get(o, "ok");
+	int rc = -EPROTO;
+
+	if (!json_is_boolean(ok)) {
+		snprintf(why, why_len, "the daemon's answer is not understood");
+		goto out;
+	}
+	if (!json_is_true(ok)) {
+		snprintf(why, why_len, "%s", str(o, "error"));
+		rc = -EINVAL;
+		goto out;
+	}
+	if (!json_is_object(json_object_get(o, "ops"))) {
+		snprintf(why, why_len, "the answer is not a status");
+		goto out;
+	}
+	if (fmt == CTL_FORMAT_PROMETHEUS)
+		print_prometheus(o, out);
+	else
+		print_table(o, out);
+	rc = 0;
+out:
+	json_decref(o);
+	return rc;
+}
