@@ -21,6 +21,7 @@ struct nodes {
 	const struct cfile_volume *vol;
 	pthread_mutex_t lock;
 	pthread_cond_t closed;	/* a closing node left the table */
+	_Atomic size_t count;	/* nodes in the table (seq_cst: see .h) */
 	struct node *buckets[NBUCKETS];
 };
 
@@ -124,6 +125,7 @@ int nodes_get(struct nodes *t, int fd, bool create, struct node **out)
 	n->refs = 1;
 	n->next = t->buckets[bucket(n->dev, n->ino)];
 	t->buckets[bucket(n->dev, n->ino)] = n;
+	t->count++;
 	pthread_mutex_unlock(&t->lock);
 	*out = n;
 	return 0;
@@ -163,6 +165,7 @@ int nodes_put(struct nodes *t, struct node *n)
 	     pp = &(*pp)->next)
 		;
 	*pp = n->next;
+	t->count--;
 	pthread_cond_broadcast(&t->closed);
 	pthread_mutex_unlock(&t->lock);
 	close(n->fd);
@@ -209,4 +212,9 @@ int nodes_commit_all(struct nodes *t,
 	for (size_t k = 0; failed && k < nbad; k++)
 		failed(arg, bad[k].dev, bad[k].ino, bad[k].rc);
 	return rc;
+}
+
+size_t nodes_count(struct nodes *t)
+{
+	return t->count;
 }

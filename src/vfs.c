@@ -699,6 +699,38 @@ static void tick(struct vfs *v, unsigned ticks)
 	(void)nodes_commit_all(v->nodes, commit_failed, v);
 }
 
+void vfs_wake_ticker(struct vfs *v)
+{
+	if (!v->ticker_idle)
+		return;
+	pthread_mutex_lock(&v->tick_lock);
+	pthread_cond_signal(&v->tick_cond);
+	pthread_mutex_unlock(&v->tick_lock);
+}
+
+/*
+ * Waits under tick_lock for the next tick, a reap, or the stop.  With no
+ * file open there is no size to commit: then it waits without a timeout,
+ * so an idle mount wakes nobody, until an open (vfs_wake_ticker) or a reap
+ * request; the readahead tuning has its first ticks either way.
+ */
+static void ticker_wait(struct vfs *v, const struct timespec *due,
+			unsigned ticks)
+{
+	if (v->reap_asked || v->stop)
+		return;
+	if (ticks >= 2) {
+		v->ticker_idle = true;
+		if (!nodes_count(v->nodes)) {
+			pthread_cond_wait(&v->tick_cond, &v->tick_lock);
+			v->ticker_idle = false;
+			return;
+		}
+		v->ticker_idle = false;
+	}
+	pthread_cond_timedwait(&v->tick_cond, &v->tick_lock, due);
+}
+
 /*
  * Commits the sizes of open files every COMMIT_INTERVAL_MS, and reaps
  * inodes whenever the table asks (reap_asked, set under tick_lock so that
@@ -715,9 +747,7 @@ static void *ticker_main(void *arg)
 	due = after_ms(now, 20);	/* the first as INIT is answered */
 	pthread_mutex_lock(&v->tick_lock);
 	while (!v->stop) {
-		if (!v->reap_asked)
-			pthread_cond_timedwait(&v->tick_cond, &v->tick_lock,
-					       &due);
+		ticker_wait(v, &due, ticks);
 		if (v->stop)
 			break;
 		reap = v->reap_asked;

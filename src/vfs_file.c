@@ -152,6 +152,7 @@ int vfs_open(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
 	} else {
 		hint_of(v, f, hint);
 		track(v, &v->files, &f->link);
+		vfs_wake_ticker(v);
 		*out = f;
 	}
 	return vfs_done(v, c, &r, rc);
@@ -272,6 +273,7 @@ int vfs_make_file(struct vfs *v, const struct vfs_caller *c, struct inode *p,
 
 	if (!rc && out) {
 		track(v, &v->files, &f->link);
+		vfs_wake_ticker(v);
 		*out = f;
 		return 0;
 	}

@@ -40,6 +40,7 @@ struct vfs {
 	bool stop;
 	bool reap_asked;
 	bool ticking;
+	_Atomic bool ticker_idle;	/* waits untimed: no file is open */
 	/* The figures of vfs_stats: relaxed atomics, no lock, in stripes
 	 * that threads spread over, so that workers on different CPUs do
 	 * not fight over one cache line for every read and write. */
@@ -165,6 +166,9 @@ int vfs_node_make(struct vfs *v, const struct vfs_caller *c, int dirfd,
 		  const struct format_record *r);
 int vfs_node_read(struct vfs *v, int pathfd, struct format_record *r);
 int vfs_node_attrs(struct vfs *v, int pathfd, struct stat *st);
+
+/* A file was opened: the ticker has sizes to commit again. */
+void vfs_wake_ticker(struct vfs *v);
 
 /* Frees the files and folders the kernel left open at the end. */
 void vfs_close_all(struct vfs *v);

@@ -238,7 +238,8 @@ static size_t sample_folder(int dirfd, bool root, struct sample *s,
 			continue;
 		if (de->d_type == DT_DIR && nsub < n)
 			snprintf(subs[nsub++], NAME_MAX + 1, "%s", de->d_name);
-		if (de->d_type != DT_REG || !header_volume(dirfd, de->d_name, id))
+		if (de->d_type != DT_REG ||
+		    !header_volume(dirfd, de->d_name, id))
 			continue;
 		s->read++;
 		if (!memcmp(id, s->ours, FORMAT_ID_LEN))

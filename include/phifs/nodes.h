@@ -48,6 +48,14 @@ int nodes_put(struct nodes *t, struct node *n);
 /* The plaintext size of an inode if it is open: 0, or -ENOENT if not. */
 int nodes_size(struct nodes *t, dev_t dev, ino_t ino, uint64_t *size);
 /*
+ * How many files are open.  Sequentially consistent with nodes_get's
+ * insert, so that a thread that says it is going idle, then finds no file
+ * open, and an opener that then looks whether it went idle, cannot both
+ * miss each other.
+ */
+size_t nodes_count(struct nodes *t);
+
+/*
  * Commits the header of every open file whose size changed; calls failed
  * (if not NULL, out of the table's lock) for each that could not be, up
  * to 16 a call.  0, or the first error.
