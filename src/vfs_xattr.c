@@ -23,12 +23,15 @@
  * with EOPNOTSUPP, the answer of a file system without them, which cp -a
  * and rsync -X take as "nothing to copy".  This is answered before the
  * hooks are asked: it touches nothing, and the kernel asks for
- * security.capability before every write, which would fill the log.
+ * security.capability before every write, which would fill the log.  So is
+ * a name with nothing after "user.".
  */
 static int namespace_ok(const char *name)
 {
-	return strncmp(name, USER_PREFIX, sizeof(USER_PREFIX) - 1) ?
-		       -EOPNOTSUPP : 0;
+	if (strncmp(name, USER_PREFIX, sizeof(USER_PREFIX) - 1))
+		return -EOPNOTSUPP;
+	/* "user." alone names nothing, as Linux says. */
+	return name[sizeof(USER_PREFIX) - 1] ? 0 : -EINVAL;
 }
 
 /* The sealed attribute bname of the object on fd into *out (malloc'd). */

@@ -619,6 +619,10 @@ Test(vfs, other_namespaces_are_refused_without_touching_anything)
 		cr_expect_eq(vfs_removexattr(v, &caller, VFS_ROOT, names[k]),
 			     -EOPNOTSUPP);
 	}
+	cr_expect_eq(vfs_setxattr(v, &caller, VFS_ROOT, "user.", "1", 1, 0),
+		     -EINVAL);
+	cr_expect_eq(vfs_getxattr(v, &caller, VFS_ROOT, "user.", buf,
+				  sizeof(buf)), -EINVAL);
 	cr_expect_eq(nev, start, "the hooks were not asked");
 	cr_expect_eq(vfs_listxattr(v, &caller, VFS_ROOT, buf, sizeof(buf)), 7);
 	cr_expect_str_eq(buf, "user.a");

@@ -637,10 +637,40 @@ static void pick_xattr_path(char *out)
 	}
 }
 
-/* One of the few names the stream uses, so that they meet. */
+/* One of the few names the stream uses, so that they meet; now and then
+ * "user." alone, which names nothing. */
 static void pick_xattr_name(char *out)
 {
-	snprintf(out, 32, "user.n%d", (int)rnd(4));
+	if (rnd(20))
+		snprintf(out, 32, "user.n%d", (int)rnd(4));
+	else
+		snprintf(out, 32, "user.");
+}
+
+/* Each of set, get, list and remove, by path or through an open handle. */
+static long x_set(int fd, const char *path, const char *name, size_t len,
+		  int fl)
+{
+	return fd >= 0 ? fsetxattr(fd, name, wbuf, len, fl) :
+			 lsetxattr(path, name, wbuf, len, fl);
+}
+
+static long x_get(int fd, const char *path, const char *name, void *buf,
+		  size_t size)
+{
+	return fd >= 0 ? fgetxattr(fd, name, buf, size) :
+			 lgetxattr(path, name, buf, size);
+}
+
+static long x_list(int fd, const char *path, char *buf, size_t size)
+{
+	return fd >= 0 ? flistxattr(fd, buf, size) :
+			 llistxattr(path, buf, size);
+}
+
+static long x_remove(int fd, const char *path, const char *name)
+{
+	return fd >= 0 ? fremovexattr(fd, name) : lremovexattr(path, name);
 }
 
 /*
@@ -655,29 +685,37 @@ static void op_xattr(void)
 	static char vr[1024], vm[1024];
 	unsigned what = (unsigned)rnd(4);
 	char p[64], name[32], what_s[160];
+	struct handle *h = rnd(4) ? NULL : pick_handle(rnd(2));
+	int fr = h ? h->r : -1, fm = h ? h->m : -1;
 	size_t len, size;
 	long a, b;
 	int ea, eb, fl;
 
-	pick_xattr_path(p);
+	/* A handle may name a file removed since: its attributes live on. */
+	if (h)
+		snprintf(p, sizeof(p), "%s", h->path);
+	else
+		pick_xattr_path(p);
 	pick_xattr_name(name);
 	switch (what) {
 	case 0:
 		len = rnd(4) ? rnd(200) : 0;
 		fl = flags[rnd(4)];
 		fill_wbuf(len);
-		logop("setxattr %s %s len %zu flags %d", p, name, len, fl);
-		a = lsetxattr(rp(p), name, wbuf, len, fl);
+		logop("setxattr %s%s %s len %zu flags %d", h ? "handle " : "",
+		      p, name, len, fl);
+		a = x_set(fr, rp(p), name, len, fl);
 		ea = errno;
-		b = lsetxattr(mp(p), name, wbuf, len, fl);
+		b = x_set(fm, mp(p), name, len, fl);
 		eb = errno;
 		break;
 	case 1:
 		size = rnd(3) == 0 ? 0 : rnd(3) == 0 ? rnd(200) : sizeof(vr);
-		logop("getxattr %s %s size %zu", p, name, size);
-		a = lgetxattr(rp(p), name, size ? vr : NULL, size);
+		logop("getxattr %s%s %s size %zu", h ? "handle " : "", p, name,
+		      size);
+		a = x_get(fr, rp(p), name, size ? vr : NULL, size);
 		ea = errno;
-		b = lgetxattr(mp(p), name, size ? vm : NULL, size);
+		b = x_get(fm, mp(p), name, size ? vm : NULL, size);
 		eb = errno;
 		if (size && a > 0 && a == b && memcmp(vr, vm, (size_t)a))
 			fail("getxattr %s %s gives different bytes", p, name);
@@ -686,24 +724,25 @@ static void op_xattr(void)
 		/* Names come in another order: only sizes here, the names
 		 * themselves in compare_xattrs. */
 		size = rnd(3) == 0 ? 0 : rnd(2) ? rnd(30) : sizeof(vr);
-		logop("listxattr %s size %zu", p, size);
-		a = llistxattr(rp(p), size ? vr : NULL, size);
+		logop("listxattr %s%s size %zu", h ? "handle " : "", p, size);
+		a = x_list(fr, rp(p), size ? vr : NULL, size);
 		ea = errno;
-		b = llistxattr(mp(p), size ? vm : NULL, size);
+		b = x_list(fm, mp(p), size ? vm : NULL, size);
 		eb = errno;
 		break;
 	default:
-		logop("removexattr %s %s", p, name);
-		a = lremovexattr(rp(p), name);
+		logop("removexattr %s%s %s", h ? "handle " : "", p, name);
+		a = x_remove(fr, rp(p), name);
 		ea = errno;
-		b = lremovexattr(mp(p), name);
+		b = x_remove(fm, mp(p), name);
 		eb = errno;
 		break;
 	}
-	snprintf(what_s, sizeof(what_s), "xattr op %u on %s %s", what, p,
-		 name);
+	snprintf(what_s, sizeof(what_s), "xattr op %u on %s%s %s", what,
+		 h ? "handle " : "", p, name);
 	agree(what_s, a, ea, b, eb);
-	compare_path(p);
+	if (!h)
+		compare_path(p);
 }
 
 static void do_step(void)
