@@ -177,7 +177,8 @@ int vfs_statfs(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
 
 /*
  * Extended attributes: user.* only, stored sealed (docs/FORMAT.md); any
- * other namespace gives -EOPNOTSUPP without asking the hooks.  As the
+ * other namespace gives -EOPNOTSUPP, and "user." alone -EINVAL, without
+ * asking the hooks.  As the
  * system calls: flags XATTR_CREATE (-EEXIST) or XATTR_REPLACE (-ENODATA);
  * get and list with size 0 give the length needed, and -ERANGE when size
  * is short of it.  An attribute that fails authentication gives -EBADMSG
