@@ -158,6 +158,35 @@ ssize_t backing_getxattr(int pathfd, int dirfd, const char *bname,
 	return n;
 }
 
+/* The f*xattr calls refuse O_PATH handles: the magic link leads to the
+ * very inode, as in backing_getxattr. */
+int backing_setxattr(int pathfd, const char *attr, const void *value,
+		     size_t len, int flags)
+{
+	char proc[32];
+
+	proc_path(pathfd, proc);
+	return setxattr(proc, attr, value, len, flags) ? -errno : 0;
+}
+
+ssize_t backing_listxattr(int pathfd, char *buf, size_t len)
+{
+	char proc[32];
+	ssize_t n;
+
+	proc_path(pathfd, proc);
+	n = listxattr(proc, buf, len);
+	return n < 0 ? -errno : n;
+}
+
+int backing_removexattr(int pathfd, const char *attr)
+{
+	char proc[32];
+
+	proc_path(pathfd, proc);
+	return removexattr(proc, attr) ? -errno : 0;
+}
+
 int backing_chmod(int pathfd, mode_t mode)
 {
 	char proc[32];

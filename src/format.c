@@ -7,6 +7,7 @@
 #include "phifs/format.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 
@@ -678,4 +679,135 @@ int format_size_untag(const struct crypto_key *key, uint64_t ino,
 		return -EBADMSG;
 	*size = s;
 	return 0;
+}
+
+/* --- extended attributes --- */
+
+#define XATTR_LABEL "phifs xattr v1"
+#define XATTR_NAME_LABEL "phifs xattr name v1"
+#define XATTR_AAD_LEN (sizeof(XATTR_LABEL) - 1 + FORMAT_ID_LEN + 8 + \
+		       FORMAT_XATTR_HASH_HEX)
+
+int format_xattr_bname(const struct crypto_key *name_key, uint64_t ino,
+		       const char *name, char out[FORMAT_XATTR_BNAME_MAX])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t msg[sizeof(XATTR_NAME_LABEL) - 1 + 8 + FORMAT_XATTR_NAME_MAX];
+	uint8_t mac[CRYPTO_SHA256_LEN];
+	size_t n = strlen(name), at = sizeof(XATTR_NAME_LABEL) - 1;
+	char *p;
+	int rc;
+
+	if (n == 0 || n > FORMAT_XATTR_NAME_MAX)
+		return -ERANGE;
+	memcpy(msg, XATTR_NAME_LABEL, at);
+	format_put_le64(msg + at, ino);
+	memcpy(msg + at + 8, name, n);
+	rc = crypto_hmac_sha256(name_key, msg, at + 8 + n, mac);
+	if (rc)
+		return rc;
+	memcpy(out, FORMAT_XATTR_PREFIX, sizeof(FORMAT_XATTR_PREFIX) - 1);
+	p = out + sizeof(FORMAT_XATTR_PREFIX) - 1;
+	for (size_t i = 0; i < FORMAT_XATTR_HASH_HEX / 2; i++) {
+		*p++ = hex[mac[i] >> 4];
+		*p++ = hex[mac[i] & 15];
+	}
+	*p = 0;
+	return 0;
+}
+
+bool format_xattr_is(const char *bname)
+{
+	size_t k = sizeof(FORMAT_XATTR_PREFIX) - 1;
+
+	if (strncmp(bname, FORMAT_XATTR_PREFIX, k) ||
+	    strlen(bname) != k + FORMAT_XATTR_HASH_HEX)
+		return false;
+	for (const char *p = bname + k; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
+}
+
+static void xattr_aad(const uint8_t volume_id[FORMAT_ID_LEN], uint64_t ino,
+		      const char *bname, uint8_t aad[XATTR_AAD_LEN])
+{
+	size_t at = sizeof(XATTR_LABEL) - 1;
+
+	memcpy(aad, XATTR_LABEL, at);
+	memcpy(aad + at, volume_id, FORMAT_ID_LEN);
+	format_put_le64(aad + at + FORMAT_ID_LEN, ino);
+	memcpy(aad + at + FORMAT_ID_LEN + 8,
+	       bname + sizeof(FORMAT_XATTR_PREFIX) - 1, FORMAT_XATTR_HASH_HEX);
+}
+
+ssize_t format_xattr_seal(const struct crypto_key *key,
+			  const uint8_t volume_id[FORMAT_ID_LEN], uint64_t ino,
+			  const char *bname, const char *name,
+			  const void *value, size_t vlen, uint8_t *out)
+{
+	uint8_t aad[XATTR_AAD_LEN], *ct = out + CRYPTO_GCM_NONCE_LEN;
+	size_t n = strlen(name), len = 1 + n + vlen;
+	int rc;
+
+	if (n == 0 || n > FORMAT_XATTR_NAME_MAX || !format_xattr_is(bname))
+		return -ERANGE;
+	if (vlen > FORMAT_XATTR_VALUE_MAX)
+		return -E2BIG;
+	/* Sealed in place: the plaintext is laid out where the ciphertext
+	 * goes, so no copy of the value is left behind. */
+	ct[0] = (uint8_t)n;
+	memcpy(ct + 1, name, n);
+	if (vlen)
+		memcpy(ct + 1 + n, value, vlen);
+	xattr_aad(volume_id, ino, bname, aad);
+	rc = crypto_nonce(out, CRYPTO_GCM_NONCE_LEN);
+	if (!rc)
+		rc = crypto_gcm_seal(key, out, aad, sizeof(aad), ct, len, ct,
+				     ct + len);
+	if (rc) {
+		explicit_bzero(ct, len);
+		return rc;
+	}
+	return (ssize_t)(FORMAT_XATTR_OVERHEAD + n + vlen);
+}
+
+ssize_t format_xattr_open(const struct crypto_key *key,
+			  const uint8_t volume_id[FORMAT_ID_LEN], uint64_t ino,
+			  const char *bname, const uint8_t *in, size_t len,
+			  char name[FORMAT_XATTR_NAME_MAX + 1], uint8_t *value)
+{
+	uint8_t aad[XATTR_AAD_LEN], *pt = NULL;
+	const uint8_t *ct = in + CRYPTO_GCM_NONCE_LEN;
+	size_t n, plen;
+	ssize_t rc;
+
+	if (len < FORMAT_XATTR_OVERHEAD + 1 || len > FORMAT_XATTR_SEALED_MAX ||
+	    !format_xattr_is(bname))
+		return -EBADMSG;
+	plen = len - CRYPTO_GCM_NONCE_LEN - CRYPTO_GCM_TAG_LEN;
+	pt = malloc(plen);
+	if (!pt)
+		return -ENOMEM;
+	xattr_aad(volume_id, ino, bname, aad);
+	rc = crypto_gcm_open(key, in, aad, sizeof(aad), ct, plen, pt,
+			     ct + plen);
+	if (rc)
+		goto out;
+	n = pt[0];
+	/* Only what was sealed opens, and names are sealed from C strings
+	 * of 1..255 bytes: a NUL inside cannot authenticate. */
+	if (n == 0 || 1 + n > plen || memchr(pt + 1, 0, n)) {
+		rc = -EBADMSG;
+		goto out;
+	}
+	memcpy(name, pt + 1, n);
+	name[n] = 0;
+	if (plen > 1 + n)
+		memcpy(value, pt + 1 + n, plen - 1 - n);
+	rc = (ssize_t)(plen - 1 - n);
+out:
+	explicit_bzero(pt, plen);
+	free(pt);
+	return rc;
 }

@@ -496,6 +496,63 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_statfs(req, &sv);
 }
 
+/* --- extended attributes --- */
+
+static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	CALLER(req);
+
+	reply_rc(req, vfs_setxattr(vfs_of(req), &caller, ino, name, value,
+				   size, flags));
+}
+
+/* size 0 asks the length (fuse_reply_xattr); else the bytes. */
+static void reply_xattr(fuse_req_t req, ssize_t n, const char *buf,
+			size_t size)
+{
+	if (n < 0)
+		reply_rc(req, (int)n);
+	else if (!size)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+}
+
+static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	CALLER(req);
+
+	if (size && !buf)
+		reply_rc(req, -ENOMEM);
+	else
+		reply_xattr(req, vfs_getxattr(vfs_of(req), &caller, ino, name,
+					      buf, size), buf, size);
+	free(buf);
+}
+
+static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	CALLER(req);
+
+	if (size && !buf)
+		reply_rc(req, -ENOMEM);
+	else
+		reply_xattr(req, vfs_listxattr(vfs_of(req), &caller, ino, buf,
+					       size), buf, size);
+	free(buf);
+}
+
+static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	CALLER(req);
+
+	reply_rc(req, vfs_removexattr(vfs_of(req), &caller, ino, name));
+}
+
 /* --- session --- */
 
 static void fs_init(void *data, struct fuse_conn_info *conn)
@@ -542,11 +599,14 @@ static const struct fuse_lowlevel_ops ops = {
 	.releasedir = fs_releasedir,
 	.fsyncdir = fs_fsyncdir,
 	.statfs = fs_statfs,
+	.setxattr = fs_setxattr,
+	.getxattr = fs_getxattr,
+	.listxattr = fs_listxattr,
+	.removexattr = fs_removexattr,
 	/*
 	 * No flush: close(2) has nothing to do here that RELEASE does not,
 	 * and the kernel, told ENOSYS once, saves a round trip per close.
-	 * No xattr or fallocate ops: the kernel then answers EOPNOTSUPP
-	 * for all of them, consistently, and stores nothing in the clear.
+	 * No fallocate: the kernel then answers EOPNOTSUPP, consistently.
 	 */
 };
 

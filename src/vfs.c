@@ -33,6 +33,7 @@ static const char *const op_names[VFS_OP_COUNT] = {
 	"open", "create", "read", "write", "fsync", "release",
 	"opendir", "readdir", "fsyncdir", "releasedir",
 	"statfs",
+	"setxattr", "getxattr", "listxattr", "removexattr",
 };
 
 const char *vfs_op_name(enum vfs_op op)
@@ -257,6 +258,15 @@ void vfs_report(struct vfs *v, struct inode *i, struct cfile *cf, long rc)
 void vfs_report_at(struct vfs *v, dev_t dev, ino_t ino, long rc)
 {
 	report_at(v, dev, ino, NULL, false, rc);
+}
+
+void vfs_report_xattr(struct vfs *v, struct inode *i, const char *bname)
+{
+	char path[PATH_MAX];
+
+	name_of(v, inodes_dev(i), inodes_ino(i), path, sizeof(path));
+	log_msg(LOG_KIND_INTEGRITY, LOG_ERR,
+		"%s: extended attribute %s fails authentication", path, bname);
 }
 
 void vfs_report_size(struct vfs *v, struct inode *i, int rc)
@@ -854,6 +864,12 @@ int vfs_new(struct volume *vol, const struct vfs_kernel *kernel, void *karg,
 		rc = keys_volume_key(vol->keys, "phifs symlink v1",
 				     &v->link_key);
 	if (!rc)
+		rc = keys_volume_key(vol->keys, "phifs xattr v1",
+				     &v->xattr_key);
+	if (!rc)
+		rc = keys_volume_key(vol->keys, "phifs xattr name v1",
+				     &v->xattr_name_key);
+	if (!rc)
 		rc = nodes_new(&vol->cv, &v->nodes);
 	if (!rc && !(v->sizes = size_memo_new(SIZE_MEMO_SLOTS)))
 		rc = -ENOMEM;
@@ -881,6 +897,8 @@ void vfs_free(struct vfs *v)
 	size_memo_free(v->sizes);
 	crypto_key_free(v->link_key);
 	free(v->counters);
+	crypto_key_free(v->xattr_key);
+	crypto_key_free(v->xattr_name_key);
 	free(v->mountpoint);
 	free(v);
 }

@@ -1,7 +1,8 @@
 /*
  * vfs_impl.h — what the parts of the operations core share (vfs.c: the
  * core, attributes and lookups; vfs_tree.c: changes to names; vfs_file.c:
- * files and folders; vfs_node.c: node records).  Private to them.
+ * files and folders; vfs_node.c: node records; vfs_xattr.c: extended
+ * attributes).  Private to them.
  */
 #ifndef PHIFS_VFS_IMPL_H
 #define PHIFS_VFS_IMPL_H
@@ -26,6 +27,8 @@ struct vfs {
 	struct inodes *inodes;
 	struct size_memo *sizes;	/* verified from size tags */
 	struct crypto_key *link_key;	/* seals symlink targets */
+	struct crypto_key *xattr_key;	/* seals extended attributes */
+	struct crypto_key *xattr_name_key;	/* hashes their names */
 	bool as_root;		/* give created objects to the caller */
 	const struct vfs_hooks *hooks;
 	void *hooks_arg;
@@ -148,6 +151,9 @@ int vfs_make_file(struct vfs *v, const struct vfs_caller *c, struct inode *p,
 void vfs_report(struct vfs *v, struct inode *i, struct cfile *cf, long rc);
 void vfs_report_size(struct vfs *v, struct inode *i, int rc);
 bool vfs_integrity_error(long rc);
+
+/* Reports that the sealed attribute bname of i fails authentication. */
+void vfs_report_xattr(struct vfs *v, struct inode *i, const char *bname);
 
 /* vfs_report for an object known by backing device and inode number. */
 void vfs_report_at(struct vfs *v, dev_t dev, ino_t ino, long rc);

@@ -538,3 +538,109 @@ Test(format, a_size_tag_verifies_only_for_its_inode_size_and_key)
 		tag[i] ^= 4;
 	}
 }
+
+/* --- extended attributes --- */
+
+static uint8_t xsealed[FORMAT_XATTR_SEALED_MAX];
+static uint8_t xvalue[FORMAT_XATTR_SEALED_MAX];
+
+/* Seals name=value for inode ino under kek1 (name key kek2). */
+static size_t seal_xattr(uint64_t ino, const char *name, const char *value,
+			 char bname[FORMAT_XATTR_BNAME_MAX])
+{
+	ssize_t n;
+
+	cr_assert_eq(format_xattr_bname(kek2, ino, name, bname), 0);
+	n = format_xattr_seal(kek1, vol, ino, bname, name, value,
+			      strlen(value), xsealed);
+	cr_assert_eq(n, (ssize_t)(FORMAT_XATTR_OVERHEAD + strlen(name) +
+				  strlen(value)));
+	return (size_t)n;
+}
+
+Test(format, an_xattr_round_trips_under_an_opaque_name_bound_to_its_inode)
+{
+	char bname[FORMAT_XATTR_BNAME_MAX], other[FORMAT_XATTR_BNAME_MAX];
+	char name[FORMAT_XATTR_NAME_MAX + 1];
+	size_t n = seal_xattr(42, "user.diagnosis", "F32.1", bname);
+
+	cr_assert(format_xattr_is(bname), "%s", bname);
+	cr_assert_eq(strncmp(bname, FORMAT_XATTR_PREFIX,
+			     strlen(FORMAT_XATTR_PREFIX)), 0);
+	cr_assert_null(strstr(bname, "diagnosis"));
+	cr_assert_null(memmem(xsealed, n, "F32.1", 5), "the value is sealed");
+	cr_assert_null(memmem(xsealed, n, "diagnosis", 9), "the name too");
+	cr_assert_eq(format_xattr_open(kek1, vol, 42, bname, xsealed, n, name,
+				       xvalue), 5);
+	cr_assert_str_eq(name, "user.diagnosis");
+	cr_assert_eq(memcmp(xvalue, "F32.1", 5), 0);
+	/* The same name on another inode has another backing name. */
+	cr_assert_eq(format_xattr_bname(kek2, 43, "user.diagnosis", other), 0);
+	cr_assert_str_neq(other, bname);
+	cr_assert(!format_xattr_is(FORMAT_SIZE_XATTR));
+	cr_assert(!format_xattr_is("user.phifs.x.0123"));
+	/* An empty value, and names the kernel would not pass. */
+	n = seal_xattr(42, "user.e", "", bname);
+	cr_assert_eq(format_xattr_open(kek1, vol, 42, bname, xsealed, n, name,
+				       xvalue), 0);
+	cr_assert_eq(format_xattr_bname(kek2, 42, "", bname), -ERANGE);
+}
+
+Test(format, an_xattr_flipped_moved_or_from_another_volume_does_not_open)
+{
+	char bname[FORMAT_XATTR_BNAME_MAX], bname2[FORMAT_XATTR_BNAME_MAX];
+	char name[FORMAT_XATTR_NAME_MAX + 1];
+	uint8_t other[FORMAT_ID_LEN] = { 9 };
+	size_t n = seal_xattr(7, "user.a", "value", bname);
+
+	for (size_t i = 0; i < n; i++) {
+		xsealed[i] ^= 0x01;
+		cr_expect_eq(format_xattr_open(kek1, vol, 7, bname, xsealed, n,
+					       name, xvalue), -EBADMSG,
+			     "byte %zu", i);
+		xsealed[i] ^= 0x01;
+	}
+	cr_assert_eq(format_xattr_open(kek1, vol, 7, bname, xsealed, n, name,
+				       xvalue), 5);
+	/* Another inode, another volume, another key, another name. */
+	cr_expect_eq(format_xattr_open(kek1, vol, 8, bname, xsealed, n, name,
+				       xvalue), -EBADMSG);
+	cr_expect_eq(format_xattr_open(kek1, other, 7, bname, xsealed, n,
+				       name, xvalue), -EBADMSG);
+	cr_expect_eq(format_xattr_open(kek2, vol, 7, bname, xsealed, n, name,
+				       xvalue), -EBADMSG);
+	cr_assert_eq(format_xattr_bname(kek2, 7, "user.b", bname2), 0);
+	cr_expect_eq(format_xattr_open(kek1, vol, 7, bname2, xsealed, n, name,
+				       xvalue), -EBADMSG);
+	/* Cut short, or grown. */
+	cr_expect_eq(format_xattr_open(kek1, vol, 7, bname, xsealed, n - 1,
+				       name, xvalue), -EBADMSG);
+	cr_expect_eq(format_xattr_open(kek1, vol, 7, bname, xsealed, 10, name,
+				       xvalue), -EBADMSG);
+	xsealed[n] = 0;
+	cr_expect_eq(format_xattr_open(kek1, vol, 7, bname, xsealed, n + 1,
+				       name, xvalue), -EBADMSG);
+}
+
+Test(format, xattr_values_up_to_the_linux_limit_seal)
+{
+	char bname[FORMAT_XATTR_BNAME_MAX], name[FORMAT_XATTR_NAME_MAX + 1];
+	char longname[FORMAT_XATTR_NAME_MAX + 2];
+	static uint8_t big[FORMAT_XATTR_VALUE_MAX + 1];
+	ssize_t n;
+
+	memset(longname, 'n', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = 0;
+	cr_assert_eq(format_xattr_bname(kek2, 1, longname, bname), -ERANGE);
+	longname[FORMAT_XATTR_NAME_MAX] = 0;
+	cr_assert_eq(format_xattr_bname(kek2, 1, longname, bname), 0);
+	n = format_xattr_seal(kek1, vol, 1, bname, longname, big,
+			      FORMAT_XATTR_VALUE_MAX, xsealed);
+	cr_assert_eq(n, (ssize_t)FORMAT_XATTR_SEALED_MAX);
+	cr_assert_eq(format_xattr_open(kek1, vol, 1, bname, xsealed,
+				       (size_t)n, name, xvalue),
+		     (ssize_t)FORMAT_XATTR_VALUE_MAX);
+	cr_assert_eq(format_xattr_seal(kek1, vol, 1, bname, longname, big,
+				       FORMAT_XATTR_VALUE_MAX + 1, xsealed),
+		     -E2BIG);
+}

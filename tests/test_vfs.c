@@ -280,6 +280,14 @@ Test(vfs, each_operation_is_allowed_once_before_and_recorded_once_after)
 	cr_assert_eq(vfs_unlink(v, &caller, dino, "h"), 0);
 	cr_assert_eq(vfs_rmdir(v, &caller, VFS_ROOT, "d"), 0);
 	cr_assert_eq(vfs_statfs(v, &caller, VFS_ROOT, &sv), 0);
+	cr_assert_eq(vfs_setxattr(v, &caller, VFS_ROOT, "user.k", "v", 1, 0),
+		     0);
+	cr_assert_eq(vfs_getxattr(v, &caller, VFS_ROOT, "user.k", buf,
+				  sizeof(buf)), 1);
+	cr_assert_eq(vfs_listxattr(v, &caller, VFS_ROOT, buf, sizeof(buf)),
+		     7);
+	cr_assert_str_eq(buf, "user.k");
+	cr_assert_eq(vfs_removexattr(v, &caller, VFS_ROOT, "user.k"), 0);
 
 	static const enum vfs_op script[] = {
 		VFS_MKDIR, VFS_CREATE, VFS_WRITE, VFS_READ, VFS_FSYNC,
@@ -287,6 +295,7 @@ Test(vfs, each_operation_is_allowed_once_before_and_recorded_once_after)
 		VFS_SYMLINK, VFS_READLINK, VFS_MKNOD, VFS_MKNOD, VFS_RENAME,
 		VFS_OPENDIR, VFS_READDIR, VFS_RELEASEDIR, VFS_OPEN, VFS_READ,
 		VFS_RELEASE, VFS_UNLINK, VFS_UNLINK, VFS_RMDIR, VFS_STATFS,
+		VFS_SETXATTR, VFS_GETXATTR, VFS_LISTXATTR, VFS_REMOVEXATTR,
 	};
 	expect_pairs(0, script, sizeof(script) / sizeof(script[0]));
 	for (size_t k = 0; k < nev; k++) {
@@ -340,7 +349,26 @@ Test(vfs, the_figures_count_each_operation_once_and_the_bytes_moved)
 
 /* --- refusal --- */
 
-/* The backing tree as text: names, types, sizes, mtimes and ctimes. */
+/* The backing xattrs of name in dfd as text: each name and value size. */
+static const char *xattrs_of(int dfd, const char *name)
+{
+	static char out[1024];
+	char path[PATH_MAX], names[1024];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dfd, name);
+	n = llistxattr(path, names, sizeof(names));
+	cr_assert_geq(n, 0);
+	out[0] = 0;
+	for (ssize_t at = 0; at < n; at += (ssize_t)strlen(names + at) + 1)
+		snprintf(out + strlen(out), sizeof(out) - strlen(out),
+			 "%s=%zd;", names + at,
+			 lgetxattr(path, names + at, NULL, 0));
+	return out;
+}
+
+/* The backing tree as text: names, types, sizes, mtimes and ctimes, and
+ * extended attributes. */
 static void snapshot(int dfd, const char *at, char *out, size_t cap)
 {
 	DIR *d = fdopendir(dup(dfd));
@@ -357,10 +385,11 @@ static void snapshot(int dfd, const char *at, char *out, size_t cap)
 		cr_assert_eq(fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW),
 			     0);
 		snprintf(out + len, cap - len,
-			 "%s/%s %o %lld %ld.%ld %ld.%ld\n",
+			 "%s/%s %o %lld %ld.%ld %ld.%ld %s\n",
 			 at, de->d_name, st.st_mode, (long long)st.st_size,
 			 st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
-			 st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+			 st.st_ctim.tv_sec, st.st_ctim.tv_nsec,
+			 xattrs_of(dfd, de->d_name));
 		if (S_ISDIR(st.st_mode)) {
 			int sub = openat(dfd, de->d_name,
 					 O_RDONLY | O_DIRECTORY);
@@ -430,7 +459,9 @@ Test(vfs, a_hook_that_refuses_everything_leaves_the_backing_untouched)
 	sino = made(vfs_symlink(v, &caller, "t", VFS_ROOT, "s", &e), &e);
 	cr_assert_eq(vfs_opendir(v, &caller, dino, &d), 0);
 	cr_assert_eq(vfs_fsync(v, &caller, f, false), 0);
+	cr_assert_eq(vfs_setxattr(v, &caller, fino, "user.k", "v", 1, 0), 0);
 	tree(before, sizeof(before));
+	cr_assert(strstr(before, FORMAT_XATTR_PREFIX), "%s", before);
 
 	deny = true;
 	script_start = nev;
@@ -459,11 +490,16 @@ Test(vfs, a_hook_that_refuses_everything_leaves_the_backing_untouched)
 	REFUSED(vfs_readdir(v, &caller, d, 0, &fill));
 	REFUSED(vfs_fsyncdir(v, &caller, d, false));
 	REFUSED(vfs_statfs(v, &caller, VFS_ROOT, &sv));
+	REFUSED(vfs_setxattr(v, &caller, fino, "user.k", "w", 1, 0));
+	REFUSED(vfs_setxattr(v, &caller, dino, "user.n", "w", 1, 0));
+	REFUSED(vfs_getxattr(v, &caller, fino, "user.k", buf, sizeof(buf)));
+	REFUSED(vfs_listxattr(v, &caller, fino, buf, sizeof(buf)));
+	REFUSED(vfs_removexattr(v, &caller, fino, "user.k"));
 	tree(after, sizeof(after));
 	cr_expect_str_eq(after, before);
 	cr_expect_str_eq(n.s, "", "nothing listed");
 	/* Each refusal is recorded, as the audit log will want. */
-	cr_expect_eq(nev - script_start, 2 * 22);
+	cr_expect_eq(nev - script_start, 2 * 27);
 	for (size_t k = script_start; k < nev; k += 2)
 		cr_expect(ev[k].kind == 'A' && ev[k + 1].kind == 'R' &&
 				  ev[k + 1].result == -EACCES,
@@ -609,6 +645,112 @@ Test(vfs, a_size_that_cannot_be_committed_is_logged)
 	cr_assert_eq(oldkernel_filter_fail(SYS_pwrite64, EIO), 0);
 	vfs_stop(v);		/* commits what is open, as at unmount */
 	cr_expect(strstr(logged, "/f: not committed: Input/output error"),
+		  "logged: %s", logged);
+	log_close();
+	log_set_sink(NULL);
+}
+
+/* --- extended attributes --- */
+
+Test(vfs, other_namespaces_are_refused_without_touching_anything)
+{
+	static const char *const names[] = {
+		"security.selinux", "trusted.x", "system.posix_acl_access",
+		"phifs.size", "",
+	};
+	char buf[64];
+	size_t start;
+
+	cr_assert_eq(vfs_setxattr(v, &caller, VFS_ROOT, "user.a", "1", 1, 0),
+		     0);
+	start = nev;
+	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+		cr_expect_eq(vfs_setxattr(v, &caller, VFS_ROOT, names[k], "1",
+					  1, 0), -EOPNOTSUPP, "%s", names[k]);
+		cr_expect_eq(vfs_getxattr(v, &caller, VFS_ROOT, names[k], buf,
+					  sizeof(buf)), -EOPNOTSUPP);
+		cr_expect_eq(vfs_removexattr(v, &caller, VFS_ROOT, names[k]),
+			     -EOPNOTSUPP);
+	}
+	cr_expect_eq(vfs_setxattr(v, &caller, VFS_ROOT, "user.", "1", 1, 0),
+		     -EINVAL);
+	cr_expect_eq(vfs_getxattr(v, &caller, VFS_ROOT, "user.", buf,
+				  sizeof(buf)), -EINVAL);
+	cr_expect_eq(nev, start, "the hooks were not asked");
+	cr_expect_eq(vfs_listxattr(v, &caller, VFS_ROOT, buf, sizeof(buf)), 7);
+	cr_expect_str_eq(buf, "user.a");
+}
+
+Test(vfs, xattr_flags_and_sizes_follow_linux)
+{
+	struct vfs_entry e;
+	struct vfs_file *f;
+	char buf[64];
+
+	cr_assert_eq(vfs_create(v, &caller, VFS_ROOT, "f", 0644,
+				O_CREAT | O_RDWR, &e, &f), 0);
+	cr_assert_eq(vfs_release(v, &caller, f), 0);
+	cr_assert_eq(vfs_setxattr(v, &caller, e.ino, "user.a", "xyz", 3,
+				  XATTR_REPLACE), -ENODATA);
+	cr_assert_eq(vfs_setxattr(v, &caller, e.ino, "user.a", "xyz", 3,
+				  XATTR_CREATE), 0);
+	cr_assert_eq(vfs_setxattr(v, &caller, e.ino, "user.a", "xy", 2,
+				  XATTR_CREATE), -EEXIST);
+	cr_assert_eq(vfs_setxattr(v, &caller, e.ino, "user.a", "xy", 2,
+				  XATTR_REPLACE), 0);
+	cr_assert_eq(vfs_setxattr(v, &caller, e.ino, "user.a", "xy", 2, 0x40),
+		     -EINVAL);
+	cr_assert_eq(vfs_getxattr(v, &caller, e.ino, "user.a", NULL, 0), 2);
+	cr_assert_eq(vfs_getxattr(v, &caller, e.ino, "user.a", buf, 1),
+		     -ERANGE);
+	cr_assert_eq(vfs_getxattr(v, &caller, e.ino, "user.b", buf, 1),
+		     -ENODATA);
+	cr_assert_eq(vfs_listxattr(v, &caller, e.ino, NULL, 0), 7);
+	cr_assert_eq(vfs_listxattr(v, &caller, e.ino, buf, 6), -ERANGE);
+	cr_assert_eq(vfs_removexattr(v, &caller, e.ino, "user.b"), -ENODATA);
+	cr_assert_eq(vfs_listxattr(v, &caller, e.ino, buf, sizeof(buf)), 7);
+	/* The size tag the release left is not the caller's. */
+	cr_assert_eq(vfs_getxattr(v, &caller, e.ino, FORMAT_SIZE_XATTR, buf,
+				  sizeof(buf)), -ENODATA);
+}
+
+Test(vfs, a_forged_or_copied_attribute_fails_is_not_listed_and_is_logged)
+{
+	char path[160], bname[FORMAT_XATTR_BNAME_MAX], names[256], val[256];
+	struct vfs_entry e;
+	uint64_t a, b;
+	ssize_t n;
+
+	log_to_sink();
+	a = made(vfs_mkdir(v, &caller, VFS_ROOT, "a", 0755, &e), &e);
+	b = made(vfs_mkdir(v, &caller, VFS_ROOT, "b", 0755, &e), &e);
+	cr_assert_eq(vfs_setxattr(v, &caller, a, "user.k", "secret", 6, 0), 0);
+	cr_assert_eq(vfs_setxattr(v, &caller, b, "user.k", "other", 5, 0), 0);
+	/* a's value under b's name for the same attribute. */
+	snprintf(path, sizeof(path), "%s/a", dir);
+	n = llistxattr(path, names, sizeof(names));
+	cr_assert_eq(n, (ssize_t)FORMAT_XATTR_BNAME_MAX);
+	memcpy(bname, names, sizeof(bname));
+	n = lgetxattr(path, bname, val, sizeof(val));
+	cr_assert_gt(n, 0);
+	snprintf(path, sizeof(path), "%s/b", dir);
+	cr_assert_eq(llistxattr(path, names, sizeof(names)),
+		     (ssize_t)FORMAT_XATTR_BNAME_MAX);
+	cr_assert_eq(lsetxattr(path, names, val, (size_t)n, XATTR_REPLACE), 0);
+	cr_expect_eq(vfs_getxattr(v, &caller, b, "user.k", val, sizeof(val)),
+		     -EBADMSG);
+	cr_expect_eq(vfs_listxattr(v, &caller, b, names, sizeof(names)), 0);
+	cr_expect(strstr(logged, "/b: extended attribute user.phifs.x."),
+		  "logged: %s", logged);
+	/* a's own, altered. */
+	snprintf(path, sizeof(path), "%s/a", dir);
+	n = lgetxattr(path, bname, val, sizeof(val));
+	val[n - 1] ^= 0x80;
+	cr_assert_eq(lsetxattr(path, bname, val, (size_t)n, XATTR_REPLACE), 0);
+	cr_expect_eq(vfs_getxattr(v, &caller, a, "user.k", val, sizeof(val)),
+		     -EBADMSG);
+	cr_expect_eq(vfs_listxattr(v, &caller, a, NULL, 0), 0);
+	cr_expect(strstr(logged, "/a: extended attribute user.phifs.x."),
 		  "logged: %s", logged);
 	log_close();
 	log_set_sink(NULL);

@@ -58,6 +58,16 @@ int backing_reopen(int pathfd, int flags, int *fd);
 ssize_t backing_getxattr(int pathfd, int dirfd, const char *bname,
 			 const char *attr, void *buf, size_t len);
 
+/*
+ * setxattr(2) (flags XATTR_CREATE, XATTR_REPLACE), listxattr(2) and
+ * removexattr(2) on the object behind an O_PATH handle (never a symlink's
+ * target: the handle is the object).  list returns the length, or -errno.
+ */
+int backing_setxattr(int pathfd, const char *attr, const void *value,
+		     size_t len, int flags);
+ssize_t backing_listxattr(int pathfd, char *buf, size_t len);
+int backing_removexattr(int pathfd, const char *attr);
+
 /* chmod and utimensat for an O_PATH handle (a symlink's own times). */
 int backing_chmod(int pathfd, mode_t mode);
 int backing_utimens(int pathfd, const struct timespec tv[2]);

@@ -198,6 +198,62 @@ int format_size_tag(const struct crypto_key *key, uint64_t ino, uint64_t size,
 int format_size_untag(const struct crypto_key *key, uint64_t ino,
 		      const uint8_t *tag, size_t len, uint64_t *size);
 
+/* --- extended attributes --- */
+
+/*
+ * A caller's extended attribute (a user.* name and its value) is stored as
+ * one backing xattr of the same object, name and value both sealed:
+ *   backing name  FORMAT_XATTR_PREFIX || 32 lower-case hex digits of the
+ *                 first 16 bytes of HMAC-SHA256(name key,
+ *                 "phifs xattr name v1" || backing inode number (8) || name)
+ *   value         nonce(12) || AES-256-GCM(key, name length u8 || name ||
+ *                 value) || tag(16),
+ *   AAD           "phifs xattr v1" || volume ID || backing inode number (8)
+ *                 || the 32 hex digits of the backing name.
+ * An attribute copied to another inode, another volume or another backing
+ * name, or altered, does not open.  docs/FORMAT.md, "Extended attributes".
+ */
+#define FORMAT_XATTR_PREFIX "user.phifs.x."
+#define FORMAT_XATTR_HASH_HEX 32u
+/* Room for a backing name, with its NUL. */
+#define FORMAT_XATTR_BNAME_MAX (sizeof(FORMAT_XATTR_PREFIX) + \
+				FORMAT_XATTR_HASH_HEX)
+/* Linux's limits on a name (XATTR_NAME_MAX) and a value (XATTR_SIZE_MAX). */
+#define FORMAT_XATTR_NAME_MAX 255u
+#define FORMAT_XATTR_VALUE_MAX 65536u
+/* Sealed bytes beyond the name and the value. */
+#define FORMAT_XATTR_OVERHEAD (CRYPTO_GCM_NONCE_LEN + 1u + CRYPTO_GCM_TAG_LEN)
+#define FORMAT_XATTR_SEALED_MAX (FORMAT_XATTR_OVERHEAD + \
+				 FORMAT_XATTR_NAME_MAX + FORMAT_XATTR_VALUE_MAX)
+
+/* The backing name of attribute `name` of backing inode ino.  -ERANGE for
+ * an empty name or one past FORMAT_XATTR_NAME_MAX. */
+int format_xattr_bname(const struct crypto_key *name_key, uint64_t ino,
+		       const char *name, char out[FORMAT_XATTR_BNAME_MAX]);
+/* True when a backing xattr name has the shape of a sealed attribute's. */
+bool format_xattr_is(const char *bname);
+/*
+ * Seals name and its vlen-byte value for backing name bname (from
+ * format_xattr_bname) into out, which holds FORMAT_XATTR_OVERHEAD +
+ * strlen(name) + vlen bytes; returns that length.  -ERANGE for a bad name,
+ * -E2BIG past FORMAT_XATTR_VALUE_MAX.
+ */
+ssize_t format_xattr_seal(const struct crypto_key *key,
+			  const uint8_t volume_id[FORMAT_ID_LEN], uint64_t ino,
+			  const char *bname, const char *name,
+			  const void *value, size_t vlen, uint8_t *out);
+/*
+ * Opens the len sealed bytes found under bname: the name, NUL-terminated,
+ * into name, and the value into value (room for len -
+ * FORMAT_XATTR_OVERHEAD bytes); returns the value's length.  -EBADMSG when
+ * they do not authenticate (forged, altered, moved from another inode,
+ * volume or backing name) or are malformed.
+ */
+ssize_t format_xattr_open(const struct crypto_key *key,
+			  const uint8_t volume_id[FORMAT_ID_LEN], uint64_t ino,
+			  const char *bname, const uint8_t *in, size_t len,
+			  char name[FORMAT_XATTR_NAME_MAX + 1], uint8_t *value);
+
 /* --- symlink targets --- */
 
 /* Longest target a symlink may have: its sealed form must fit PATH_MAX. */

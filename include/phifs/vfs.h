@@ -59,6 +59,7 @@ enum vfs_op {
 	VFS_OPEN, VFS_CREATE, VFS_READ, VFS_WRITE, VFS_FSYNC, VFS_RELEASE,
 	VFS_OPENDIR, VFS_READDIR, VFS_FSYNCDIR, VFS_RELEASEDIR,
 	VFS_STATFS,
+	VFS_SETXATTR, VFS_GETXATTR, VFS_LISTXATTR, VFS_REMOVEXATTR,
 	VFS_OP_COUNT
 };
 
@@ -82,14 +83,17 @@ enum {
 struct vfs_req {
 	enum vfs_op op;
 	uint64_t ino;		/* the object, or the folder of name */
-	const char *name;	/* the entry in ino, for ops on names */
+	const char *name;	/* the entry in ino, for ops on names;
+				 * the attribute, for xattr ops */
 	uint64_t ino2;		/* rename: new folder; link: new folder */
 	const char *name2;	/* rename: new name; link: new name;
 				 * symlink: the target */
-	int flags;		/* open(2), renameat2 or VFS_SET_* flags */
+	int flags;		/* open(2), renameat2, VFS_SET_* or
+				 * setxattr(2) flags */
 	mode_t mode;		/* create, mkdir, mknod; setattr's mode */
 	uint64_t off;		/* read, write; setattr's size */
-	size_t len;		/* bytes asked to read or write */
+	size_t len;		/* bytes asked to read or write; an
+				 * xattr's value size, or the buffer's */
 	/* For operations on an open file: who opened it. */
 	const struct vfs_caller *opener;
 };
@@ -208,6 +212,25 @@ int vfs_rename(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
 	       unsigned flags);
 int vfs_statfs(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
 	       struct statvfs *sv);
+
+/*
+ * Extended attributes: user.* only, stored sealed (docs/FORMAT.md); any
+ * other namespace gives -EOPNOTSUPP, and "user." alone -EINVAL, without
+ * asking the hooks.  As the
+ * system calls: flags XATTR_CREATE (-EEXIST) or XATTR_REPLACE (-ENODATA);
+ * get and list with size 0 give the length needed, and -ERANGE when size
+ * is short of it.  An attribute that fails authentication gives -EBADMSG
+ * from get and is left out of the list; both report it.
+ */
+int vfs_setxattr(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
+		 const char *name, const void *value, size_t size, int flags);
+ssize_t vfs_getxattr(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
+		     const char *name, void *buf, size_t size);
+/* NUL-terminated names, one after the other. */
+ssize_t vfs_listxattr(struct vfs *v, const struct vfs_caller *c,
+		      uint64_t ino, char *buf, size_t size);
+int vfs_removexattr(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
+		    const char *name);
 
 /*
  * What an open leaves for vfs_opened(), which starts reading ahead the

@@ -3,7 +3,8 @@
  * operations (writes at block seams and past the end of file, truncation up
  * and down, O_APPEND and O_TRUNC opens, renames, links, unlinks of open
  * files, folders, symlinks (targets up to 4095 bytes) and their own times,
- * device nodes) applied to a plain folder and to a phifs mount.  After every step the
+ * device nodes, user extended attributes) applied to a plain folder and to
+ * a phifs mount.  After every step the
  * results, the errno values, the sizes and the contents of the files touched
  * must agree; at the end, and again after a remount, the whole
  * trees must.  A failure prints the seed (replay with PHIFS_TEST_SEED=N) and
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "mountutil.h"
@@ -114,6 +116,8 @@ static void agree(const char *what, long r1, int e1, long r2, int e2)
 		     what, r1, r1 < 0 ? strerror(e1) : "ok", r2,
 		     r2 < 0 ? strerror(e2) : "ok");
 }
+
+static int cmpstr(const void *a, const void *b);
 
 /* ---- existing names in the reference tree ---- */
 
@@ -233,6 +237,49 @@ static void compare_link(const char *rel, const struct stat *sr,
 		     what, (long long)sm->st_size, (long long)sr->st_size);
 }
 
+/* The user.* attributes of path, sorted, as "name=value;" text. */
+static void xattr_text(const char *path, char *out, size_t cap)
+{
+	char names[4096], val[1024], *sorted[64];
+	ssize_t n = llistxattr(path, names, sizeof(names));
+	int k = 0;
+
+	out[0] = 0;
+	if (n < 0) {
+		snprintf(out, cap, "(listxattr: %s)", strerror(errno));
+		return;
+	}
+	for (ssize_t at = 0; at < n && k < 64;
+	     at += (ssize_t)strlen(names + at) + 1)
+		sorted[k++] = names + at;
+	qsort(sorted, (size_t)k, sizeof(*sorted), cmpstr);
+	for (int i = 0; i < k; i++) {
+		ssize_t len = lgetxattr(path, sorted[i], val, sizeof(val));
+		size_t at = strlen(out);
+
+		snprintf(out + at, cap - at, "%s=", sorted[i]);
+		for (ssize_t j = 0; j < len; j++) {
+			at = strlen(out);
+			snprintf(out + at, cap - at, "%02x",
+				 (unsigned char)val[j]);
+		}
+		at = strlen(out);
+		snprintf(out + at, cap - at, "%s;",
+			 len < 0 ? strerror(errno) : "");
+	}
+}
+
+static void compare_xattrs(const char *rel)
+{
+	static char xr[16384], xm[16384];
+
+	xattr_text(rp(rel), xr, sizeof(xr));
+	xattr_text(mp(rel), xm, sizeof(xm));
+	if (strcmp(xr, xm))
+		fail("%s: extended attributes %s on the mount, %s in the "
+		     "plain folder", rel, xm, xr);
+}
+
 static void compare_path(const char *rel)
 {
 	struct stat sr, sm;
@@ -249,6 +296,7 @@ static void compare_path(const char *rel)
 		     sm.st_mode & S_IFMT, sr.st_mode & S_IFMT);
 	if (S_ISLNK(sr.st_mode))
 		compare_link(rel, &sr, &sm);
+	compare_xattrs(rel);
 	if ((S_ISCHR(sr.st_mode) || S_ISBLK(sr.st_mode)) &&
 	    (sr.st_rdev != sm.st_rdev || sr.st_nlink != sm.st_nlink ||
 	     (sr.st_mode & 07777) != (sm.st_mode & 07777) ||
@@ -570,13 +618,140 @@ static void op_node(void)
 	compare_path(p2);
 }
 
+/* Something to hang attributes on: a file, a folder, or anything else. */
+static void pick_xattr_path(char *out)
+{
+	switch (rnd(4)) {
+	case 0:
+		pick_dir(out);
+		break;
+	case 1:
+		if (nnodes) {
+			memcpy(out, nodes[rnd(nnodes)], 64);
+			break;
+		}
+		/* fall through */
+	default:
+		pick_file(out);
+		break;
+	}
+}
+
+/* One of the few names the stream uses, so that they meet; now and then
+ * "user." alone, which names nothing. */
+static void pick_xattr_name(char *out)
+{
+	if (rnd(20))
+		snprintf(out, 32, "user.n%d", (int)rnd(4));
+	else
+		snprintf(out, 32, "user.");
+}
+
+/* Each of set, get, list and remove, by path or through an open handle. */
+static long x_set(int fd, const char *path, const char *name, size_t len,
+		  int fl)
+{
+	return fd >= 0 ? fsetxattr(fd, name, wbuf, len, fl) :
+			 lsetxattr(path, name, wbuf, len, fl);
+}
+
+static long x_get(int fd, const char *path, const char *name, void *buf,
+		  size_t size)
+{
+	return fd >= 0 ? fgetxattr(fd, name, buf, size) :
+			 lgetxattr(path, name, buf, size);
+}
+
+static long x_list(int fd, const char *path, char *buf, size_t size)
+{
+	return fd >= 0 ? flistxattr(fd, buf, size) :
+			 llistxattr(path, buf, size);
+}
+
+static long x_remove(int fd, const char *path, const char *name)
+{
+	return fd >= 0 ? fremovexattr(fd, name) : lremovexattr(path, name);
+}
+
+/*
+ * setxattr (no flag, XATTR_CREATE or XATTR_REPLACE), getxattr (a size
+ * probe, a short buffer or a whole one), listxattr (the same), removexattr.
+ * Values stay small: the backing holds the sealed ones, some 75 bytes
+ * longer each, in the same inode space as the plain folder's.
+ */
+static void op_xattr(void)
+{
+	static const int flags[] = { 0, 0, XATTR_CREATE, XATTR_REPLACE };
+	static char vr[1024], vm[1024];
+	unsigned what = (unsigned)rnd(4);
+	char p[64], name[32], what_s[160];
+	struct handle *h = rnd(4) ? NULL : pick_handle(rnd(2));
+	int fr = h ? h->r : -1, fm = h ? h->m : -1;
+	size_t len, size;
+	long a, b;
+	int ea, eb, fl;
+
+	/* A handle may name a file removed since: its attributes live on. */
+	if (h)
+		snprintf(p, sizeof(p), "%s", h->path);
+	else
+		pick_xattr_path(p);
+	pick_xattr_name(name);
+	switch (what) {
+	case 0:
+		len = rnd(4) ? rnd(200) : 0;
+		fl = flags[rnd(4)];
+		fill_wbuf(len);
+		logop("setxattr %s%s %s len %zu flags %d", h ? "handle " : "",
+		      p, name, len, fl);
+		a = x_set(fr, rp(p), name, len, fl);
+		ea = errno;
+		b = x_set(fm, mp(p), name, len, fl);
+		eb = errno;
+		break;
+	case 1:
+		size = rnd(3) == 0 ? 0 : rnd(3) == 0 ? rnd(200) : sizeof(vr);
+		logop("getxattr %s%s %s size %zu", h ? "handle " : "", p, name,
+		      size);
+		a = x_get(fr, rp(p), name, size ? vr : NULL, size);
+		ea = errno;
+		b = x_get(fm, mp(p), name, size ? vm : NULL, size);
+		eb = errno;
+		if (size && a > 0 && a == b && memcmp(vr, vm, (size_t)a))
+			fail("getxattr %s %s gives different bytes", p, name);
+		break;
+	case 2:
+		/* Names come in another order: only sizes here, the names
+		 * themselves in compare_xattrs. */
+		size = rnd(3) == 0 ? 0 : rnd(2) ? rnd(30) : sizeof(vr);
+		logop("listxattr %s%s size %zu", h ? "handle " : "", p, size);
+		a = x_list(fr, rp(p), size ? vr : NULL, size);
+		ea = errno;
+		b = x_list(fm, mp(p), size ? vm : NULL, size);
+		eb = errno;
+		break;
+	default:
+		logop("removexattr %s%s %s", h ? "handle " : "", p, name);
+		a = x_remove(fr, rp(p), name);
+		ea = errno;
+		b = x_remove(fm, mp(p), name);
+		eb = errno;
+		break;
+	}
+	snprintf(what_s, sizeof(what_s), "xattr op %u on %s%s %s", what,
+		 h ? "handle " : "", p, name);
+	agree(what_s, a, ea, b, eb);
+	if (!h)
+		compare_path(p);
+}
+
 static void do_step(void)
 {
 	char p1[64], p2[64], what[160];
 	struct handle *h;
 	long a, b;
 	int ea, eb;
-	unsigned op = (unsigned)rnd(112);
+	unsigned op = (unsigned)rnd(118);
 	struct stat st;
 
 	nfiles = nsubdirs = nnodes = 0;
@@ -801,8 +976,10 @@ static void do_step(void)
 		op_symlink();
 	} else if (op < 106) {
 		op_times();
-	} else {
+	} else if (op < 112) {
 		op_node();
+	} else {
+		op_xattr();
 	}
 }
 

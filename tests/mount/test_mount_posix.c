@@ -15,10 +15,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "mountutil.h"
 #include "testutil.h"
+
+/* The size tag's backing name (format.h, FORMAT_SIZE_XATTR). */
+#define FORMAT_SIZE_XATTR_NAME "user.phifs.size"
 
 TestSuite(mount_posix, .fini = mu_cleanup_all, .timeout = 120);
 
@@ -294,5 +298,239 @@ Test(mount_posix, device_nodes_altered_or_planted_in_the_backing_lead_nowhere)
 		     major(st.st_rdev), minor(st.st_rdev));
 	cr_assert(unlink(mu_m(v, "null")) == 0);
 	cr_assert(unlink(mu_m(v, "real")) == 0);
+	mu_unmount(v);
+}
+
+/* ---- extended attributes ---- */
+
+/* The names listxattr gives for path, as "a,b," in the order given. */
+static const char *xnames(const char *path)
+{
+	static char out[4096];
+	char buf[4096];
+	ssize_t n = listxattr(path, buf, sizeof(buf));
+
+	out[0] = 0;
+	cr_assert(n >= 0, "listxattr %s: %s", path, strerror(errno));
+	for (ssize_t at = 0; at < n; at += (ssize_t)strlen(buf + at) + 1) {
+		strcat(out, buf + at);
+		strcat(out, ",");
+	}
+	return out;
+}
+
+/* The value of attribute name of path as a string, or "-errno". */
+static const char *xget(const char *path, const char *name)
+{
+	static char out[256];
+	ssize_t n = getxattr(path, name, out, sizeof(out) - 1);
+
+	if (n < 0)
+		snprintf(out, sizeof(out), "-%s", strerror(errno));
+	else
+		out[n] = 0;
+	return out;
+}
+
+/* Whether the bytes s appear anywhere in the backing xattrs of path. */
+static bool backing_shows(const char *path, const char *s)
+{
+	char names[4096], val[70000];
+	ssize_t n = llistxattr(path, names, sizeof(names));
+
+	cr_assert(n >= 0);
+	for (ssize_t at = 0; at < n; at += (ssize_t)strlen(names + at) + 1) {
+		ssize_t len = lgetxattr(path, names + at, val, sizeof(val));
+
+		if (strstr(names + at, s) ||
+		    (len > 0 && memmem(val, (size_t)len, s, strlen(s))))
+			return true;
+	}
+	return false;
+}
+
+Test(mount_posix, extended_attributes_are_set_read_listed_and_removed)
+{
+	char small[2], buf[64];
+	struct mu_vol *v;
+
+	mu_require_fuse();
+	v = mu_vol_new(0);
+	mu_mount(v);
+	mu_write_file(mu_m(v, "chart"), "x", 1);
+	cr_assert(mkdir(mu_m(v, "ward"), 0755) == 0);
+	cr_assert(setxattr(mu_m(v, "chart"), "user.diagnosis", "F32.1", 5,
+			   0) == 0, "%s", strerror(errno));
+	cr_assert(setxattr(mu_m(v, "chart"), "user.empty", "", 0, 0) == 0);
+	cr_assert(setxattr(mu_m(v, "ward"), "user.floor", "3", 1, 0) == 0);
+	/* Size probes and short buffers, as Linux answers them. */
+	cr_assert_eq(getxattr(mu_m(v, "chart"), "user.diagnosis", NULL, 0), 5);
+	errno = 0;
+	cr_assert_eq(getxattr(mu_m(v, "chart"), "user.diagnosis", small,
+			      sizeof(small)), -1);
+	cr_assert_eq(errno, ERANGE);
+	cr_assert_eq(getxattr(mu_m(v, "chart"), "user.empty", NULL, 0), 0);
+	cr_assert_str_eq(xget(mu_m(v, "chart"), "user.diagnosis"), "F32.1");
+	cr_assert_eq(listxattr(mu_m(v, "chart"), NULL, 0),
+		     (ssize_t)sizeof("user.diagnosis\0user.empty"));
+	errno = 0;
+	cr_assert_eq(listxattr(mu_m(v, "chart"), buf, 3), -1);
+	cr_assert_eq(errno, ERANGE);
+	cr_assert(!strcmp(xnames(mu_m(v, "chart")), "user.diagnosis,user.empty,") ||
+		  !strcmp(xnames(mu_m(v, "chart")), "user.empty,user.diagnosis,"),
+		  "%s", xnames(mu_m(v, "chart")));
+	cr_assert_str_eq(xnames(mu_m(v, "ward")), "user.floor,");
+	/* XATTR_CREATE and XATTR_REPLACE. */
+	errno = 0;
+	cr_assert_eq(setxattr(mu_m(v, "chart"), "user.diagnosis", "x", 1,
+			      XATTR_CREATE), -1);
+	cr_assert_eq(errno, EEXIST);
+	errno = 0;
+	cr_assert_eq(setxattr(mu_m(v, "chart"), "user.none", "x", 1,
+			      XATTR_REPLACE), -1);
+	cr_assert_eq(errno, ENODATA);
+	cr_assert(setxattr(mu_m(v, "chart"), "user.diagnosis", "F33", 3,
+			   XATTR_REPLACE) == 0);
+	cr_assert_str_eq(xget(mu_m(v, "chart"), "user.diagnosis"), "F33");
+	cr_assert_str_eq(xget(mu_m(v, "chart"), "user.none"),
+			 "-No data available");
+	/* Neither name nor value reaches the backing in the clear. */
+	cr_assert(!backing_shows(mu_b(v, "chart"), "diagnosis"));
+	cr_assert(!backing_shows(mu_b(v, "chart"), "F33"));
+	cr_assert(!backing_shows(mu_b(v, "ward"), "floor"));
+	mu_unmount(v);
+	mu_mount(v);
+	cr_assert_str_eq(xget(mu_m(v, "chart"), "user.diagnosis"), "F33");
+	cr_assert_str_eq(xget(mu_m(v, "ward"), "user.floor"), "3");
+	cr_assert(removexattr(mu_m(v, "chart"), "user.diagnosis") == 0);
+	errno = 0;
+	cr_assert_eq(removexattr(mu_m(v, "chart"), "user.diagnosis"), -1);
+	cr_assert_eq(errno, ENODATA);
+	cr_assert_str_eq(xnames(mu_m(v, "chart")), "user.empty,");
+	mu_unmount(v);
+}
+
+Test(mount_posix, the_size_tag_and_other_namespaces_are_out_of_reach)
+{
+	struct mu_vol *v;
+	char tag[64];
+
+	mu_require_fuse();
+	v = mu_vol_new(0);
+	mu_mount(v);
+	mu_write_file(mu_m(v, "f"), "hello", 5);
+	cr_assert(setxattr(mu_m(v, "f"), "user.a", "1", 1, 0) == 0, "%s",
+		  strerror(errno));
+	mu_unmount(v);
+	/* The closed file has its size tag in the backing... */
+	cr_assert(lgetxattr(mu_b(v, "f"), FORMAT_SIZE_XATTR_NAME, tag,
+			    sizeof(tag)) > 0, "%s", strerror(errno));
+	mu_mount(v);
+	/* ...which the mount neither lists nor gives. */
+	cr_assert_str_eq(xnames(mu_m(v, "f")), "user.a,");
+	cr_assert_str_eq(xget(mu_m(v, "f"), FORMAT_SIZE_XATTR_NAME),
+			 "-No data available");
+	/* Not stored: refused as by a file system without them (root gets
+	 * this from phifs; others get the kernel's EPERM for trusted.*). */
+	errno = 0;
+	cr_assert_eq(setxattr(mu_m(v, "f"), "security.test", "1", 1, 0), -1);
+	cr_assert_eq(errno, EOPNOTSUPP, "%s", strerror(errno));
+	errno = 0;
+	cr_assert_eq(setxattr(mu_m(v, "f"), "trusted.test", "1", 1, 0), -1);
+	cr_assert_eq(errno, geteuid() ? EPERM : EOPNOTSUPP, "%s",
+		     strerror(errno));
+	errno = 0;
+	cr_assert_eq(setxattr(mu_m(v, "f"), "system.test", "1", 1, 0), -1);
+	cr_assert_eq(errno, EOPNOTSUPP, "%s", strerror(errno));
+	cr_assert_str_eq(xget(mu_m(v, "f"), "security.test"),
+			 "-Operation not supported");
+	cr_assert_str_eq(xnames(mu_m(v, "f")), "user.a,");
+	mu_unmount(v);
+}
+
+/* The backing name of the one sealed attribute of backing path. */
+static void sealed_name(const char *path, char *out, size_t len)
+{
+	char names[4096];
+	ssize_t n = llistxattr(path, names, sizeof(names));
+
+	out[0] = 0;
+	for (ssize_t at = 0; at < n; at += (ssize_t)strlen(names + at) + 1)
+		if (!strncmp(names + at, "user.phifs.x.", 13))
+			snprintf(out, len, "%s", names + at);
+	cr_assert(out[0], "no sealed attribute on %s", path);
+}
+
+Test(mount_posix, an_attribute_altered_or_copied_in_the_backing_fails)
+{
+	char name1[128], name2[128], val[512];
+	struct mu_vol *v;
+	ssize_t n;
+
+	mu_require_fuse();
+	v = mu_vol_new(0);
+	mu_mount(v);
+	mu_write_file(mu_m(v, "one"), "1", 1);
+	mu_write_file(mu_m(v, "two"), "2", 1);
+	mu_write_file(mu_m(v, "three"), "3", 1);
+	cr_assert(setxattr(mu_m(v, "one"), "user.a", "first", 5, 0) == 0,
+		  "%s", strerror(errno));
+	cr_assert(setxattr(mu_m(v, "two"), "user.a", "second", 6, 0) == 0);
+	cr_assert(setxattr(mu_m(v, "three"), "user.a", "third", 5, 0) == 0);
+	mu_unmount(v);
+	/* one's sealed value flipped; one's copied over two's. */
+	sealed_name(mu_b(v, "one"), name1, sizeof(name1));
+	sealed_name(mu_b(v, "two"), name2, sizeof(name2));
+	n = lgetxattr(mu_b(v, "one"), name1, val, sizeof(val));
+	cr_assert(n > 20);
+	cr_assert(lsetxattr(mu_b(v, "two"), name2, val, (size_t)n, 0) == 0);
+	val[20] ^= 1;
+	cr_assert(lsetxattr(mu_b(v, "one"), name1, val, (size_t)n, 0) == 0);
+	/* three's under the name one's would have. */
+	sealed_name(mu_b(v, "three"), name2, sizeof(name2));
+	n = lgetxattr(mu_b(v, "three"), name2, val, sizeof(val));
+	cr_assert(lsetxattr(mu_b(v, "three"), name1, val, (size_t)n, 0) == 0);
+	cr_assert(lremovexattr(mu_b(v, "three"), name2) == 0);
+	mu_mount(v);
+	cr_assert_str_eq(xget(mu_m(v, "one"), "user.a"),
+			 "-Input/output error");
+	cr_assert_str_eq(xget(mu_m(v, "two"), "user.a"),
+			 "-Input/output error");
+	cr_assert_str_eq(xnames(mu_m(v, "one")), "");
+	cr_assert_str_eq(xnames(mu_m(v, "two")), "");
+	cr_assert_str_eq(xnames(mu_m(v, "three")), "");
+	/* Set again, it is whole. */
+	cr_assert(setxattr(mu_m(v, "two"), "user.a", "new", 3, 0) == 0);
+	cr_assert_str_eq(xget(mu_m(v, "two"), "user.a"), "new");
+	mu_unmount(v);
+}
+
+Test(mount_posix, cp_a_keeps_extended_attributes_both_ways)
+{
+	char cmd[3 * PATH_MAX];
+	struct mu_vol *v;
+
+	mu_require_fuse();
+	v = mu_vol_new(0);
+	mkdir(mu_b(v, "../plain"), 0755);
+	mu_write_file(mu_b(v, "../plain/f"), "data", 4);
+	cr_assert(setxattr(mu_b(v, "../plain/f"), "user.origin", "lab", 3,
+			   0) == 0, "%s", strerror(errno));
+	mu_mount(v);
+	snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s'", mu_b(v, "../plain"),
+		 mu_m(v, "in"));
+	cr_assert(system(cmd) == 0, "%s", cmd);
+	cr_assert_str_eq(xget(mu_m(v, "in/f"), "user.origin"), "lab");
+	cr_assert(setxattr(mu_m(v, "in"), "user.dir", "d", 1, 0) == 0);
+	snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s'", mu_m(v, "in"),
+		 mu_m(v, "copy"));
+	cr_assert(system(cmd) == 0, "%s", cmd);
+	cr_assert_str_eq(xget(mu_m(v, "copy/f"), "user.origin"), "lab");
+	cr_assert_str_eq(xget(mu_m(v, "copy"), "user.dir"), "d");
+	snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s'", mu_m(v, "copy"),
+		 mu_b(v, "../out"));
+	cr_assert(system(cmd) == 0, "%s", cmd);
+	cr_assert_str_eq(xget(mu_b(v, "../out/f"), "user.origin"), "lab");
+	cr_assert_str_eq(xnames(mu_b(v, "../out")), "user.dir,");
 	mu_unmount(v);
 }
