@@ -33,11 +33,12 @@ const struct config_setting config_settings[] = {
 	{ "audit_dir", CONFIG_STRING, FIELD(audit_dir), true, true, 0, "DIR",
 	  "integrity log folder (not in this build yet)" },
 	{ "socket", CONFIG_STRING, FIELD(socket), true, true, 0, "PATH",
-	  "control socket (accepted; not served yet)" },
+	  "control socket (default BACKING/.phifs/control.sock)" },
 	{ "options", CONFIG_OPTIONS, FIELD(options), false, false, 'o',
 	  "OPT[,OPT...]", "FUSE mount options, e.g. allow_other; also\n"
 	  "key=SRC, key_timeout=SECONDS, policy=FILE,\n"
-	  "audit_dir=DIR, socket=PATH, no_poll and nonempty,\n"
+	  "audit_dir=DIR, socket=PATH, no_poll, no_xattr and\n"
+	  "nonempty,\n"
 	  "as an fstab line gives them" },
 	{ "nonempty", CONFIG_BOOL, FIELD(nonempty), true, true, 0, NULL,
 	  "mount over a folder that is not empty, hiding its\n"
@@ -48,6 +49,12 @@ const struct config_setting config_settings[] = {
 	  "idle workers sleep at once (default: poll for the\n"
 	  "next request for up to 64 us: faster, more CPU);\n"
 	  "config: poll = no; fstab: -o no_poll" },
+	{ "xattr", CONFIG_NOT_BOOL, FIELD(no_xattr), false, false, 0, NULL,
+	  NULL },
+	{ "no_xattr", CONFIG_BOOL, FIELD(no_xattr), true, true, 0, NULL,
+	  "refuse extended attributes: the kernel then stops\n"
+	  "asking for security.capability before every write,\n"
+	  "which makes small writes faster; config: xattr = no" },
 	{ NULL, 0, 0, false, false, 0, NULL, NULL },
 };
 

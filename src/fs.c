@@ -662,7 +662,16 @@ int fs_set_mountpoint(struct fs *fs, const char *path)
 	return vfs_set_mountpoint(fs->vfs, path);
 }
 
-const struct fuse_lowlevel_ops *fs_operations(void)
+const struct fuse_lowlevel_ops *fs_operations(bool xattrs)
 {
-	return &ops;
+	static struct fuse_lowlevel_ops without;
+
+	if (xattrs)
+		return &ops;
+	without = ops;
+	without.setxattr = NULL;
+	without.getxattr = NULL;
+	without.listxattr = NULL;
+	without.removexattr = NULL;
+	return &without;
 }

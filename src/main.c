@@ -592,7 +592,7 @@ static int serve_session(const struct args *a, struct serving *s)
 	s->fargv[3] = NULL;
 	s->fa = (struct fuse_args)FUSE_ARGS_INIT(3, s->fargv);
 	s->fargs = 1;
-	s->se = fuse_session_new(&s->fa, fs_operations(),
+	s->se = fuse_session_new(&s->fa, fs_operations(!a->cfg.no_xattr),
 				 sizeof(struct fuse_lowlevel_ops), s->fs);
 	if (!s->se)
 		return say(EXIT_FAILURE, "mount options '%s' refused",

@@ -336,6 +336,15 @@ static int plain_size(struct vfs *v, int pathfd, int dirfd, const char *bname,
 			size_memo_put(v->sizes, st, *size, &now);
 		return 0;
 	}
+	if (pathfd < 0) {
+		int own, rc = backing_lookup(dirfd, bname, &own);
+
+		if (!rc) {
+			rc = header_size(v, own, st, size);
+			close(own);
+		}
+		return rc;
+	}
 	return header_size(v, pathfd, st, size);
 }
 
@@ -353,8 +362,9 @@ int vfs_mount_sizes(struct vfs *v, int pathfd, int dirfd, const char *bname,
 		st->st_rdev = 0;
 	if (!S_ISREG(st->st_mode))
 		return 0;
-	/* Known by name only (a removal): the header needs a handle. */
-	if (pathfd < 0) {
+	/* Known by name only (a removal): a record and the header need a
+	 * handle; a size tag, the usual way, does not. */
+	if (pathfd < 0 && (st->st_mode & S_ISVTX)) {
 		rc = backing_lookup(dirfd, bname, &own);
 		if (rc)
 			return rc;

@@ -20,6 +20,7 @@ struct config {
 	unsigned key_timeout;	/* seconds; 0: keysrc's default */
 	bool foreground;
 	bool no_poll;		/* libfuse's loop, which never polls */
+	bool no_xattr;		/* refuse extended attributes (ENOSYS) */
 	bool nonempty;		/* may mount over a folder with files */
 };
 

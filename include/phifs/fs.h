@@ -11,6 +11,8 @@
 #include <fuse_lowlevel.h>
 
 #include "phifs/vfs.h"
+#include <stdbool.h>
+
 #include "phifs/volume.h"
 
 struct fs;
@@ -26,7 +28,12 @@ void fs_set_session(struct fs *fs, struct fuse_session *se);
 /* The mount point's absolute path (copied), for tuning the mount's
  * readahead once the kernel has answered INIT. */
 int fs_set_mountpoint(struct fs *fs, const char *path);
-/* Pass with the struct fs as user data to fuse_session_new(). */
-const struct fuse_lowlevel_ops *fs_operations(void);
+/*
+ * Pass with the struct fs as user data to fuse_session_new().  Without
+ * xattrs the table has no extended-attribute handlers: the kernel is told
+ * ENOSYS once and stops asking, which also spares every write the
+ * security.capability lookup it sends first when the handlers exist.
+ */
+const struct fuse_lowlevel_ops *fs_operations(bool xattrs);
 
 #endif

@@ -534,3 +534,37 @@ Test(mount_posix, cp_a_keeps_extended_attributes_both_ways)
 	cr_assert_str_eq(xnames(mu_b(v, "../out")), "user.dir,");
 	mu_unmount(v);
 }
+
+/*
+ * -o no_xattr: the daemon has no attribute handlers, the kernel is told
+ * ENOSYS once and answers EOPNOTSUPP itself from then on (which also spares
+ * each write its security.capability lookup), and files work as before.
+ */
+Test(mount_posix, with_no_xattr_attributes_are_refused_and_files_work)
+{
+	static const char *const o[] = { "-o", "no_xattr", NULL };
+	struct mu_vol *v;
+	uint8_t *got;
+	size_t n;
+
+	mu_require_fuse();
+	v = mu_vol_new(0);
+	cr_assert_eq(mu_phifs(v, false, NULL, NULL, NULL, o), 0, "%s", v->err);
+	mu_write_file(mu_m(v, "f"), "chart", 5);
+	for (int k = 0; k < 2; k++) {	/* the kernel's answer the 2nd time */
+		errno = 0;
+		cr_expect_eq(setxattr(mu_m(v, "f"), "user.k", "v", 1, 0), -1);
+		cr_expect_eq(errno, EOPNOTSUPP, "setxattr: %s", strerror(errno));
+		errno = 0;
+		cr_expect_eq(getxattr(mu_m(v, "f"), "user.k", NULL, 0), -1);
+		cr_expect_eq(errno, EOPNOTSUPP, "getxattr: %s", strerror(errno));
+		errno = 0;
+		cr_expect_eq(removexattr(mu_m(v, "f"), "user.k"), -1);
+		cr_expect_eq(errno, EOPNOTSUPP, "removexattr: %s",
+			     strerror(errno));
+	}
+	cr_assert_eq(mu_read_file(mu_m(v, "f"), &got, &n), 0);
+	cr_expect(n == 5 && !memcmp(got, "chart", 5));
+	free(got);
+	mu_unmount(v);
+}
