@@ -1,23 +1,21 @@
 /*
  * vfs.c — the operations core: its state, the hooks, attributes (sizes are
  * always the authenticated ones), lookups and the operations on one inode,
- * and the ticker that commits sizes and keeps the inode table in bounds.
- * Knows nothing of FUSE; the backing directory is reached through
+ * and the ticker that commits sizes and keeps the inode table in bounds
+ * (what it tells, and its figures, are in vfs_report.c).  Knows nothing
+ * of FUSE; the backing directory is reached through
  * backing.c, files through nodes.c and cfile.c, inodes through inodes.c.
  */
 #include "vfs_impl.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "phifs/backing.h"
-#include "phifs/log.h"
 #include "phifs/mountinfo.h"
 
 /* How often the sizes of open files reach their headers. */
@@ -68,48 +66,11 @@ int vfs_allow(struct vfs *v, const struct vfs_caller *c,
 		       v->hooks->allow(v->hooks_arg, c, r) : 0;
 }
 
-/* This thread's stripe of the counters, given out in turn. */
-static struct vfs_counters *my_counters(struct vfs *v)
-{
-	static _Atomic unsigned next;
-	static _Thread_local unsigned stripe = VFS_STRIPES;
-
-	if (stripe == VFS_STRIPES)
-		stripe = atomic_fetch_add_explicit(&next, 1,
-						   memory_order_relaxed) %
-			 VFS_STRIPES;
-	return &v->counters[stripe];
-}
-
-/* Counts what the operation did: every one passes here exactly once. */
-static void count(struct vfs *v, enum vfs_op op, long result)
-{
-	struct vfs_counters *n = my_counters(v);
-	int e = -1;
-
-	atomic_fetch_add_explicit(&n->ops[op], 1, memory_order_relaxed);
-	if (result > 0 && op == VFS_READ)
-		atomic_fetch_add_explicit(&n->read, (uint64_t)result,
-					  memory_order_relaxed);
-	else if (result > 0 && op == VFS_WRITE)
-		atomic_fetch_add_explicit(&n->written, (uint64_t)result,
-					  memory_order_relaxed);
-	if (result == -EIO || vfs_integrity_error(result))
-		e = VFS_ERR_EIO;
-	else if (result == -ENOSPC || result == -EDQUOT)
-		e = VFS_ERR_ENOSPC;
-	else if (result == -EACCES || result == -EPERM)
-		e = VFS_ERR_EACCES;
-	if (e >= 0)
-		atomic_fetch_add_explicit(&n->err[e], 1,
-					  memory_order_relaxed);
-}
-
 void vfs_record(struct vfs *v, const struct vfs_caller *c,
 		const struct vfs_req *r, long result, const void *bytes,
 		size_t len)
 {
-	count(v, r->op, result);
+	vfs_count(v, r->op, result);
 	if (v->hooks && v->hooks->record)
 		v->hooks->record(v->hooks_arg, c, r, result, bytes, len);
 }
@@ -189,96 +150,6 @@ bool vfs_reclaim(struct vfs *v)
 	return inodes_reclaim_unlinked(v->inodes) || freed;
 }
 
-/* --- telling the operator --- */
-
-bool vfs_integrity_error(long rc)
-{
-	return rc == -EBADMSG || rc == -EUCLEAN || rc == -EKEYREJECTED ||
-	       rc == -ENOKEY || rc == -EPROTO;
-}
-
-/* path, or "inode N" when the core knows no name for it. */
-static void name_of(struct vfs *v, dev_t dev, ino_t ino, char *buf,
-		    size_t len)
-{
-	if (inodes_path_of(v->inodes, dev, ino, buf, len))
-		snprintf(buf, len, "inode %llu", (unsigned long long)ino);
-}
-
-/* Keeps the last VFS_AUTH_KEPT failures for the status (error path only). */
-static void remember_auth(struct vfs *v, const char *path, int64_t block)
-{
-	struct vfs_auth_failure *a;
-	size_t n;
-
-	pthread_mutex_lock(&v->auth_lock);
-	a = &v->auth[v->auth_next];
-	v->auth_next = (v->auth_next + 1) % VFS_AUTH_KEPT;
-	v->n_auth++;
-	/* Cut to fit: the log line has the whole path. */
-	n = strnlen(path, sizeof(a->path) - 1);
-	memcpy(a->path, path, n);
-	a->path[n] = 0;
-	a->block = block;
-	a->time = (int64_t)time(NULL);
-	pthread_mutex_unlock(&v->auth_lock);
-}
-
-static void report_at(struct vfs *v, dev_t dev, ino_t ino, struct cfile *cf,
-		      bool size, long rc)
-{
-	char path[PATH_MAX];
-	int64_t block = cf ? cfile_fault(cf) : -1;
-
-	if (rc >= 0 || (!size && !vfs_integrity_error(rc) && rc != -EIO))
-		return;
-	name_of(v, dev, ino, path, sizeof(path));
-	if (!size && vfs_integrity_error(rc))
-		remember_auth(v, path, block);
-	if (size)
-		log_msg(LOG_KIND_SIZE, LOG_ERR, "%s: not committed: %s",
-			path, strerror((int)-rc));
-	else if (vfs_integrity_error(rc) && block >= 0)
-		log_msg(LOG_KIND_INTEGRITY, LOG_ERR,
-			"%s: block %lld fails authentication", path,
-			(long long)block);
-	else if (vfs_integrity_error(rc))
-		log_msg(LOG_KIND_INTEGRITY, LOG_ERR,
-			"%s: header fails authentication (%s)", path,
-			strerror((int)-rc));
-	else if (rc == -EIO)
-		log_msg(LOG_KIND_IO, LOG_ERR, "%s: backing I/O error", path);
-}
-
-void vfs_report(struct vfs *v, struct inode *i, struct cfile *cf, long rc)
-{
-	report_at(v, inodes_dev(i), inodes_ino(i), cf, false, rc);
-}
-
-void vfs_report_at(struct vfs *v, dev_t dev, ino_t ino, long rc)
-{
-	report_at(v, dev, ino, NULL, false, rc);
-}
-
-void vfs_report_xattr(struct vfs *v, struct inode *i, const char *bname)
-{
-	char path[PATH_MAX];
-
-	name_of(v, inodes_dev(i), inodes_ino(i), path, sizeof(path));
-	log_msg(LOG_KIND_INTEGRITY, LOG_ERR,
-		"%s: extended attribute %s fails authentication", path, bname);
-}
-
-void vfs_report_size(struct vfs *v, struct inode *i, int rc)
-{
-	report_at(v, inodes_dev(i), inodes_ino(i), NULL, true, rc);
-}
-
-static void commit_failed(void *arg, dev_t dev, ino_t ino, int rc)
-{
-	report_at(arg, dev, ino, NULL, true, rc);
-}
-
 /* --- attributes --- */
 
 /* The size in the header of the file on pathfd. */
@@ -300,7 +171,7 @@ static int header_size(struct vfs *v, int pathfd, const struct stat *st,
 	} else if (vfs_integrity_error(rc)) {
 		/* Shown as size 0, and reported; reading the file then
 		 * fails with EIO. */
-		report_at(v, st->st_dev, st->st_ino, NULL, false, rc);
+		vfs_report_at(v, st->st_dev, st->st_ino, rc);
 		*size = 0;
 		rc = 0;
 	}
@@ -629,64 +500,6 @@ int vfs_statfs(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
 	return vfs_done(v, c, &r, rc);
 }
 
-/* --- figures --- */
-
-const char *vfs_err_name(enum vfs_err e)
-{
-	static const char *const names[VFS_ERR_COUNT] = {
-		"EIO", "ENOSPC", "EACCES",
-	};
-
-	return (unsigned)e < VFS_ERR_COUNT ? names[e] : NULL;
-}
-
-static uint64_t list_length(const struct vfs_open *o)
-{
-	uint64_t n = 0;
-
-	for (; o; o = o->next)
-		n++;
-	return n;
-}
-
-#define RELAXED(x) atomic_load_explicit(&(x), memory_order_relaxed)
-
-void vfs_stats(struct vfs *v, struct vfs_stats *st)
-{
-	unsigned kept;
-
-	memset(st, 0, sizeof(*st));
-	for (int k = 0; k < VFS_STRIPES; k++) {
-		struct vfs_counters *n = &v->counters[k];
-
-		for (int op = 0; op < VFS_OP_COUNT; op++)
-			st->ops[op] += RELAXED(n->ops[op]);
-		st->read_bytes += RELAXED(n->read);
-		st->write_bytes += RELAXED(n->written);
-		for (int e = 0; e < VFS_ERR_COUNT; e++)
-			st->errors[e] += RELAXED(n->err[e]);
-	}
-	pthread_mutex_lock(&v->auth_lock);
-	st->auth_failures = v->n_auth;
-	kept = v->n_auth < VFS_AUTH_KEPT ? (unsigned)v->n_auth :
-					    VFS_AUTH_KEPT;
-	for (unsigned k = 0; k < kept; k++)
-		st->auth[k] = v->auth[(v->auth_next + VFS_AUTH_KEPT - 1 - k) %
-				      VFS_AUTH_KEPT];
-	st->auth_kept = kept;
-	pthread_mutex_unlock(&v->auth_lock);
-	pthread_mutex_lock(&v->open_lock);
-	st->open_files = list_length(v->files);
-	st->open_dirs = list_length(v->dirs);
-	pthread_mutex_unlock(&v->open_lock);
-	st->inodes = inodes_count(v->inodes);
-}
-
-int vfs_flush(struct vfs *v)
-{
-	return nodes_commit_all(v->nodes, commit_failed, v);
-}
-
 /* --- the ticker --- */
 
 /* t plus ms milliseconds. */
@@ -716,7 +529,7 @@ static void tick(struct vfs *v, unsigned ticks)
 	 */
 	if (ticks < 2 && v->mountpoint)
 		(void)mountinfo_set_readahead(v->mountpoint, READAHEAD_KB);
-	(void)nodes_commit_all(v->nodes, commit_failed, v);
+	(void)nodes_commit_all(v->nodes, vfs_commit_failed, v);
 }
 
 void vfs_wake_ticker(struct vfs *v)
@@ -817,7 +630,7 @@ void vfs_stop(struct vfs *v)
 	closer_free(v->closer);
 	v->closer = NULL;
 	if (v->nodes)
-		(void)nodes_commit_all(v->nodes, commit_failed, v);
+		(void)nodes_commit_all(v->nodes, vfs_commit_failed, v);
 }
 
 int vfs_set_mountpoint(struct vfs *v, const char *path)

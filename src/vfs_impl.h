@@ -151,6 +151,10 @@ int vfs_make_file(struct vfs *v, const struct vfs_caller *c, struct inode *p,
 void vfs_report(struct vfs *v, struct inode *i, struct cfile *cf, long rc);
 void vfs_report_size(struct vfs *v, struct inode *i, int rc);
 bool vfs_integrity_error(long rc);
+/* Counts an operation's result (every one passes here exactly once). */
+void vfs_count(struct vfs *v, enum vfs_op op, long result);
+/* nodes_commit_all's callback: a size not committed, told as such. */
+void vfs_commit_failed(void *arg, dev_t dev, ino_t ino, int rc);
 
 /* Reports that the sealed attribute bname of i fails authentication. */
 void vfs_report_xattr(struct vfs *v, struct inode *i, const char *bname);
