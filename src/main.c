@@ -6,7 +6,6 @@
  * first, not after loading keys, keeps the key pages mlocked: locks are not
  * inherited across fork.)  Holds no logic of its own.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -31,7 +30,7 @@
 #include "phifs/keys.h"
 #include "phifs/log.h"
 #include "phifs/loop.h"
-#include "phifs/mountinfo.h"
+#include "phifs/mountcheck.h"
 #include "phifs/secmem.h"
 #include "phifs/volume.h"
 
@@ -398,119 +397,6 @@ static void raise_fd_limit(void)
 	(void)setrlimit(RLIMIT_NOFILE, &lim);
 }
 
-/* Whether the absolute, resolved path in is at or below dir. */
-static bool is_under(const char *in, const char *dir)
-{
-	size_t n = strlen(dir);
-
-	if (n == 1)	/* "/" */
-		return true;
-	return !strncmp(in, dir, n) && (in[n] == '/' || !in[n]);
-}
-
-/* The first entry of folder path other than . and .., or "" if none. */
-static int first_entry(const char *path, char *name, size_t len)
-{
-	struct dirent *e;
-	DIR *d = opendir(path);
-
-	if (!d)
-		return -errno;
-	*name = 0;
-	errno = 0;
-	while ((e = readdir(d))) {
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-			snprintf(name, len, "%s", e->d_name);
-			break;
-		}
-	}
-	closedir(d);
-	return 0;
-}
-
-/* The type of the file system mounted right on path, or "". */
-static void mounted_type(const char *path, char *type, size_t len)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-
-	*type = 0;
-	if (f) {
-		if (mountinfo_type(f, path, type, len))
-			*type = 0;
-		fclose(f);
-	}
-}
-
-/*
- * Refuses a mount point that would hide something or loop into itself: not
- * a folder, the backing folder itself or inside it (the daemon would serve
- * its own mount), holding the backing folder, already the mount point of a
- * FUSE file system, or not empty (its files would be hidden) unless
- * nonempty is set.  An exit status, with its line said.
- */
-static int check_mountpoint(const struct args *a)
-{
-	const char *mp = a->mountpoint, *b = a->backing;
-	char *rmp = NULL, *rb = NULL;
-	char name[256], type[64];
-	struct stat st, bst;
-	int e, rc = EXIT_FAILURE;
-
-	if (stat(mp, &st)) {
-		say(rc, "mountpoint %s: %s", mp, strerror(errno));
-		goto out;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		say(rc, "mountpoint %s: not a directory", mp);
-		goto out;
-	}
-	rmp = realpath(mp, NULL);
-	if (!rmp) {
-		say(rc, "mountpoint %s: %s", mp, strerror(errno));
-		goto out;
-	}
-	/* A missing backing folder is the volume's to name. */
-	rb = realpath(b, NULL);
-	if (rb && !stat(rb, &bst)) {
-		if (bst.st_dev == st.st_dev && bst.st_ino == st.st_ino) {
-			say(rc, "mountpoint %s: is the backing folder itself",
-			    mp);
-			goto out;
-		}
-		if (is_under(rmp, rb)) {
-			say(rc, "mountpoint %s: inside the backing folder %s",
-			    mp, b);
-			goto out;
-		}
-		if (is_under(rb, rmp)) {
-			say(rc, "backing folder %s: inside the mountpoint %s",
-			    b, mp);
-			goto out;
-		}
-	}
-	/* Another FUSE mount there would be hidden, still running. */
-	mounted_type(rmp, type, sizeof(type));
-	if (!strcmp(type, "fuse") || !strncmp(type, "fuse.", 5)) {
-		say(rc, "mountpoint %s: already in use (a %s mount)", mp, type);
-		goto out;
-	}
-	e = first_entry(mp, name, sizeof(name));
-	if (e) {
-		say(rc, "mountpoint %s: %s", mp, strerror(-e));
-		goto out;
-	}
-	if (*name && !a->cfg.nonempty) {
-		say(rc, "mountpoint %s: not empty (holds '%s'); -o nonempty "
-		    "mounts over it, hiding its files", mp, name);
-		goto out;
-	}
-	rc = 0;
-out:
-	free(rmp);
-	free(rb);
-	return rc;
-}
-
 #define MAX_WORKERS 16
 
 /*
@@ -857,8 +743,9 @@ static int serve(struct args *a, int ready_fd)
 		snprintf(s.mountpoint, sizeof(s.mountpoint), "%s",
 			 a->mountpoint);
 
-	if (check_mountpoint(a))
-		return EXIT_FAILURE;
+	if (mountcheck(a->mountpoint, a->backing, a->cfg.nonempty, err,
+		       sizeof(err)))
+		return say(EXIT_FAILURE, "%s", err);
 	raise_fd_limit();
 	keys_source_set_timeout((int)a->cfg.key_timeout * 1000);
 	if (volume_open(a->backing, a->cfg.key, true, &s.vol, err,
