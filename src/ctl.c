@@ -582,6 +582,35 @@ fail:
 	return rc;
 }
 
+/* The loop's other handles: signals, the stop and watchdog timers, and
+ * the two wake-ups other threads send.  0 or a libuv error. */
+static int start_handles(struct ctl *c)
+{
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < NSIGNALS; i++) {
+		uv_signal_init(&c->loop, &c->sig[i]);
+		c->sig[i].data = c;
+		rc = uv_signal_start(&c->sig[i], on_signal, ctl_signals[i]);
+	}
+	if (rc)
+		return rc;
+	uv_timer_init(&c->loop, &c->stop_timer);
+	c->stop_timer.data = c;
+	uv_timer_init(&c->loop, &c->watchdog);
+	c->watchdog.data = c;
+	if (c->watchdog_ms)	/* every half period, as systemd asks */
+		uv_timer_start(&c->watchdog, watchdog_tick,
+			       c->watchdog_ms / 2 + 1, c->watchdog_ms / 2 + 1);
+	rc = uv_async_init(&c->loop, &c->quit, on_quit);
+	c->quit.data = c;
+	if (!rc) {
+		rc = uv_async_init(&c->loop, &c->posted, on_posted);
+		c->posted.data = c;
+	}
+	return rc;
+}
+
 int ctl_new(const char *path, const struct ctl_ops *ops, void *arg,
 	    struct ctl **out, char *err, size_t err_len)
 {
@@ -620,27 +649,8 @@ int ctl_new(const char *path, const struct ctl_ops *ops, void *arg,
 	if (!rc)
 		rc = uv_listen((uv_stream_t *)&c->server, SOMAXCONN,
 			       accept_one);
-	for (size_t i = 0; !rc && i < NSIGNALS; i++) {
-		uv_signal_init(&c->loop, &c->sig[i]);
-		c->sig[i].data = c;
-		rc = uv_signal_start(&c->sig[i], on_signal, ctl_signals[i]);
-	}
-	if (!rc) {
-		uv_timer_init(&c->loop, &c->stop_timer);
-		c->stop_timer.data = c;
-		uv_timer_init(&c->loop, &c->watchdog);
-		c->watchdog.data = c;
-		if (c->watchdog_ms)	/* every half period, as systemd asks */
-			uv_timer_start(&c->watchdog, watchdog_tick,
-				       c->watchdog_ms / 2 + 1,
-				       c->watchdog_ms / 2 + 1);
-		rc = uv_async_init(&c->loop, &c->quit, on_quit);
-		c->quit.data = c;
-	}
-	if (!rc) {
-		rc = uv_async_init(&c->loop, &c->posted, on_posted);
-		c->posted.data = c;
-	}
+	if (!rc)
+		rc = start_handles(c);
 	if (!rc)
 		rc = -pthread_create(&c->thread, NULL, ctl_main, c);
 	if (rc) {
