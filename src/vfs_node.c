@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "phifs/backing.h"
+#include "phifs/ioutil.h"
 
 int vfs_node_make(struct vfs *v, const struct vfs_caller *c, int dirfd,
 		  const char *bname, mode_t perm,
@@ -31,7 +32,7 @@ int vfs_node_make(struct vfs *v, const struct vfs_caller *c, int dirfd,
 		    O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	rc = pwrite(fd, rec, (size_t)n, 0) == n ? 0 : errno ? -errno : -EIO;
+	rc = ioutil_pwrite_all(fd, rec, (size_t)n, 0);
 	if (!rc) {
 		vfs_give(v, c, dirfd, bname, fd);
 		/* The mark last, after the owner (a chown may clear mode
@@ -49,7 +50,6 @@ int vfs_node_read(struct vfs *v, int pathfd, struct format_record *r)
 {
 	uint8_t rec[FORMAT_RECORD_MAX + 1];
 	size_t got = 0;
-	ssize_t n;
 	int rc, fd, tries = 0;
 
 	do
@@ -57,12 +57,7 @@ int vfs_node_read(struct vfs *v, int pathfd, struct format_record *r)
 	while (inodes_fd_wait(v->inodes, rc, &tries));
 	if (rc)
 		return rc;
-	do {
-		n = pread(fd, rec + got, sizeof(rec) - got, (off_t)got);
-		if (n > 0)
-			got += (size_t)n;
-	} while (n > 0 && got < sizeof(rec));
-	rc = n < 0 ? -errno : 0;
+	rc = ioutil_read_all(fd, rec, sizeof(rec), &got);
 	close(fd);
 	if (rc)
 		return rc;
