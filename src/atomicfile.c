@@ -60,6 +60,21 @@ static int rename_noreplace(int dirfd, const char *tmp, const char *name)
 	return 0;
 }
 
+/* Gives the temp file its mode and contents, durably. */
+static int fill(int fd, const void *buf, size_t len, mode_t mode)
+{
+	int rc;
+
+	/* Exactly the mode asked for: the umask only ever takes bits away. */
+	if (fchmod(fd, mode & 07777) < 0)
+		return -errno;
+	rc = ioutil_write_all(fd, buf, len);
+	if (rc < 0)
+		return rc;
+	/* Data before name: else a crash can leave the new name, empty. */
+	return fsync(fd) < 0 ? -errno : 0;
+}
+
 static int put(int dirfd, const char *name, const void *buf, size_t len,
 	       mode_t mode, bool replace)
 {
@@ -85,19 +100,9 @@ static int put(int dirfd, const char *name, const void *buf, size_t len,
 		goto out;
 	}
 	made = 1;
-	/* Exactly the mode asked for: the umask only ever takes bits away. */
-	if (fchmod(fd, mode & 07777) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	rc = ioutil_write_all(fd, buf, len);
+	rc = fill(fd, buf, len, mode);
 	if (rc < 0)
 		goto out;
-	/* Data before name: else a crash can leave the new name, empty. */
-	if (fsync(fd) < 0) {
-		rc = -errno;
-		goto out;
-	}
 	rc = close(fd) < 0 ? -errno : 0;
 	fd = -1;
 	if (rc < 0)

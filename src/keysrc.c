@@ -409,6 +409,40 @@ static int check_cmd(int status, int rrc, const char *what, char *err,
 	return 0;
 }
 
+/*
+ * Runs the helper and collects its output into run, within the key
+ * timeout; one line in err otherwise.  The helper is gone on return.
+ */
+static int run_cmd(char **argv, const char *what, struct cmd_run *run,
+		   char *err, size_t err_len)
+{
+	int rfd = -1, rc;
+	pid_t pid = -1;
+
+	rc = spawn_cmd(argv, what, &pid, &rfd, err, err_len);
+	if (rc < 0)
+		return rc;
+	rc = collect_cmd(pid, &rfd, run);
+	if (rc == -ETIMEDOUT && run->exited)
+		errmsg(err, err_len, 0, "%s: exited, but its output was still "
+		       "open after %.3g s (key_timeout): a process it started "
+		       "holds it", what, source_timeout_ms / 1000.0);
+	else if (rc == -ETIMEDOUT)
+		errmsg(err, err_len, 0, "%s: no key after %.3g s (key_timeout); "
+		       "stopped it", what, source_timeout_ms / 1000.0);
+	else if (rc < 0)
+		errmsg(err, err_len, 0, "%s: %s", what, strerror(-rc));
+	if (rfd >= 0)
+		close(rfd);
+	/* Stopped for good: a helper past its time gets no second chance. */
+	if (!run->exited) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &run->status, 0) < 0 && errno == EINTR)
+			;
+	}
+	return rc;
+}
+
 static int load_cmd(const char *cmdline, struct keys_secret **out, char *err,
 		    size_t err_len)
 {
@@ -416,8 +450,7 @@ static int load_cmd(const char *cmdline, struct keys_secret **out, char *err,
 	char what[KEYS_ERR_LEN];
 	char *line = NULL;
 	struct cmd_run run = { 0 };
-	int rfd = -1, rc;
-	pid_t pid = -1;
+	int rc;
 
 	line = strdup(cmdline);
 	if (!line) {
@@ -442,19 +475,7 @@ static int load_cmd(const char *cmdline, struct keys_secret **out, char *err,
 		errmsg(err, err_len, 0, "%s: out of memory", what);
 		goto out;
 	}
-	rc = spawn_cmd(argv, what, &pid, &rfd, err, err_len);
-	if (rc < 0)
-		goto out;
-	rc = collect_cmd(pid, &rfd, &run);
-	if (rc == -ETIMEDOUT && run.exited)
-		errmsg(err, err_len, 0, "%s: exited, but its output was still "
-		       "open after %.3g s (key_timeout): a process it started "
-		       "holds it", what, source_timeout_ms / 1000.0);
-	else if (rc == -ETIMEDOUT)
-		errmsg(err, err_len, 0, "%s: no key after %.3g s (key_timeout); "
-		       "stopped it", what, source_timeout_ms / 1000.0);
-	else if (rc < 0)
-		errmsg(err, err_len, 0, "%s: %s", what, strerror(-rc));
+	rc = run_cmd(argv, what, &run, err, err_len);
 	if (rc < 0)
 		goto out;
 	rc = check_cmd(run.status, run.rrc, what, err, err_len);
@@ -462,14 +483,6 @@ static int load_cmd(const char *cmdline, struct keys_secret **out, char *err,
 		goto out;
 	rc = parse_key(run.buf, run.len, what, out, err, err_len);
 out:
-	if (rfd >= 0)
-		close(rfd);
-	/* Stopped for good: a helper past its time gets no second chance. */
-	if (pid > 0 && !run.exited) {
-		kill(pid, SIGKILL);
-		while (waitpid(pid, &run.status, 0) < 0 && errno == EINTR)
-			;
-	}
 	secmem_free(run.buf);
 	free(line);
 	return rc;

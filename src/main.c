@@ -244,17 +244,12 @@ static void hide_key(const struct config_setting *s, char *arg)
 }
 
 /* Command line over config file: the file is read first, then argv. */
-static int parse_args(int argc, char **argv, struct args *a)
+/* Loads every --config FILE first, so that options given beside it win. */
+static int load_configs(int argc, char **argv, struct args *a)
 {
-	struct option opts[MAX_OPTS];
-	char shortopts[2 * MAX_OPTS + 1];
 	char err[512];
-	const struct config_setting *s;
-	int c, rc;
+	int rc;
 
-	derive_options(opts, shortopts);
-	opterr = 0;	/* one line, ours, rather than getopt's and ours */
-	/* The config file first, so that options given here win. */
 	for (int i = 1; i < argc - 1; i++) {
 		const char *path = NULL;
 
@@ -274,27 +269,50 @@ static int parse_args(int argc, char **argv, struct args *a)
 			return say(rc == -ENOMEM ? EXIT_FAILURE : EXIT_USAGE,
 				   "%s", err);
 	}
+	return 0;
+}
+
+/* One getopt result that is not a setting; 0 if c is a setting's. */
+static int other_option(int c, char **argv)
+{
+	switch (c) {
+	case 'h':
+	case OPT_HELP:
+		usage();
+		return -1;
+	case OPT_VERSION:
+		puts("phifs " PHIFS_VERSION);
+		return -1;
+	case ':':
+		return say(EXIT_USAGE, "option %s needs a value (see "
+			   "phifs --help)", argv[optind - 1]);
+	case '?':
+		if (optopt)
+			return say(EXIT_USAGE, "unknown option '-%c' "
+				   "(see phifs --help)", optopt);
+		return say(EXIT_USAGE, "unknown option '%s' (see "
+			   "phifs --help)", argv[optind - 1]);
+	}
+	return 0;
+}
+
+/* The options given on the command line, over the config files'. */
+static int parse_options(int argc, char **argv, struct args *a)
+{
+	struct option opts[MAX_OPTS];
+	char shortopts[2 * MAX_OPTS + 1];
+	char err[512];
+	const struct config_setting *s;
+	int c, rc;
+
+	derive_options(opts, shortopts);
+	opterr = 0;	/* one line, ours, rather than getopt's and ours */
 	while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
-		switch (c) {
-		case OPT_CONFIG:
+		if (c == OPT_CONFIG)
 			continue;
-		case 'h':
-		case OPT_HELP:
-			usage();
-			return -1;
-		case OPT_VERSION:
-			puts("phifs " PHIFS_VERSION);
-			return -1;
-		case ':':
-			return say(EXIT_USAGE, "option %s needs a value (see "
-				   "phifs --help)", argv[optind - 1]);
-		case '?':
-			if (optopt)
-				return say(EXIT_USAGE, "unknown option '-%c' "
-					   "(see phifs --help)", optopt);
-			return say(EXIT_USAGE, "unknown option '%s' (see "
-				   "phifs --help)", argv[optind - 1]);
-		}
+		rc = other_option(c, argv);
+		if (rc)
+			return rc;
 		s = setting_of(c);
 		if (!s)
 			return say(EXIT_USAGE, "bad option (see phifs --help)");
@@ -304,6 +322,17 @@ static int parse_args(int argc, char **argv, struct args *a)
 			return say(rc == -ENOMEM ? EXIT_FAILURE : EXIT_USAGE,
 				   "%s", err);
 	}
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct args *a)
+{
+	int rc = load_configs(argc, argv, a);
+
+	if (!rc)
+		rc = parse_options(argc, argv, a);
+	if (rc)
+		return rc;
 	if (argc - optind != 2)
 		return say(EXIT_USAGE, "expected BACKING and MOUNTPOINT "
 			   "(see phifs --help)");
