@@ -195,7 +195,7 @@ static const char *tag_fate(const struct cfile_note *n)
 	if (n->tag != CFILE_TAG_DIFFERS)
 		return "";
 	return n->tag_removed ? "; the tag is removed" :
-				"; the tag stays (not writable here)";
+				"; the tag stays (it cannot be removed here)";
 }
 
 /*
