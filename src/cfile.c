@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -178,6 +179,45 @@ static void tag_set(struct cfile *f)
 		f->tag = TAG_SET;
 }
 
+/*
+ * At open: does the file carry a tag that verifies, and does it say the
+ * header's size?  Tags are true after any crash (the first commit of an
+ * open removes the tag before it writes a header), so one that verifies
+ * and differs was put back or planted.  Removed when we may write (a
+ * failure only leaves it, reported, since the open file's size comes from
+ * the header), so that the tag set at release tells the header's size.
+ */
+static void tag_check(struct cfile *f)
+{
+	uint8_t tag[FORMAT_SIZE_TAG_LEN];
+	struct cfile_note *n = &f->note;
+	struct stat st;
+	ssize_t len;
+
+	n->tag = CFILE_TAG_NONE;
+	if (!f->vol->size_key || fstat(f->fd, &st))
+		return;
+	len = fgetxattr(f->fd, FORMAT_SIZE_XATTR, tag, sizeof(tag));
+	if (len <= 0 || format_size_untag(f->vol->size_key,
+					  (uint64_t)st.st_ino, tag,
+					  (size_t)len, &n->tag_size))
+		return;
+	n->tag = n->tag_size == f->hdr.size ? CFILE_TAG_MATCHES :
+					      CFILE_TAG_DIFFERS;
+	if (n->tag == CFILE_TAG_DIFFERS && f->writable)
+		n->tag_removed = !tag_remove(f);
+}
+
+bool cfile_take_note(struct cfile *f, struct cfile_note *out)
+{
+	if (f->note.pick.refused < 0 && f->note.tag != CFILE_TAG_DIFFERS)
+		return false;
+	if (atomic_exchange(&f->note_taken, true))
+		return false;
+	*out = f->note;
+	return true;
+}
+
 /* Writes size and flags into the slot not holding the current header. */
 static int commit_locked(struct cfile *f)
 {
@@ -215,6 +255,7 @@ static struct cfile *cfile_alloc(int fd, const struct cfile_volume *vol)
 	f->vol = vol;
 	f->jfd = -1;
 	f->fault = -1;
+	f->note.pick.refused = -1;	/* nothing to tell yet */
 	f->writable = (fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDONLY;
 	if (pthread_rwlock_init(&f->lock, NULL)) {
 		free(f);
@@ -305,13 +346,17 @@ int cfile_open(int fd, const struct cfile_volume *vol, struct cfile **out)
 	if (!f)
 		return -ENOMEM;
 	rc = format_header_load(region, vol->volume_id, vol->kek, vol->kek_arg,
-				&f->hdr, &f->fk, &f->slot);
+				&f->hdr, &f->fk, &f->note.pick);
 	if (rc) {
 		cfile_free(f);	/* fk is untouched on failure: releases NULLs */
 		return rc;
 	}
+	f->slot = f->note.pick.slot;
 	f->size = f->hdr.size;
 	f->flags = f->hdr.flags;
+	f->note.seq = f->hdr.seq;
+	f->note.size = f->hdr.size;
+	tag_check(f);
 	if (vol->journal_dirfd >= 0 && f->writable &&
 	    (!vol->journals || *vol->journals))
 		rc = cfile_journal_replay(f);

@@ -48,6 +48,8 @@ struct cfile {
 	pthread_mutex_t map_lock;
 	struct map_slot *maps;		/* cfile_map.c's, from the first map */
 	_Atomic int64_t fault;		/* cfile_fault's block, or -1 */
+	struct cfile_note note;		/* set at open, then read only */
+	_Atomic bool note_taken;
 };
 
 /* Remembers that block idx did not authenticate; returns rc. */

@@ -200,6 +200,8 @@ char *ctl_msg_status(const struct ctl_status *st)
 		put(errs, vfs_err_name(e), uint_of(vs->errors[e]), &bad);
 	put(o, "errors", errs, &bad);
 	put(o, "auth_failures", status_auth(vs, &bad), &bad);
+	put(o, "header_fallbacks", uint_of(vs->header_fallbacks), &bad);
+	put(o, "size_tag_mismatches", uint_of(vs->size_tag_mismatches), &bad);
 	put(loop, "kind", json_string(st->loop ? st->loop : "none"), &bad);
 	put(loop, "threads", uint_of(st->loop_threads), &bad);
 	put(loop, "max_threads", uint_of(st->loop_max_threads), &bad);
@@ -274,6 +276,9 @@ static void print_table(json_t *o, FILE *out)
 		fprintf(out, " at %" JSON_INTEGER_FORMAT "\n",
 			json_integer_value(json_object_get(e, "time")));
 	}
+	fprintf(out, "%-16s %" PRIu64 " header slots refused, %" PRIu64
+		" size tags disagreeing\n", "header notes",
+		num(o, "header_fallbacks"), num(o, "size_tag_mismatches"));
 	v = json_object_get(o, "loop");
 	fprintf(out, "%-16s %s, %" PRIu64 "/%" PRIu64 " threads, %" PRIu64
 		" requests\n", "request loop", str(v, "kind"),
@@ -344,6 +349,14 @@ static void print_prometheus(json_t *o, FILE *out)
 	       "Blocks and headers that failed authentication.");
 	sample(out, "phifs_auth_failures_total", vol, NULL, NULL,
 	       num(json_object_get(o, "auth_failures"), "total"));
+	metric(out, "phifs_header_fallbacks_total", "counter",
+	       "Files opened from the older header slot, the newer refused.");
+	sample(out, "phifs_header_fallbacks_total", vol, NULL, NULL,
+	       num(o, "header_fallbacks"));
+	metric(out, "phifs_size_tag_mismatches_total", "counter",
+	       "Files whose valid size tag disagreed with the header.");
+	sample(out, "phifs_size_tag_mismatches_total", vol, NULL, NULL,
+	       num(o, "size_tag_mismatches"));
 	metric(out, "phifs_open_files", "gauge", "Files open now.");
 	sample(out, "phifs_open_files", vol, NULL, NULL,
 	       num(o, "open_files"));

@@ -250,7 +250,7 @@ int format_header_load(const uint8_t region[FORMAT_HEADER_SIZE],
 		       const uint8_t volume_id[FORMAT_ID_LEN],
 		       format_kek_fn kek, void *kek_arg,
 		       struct format_header *h, struct format_fkeys *fk,
-		       int *slot_idx)
+		       struct format_pick *pick)
 {
 	struct format_header cand[2];
 	int prc[2], order[2] = { 0, 1 }, rc = -EUCLEAN;
@@ -274,7 +274,13 @@ int format_header_load(const uint8_t region[FORMAT_HEADER_SIZE],
 				      volume_id, kek, kek_arg, fk);
 		if (!r) {
 			*h = cand[i];
-			*slot_idx = i;
+			pick->slot = i;
+			/* A slot that does not parse may have been the
+			 * newer one: its seq is part of what is gone. */
+			pick->refused = n || prc[!i] ? !i : -1;
+			pick->refused_rc = n ? rc : prc[!i];
+			pick->refused_seq_known = !prc[!i];
+			pick->refused_seq = prc[!i] ? 0 : cand[!i].seq;
 			return 0;
 		}
 		rc = n ? worse(rc, r) : r;

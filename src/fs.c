@@ -621,7 +621,20 @@ static void drop_entry(void *arg, uint64_t parent, const char *name)
 						       strlen(name));
 }
 
-static const struct vfs_kernel kernel = { .drop_entry = drop_entry };
+/* The core asks the kernel to forget an inode's attributes (from the
+ * ticker, never a request handler); off -1: attributes only. */
+static void inval_attrs(void *arg, uint64_t ino)
+{
+	struct fs *fs = arg;
+
+	if (fs->se)
+		(void)fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+}
+
+static const struct vfs_kernel kernel = {
+	.drop_entry = drop_entry,
+	.inval_attrs = inval_attrs,
+};
 
 int fs_new(struct volume *vol, struct fs **out)
 {

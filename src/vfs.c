@@ -166,6 +166,7 @@ static int header_size(struct vfs *v, int pathfd, const struct stat *st,
 		return rc;
 	rc = cfile_open(fd, &v->vol->cv, &cf);
 	if (!rc) {
+		vfs_report_open(v, NULL, st->st_dev, st->st_ino, cf);
 		*size = cfile_size(cf);
 		rc = cfile_release(cf);
 	} else if (vfs_integrity_error(rc)) {
@@ -532,6 +533,24 @@ static void tick(struct vfs *v, unsigned ticks)
 	(void)nodes_commit_all(v->nodes, vfs_commit_failed, v);
 }
 
+void vfs_inval_attrs(struct vfs *v, uint64_t id)
+{
+	pthread_mutex_lock(&v->tick_lock);
+	if (v->n_inval < VFS_INVAL_MAX)
+		v->inval[v->n_inval++] = id;
+	pthread_cond_signal(&v->tick_cond);
+	pthread_mutex_unlock(&v->tick_lock);
+}
+
+/* The inval requests queued, out of tick_lock (the kernel's answer may
+ * need other workers). */
+static void inval_queued(struct vfs *v, const uint64_t *ids, unsigned n)
+{
+	for (unsigned k = 0; k < n; k++)
+		if (v->kernel && v->kernel->inval_attrs)
+			v->kernel->inval_attrs(v->karg, ids[k]);
+}
+
 void vfs_wake_ticker(struct vfs *v)
 {
 	if (!v->ticker_idle)
@@ -550,7 +569,7 @@ void vfs_wake_ticker(struct vfs *v)
 static void ticker_wait(struct vfs *v, const struct timespec *due,
 			unsigned ticks)
 {
-	if (v->reap_asked || v->stop)
+	if (v->reap_asked || v->stop || v->n_inval)
 		return;
 	if (ticks >= 2) {
 		v->ticker_idle = true;
@@ -565,15 +584,17 @@ static void ticker_wait(struct vfs *v, const struct timespec *due,
 }
 
 /*
- * Commits the sizes of open files every COMMIT_INTERVAL_MS, and reaps
- * inodes whenever the table asks (reap_asked, set under tick_lock so that
- * no request is lost while this thread is busy).
+ * Commits the sizes of open files every COMMIT_INTERVAL_MS, reaps inodes
+ * whenever the table asks (reap_asked, set under tick_lock so that no
+ * request is lost while this thread is busy), and passes on the kernel
+ * invalidations that request handlers may not make themselves.
  */
 static void *ticker_main(void *arg)
 {
 	struct vfs *v = arg;
 	struct timespec due, now;
-	unsigned ticks = 0;
+	uint64_t inval[VFS_INVAL_MAX];
+	unsigned ticks = 0, n_inval;
 	bool reap;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -585,7 +606,11 @@ static void *ticker_main(void *arg)
 			break;
 		reap = v->reap_asked;
 		v->reap_asked = false;
+		n_inval = v->n_inval;
+		memcpy(inval, v->inval, n_inval * sizeof(inval[0]));
+		v->n_inval = 0;
 		pthread_mutex_unlock(&v->tick_lock);
+		inval_queued(v, inval, n_inval);
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (reached(&now, &due)) {
 			tick(v, ticks++);

@@ -108,6 +108,8 @@ static int open_node(struct vfs *v, struct inode *i, struct vfs_file *f)
 	if (!rc)
 		rc = nodes_get(v->nodes, fd, false, &f->n);
 	vfs_report(v, i, NULL, rc);
+	if (!rc)
+		vfs_report_open(v, i, inodes_dev(i), inodes_ino(i), f->n->cf);
 	if (!rc && (f->flags & O_TRUNC)) {
 		rc = cfile_truncate(f->n->cf, 0);
 		if (rc)

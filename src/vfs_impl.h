@@ -21,6 +21,23 @@
 /* Bytes of a backing file fetched together with its header on open. */
 #define VFS_OPEN_READAHEAD (128 * 1024)
 
+/* Inval requests queued for the ticker; past that they are dropped (the
+ * kernel's attributes time out, and a short read corrects its size). */
+#define VFS_INVAL_MAX 16
+/* Header notes remembered, so that a file is reported once, not on every
+ * open or stat, while what was found stays the same. */
+#define VFS_TOLD_KEPT 32
+
+struct vfs_told {
+	dev_t dev;
+	ino_t ino;
+	uint64_t seq;		/* of the slot used */
+	int refused;		/* the slot refused, or -1 */
+	int tag;		/* enum cfile_tag_state */
+	uint64_t tag_size;
+	bool named;		/* told with a path, not an inode number */
+};
+
 struct vfs {
 	struct volume *vol;
 	struct nodes *nodes;
@@ -38,20 +55,29 @@ struct vfs {
 	struct closer *closer;	/* the same; closes removed files' handles */
 	char *mountpoint;	/* absolute; NULL when not told */
 	pthread_t ticker;
-	pthread_mutex_t tick_lock;	/* protects stop and reap_asked */
+	pthread_mutex_t tick_lock;	/* protects stop, reap_asked, inval */
 	pthread_cond_t tick_cond;
 	bool stop;
 	bool reap_asked;
+	/* Inodes whose attributes the kernel is to forget: asked for by
+	 * request handlers, done by the ticker (never from a handler: the
+	 * kernel may wait for that very request). */
+	uint64_t inval[VFS_INVAL_MAX];
+	unsigned n_inval;
 	bool ticking;
 	_Atomic bool ticker_idle;	/* waits untimed: no file is open */
 	/* The figures of vfs_stats: relaxed atomics, no lock, in stripes
 	 * that threads spread over, so that workers on different CPUs do
 	 * not fight over one cache line for every read and write. */
 	struct vfs_counters *counters;	/* VFS_STRIPES of them */
-	pthread_mutex_t auth_lock;	/* protects n_auth, auth, auth_next */
+	/* protects n_auth, auth, auth_next, the header notes below */
+	pthread_mutex_t auth_lock;
 	uint64_t n_auth;
 	unsigned auth_next;		/* the slot the next failure takes */
 	struct vfs_auth_failure auth[VFS_AUTH_KEPT];
+	uint64_t n_fallbacks, n_tag_mismatches;
+	struct vfs_told told[VFS_TOLD_KEPT];	/* header notes reported */
+	unsigned told_next;
 	pthread_mutex_t open_lock;	/* protects files and dirs */
 	/* Open files and folders: the kernel need not release them all
 	 * before the daemon exits, and what it does not is freed here. */
@@ -161,6 +187,18 @@ void vfs_report_xattr(struct vfs *v, struct inode *i, const char *bname);
 
 /* vfs_report for an object known by backing device and inode number. */
 void vfs_report_at(struct vfs *v, dev_t dev, ino_t ino, long rc);
+
+/*
+ * Tells what opening cf found (cfile_take_note): a header slot refused, a
+ * size tag that disagrees with the header.  A log line and a count, once
+ * per file while the finding stays the same.  i names the file; NULL when
+ * only dev and ino are known (a getattr).  When the kernel may hold the
+ * tag's size for i, asks the ticker to make it forget it.
+ */
+void vfs_report_open(struct vfs *v, struct inode *i, dev_t dev, ino_t ino,
+		     struct cfile *cf);
+/* Queues the kernel's attributes of inode id for the ticker to drop. */
+void vfs_inval_attrs(struct vfs *v, uint64_t id);
 
 /*
  * Node records (vfs_node.c): device nodes and long symlinks, sealed in

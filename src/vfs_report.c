@@ -1,9 +1,9 @@
 /*
  * vfs_report.c — what the operations core tells: the operator's log lines
  * (integrity failures with path and block, backing I/O errors, sizes not
- * committed), the counters every operation passes, and the figures the
- * control plane asks for.  Knows nothing of FUSE or of how the figures
- * are shown.
+ * committed, header slots refused and size tags that disagree), the
+ * counters every operation passes, and the figures the control plane asks
+ * for.  Knows nothing of FUSE or of how the figures are shown.
  */
 #include "vfs_impl.h"
 
@@ -60,12 +60,14 @@ bool vfs_integrity_error(long rc)
 	       rc == -ENOKEY || rc == -EPROTO;
 }
 
-/* path, or "inode N" when the core knows no name for it. */
-static void name_of(struct vfs *v, dev_t dev, ino_t ino, char *buf,
+/* path, or "inode N" when the core knows no name for it (false). */
+static bool name_of(struct vfs *v, dev_t dev, ino_t ino, char *buf,
 		    size_t len)
 {
-	if (inodes_path_of(v->inodes, dev, ino, buf, len))
-		snprintf(buf, len, "inode %llu", (unsigned long long)ino);
+	if (!inodes_path_of(v->inodes, dev, ino, buf, len))
+		return true;
+	snprintf(buf, len, "inode %llu", (unsigned long long)ino);
+	return false;
 }
 
 /* Keeps the last VFS_AUTH_KEPT failures for the status (error path only). */
@@ -142,6 +144,120 @@ void vfs_commit_failed(void *arg, dev_t dev, ino_t ino, int rc)
 	report_at(arg, dev, ino, NULL, true, rc);
 }
 
+/* --- what an open found in a header --- */
+
+static bool same_told(const struct vfs_told *a, const struct vfs_told *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->seq == b->seq &&
+	       a->refused == b->refused && a->tag == b->tag &&
+	       a->tag_size == b->tag_size;
+}
+
+/*
+ * Whether n on (dev, ino) is to be told: the first time (counted), and
+ * once more when it was told without a name (a getattr before the lookup
+ * that names the file was done) and now has one.
+ */
+static bool to_tell(struct vfs *v, dev_t dev, ino_t ino,
+		    const struct cfile_note *n, bool named)
+{
+	/* A refused slot is one finding whatever the tag says: the tag
+	 * that the first writable open set again must not tell it twice. */
+	bool fb = n->pick.refused >= 0, tell = true;
+	struct vfs_told t = {
+		.dev = dev, .ino = ino, .seq = n->seq,
+		.refused = n->pick.refused, .tag = fb ? 0 : (int)n->tag,
+		.tag_size = fb ? 0 : n->tag_size, .named = named,
+	};
+	unsigned k;
+
+	pthread_mutex_lock(&v->auth_lock);
+	for (k = 0; k < VFS_TOLD_KEPT; k++)
+		if (same_told(&v->told[k], &t))
+			break;
+	if (k < VFS_TOLD_KEPT) {
+		tell = named && !v->told[k].named;
+		v->told[k].named |= named;
+	} else {
+		v->told[v->told_next] = t;
+		v->told_next = (v->told_next + 1) % VFS_TOLD_KEPT;
+		if (fb)
+			v->n_fallbacks++;
+		if (n->tag == CFILE_TAG_DIFFERS)
+			v->n_tag_mismatches++;
+	}
+	pthread_mutex_unlock(&v->auth_lock);
+	return tell;
+}
+
+static const char *tag_fate(const struct cfile_note *n)
+{
+	if (n->tag != CFILE_TAG_DIFFERS)
+		return "";
+	return n->tag_removed ? "; the tag is removed" :
+				"; the tag stays (it cannot be removed here)";
+}
+
+/*
+ * A refused slot.  Without a tag it may be a header write torn by a
+ * crash; a tag that verifies rules that out, since the first commit of an
+ * open removes the tag before it writes a header.
+ */
+static void tell_fallback(const char *path, const struct cfile_note *n)
+{
+	char seq[24] = "unreadable";
+
+	if (n->pick.refused_seq_known)
+		snprintf(seq, sizeof(seq), "%llu",
+			 (unsigned long long)n->pick.refused_seq);
+	if (n->tag == CFILE_TAG_NONE)
+		log_msg(LOG_KIND_INTEGRITY, LOG_WARNING,
+			"%s: header slot %d (seq %s) fails authentication "
+			"(%s); using slot %d (seq %llu, %llu bytes): expected "
+			"after a crash during a header write, otherwise "
+			"damage or tampering", path, n->pick.refused, seq,
+			strerror(-n->pick.refused_rc), n->pick.slot,
+			(unsigned long long)n->seq,
+			(unsigned long long)n->size);
+	else
+		log_msg(LOG_KIND_INTEGRITY, LOG_ERR,
+			"%s: header slot %d (seq %s) fails authentication "
+			"(%s) under a valid size tag (%llu bytes), so not a "
+			"crash: damage or tampering; using slot %d (seq %llu, "
+			"%llu bytes)%s", path, n->pick.refused, seq,
+			strerror(-n->pick.refused_rc),
+			(unsigned long long)n->tag_size, n->pick.slot,
+			(unsigned long long)n->seq,
+			(unsigned long long)n->size, tag_fate(n));
+}
+
+void vfs_report_open(struct vfs *v, struct inode *i, dev_t dev, ino_t ino,
+		     struct cfile *cf)
+{
+	char path[PATH_MAX];
+	struct cfile_note n;
+
+	if (!cfile_take_note(cf, &n))
+		return;
+	/* The kernel may hold the tag's size from a lookup: once we serve
+	 * the header's, it must ask again. */
+	if (i && n.tag == CFILE_TAG_DIFFERS)
+		vfs_inval_attrs(v, inodes_id(i));
+	if (!to_tell(v, dev, ino, &n, name_of(v, dev, ino, path,
+					      sizeof(path))))
+		return;
+	if (n.pick.refused >= 0)
+		tell_fallback(path, &n);
+	else
+		log_msg(LOG_KIND_INTEGRITY, LOG_ERR,
+			"%s: size tag says %llu bytes but the header (slot %d, "
+			"seq %llu) says %llu: the tag was put back or planted, "
+			"not a crash; serving the header's size%s", path,
+			(unsigned long long)n.tag_size, n.pick.slot,
+			(unsigned long long)n.seq, (unsigned long long)n.size,
+			tag_fate(&n));
+}
+
 /* --- figures --- */
 
 const char *vfs_err_name(enum vfs_err e)
@@ -187,6 +303,8 @@ void vfs_stats(struct vfs *v, struct vfs_stats *st)
 		st->auth[k] = v->auth[(v->auth_next + VFS_AUTH_KEPT - 1 - k) %
 				      VFS_AUTH_KEPT];
 	st->auth_kept = kept;
+	st->header_fallbacks = v->n_fallbacks;
+	st->size_tag_mismatches = v->n_tag_mismatches;
 	pthread_mutex_unlock(&v->auth_lock);
 	pthread_mutex_lock(&v->open_lock);
 	st->open_files = list_length(v->files);

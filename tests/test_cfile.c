@@ -993,3 +993,163 @@ Test(cfile, a_size_tag_that_cannot_be_removed_fails_the_commit)
 	vol.size_key = NULL;
 	crypto_key_free(sk);
 }
+
+/* --- what an open tells its caller --- */
+
+/* A file of 32768 bytes grown to 36864, closed: slot 0 now the newer. */
+static void grown_file(int *fd)
+{
+	static uint8_t buf[9 * BS];
+	struct cfile *f;
+
+	memset(buf, 'g', sizeof(buf));
+	f = new_file(fd);
+	cr_assert_eq(cfile_pwrite(f, buf, 8 * BS, 0), 8 * BS);
+	cr_assert_eq(cfile_commit(f), 0);
+	cr_assert_eq(cfile_pwrite(f, buf, BS, 8 * BS), BS);
+	cr_assert_eq(cfile_release(f), 0);
+}
+
+/* The slot with the higher seq (its seq field: bytes 16..23). */
+static int newer_slot(int fd)
+{
+	uint64_t s0, s1;
+
+	cr_assert_eq(pread(fd, &s0, 8, 16), 8);
+	cr_assert_eq(pread(fd, &s1, 8, FORMAT_SLOT_STRIDE + 16), 8);
+	return s1 > s0;
+}
+
+Test(cfile, an_open_that_falls_back_from_a_damaged_slot_says_which)
+{
+	struct cfile_note n;
+	struct cfile *f;
+	uint8_t buf[9 * BS];
+	int fd, bad;
+
+	grown_file(&fd);
+	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	cr_expect(!cfile_take_note(f, &n), "a sound header tells nothing");
+	cr_assert_eq(cfile_release(f), 0);
+
+	bad = newer_slot(fd);
+	flip(fd, (uint64_t)bad * FORMAT_SLOT_STRIDE + 64);	/* its size */
+	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	cr_expect_eq(cfile_size(f), 8 * BS, "the older header is in force");
+	cr_expect_eq(cfile_pread(f, buf, sizeof(buf), 0), 8 * BS);
+	cr_assert(cfile_take_note(f, &n));
+	cr_expect_eq(n.pick.refused, bad);
+	cr_expect_eq(n.pick.slot, !bad);
+	cr_expect_eq(n.pick.refused_rc, -EUCLEAN);
+	cr_expect(n.pick.refused_seq_known);
+	cr_expect_eq(n.pick.refused_seq, n.seq + 1);
+	cr_expect_eq(n.size, 8 * BS);
+	cr_expect_eq(n.tag, CFILE_TAG_NONE, "no size key, no tag");
+	cr_expect(!cfile_take_note(f, &n), "told once per open");
+	cr_assert_eq(cfile_release(f), 0);
+	close(fd);
+}
+
+/* A size key for vol, or a skip where memfds take no user xattrs. */
+static struct crypto_key *with_size_key(void)
+{
+	struct crypto_key *sk = crypto_key_random();
+	int fd = tu_memfd("probe"), r;
+
+	cr_assert_not_null(sk);
+	r = fsetxattr(fd, "user.phifs.probe", "x", 1, 0);
+	close(fd);
+	if (r < 0) {
+		crypto_key_free(sk);
+		cr_skip_test("no user xattrs on memfd: %s", strerror(errno));
+	}
+	vol.size_key = sk;
+	return sk;
+}
+
+Test(cfile, a_fallback_under_a_valid_size_tag_is_told_with_the_tag)
+{
+	uint8_t tag[FORMAT_SIZE_TAG_LEN];
+	struct crypto_key *sk;
+	struct cfile_note n;
+	struct cfile *f;
+	uint64_t said;
+	struct stat st;
+	int fd, bad;
+
+	sk = with_size_key();
+	grown_file(&fd);
+	cr_assert_eq(fgetxattr(fd, FORMAT_SIZE_XATTR, tag, sizeof(tag)),
+		     (ssize_t)sizeof(tag), "a closed file has a tag");
+	bad = newer_slot(fd);
+	flip(fd, (uint64_t)bad * FORMAT_SLOT_STRIDE + 64);
+	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	cr_assert(cfile_take_note(f, &n));
+	cr_expect_eq(n.pick.refused, bad);
+	cr_expect_eq(n.tag, CFILE_TAG_DIFFERS);
+	cr_expect_eq(n.tag_size, 9 * BS);
+	cr_expect_eq(n.size, 8 * BS);
+	cr_expect(n.tag_removed, "open for writing: the tag goes");
+	cr_expect_lt(fgetxattr(fd, FORMAT_SIZE_XATTR, tag, sizeof(tag)), 0);
+	cr_assert_eq(cfile_release(f), 0);
+	/* The close tags the size in force, which stat then shows. */
+	cr_assert_eq(fgetxattr(fd, FORMAT_SIZE_XATTR, tag, sizeof(tag)),
+		     (ssize_t)sizeof(tag));
+	cr_assert_eq(fstat(fd, &st), 0);
+	cr_assert_eq(format_size_untag(sk, (uint64_t)st.st_ino, tag,
+				       sizeof(tag), &said), 0);
+	cr_expect_eq(said, 8 * BS);
+	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	cr_assert(cfile_take_note(f, &n), "the slot is still damaged");
+	cr_expect_eq(n.tag, CFILE_TAG_MATCHES);
+	cr_assert_eq(cfile_release(f), 0);
+	close(fd);
+	vol.size_key = NULL;
+	crypto_key_free(sk);
+}
+
+Test(cfile, a_size_tag_rolled_back_is_told_and_the_header_wins)
+{
+	uint8_t old[FORMAT_SIZE_TAG_LEN], buf[BS] = { 0 };
+	struct crypto_key *sk;
+	struct cfile_note n;
+	struct cfile *f;
+	int fd, ro;
+
+	char path[64];
+
+	sk = with_size_key();
+	f = new_file(&fd);
+	cr_assert_eq(cfile_pwrite(f, buf, 100, 0), 100);
+	cr_assert_eq(cfile_release(f), 0);
+	cr_assert_eq(fgetxattr(fd, FORMAT_SIZE_XATTR, old, sizeof(old)),
+		     (ssize_t)sizeof(old));
+	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	cr_assert_eq(cfile_pwrite(f, buf, BS, 100), BS);
+	cr_assert_eq(cfile_release(f), 0);
+	/* The old tag put back: it verifies, and says 100. */
+	cr_assert_eq(fsetxattr(fd, FORMAT_SIZE_XATTR, old, sizeof(old), 0), 0);
+
+	/* Read-only: told, and the tag stays. */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ro = open(path, O_RDONLY);
+	cr_assert_geq(ro, 0);
+	cr_assert_eq(cfile_open(ro, &vol, &f), 0);
+	cr_expect_eq(cfile_size(f), 100 + BS);
+	cr_assert(cfile_take_note(f, &n));
+	cr_expect_eq(n.pick.refused, -1);
+	cr_expect_eq(n.tag, CFILE_TAG_DIFFERS);
+	cr_expect_eq(n.tag_size, 100);
+	cr_expect_eq(n.size, 100 + BS);
+	cr_expect(!n.tag_removed);
+	cr_assert_eq(cfile_release(f), 0);
+	close(ro);
+
+	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	cr_assert(cfile_take_note(f, &n));
+	cr_expect(n.tag_removed);
+	cr_assert_eq(cfile_release(f), 0);
+	close(fd);
+	vol.size_key = NULL;
+	crypto_key_free(sk);
+}

@@ -138,6 +138,8 @@ static void sample_status(struct ctl_status *st)
 	st->vfs.auth[0].time = 1700000000;
 	strcpy(st->vfs.auth[1].path, "/c");
 	st->vfs.auth[1].block = -1;
+	st->vfs.header_fallbacks = 6;
+	st->vfs.size_tag_mismatches = 7;
 	st->vfs.open_files = 4;
 	st->vfs.inodes = 10;
 	st->loop = "poll";
@@ -169,6 +171,7 @@ Test(ctl_msg, the_status_carries_every_figure)
 		     "\"total\":9",
 		     "{\"path\":\"/a/b.dcm\",\"block\":3,\"time\":1700000000}",
 		     "\"block\":-1", "\"kind\":\"poll\"", "\"requests\":123",
+		     "\"header_fallbacks\":6", "\"size_tag_mismatches\":7",
 		     NULL }, **w = want; *w; w++)
 		cr_assert(strstr(s, *w), "no %s in %s", *w, s);
 	free(s);
@@ -201,7 +204,9 @@ Test(ctl_msg, the_status_becomes_a_table_and_prometheus_text)
 				    "v1 (decrypt-only) v2 (active)",
 				    "20480 read, 12288 written",
 				    "/a/b.dcm block 3 at 1700000000",
-				    "/c header", "EIO 2", "poll, 3/16", NULL },
+				    "/c header", "EIO 2", "poll, 3/16",
+				    "6 header slots refused, 7 size tags",
+				    NULL },
 	     **w = want; *w; w++)
 		cr_assert(strstr(t, *w), "no '%s' in\n%s", *w, t);
 	free(t);
@@ -217,6 +222,10 @@ Test(ctl_msg, the_status_becomes_a_table_and_prometheus_text)
 		     "ccddeeff\",error=\"EIO\"} 2\n",
 		     "phifs_auth_failures_total{volume=\"00112233445566778899"
 		     "aabbccddeeff\"} 9\n",
+		     "phifs_header_fallbacks_total{volume=\"0011223344556677"
+		     "8899aabbccddeeff\"} 6\n",
+		     "phifs_size_tag_mismatches_total{volume=\"001122334455"
+		     "66778899aabbccddeeff\"} 7\n",
 		     "version=\"2\",state=\"active\"} 1\n", NULL },
 	     **w = want; *w; w++)
 		cr_assert(strstr(t, *w), "no '%s' in\n%s", *w, t);

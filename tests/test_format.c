@@ -154,13 +154,24 @@ static void make_header(struct hdr_fixture *x, uint32_t keyver,
 					x->region + FORMAT_SLOT_STRIDE), 0);
 }
 
-static int load(const uint8_t *region, struct format_header *h, int *slot)
+static int load_pick(const uint8_t *region, struct format_header *h,
+		     struct format_pick *pick)
 {
 	struct format_fkeys fk;
-	int rc = format_header_load(region, vol, kek_of, NULL, h, &fk, slot);
+	int rc = format_header_load(region, vol, kek_of, NULL, h, &fk, pick);
 
 	if (!rc)
 		format_fkeys_release(&fk);
+	return rc;
+}
+
+static int load(const uint8_t *region, struct format_header *h, int *slot)
+{
+	struct format_pick pick;
+	int rc = load_pick(region, h, &pick);
+
+	if (!rc)
+		*slot = pick.slot;
 	return rc;
 }
 
@@ -191,6 +202,42 @@ Test(format, a_torn_slot_falls_back_to_the_other)
 	cr_assert_eq(load(x.region, &h, &slot), 0);
 	cr_assert_eq(slot, 0);
 	cr_assert_eq(h.size, 123456);
+	format_fkeys_release(&x.fk);
+}
+
+Test(format, the_pick_names_a_refused_newer_slot_and_its_seq)
+{
+	struct hdr_fixture x;
+	struct format_header h;
+	struct format_pick p;
+
+	make_header(&x, 1, vol);
+	cr_assert_eq(load_pick(x.region, &h, &p), 0);
+	cr_assert_eq(p.slot, 1);
+	cr_assert_eq(p.refused, -1, "both slots good: nothing refused");
+
+	x.region[FORMAT_SLOT_STRIDE + 70] ^= 0x01;	/* its size: MAC */
+	cr_assert_eq(load_pick(x.region, &h, &p), 0);
+	cr_assert_eq(p.slot, 0);
+	cr_assert_eq(h.seq, 5);
+	cr_assert_eq(p.refused, 1);
+	cr_assert_eq(p.refused_rc, -EUCLEAN);
+	cr_assert(p.refused_seq_known);
+	cr_assert_eq(p.refused_seq, 6);
+
+	x.region[FORMAT_SLOT_STRIDE] ^= 0x01;		/* its magic */
+	cr_assert_eq(load_pick(x.region, &h, &p), 0);
+	cr_assert_eq(p.refused, 1, "an unparsed slot may have been newer");
+	cr_assert(!p.refused_seq_known);
+
+	/* The older slot damaged: the newer is used, and the older is
+	 * never tried (one unwrap per open), so not named. */
+	format_fkeys_release(&x.fk);
+	make_header(&x, 1, vol);
+	x.region[70] ^= 0x01;
+	cr_assert_eq(load_pick(x.region, &h, &p), 0);
+	cr_assert_eq(p.slot, 1);
+	cr_assert_eq(p.refused, -1);
 	format_fkeys_release(&x.fk);
 }
 

@@ -633,6 +633,97 @@ Test(vfs, a_block_that_fails_authentication_is_logged_with_path_and_block)
 	log_set_sink(NULL);
 }
 
+/* The header slot with the higher seq of the backing file at path. */
+static int newer_slot(const char *path)
+{
+	uint64_t s0, s1;
+	int fd = open(path, O_RDONLY);
+
+	cr_assert(fd >= 0);
+	cr_assert_eq(pread(fd, &s0, 8, 16), 8);
+	cr_assert_eq(pread(fd, &s1, 8, FORMAT_SLOT_STRIDE + 16), 8);
+	close(fd);
+	return s1 > s0;
+}
+
+Test(vfs, a_refused_header_slot_is_logged_once_and_counted)
+{
+	static char data[9 * 4096];
+	struct vfs_entry e;
+	struct vfs_file *f;
+	struct vfs_hint hint;
+	struct vfs_stats st;
+	char path[160];
+	int fd, bad;
+
+	cr_assert_eq(vfs_create(v, &caller, VFS_ROOT, "g", 0644,
+				O_CREAT | O_RDWR, &e, &f), 0);
+	cr_assert_eq(vfs_write(v, &caller, f, data, 8 * 4096, 0), 8 * 4096);
+	cr_assert_eq(vfs_fsync(v, &caller, f, false), 0);
+	cr_assert_eq(vfs_write(v, &caller, f, data, 4096, 8 * 4096), 4096);
+	cr_assert_eq(vfs_release(v, &caller, f), 0);
+	snprintf(path, sizeof(path), "%s/g", dir);
+	bad = newer_slot(path);
+	fd = open(path, O_WRONLY);
+	cr_assert_eq(pwrite(fd, "\x01", 1, bad * FORMAT_SLOT_STRIDE + 66), 1);
+	close(fd);
+	vfs_free(v);		/* a fresh core: nothing told yet */
+	cr_assert_eq(vfs_new(vol, NULL, NULL, &v), 0);
+	log_to_sink();
+	cr_assert_eq(vfs_lookup(v, &caller, VFS_ROOT, "g", &e), 0);
+	for (int k = 0; k < 3; k++) {
+		cr_assert_eq(vfs_open(v, &caller, e.ino, O_RDONLY, &f, &hint),
+			     0);
+		vfs_opened(v, &hint);
+		cr_expect_eq(vfs_read(v, &caller, f, data, sizeof(data), 0),
+			     8 * 4096);
+		cr_assert_eq(vfs_release(v, &caller, f), 0);
+	}
+	vfs_stats(v, &st);
+	cr_expect_eq(st.header_fallbacks, 1, "one file, one finding");
+	cr_expect_eq(st.auth_failures, 0, "the file reads: no EIO");
+	cr_expect(strstr(logged, "/g: header slot "), "logged: %s", logged);
+	cr_expect(strstr(logged, "fails authentication"), "logged: %s",
+		  logged);
+	cr_expect_eq(strchr(logged, '\n'), logged + strlen(logged) - 1,
+		     "one line: %s", logged);
+	log_close();
+	log_set_sink(NULL);
+}
+
+Test(vfs, a_destroyed_header_is_logged_at_stat_and_at_open)
+{
+	struct vfs_entry e;
+	struct vfs_file *f;
+	struct vfs_hint hint;
+	struct vfs_stats st;
+	char path[160];
+	int fd;
+
+	(void)untagged_file("h", 1000);
+	vfs_free(v);
+	cr_assert_eq(vfs_new(vol, NULL, NULL, &v), 0);
+	snprintf(path, sizeof(path), "%s/h", dir);
+	fd = open(path, O_WRONLY);
+	cr_assert_eq(pwrite(fd, "\xff\xff\xff\xff", 4, 40), 4);
+	cr_assert_eq(pwrite(fd, "\xff\xff\xff\xff", 4, FORMAT_SLOT_STRIDE + 40),
+		     4);
+	close(fd);
+	log_to_sink();
+	/* Size 0 so that it lists and can be removed, but never quietly. */
+	cr_assert_eq(vfs_lookup(v, &caller, VFS_ROOT, "h", &e), 0);
+	cr_expect_eq(e.attr.st_size, 0);
+	cr_expect(strstr(logged, "header fails authentication"),
+		  "logged: %s", logged);
+	cr_expect_neq(vfs_open(v, &caller, e.ino, O_RDONLY, &f, &hint), 0);
+	cr_expect(strstr(logged, "/h: header fails authentication"),
+		  "logged: %s", logged);
+	vfs_stats(v, &st);
+	cr_expect_geq(st.auth_failures, 2);
+	log_close();
+	log_set_sink(NULL);
+}
+
 Test(vfs, a_size_that_cannot_be_committed_is_logged)
 {
 	struct vfs_entry e;

@@ -23,6 +23,7 @@
 #ifndef PHIFS_CFILE_H
 #define PHIFS_CFILE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -67,6 +68,37 @@ int cfile_create(int fd, const struct cfile_volume *vol, struct cfile **out);
  * in its journal.
  */
 int cfile_open(int fd, const struct cfile_volume *vol, struct cfile **out);
+
+/*
+ * What an open found that its caller should tell the operator: cfile tells
+ * no one.  A header slot refused (pick.refused >= 0: a torn header write,
+ * or damage) or a size tag that verifies but disagrees with the header
+ * chosen (a tag rolled back or planted: tags are true after any crash).
+ * The header always wins; a differing tag is removed when the file is open
+ * for writing (tag_removed), so that stat shows the header's size after
+ * the close.
+ */
+enum cfile_tag_state {
+	CFILE_TAG_NONE,		/* none, or one that does not verify */
+	CFILE_TAG_MATCHES,	/* verifies and says the header's size */
+	CFILE_TAG_DIFFERS,	/* verifies and says another size */
+};
+
+struct cfile_note {
+	struct format_pick pick;	/* the slot used, and any refused */
+	uint64_t seq;			/* of the slot used */
+	uint64_t size;			/* in the header used */
+	enum cfile_tag_state tag;
+	uint64_t tag_size;		/* what a verified tag says */
+	bool tag_removed;
+};
+
+/*
+ * Copies the note of f's open to *out and returns true, when there is
+ * something to tell (a refused slot or a differing tag) and no caller took
+ * it before: one report per open, however many share f.  Thread-safe.
+ */
+bool cfile_take_note(struct cfile *f, struct cfile_note *out);
 
 /*
  * Reads up to len bytes at off; returns the count (short only at the

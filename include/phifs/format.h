@@ -114,9 +114,23 @@ int format_slot_verify(const uint8_t slot[FORMAT_SLOT_SIZE],
 		       const struct format_fkeys *fk);
 
 /*
+ * Which slot format_header_load chose, and the other slot when it was
+ * refused and might have been the newer: it parsed with a higher seq and
+ * did not authenticate, or did not parse at all (seq unknown).  A refused
+ * slot that parsed with a lower seq is never tried, so never named.
+ */
+struct format_pick {
+	int slot;		/* holds the header chosen */
+	int refused;		/* the other slot, or -1 */
+	int refused_rc;		/* why: as format_header_load's errors */
+	bool refused_seq_known;	/* it parsed: refused_seq is its claim */
+	uint64_t refused_seq;	/* unauthenticated */
+};
+
+/*
  * Picks the header from a header region: of the slots that parse, unwrap
  * and verify, the one with the higher seq.  volume_id is the volume the file
- * must belong to.  On success fills *h, *fk (caller releases) and *slot_idx.
+ * must belong to.  On success fills *h, *fk (caller releases) and *pick.
  * Errors, most telling first when no slot is good: -EPROTO (newer format),
  * -ENOKEY (master key version unknown or retired), -EKEYREJECTED (unwrap
  * failed: wrong key), -EUCLEAN (corrupt or foreign header).
@@ -125,7 +139,7 @@ int format_header_load(const uint8_t region[FORMAT_HEADER_SIZE],
 		       const uint8_t volume_id[FORMAT_ID_LEN],
 		       format_kek_fn kek, void *kek_arg,
 		       struct format_header *h, struct format_fkeys *fk,
-		       int *slot_idx);
+		       struct format_pick *pick);
 
 /* --- blocks --- */
 

@@ -113,6 +113,8 @@ struct vfs_hooks {
 struct vfs_kernel {
 	/* Ask the kernel to forget the entry name in folder parent. */
 	void (*drop_entry)(void *arg, uint64_t parent, const char *name);
+	/* Ask the kernel to forget the attributes it holds of inode ino. */
+	void (*inval_attrs)(void *arg, uint64_t ino);
 };
 
 /* An entry for the kernel: inode id (0: none) and attributes. */
@@ -158,6 +160,10 @@ struct vfs_stats {
 	uint64_t read_bytes, write_bytes;	/* plaintext moved */
 	uint64_t errors[VFS_ERR_COUNT];	/* integrity failures count as EIO */
 	uint64_t auth_failures;
+	/* Files found with a header slot refused (the older one used), and
+	 * with a size tag that verifies but disagrees with the header: each
+	 * file once for as long as what was found stays the same. */
+	uint64_t header_fallbacks, size_tag_mismatches;
 	unsigned auth_kept;		/* entries in auth, newest first */
 	struct vfs_auth_failure auth[VFS_AUTH_KEPT];
 	uint64_t open_files, open_dirs;

@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t block[FORMAT_STORED_BLOCK] = { 0 }, pt[FORMAT_BLOCK_SIZE];
 	struct format_header h;
 	struct format_fkeys fk;
-	int slot;
+	struct format_pick pick;
 
 	if (!kek) {
 		uint8_t fixed[CRYPTO_KEY_LEN] = { 7 };
@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		       size - sizeof(region) : sizeof(block));
 	for (int i = 0; i < 2; i++)
 		(void)format_slot_parse(region + i * FORMAT_SLOT_STRIDE, &h);
-	if (format_header_load(region, vol, kek_of, kek, &h, &fk, &slot))
+	if (format_header_load(region, vol, kek_of, kek, &h, &fk, &pick))
 		return 0;
 	(void)format_block_open(&fk, 0, block, pt);
 	(void)format_map_open(&fk, 0, block, pt);
