@@ -594,7 +594,9 @@ static int fallocate_locked(struct cfile *f, int mode, uint64_t off,
 	if (mode & FALLOC_FL_PUNCH_HOLE)
 		return off < in ? zero_range(f, off, in, true) : 0;
 	/* Space first: when it is short, nothing has changed yet. */
-	rc = reserve(f, off / BS, format_nblocks(end));
+	rc = cfile_journal_reserve(f);
+	if (!rc)
+		rc = reserve(f, off / BS, format_nblocks(end));
 	if (!rc && (mode & FALLOC_FL_ZERO_RANGE) && off < in)
 		rc = zero_range(f, off, in, false);
 	if (!rc && !keep && end > f->size)

@@ -1307,3 +1307,24 @@ Test(cfile, a_zero_range_that_made_holes_is_on_disk_when_it_returns)
 	cfile_release(g);
 	cfile_release(f);
 }
+
+Test(cfile, a_reservation_reserves_the_journal_too_while_the_file_is_open)
+{
+	char dir[] = "/tmp/phifs-journal-XXXXXX";
+	struct cfile *f;
+	int fd;
+
+	cr_assert(mkdtemp(dir));
+	vol.journal_dirfd = open(dir, O_RDONLY | O_DIRECTORY);
+	cr_assert(vol.journal_dirfd >= 0);
+	f = n_blocks(&fd, 4, 'j');
+	cr_assert_eq(journal_bytes(dir), 0, "no journal yet");
+	cr_assert_eq(cfile_fallocate(f, FALLOC_FL_KEEP_SIZE, 0, 8 * BS), 0);
+	/* Rewrites of committed blocks go through it: its largest size. */
+	cr_assert_eq(journal_bytes(dir), (off_t)(FORMAT_JOURNAL_MAX + 1) * SB);
+	all_of(f, 0, 4 * BS, 'j');
+	cfile_release(f);
+	close(vol.journal_dirfd);
+	vol.journal_dirfd = -1;
+	cr_assert_eq(rmdir(dir), 0, "the journal went with the last close");
+}
