@@ -1,7 +1,7 @@
 /*
- * cfile.c — one encrypted file behind an fd: plaintext pread/pwrite/truncate
- * over the layout of format.h, the header and its size tags, create, open
- * and release.  Its blocks are sealed and opened in cfile_block.c, its hole
+ * cfile.c — one encrypted file behind an fd: plaintext pread, pwrite,
+ * truncate and fallocate over the layout of format.h, the header and its
+ * size tags, create, open and release.  Its blocks are sealed and opened in cfile_block.c, its hole
  * maps kept in cfile_map.c, and stored blocks written (through the journal)
  * in cfile_store.c.  Knows nothing of FUSE, paths or policy.
  *
