@@ -1,9 +1,8 @@
 /*
  * cfile_impl.h — what the parts of one encrypted file share (cfile.c: the
  * header, size tags, open, and plaintext reads, writes, truncates and
- * fallocate;
- * cfile_block.c: blocks sealed and opened; cfile_map.c: hole maps;
- * cfile_store.c: how stored blocks reach the backing file, and the
+ * fallocate; cfile_block.c: blocks sealed and opened; cfile_map.c: hole
+ * maps; cfile_store.c: how stored blocks reach the backing file, and the
  * journal).  Private to them; the rules that keep crash states readable
  * open cfile.c.
  */
