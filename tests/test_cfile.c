@@ -1328,3 +1328,26 @@ Test(cfile, a_reservation_reserves_the_journal_too_while_the_file_is_open)
 	vol.journal_dirfd = -1;
 	cr_assert_eq(rmdir(dir), 0, "the journal went with the last close");
 }
+
+Test(cfile, a_punch_and_a_reservation_across_a_group_boundary)
+{
+	static uint8_t buf[64 * BS];
+	const uint64_t seam = (uint64_t)FORMAT_GROUP_BLOCKS * BS;
+	int fd;
+	struct cfile *f = new_file(&fd);
+
+	memset(buf, 'g', sizeof(buf));
+	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), seam - 32 * BS),
+		     (ssize_t)sizeof(buf));
+	cr_assert_eq(cfile_fallocate(f, FALLOC_FL_PUNCH_HOLE |
+				     FALLOC_FL_KEEP_SIZE, seam - 20 * BS - 1,
+				     40 * BS + 2), 0);
+	cr_assert_eq(cfile_fallocate(f, 0, seam - 4 * BS, 1000 * BS), 0);
+	f = reopen(f, fd);
+	cr_assert_eq(cfile_size(f), seam + 996 * BS);
+	all_of(f, seam - 32 * BS, 12 * BS - 1, 'g');
+	all_of(f, seam - 20 * BS - 1, 40 * BS + 2, 0);
+	all_of(f, seam + 20 * BS + 1, 12 * BS - 1, 'g');
+	all_of(f, seam + 32 * BS, 964 * BS, 0);
+	cfile_release(f);
+}
