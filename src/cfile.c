@@ -1,7 +1,7 @@
 /*
- * cfile.c — one encrypted file behind an fd: plaintext pread/pwrite/truncate
- * over the layout of format.h, the header and its size tags, create, open
- * and release.  Its blocks are sealed and opened in cfile_block.c, its hole
+ * cfile.c — one encrypted file behind an fd: plaintext pread, pwrite,
+ * truncate and fallocate over the layout of format.h, the header and its
+ * size tags, create, open and release.  Its blocks are sealed and opened in cfile_block.c, its hole
  * maps kept in cfile_map.c, and stored blocks written (through the journal)
  * in cfile_store.c.  Knows nothing of FUSE, paths or policy.
  *
@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -453,26 +454,221 @@ static int shrink(struct cfile *f, uint64_t size)
 	return ftruncate(f->fd, (off_t)len) ? -errno : 0;
 }
 
+/* Extends the file to size with zeros, as a truncate up; on failure the
+ * size stays as it was. */
+static int grow_to(struct cfile *f, uint64_t size)
+{
+	uint64_t old_size = f->size;
+	int rc = grow(f, format_nblocks(size), format_nblocks(size));
+
+	if (rc) {
+		f->size = old_size;	/* the zeros we grew by are garbage */
+		return rc;
+	}
+	f->size = size;
+	f->dirty = true;
+	return 0;
+}
+
 int cfile_truncate(struct cfile *f, uint64_t size)
 {
-	uint64_t old_size;
 	int rc = 0;
 
 	if (size > FORMAT_MAX_SIZE)
 		return -EFBIG;
 	pthread_rwlock_wrlock(&f->lock);
-	old_size = f->size;
-	if (size < f->size) {
+	if (size < f->size)
 		rc = shrink(f, size);
-	} else if (size > f->size) {
-		rc = grow(f, format_nblocks(size), format_nblocks(size));
-		if (!rc) {
-			f->size = size;
-			f->dirty = true;
-		} else {
-			f->size = old_size;
-		}
+	else if (size > f->size)
+		rc = grow_to(f, size);
+	pthread_rwlock_unlock(&f->lock);
+	return rc;
+}
+
+/* --- fallocate --- */
+
+/* The end of blocks [b, b1) within b's group. */
+static uint64_t group_end(uint64_t b, uint64_t b1)
+{
+	uint64_t end = (b / GB + 1) * GB;
+
+	return end < b1 ? end : b1;
+}
+
+/* Allocates [from, to) of the backing file, which keeps its length. */
+static int backing_alloc(struct cfile *f, int mode, uint64_t from,
+			 uint64_t to)
+{
+	return fallocate(f->fd, mode | FALLOC_FL_KEEP_SIZE, (off_t)from,
+			 (off_t)(to - from)) ? -errno : 0;
+}
+
+/*
+ * Reserves backing space for the stored blocks [b0, b1) and the map block
+ * of each group they touch (a dense file has none yet, but may go sparse
+ * when it grows), so that writing them cannot meet ENOSPC.  The backing
+ * length stays: space past it is reserved all the same.  On failure it
+ * gives back what it took past the old backing end, where nothing was
+ * stored, and the file is as it was.
+ */
+static int reserve(struct cfile *f, uint64_t b0, uint64_t b1)
+{
+	uint64_t hi = 0;
+	struct stat st;
+	int rc = 0;
+
+	if (fstat(f->fd, &st))
+		return -errno;
+	for (uint64_t b = b0; !rc && b < b1; b = group_end(b, b1)) {
+		uint64_t g = b / GB, e = group_end(b, b1);
+		uint64_t to = format_block_offset(e - 1) + SB;
+
+		if (e % GB == 0)	/* the map follows the group's last */
+			to += SB;
+		hi = format_map_offset(g) + SB;
+		rc = backing_alloc(f, 0, format_block_offset(b), to);
+		if (!rc && e % GB)
+			rc = backing_alloc(f, 0, format_map_offset(g), hi);
 	}
+	if (rc && hi > (uint64_t)st.st_size)
+		(void)backing_alloc(f, FALLOC_FL_PUNCH_HOLE,
+				    format_block_offset(b0) >
+						    (uint64_t)st.st_size ?
+					    format_block_offset(b0) :
+					    (uint64_t)st.st_size, hi);
+	return rc;
+}
+
+/* Clears the map bits of blocks [b0, b1), group by group. */
+static int maps_unmark(struct cfile *f, uint64_t b0, uint64_t b1)
+{
+	int rc = 0;
+
+	for (uint64_t b = b0; !rc && b < b1; b = group_end(b, b1))
+		rc = cfile_map_mark(f, b, group_end(b, b1), false);
+	return rc;
+}
+
+/*
+ * Makes the whole blocks [b0, b1), below the size, read as zeros: a few
+ * of a dense file become encrypted zeros, as a small gap does in grow();
+ * otherwise they become holes in the maps, the file going sparse first if
+ * it is dense.  *holes says which.
+ */
+static int zero_blocks(struct cfile *f, uint64_t b0, uint64_t b1,
+		       bool *holes)
+{
+	uint64_t end = b1 * BS < f->size ? b1 * BS : f->size;
+	int rc = 0;
+
+	*holes = cfile_sparse(f) || b1 - b0 > ZERO_FILL_MAX;
+	if (!*holes)
+		return write_zeros(f, b0 * BS, end - b0 * BS);
+	if (!cfile_sparse(f))
+		rc = cfile_go_sparse(f, format_nblocks(f->size));
+	if (!rc)
+		rc = maps_unmark(f, b0, b1);
+	/* Until a header says sparse, a kill would bring the blocks' old
+	 * data back: a zeroing that returned must outlive a kill, as a
+	 * write does.  Maps are in place before it. */
+	if (!rc && !(f->hdr.flags & FORMAT_F_SPARSE))
+		rc = commit_locked(f);
+	return rc;
+}
+
+/*
+ * Gives the backing space of the hole blocks [b0, b1) back.  The header
+ * that puts their cleared map bits in force must be on disk first: a
+ * dense header, or maps that still say "stored", over punched space
+ * would make the blocks unreadable.  So data, then header, each synced.
+ */
+static int punch_blocks(struct cfile *f, uint64_t b0, uint64_t b1)
+{
+	int rc = fdatasync(f->fd) ? -errno : 0;
+
+	if (!rc)
+		rc = commit_locked(f);
+	if (!rc)
+		rc = fdatasync(f->fd) ? -errno : 0;
+	for (uint64_t b = b0; !rc && b < b1; b = group_end(b, b1)) {
+		rc = backing_alloc(f, FALLOC_FL_PUNCH_HOLE,
+				   format_block_offset(b),
+				   format_block_offset(b) +
+					   (group_end(b, b1) - b) * SB);
+		if (rc == -EOPNOTSUPP)	/* the space stays: no harm */
+			rc = 0;
+	}
+	return rc;
+}
+
+/*
+ * Zeros [off, end), below the size: whole blocks through zero_blocks()
+ * (the last block counts as whole when the range reaches the size, the
+ * rest of it being garbage), the partial blocks at the edges rewritten as
+ * encrypted zeros; punch gives the holes' backing space back.  A kill
+ * leaves each byte old or zero.
+ */
+static int zero_range(struct cfile *f, uint64_t off, uint64_t end,
+		      bool punch)
+{
+	uint64_t b0 = (off + BS - 1) / BS;
+	uint64_t b1 = end == f->size ? format_nblocks(end) : end / BS;
+	bool holes = false;
+	int rc;
+
+	if (b1 <= b0)
+		return write_zeros(f, off, end - off);
+	rc = zero_blocks(f, b0, b1, &holes);
+	if (!rc && off < b0 * BS)
+		rc = write_zeros(f, off, b0 * BS - off);
+	if (!rc && b1 * BS < end)
+		rc = write_zeros(f, b1 * BS, end - b1 * BS);
+	if (!rc && holes && punch)
+		rc = punch_blocks(f, b0, b1);
+	return rc;
+}
+
+/* fallocate(2) under the lock; see cfile_fallocate(). */
+static int fallocate_locked(struct cfile *f, int mode, uint64_t off,
+			    uint64_t end)
+{
+	bool keep = mode & FALLOC_FL_KEEP_SIZE;
+	uint64_t in = end < f->size ? end : f->size;
+	int rc = 0;
+
+	if (mode & FALLOC_FL_PUNCH_HOLE)
+		return off < in ? zero_range(f, off, in, true) : 0;
+	/* Space first: when it is short, nothing has changed yet. */
+	rc = cfile_journal_reserve(f);
+	if (!rc)
+		rc = reserve(f, off / BS, format_nblocks(end));
+	if (!rc && (mode & FALLOC_FL_ZERO_RANGE) && off < in)
+		rc = zero_range(f, off, in, false);
+	if (!rc && !keep && end > f->size)
+		rc = grow_to(f, end);
+	return rc;
+}
+
+int cfile_fallocate(struct cfile *f, int mode, uint64_t off, uint64_t len)
+{
+	int rc;
+
+	switch (mode) {
+	case 0:
+	case FALLOC_FL_KEEP_SIZE:
+	case FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE:
+	case FALLOC_FL_ZERO_RANGE:
+	case FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE:
+		break;
+	default:
+		return -EOPNOTSUPP;
+	}
+	if (len == 0)
+		return -EINVAL;
+	if (off > FORMAT_MAX_SIZE || len > FORMAT_MAX_SIZE - off)
+		return -EFBIG;
+	pthread_rwlock_wrlock(&f->lock);
+	rc = fallocate_locked(f, mode, off, off + len);
 	pthread_rwlock_unlock(&f->lock);
 	return rc;
 }

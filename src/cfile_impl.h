@@ -1,8 +1,8 @@
 /*
  * cfile_impl.h — what the parts of one encrypted file share (cfile.c: the
- * header, size tags, open, and plaintext reads, writes and truncates;
- * cfile_block.c: blocks sealed and opened; cfile_map.c: hole maps;
- * cfile_store.c: how stored blocks reach the backing file, and the
+ * header, size tags, open, and plaintext reads, writes, truncates and
+ * fallocate; cfile_block.c: blocks sealed and opened; cfile_map.c: hole
+ * maps; cfile_store.c: how stored blocks reach the backing file, and the
  * journal).  Private to them; the rules that keep crash states readable
  * open cfile.c.
  */
@@ -93,6 +93,8 @@ int cfile_pread_full(int fd, void *buf, size_t len, uint64_t off,
 int cfile_put_blocks(struct cfile *f, uint64_t first, unsigned n,
 		     const uint8_t *buf, uint64_t off, unsigned jn,
 		     size_t *put);
+/* Reserves the journal's space while the file is open; lock exclusive. */
+int cfile_journal_reserve(struct cfile *f);
 /* Voids the journal's record, before a shrink; lock exclusive. */
 int cfile_journal_void(struct cfile *f);
 /* Finishes a rewrite a kill left half done; at open, before f is shared. */

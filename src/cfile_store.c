@@ -217,6 +217,24 @@ static int journal_write(struct cfile *f, uint64_t first, unsigned n,
 	return rc;
 }
 
+/*
+ * Gives the journal its largest size now, for a reservation (fallocate):
+ * rewrites of committed blocks pass through it, and must not meet ENOSPC
+ * there once their own space is reserved.  It lasts while the file is
+ * open, since the last close removes the journal.
+ */
+int cfile_journal_reserve(struct cfile *f)
+{
+	int rc;
+
+	if (f->vol->journal_dirfd < 0 || f->jmap)
+		return 0;
+	rc = journal_open(f);
+	if (!rc && fallocate(f->jfd, 0, 0, JOURNAL_BYTES))
+		rc = -errno;
+	return rc;
+}
+
 /* Voids the head: one small write within a page, which no kill can tear. */
 int cfile_journal_void(struct cfile *f)
 {

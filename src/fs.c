@@ -375,6 +375,20 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	reply_rc(req, vfs_fsync(vfs_of(req), &caller, file_of(fi), datasync));
 }
 
+static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
+			 off_t off, off_t len, struct fuse_file_info *fi)
+{
+	int rc = -EINVAL;
+	CALLER(req);
+
+	(void)ino;
+	if (off >= 0 && len > 0)
+		rc = vfs_fallocate(vfs_of(req), &caller, file_of(fi), mode,
+				   (uint64_t)off, (uint64_t)len);
+	/* Never ENOSYS: the kernel would refuse every mode from then on. */
+	reply_rc(req, rc == -ENOSYS ? -EOPNOTSUPP : rc);
+}
+
 static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -593,6 +607,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.write = fs_write,
 	.release = fs_release,
 	.fsync = fs_fsync,
+	.fallocate = fs_fallocate,
 	.opendir = fs_opendir,
 	.readdir = fs_readdir,
 	.readdirplus = fs_readdirplus,
@@ -606,7 +621,6 @@ static const struct fuse_lowlevel_ops ops = {
 	/*
 	 * No flush: close(2) has nothing to do here that RELEASE does not,
 	 * and the kernel, told ENOSYS once, saves a round trip per close.
-	 * No fallocate: the kernel then answers EOPNOTSUPP, consistently.
 	 */
 };
 

@@ -32,6 +32,7 @@ static const char *const op_names[VFS_OP_COUNT] = {
 	"opendir", "readdir", "fsyncdir", "releasedir",
 	"statfs",
 	"setxattr", "getxattr", "listxattr", "removexattr",
+	"fallocate",
 };
 
 const char *vfs_op_name(enum vfs_op op)

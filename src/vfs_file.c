@@ -375,6 +375,39 @@ ssize_t vfs_write(struct vfs *v, const struct vfs_caller *c,
 	return n;
 }
 
+/*
+ * A reservation that meets ENOSPC may only be waiting for removed files'
+ * space, which closes give back: as write_retrying does, reclaim and try
+ * again, for up to half a second.
+ */
+static int fallocate_retrying(struct vfs *v, struct cfile *cf, int mode,
+			      uint64_t off, uint64_t len)
+{
+	int rc, tries = 0;
+
+	while ((rc = cfile_fallocate(cf, mode, off, len)) == -ENOSPC &&
+	       tries++ < 20) {
+		(void)vfs_reclaim(v);
+		usleep(25000);
+	}
+	return rc;
+}
+
+int vfs_fallocate(struct vfs *v, const struct vfs_caller *c,
+		  struct vfs_file *f, int mode, uint64_t off, uint64_t len)
+{
+	struct vfs_req r = file_req(VFS_FALLOCATE, f, off, (size_t)len);
+	int rc;
+
+	r.flags = mode;
+	rc = vfs_gate(v, c, &r);
+	if (rc)
+		return rc;
+	rc = fallocate_retrying(v, f->n->cf, mode, off, len);
+	vfs_report(v, f->i, f->n->cf, rc);
+	return vfs_done(v, c, &r, rc);
+}
+
 int vfs_fsync(struct vfs *v, const struct vfs_caller *c, struct vfs_file *f,
 	      bool datasync)
 {

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -589,16 +590,30 @@ Test(cfile, a_file_truncated_to_zero_is_dense_again_and_small)
 #define KILL_BLOCKS 64
 #define KILL_SIZE (KILL_BLOCKS * BS)
 
-/* The k-th write of the killed writer: deterministic, so both sides know. */
-static void kth_write(uint64_t k, uint64_t *off, size_t *len, uint8_t *val)
+/* Every third write of the killed writer is a punch or a zero range. */
+static bool kill_falloc;
+
+/*
+ * The k-th write of the killed writer: deterministic, so both sides know.
+ * *mode is -1 for a write of val, or the fallocate mode zeroing the range.
+ */
+static void kth_write(uint64_t k, uint64_t *off, size_t *len, uint8_t *val,
+		      int *mode)
 {
 	uint64_t s = k * 0x9E3779B97F4A7C15ULL + 1;
 
 	*off = tu_rand(&s) % KILL_SIZE;
 	*len = 1 + tu_rand(&s) % (64 * 1024);
+	*val = (uint8_t)(1 + k % 255);
+	*mode = -1;
+	if (kill_falloc && k % 3 == 0) {
+		*len = 1 + tu_rand(&s) % KILL_SIZE;
+		*val = 0;
+		*mode = k % 2 ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE :
+				FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+	}
 	if (*off + *len > KILL_SIZE)
 		*len = KILL_SIZE - *off;
-	*val = (uint8_t)(1 + k % 255);
 }
 
 static void apply_write(uint8_t *img, uint64_t k)
@@ -606,8 +621,9 @@ static void apply_write(uint8_t *img, uint64_t k)
 	uint64_t off;
 	size_t len;
 	uint8_t val;
+	int mode;
 
-	kth_write(k, &off, &len, &val);
+	kth_write(k, &off, &len, &val, &mode);
 	memset(img + off, val, len);
 }
 
@@ -623,10 +639,12 @@ static void writer_child(int fd, int log)
 		uint64_t off;
 		size_t len;
 		uint8_t val;
+		int mode;
 
-		kth_write(k, &off, &len, &val);
+		kth_write(k, &off, &len, &val, &mode);
 		memset(buf, val, len);
-		if (cfile_pwrite(f, buf, len, off) != (ssize_t)len)
+		if (mode >= 0 ? cfile_fallocate(f, mode, off, len) != 0 :
+				cfile_pwrite(f, buf, len, off) != (ssize_t)len)
 			_exit(4);
 		if (write(log, &k, sizeof(k)) != sizeof(k))
 			_exit(5);
@@ -727,6 +745,15 @@ Test(cfile, a_writer_killed_mid_rewrite_leaves_every_block_old_or_new)
 Test(cfile, a_writer_killed_after_many_rewrites_leaves_every_block_old_or_new)
 {
 	kill_with_journal(20, 60000);
+}
+
+/* Punches and zero ranges among the writes: holes made, dense files
+ * going sparse, backing space punched, each at any moment of a kill. */
+Test(cfile, a_writer_killed_amid_punches_and_zero_ranges_leaves_old_or_zero)
+{
+	kill_falloc = true;
+	kill_with_journal(40, 2000);
+	kill_with_journal(10, 60000);
 }
 
 Test(cfile, a_failing_backing_read_is_an_error_never_a_short_read)
@@ -1152,4 +1179,335 @@ Test(cfile, a_size_tag_rolled_back_is_told_and_the_header_wins)
 	close(fd);
 	vol.size_key = NULL;
 	crypto_key_free(sk);
+}
+
+/* --- fallocate --- */
+
+/*
+ * fallocate on the reference memfd.  Its file system (shmem) zeroes no
+ * range, so a zero range is a punch there, the size extended after.
+ */
+static void ref_fallocate(int ref, int mode, uint64_t off, uint64_t len)
+{
+	uint64_t size = ref_size(ref), end = off + len;
+
+	if (!(mode & FALLOC_FL_ZERO_RANGE)) {
+		cr_assert_eq(fallocate(ref, mode, (off_t)off, (off_t)len), 0);
+		return;
+	}
+	if (off < size)
+		cr_assert_eq(fallocate(ref, FALLOC_FL_PUNCH_HOLE |
+				       FALLOC_FL_KEEP_SIZE, (off_t)off,
+				       (off_t)((end < size ? end : size) - off)),
+			     0);
+	if (!(mode & FALLOC_FL_KEEP_SIZE) && end > size)
+		cr_assert_eq(ftruncate(ref, (off_t)end), 0);
+}
+
+static const int falloc_modes[] = {
+	0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+	FALLOC_FL_ZERO_RANGE, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+};
+
+/* One random write, truncate, reopen or fallocate (any mode), on both. */
+static void random_falloc_op(struct cfile **f, int fd, int ref,
+			     uint64_t *seed, uint64_t span, uint8_t *buf)
+{
+	uint64_t r = tu_rand(seed), off, len;
+	int mode;
+
+	if (r % 3) {
+		random_op(f, fd, ref, seed, span, buf);
+		return;
+	}
+	off = (r >> 8) % 2 ? edges[(r >> 9) % 9] + (r >> 16) % 4 * (span / 4) :
+			     (r >> 8) % span;
+	len = 1 + tu_rand(seed) % (tu_rand(seed) % 2 ? 300000 : 9000);
+	mode = falloc_modes[tu_rand(seed) % 5];
+	cr_assert_eq(cfile_fallocate(*f, mode, off, len), 0,
+		     "mode %d at %llu+%llu", mode, (unsigned long long)off,
+		     (unsigned long long)len);
+	ref_fallocate(ref, mode, off, len);
+	same_range(*f, ref, off > 5000 ? off - 5000 : 0, len + 10000);
+	cr_assert_eq(cfile_size(*f), ref_size(ref));
+}
+
+Test(cfile, random_tables_with_every_fallocate_mode_match_a_plain_file)
+{
+	static uint8_t buf[400000];
+	uint64_t seed = 0x5eed;
+	int fd, ref = tu_memfd("ref");
+	struct cfile *f = new_file(&fd);
+
+	for (int i = 0; i < 2000; i++)
+		random_falloc_op(&f, fd, ref, &seed, 2 << 20, buf);
+	same_file(f, ref);
+	f = reopen(f, fd);
+	same_file(f, ref);
+	cfile_release(f);
+}
+
+/* Backing bytes allocated to fd. */
+static uint64_t allocated(int fd)
+{
+	struct stat st;
+
+	cr_assert_eq(fstat(fd, &st), 0);
+	return (uint64_t)st.st_blocks * 512;
+}
+
+Test(cfile, fallocate_reserves_the_stored_blocks_and_mode_0_extends)
+{
+	static uint8_t out[450 * BS];
+	static const uint8_t zero[450 * BS];
+	int fd;
+	struct cfile *f = new_file(&fd);
+	uint64_t before;
+
+	cr_assert_eq(cfile_pwrite(f, "abc", 3, 0), 3);
+	before = allocated(fd);
+	/* Past the end, keeping the size: space, and no new bytes. */
+	cr_assert_eq(cfile_fallocate(f, FALLOC_FL_KEEP_SIZE, 0, 200 * BS), 0);
+	cr_assert_eq(cfile_size(f), 3);
+	cr_assert_geq(allocated(fd), before + 199 * SB);
+	before = allocated(fd);
+	/* Mode 0 far past the end: sparse, reads zeros, space reserved. */
+	cr_assert_eq(cfile_fallocate(f, 0, 250 * BS + 7, 200 * BS), 0);
+	cr_assert_eq(cfile_size(f), 450 * BS + 7);
+	cr_assert_geq(allocated(fd), before + 199 * SB);
+	f = reopen(f, fd);
+	cr_assert_eq(cfile_size(f), 450 * BS + 7);
+	cr_assert_eq(cfile_pread(f, out, sizeof(out), 0), (ssize_t)sizeof(out));
+	cr_assert_arr_eq(out, "abc", 3);
+	cr_assert_arr_eq(out + 3, zero, sizeof(out) - 3);
+	/* Inside the file: nothing changes. */
+	cr_assert_eq(cfile_fallocate(f, 0, 0, 10), 0);
+	cr_assert_eq(cfile_size(f), 450 * BS + 7);
+	cr_assert_eq(cfile_pread(f, out, 3, 0), 3);
+	cr_assert_arr_eq(out, "abc", 3);
+	cfile_release(f);
+}
+
+Test(cfile, fallocate_refuses_collapse_insert_bad_modes_and_ranges)
+{
+	int fd;
+	struct cfile *f = three_blocks(&fd, 'm');
+
+	cr_assert_eq(cfile_fallocate(f, FALLOC_FL_COLLAPSE_RANGE, 0, BS),
+		     -EOPNOTSUPP);
+	cr_assert_eq(cfile_fallocate(f, FALLOC_FL_INSERT_RANGE, 0, BS),
+		     -EOPNOTSUPP);
+	cr_assert_eq(cfile_fallocate(f, FALLOC_FL_PUNCH_HOLE, 0, BS),
+		     -EOPNOTSUPP, "a punch must keep the size");
+	cr_assert_eq(cfile_fallocate(f, FALLOC_FL_PUNCH_HOLE |
+				     FALLOC_FL_ZERO_RANGE |
+				     FALLOC_FL_KEEP_SIZE, 0, BS), -EOPNOTSUPP);
+	cr_assert_eq(cfile_fallocate(f, 0, 0, 0), -EINVAL);
+	cr_assert_eq(cfile_fallocate(f, 0, FORMAT_MAX_SIZE, 1), -EFBIG);
+	cr_assert_eq(cfile_fallocate(f, FALLOC_FL_KEEP_SIZE,
+				     FORMAT_MAX_SIZE - 10, 11), -EFBIG);
+	cr_assert_eq(cfile_fallocate(f, FALLOC_FL_ZERO_RANGE, 1, UINT64_MAX),
+		     -EFBIG);
+	cr_assert_eq(cfile_size(f), 3 * BS);
+	cr_assert_eq(failing_blocks(f, 3), 0);
+	cfile_release(f);
+}
+
+/* A dense file of n blocks of c, committed. */
+static struct cfile *n_blocks(int *fd, unsigned n, char c)
+{
+	uint8_t *buf = malloc((size_t)n * BS);
+	struct cfile *f = new_file(fd);
+
+	memset(buf, c, (size_t)n * BS);
+	cr_assert_eq(cfile_pwrite(f, buf, (size_t)n * BS, 0),
+		     (ssize_t)n * BS);
+	free(buf);
+	return reopen(f, *fd);
+}
+
+/* Plaintext [off, off + len) of f is all c. */
+static void all_of(struct cfile *f, uint64_t off, size_t len, char c)
+{
+	uint8_t *out = malloc(len);
+
+	cr_assert_eq(cfile_pread(f, out, len, off), (ssize_t)len);
+	for (size_t i = 0; i < len; i++)
+		cr_assert_eq(out[i], (uint8_t)c, "byte %llu",
+			     (unsigned long long)(off + i));
+	free(out);
+}
+
+Test(cfile, a_punched_hole_reads_zeros_frees_space_and_stays_authenticated)
+{
+	static const uint8_t zero[SB];
+	int fd;
+	struct cfile *f = n_blocks(&fd, 64, 'p'), *g;
+	uint64_t before = allocated(fd);
+
+	cr_assert_eq(cfile_fallocate(f, FALLOC_FL_PUNCH_HOLE |
+				     FALLOC_FL_KEEP_SIZE, 5 * BS + 100,
+				     40 * BS), 0);
+	cr_assert_eq(cfile_size(f), 64 * BS);
+	all_of(f, 0, 5 * BS + 100, 'p');
+	all_of(f, 5 * BS + 100, 40 * BS, 0);
+	all_of(f, 45 * BS + 100, 19 * BS - 100, 'p');
+	cr_assert_lt(allocated(fd), before - 30 * SB, "the space went back");
+	/* What a crash now would find: the punch is in force on disk. */
+	cr_assert_eq(cfile_open(fd, &vol, &g), 0);
+	all_of(g, 5 * BS + 100, 40 * BS, 0);
+	all_of(g, 45 * BS + 100, 19 * BS - 100, 'p');
+	cfile_release(g);
+	f = reopen(f, fd);
+	all_of(f, 5 * BS + 100, 40 * BS, 0);
+	/* The holes are the map's word, which is sealed: zeroed, it fails
+	 * every block of the group, holes included. */
+	cr_assert_eq(pwrite(fd, zero, SB, (off_t)format_map_offset(0)), SB);
+	f = reopen(f, fd);
+	cr_assert_eq(failing_blocks(f, 32), 0xffffffffu);
+	cfile_release(f);
+}
+
+Test(cfile, a_flipped_map_byte_fails_the_punched_blocks_too)
+{
+	int fd;
+	struct cfile *f = n_blocks(&fd, 40, 'q');
+
+	cr_assert_eq(cfile_fallocate(f, FALLOC_FL_PUNCH_HOLE |
+				     FALLOC_FL_KEEP_SIZE, 0, 20 * BS), 0);
+	f = reopen(f, fd);
+	cr_assert_eq(failing_blocks(f, 32), 0);
+	flip(fd, format_map_offset(0) + 100);
+	f = reopen(f, fd);
+	cr_assert_eq(failing_blocks(f, 32), 0xffffffffu);
+	cfile_release(f);
+}
+
+Test(cfile, a_small_zero_range_is_encrypted_zeros_never_a_hole)
+{
+	static const uint8_t zero[SB];
+	int fd;
+	struct cfile *f = n_blocks(&fd, 8, 'z');
+
+	cr_assert_eq(cfile_fallocate(f, FALLOC_FL_ZERO_RANGE |
+				     FALLOC_FL_KEEP_SIZE, BS - 1, 3 * BS + 2),
+		     0);
+	all_of(f, 0, BS - 1, 'z');
+	all_of(f, BS - 1, 3 * BS + 2, 0);
+	all_of(f, 4 * BS + 1, 4 * BS - 1, 'z');
+	f = reopen(f, fd);
+	all_of(f, BS - 1, 3 * BS + 2, 0);
+	/* An all-zero stored block is damage, not a hole. */
+	cr_assert_eq(pwrite(fd, zero, SB, (off_t)format_block_offset(2)), SB);
+	cr_assert_eq(failing_blocks(f, 8), 0x4);
+	cfile_release(f);
+}
+
+Test(cfile, a_zero_range_past_the_end_extends_unless_keep_size)
+{
+	int fd;
+	struct cfile *f = n_blocks(&fd, 4, 'e');
+
+	cr_assert_eq(cfile_fallocate(f, FALLOC_FL_ZERO_RANGE |
+				     FALLOC_FL_KEEP_SIZE, 3 * BS, 100 * BS),
+		     0);
+	cr_assert_eq(cfile_size(f), 4 * BS);
+	all_of(f, 0, 3 * BS, 'e');
+	all_of(f, 3 * BS, BS, 0);
+	cr_assert_eq(cfile_fallocate(f, FALLOC_FL_ZERO_RANGE, BS + 5,
+				     100 * BS), 0);
+	cr_assert_eq(cfile_size(f), 101 * BS + 5);
+	f = reopen(f, fd);
+	cr_assert_eq(cfile_size(f), 101 * BS + 5);
+	all_of(f, 0, BS + 5, 'e');
+	all_of(f, BS + 5, 100 * BS, 0);
+	cfile_release(f);
+}
+
+Test(cfile, a_fallocate_without_space_leaves_the_file_as_it_was)
+{
+	int fd;
+	struct cfile *f = n_blocks(&fd, 4, 's');
+	uint64_t before;
+	struct stat st;
+
+	cr_assert_eq(fstat(fd, &st), 0);
+	before = allocated(fd);
+	/* The backing store is full from here on. */
+	cr_assert_eq(oldkernel_filter_fail(SYS_fallocate, ENOSPC), 0);
+	cr_assert_eq(cfile_fallocate(f, 0, 2 * BS, 1000 * BS), -ENOSPC);
+	cr_assert_eq(cfile_fallocate(f, FALLOC_FL_ZERO_RANGE, BS, 100 * BS),
+		     -ENOSPC);
+	cr_assert_eq(cfile_fallocate(f, FALLOC_FL_KEEP_SIZE, 0, 10 * BS),
+		     -ENOSPC);
+	cr_assert_eq(cfile_size(f), 4 * BS);
+	all_of(f, 0, 4 * BS, 's');
+	f = reopen(f, fd);
+	cr_assert_eq(cfile_size(f), 4 * BS);
+	all_of(f, 0, 4 * BS, 's');
+	cr_assert_eq(allocated(fd), before);
+	cr_assert_eq(fstat(fd, &st), 0);
+	cr_assert_eq((uint64_t)st.st_size, format_backing_size(4 * BS));
+	cfile_release(f);
+}
+
+Test(cfile, a_zero_range_that_made_holes_is_on_disk_when_it_returns)
+{
+	int fd;
+	struct cfile *f = n_blocks(&fd, 64, 'k'), *g;
+
+	cr_assert_eq(cfile_fallocate(f, FALLOC_FL_ZERO_RANGE |
+				     FALLOC_FL_KEEP_SIZE, 10 * BS, 30 * BS),
+		     0);
+	/* A second opener sees what a kill now would leave. */
+	cr_assert_eq(cfile_open(fd, &vol, &g), 0);
+	all_of(g, 0, 10 * BS, 'k');
+	all_of(g, 10 * BS, 30 * BS, 0);
+	all_of(g, 40 * BS, 24 * BS, 'k');
+	cfile_release(g);
+	cfile_release(f);
+}
+
+Test(cfile, a_reservation_reserves_the_journal_too_while_the_file_is_open)
+{
+	char dir[] = "/tmp/phifs-journal-XXXXXX";
+	struct cfile *f;
+	int fd;
+
+	cr_assert(mkdtemp(dir));
+	vol.journal_dirfd = open(dir, O_RDONLY | O_DIRECTORY);
+	cr_assert(vol.journal_dirfd >= 0);
+	f = n_blocks(&fd, 4, 'j');
+	cr_assert_eq(journal_bytes(dir), 0, "no journal yet");
+	cr_assert_eq(cfile_fallocate(f, FALLOC_FL_KEEP_SIZE, 0, 8 * BS), 0);
+	/* Rewrites of committed blocks go through it: its largest size. */
+	cr_assert_eq(journal_bytes(dir), (off_t)(FORMAT_JOURNAL_MAX + 1) * SB);
+	all_of(f, 0, 4 * BS, 'j');
+	cfile_release(f);
+	close(vol.journal_dirfd);
+	vol.journal_dirfd = -1;
+	cr_assert_eq(rmdir(dir), 0, "the journal went with the last close");
+}
+
+Test(cfile, a_punch_and_a_reservation_across_a_group_boundary)
+{
+	static uint8_t buf[64 * BS];
+	const uint64_t seam = (uint64_t)FORMAT_GROUP_BLOCKS * BS;
+	int fd;
+	struct cfile *f = new_file(&fd);
+
+	memset(buf, 'g', sizeof(buf));
+	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), seam - 32 * BS),
+		     (ssize_t)sizeof(buf));
+	cr_assert_eq(cfile_fallocate(f, FALLOC_FL_PUNCH_HOLE |
+				     FALLOC_FL_KEEP_SIZE, seam - 20 * BS - 1,
+				     40 * BS + 2), 0);
+	cr_assert_eq(cfile_fallocate(f, 0, seam - 4 * BS, 1000 * BS), 0);
+	f = reopen(f, fd);
+	cr_assert_eq(cfile_size(f), seam + 996 * BS);
+	all_of(f, seam - 32 * BS, 12 * BS - 1, 'g');
+	all_of(f, seam - 20 * BS - 1, 40 * BS + 2, 0);
+	all_of(f, seam + 20 * BS + 1, 12 * BS - 1, 'g');
+	all_of(f, seam + 32 * BS, 964 * BS, 0);
+	cfile_release(f);
 }

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,9 @@ struct event {
 	long result;
 	char bytes[64];
 	size_t len;
+	int flags;		/* the request's */
+	uint64_t off;
+	size_t req_len;
 };
 
 static struct event ev[256];
@@ -54,6 +58,9 @@ static void note(char kind, const struct vfs_caller *c,
 	cr_assert_lt(nev, 256);
 	e->kind = kind;
 	e->op = r->op;
+	e->flags = r->flags;
+	e->off = r->off;
+	e->req_len = r->len;
 	e->uid = c->uid;
 	e->gid = c->gid;
 	e->ngroups = vfs_caller_groups(c, &g);
@@ -251,6 +258,8 @@ Test(vfs, each_operation_is_allowed_once_before_and_recorded_once_after)
 	cr_assert_eq(vfs_write(v, &caller, f, "hello phi", 9, 0), 9);
 	cr_assert_eq(vfs_read(v, &caller, f, buf, sizeof(buf), 0), 9);
 	cr_assert_eq(vfs_fsync(v, &caller, f, false), 0);
+	cr_assert_eq(vfs_fallocate(v, &caller, f, FALLOC_FL_KEEP_SIZE, 0,
+				   1 << 16), 0);
 	st.st_size = 5;
 	cr_assert_eq(vfs_setattr(v, &caller, fino, &st, VFS_SET_SIZE, f), 0);
 	cr_assert_eq(st.st_size, 5);
@@ -291,7 +300,7 @@ Test(vfs, each_operation_is_allowed_once_before_and_recorded_once_after)
 
 	static const enum vfs_op script[] = {
 		VFS_MKDIR, VFS_CREATE, VFS_WRITE, VFS_READ, VFS_FSYNC,
-		VFS_SETATTR, VFS_RELEASE, VFS_LOOKUP, VFS_GETATTR, VFS_LINK,
+		VFS_FALLOCATE, VFS_SETATTR, VFS_RELEASE, VFS_LOOKUP, VFS_GETATTR, VFS_LINK,
 		VFS_SYMLINK, VFS_READLINK, VFS_MKNOD, VFS_MKNOD, VFS_RENAME,
 		VFS_OPENDIR, VFS_READDIR, VFS_RELEASEDIR, VFS_OPEN, VFS_READ,
 		VFS_RELEASE, VFS_UNLINK, VFS_UNLINK, VFS_RMDIR, VFS_STATFS,
@@ -345,6 +354,44 @@ Test(vfs, the_figures_count_each_operation_once_and_the_bytes_moved)
 	}
 	cr_assert_eq(vfs_release(v, &caller, f), 0);
 	expect_counted(0, 50, 100);
+}
+
+Test(vfs, fallocate_is_told_its_mode_and_range_and_zeros_read_back)
+{
+	static char buf[40000], out[40000];
+	static const char zero[40000];
+	const int punch = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+	struct vfs_entry e;
+	struct vfs_file *f;
+
+	memset(buf, 'v', sizeof(buf));
+	cr_assert_eq(vfs_create(v, &caller, VFS_ROOT, "f", 0644,
+				O_CREAT | O_RDWR, &e, &f), 0);
+	cr_assert_eq(vfs_write(v, &caller, f, buf, sizeof(buf), 0),
+		     (ssize_t)sizeof(buf));
+	nev = 0;
+	cr_assert_eq(vfs_fallocate(v, &caller, f, punch, 100, 30000), 0);
+	cr_assert_eq(vfs_fallocate(v, &caller, f, FALLOC_FL_COLLAPSE_RANGE,
+				   0, 4096), -EOPNOTSUPP);
+	cr_assert_eq(vfs_fallocate(v, &caller, f, 0, 40000, 1 << 20), 0);
+	cr_assert_eq(nev, 6);
+	cr_expect(ev[0].kind == 'A' && ev[0].op == VFS_FALLOCATE &&
+		  ev[0].flags == punch && ev[0].off == 100 &&
+		  ev[0].req_len == 30000);
+	cr_expect(ev[1].kind == 'R' && ev[1].result == 0 &&
+		  ev[1].flags == punch);
+	cr_expect(ev[3].kind == 'R' && ev[3].result == -EOPNOTSUPP);
+	cr_expect(ev[5].kind == 'R' && ev[5].result == 0 &&
+		  ev[5].off == 40000 && ev[5].req_len == 1 << 20);
+	cr_assert_eq(vfs_read(v, &caller, f, out, sizeof(out), 0),
+		     (ssize_t)sizeof(out));
+	cr_expect_arr_eq(out, buf, 100);
+	cr_expect_arr_eq(out + 100, zero, 30000);
+	cr_expect_arr_eq(out + 30100, buf, sizeof(out) - 30100);
+	cr_assert_eq(vfs_read(v, &caller, f, out, sizeof(out), 1 << 20),
+		     (ssize_t)sizeof(out));
+	cr_expect_arr_eq(out, zero, sizeof(out));
+	cr_assert_eq(vfs_release(v, &caller, f), 0);
 }
 
 /* --- refusal --- */
@@ -486,6 +533,9 @@ Test(vfs, a_hook_that_refuses_everything_leaves_the_backing_untouched)
 	REFUSED(vfs_read(v, &caller, f, buf, sizeof(buf), 0));
 	REFUSED(vfs_write(v, &caller, f, "zzz", 3, 0));
 	REFUSED(vfs_fsync(v, &caller, f, false));
+	REFUSED(vfs_fallocate(v, &caller, f, 0, 0, 1 << 20));
+	REFUSED(vfs_fallocate(v, &caller, f, FALLOC_FL_PUNCH_HOLE |
+			      FALLOC_FL_KEEP_SIZE, 0, 3));
 	REFUSED(vfs_opendir(v, &caller, eino, &d));
 	REFUSED(vfs_readdir(v, &caller, d, 0, &fill));
 	REFUSED(vfs_fsyncdir(v, &caller, d, false));
@@ -499,7 +549,7 @@ Test(vfs, a_hook_that_refuses_everything_leaves_the_backing_untouched)
 	cr_expect_str_eq(after, before);
 	cr_expect_str_eq(n.s, "", "nothing listed");
 	/* Each refusal is recorded, as the audit log will want. */
-	cr_expect_eq(nev - script_start, 2 * 27);
+	cr_expect_eq(nev - script_start, 2 * 29);
 	for (size_t k = script_start; k < nev; k += 2)
 		cr_expect(ev[k].kind == 'A' && ev[k + 1].kind == 'R' &&
 				  ev[k + 1].result == -EACCES,
@@ -508,7 +558,7 @@ Test(vfs, a_hook_that_refuses_everything_leaves_the_backing_untouched)
 	vfs_releasedir(v, &caller, d);
 	cr_assert_eq(vfs_release(v, &caller, f), 0);
 	/* The refusals count as EACCES, and their bytes as none. */
-	expect_counted(27, 0, 3);
+	expect_counted(29, 0, 3);
 }
 
 /* --- sizes --- */

@@ -114,6 +114,23 @@ ssize_t cfile_pread(struct cfile *f, void *buf, size_t len, uint64_t off);
 ssize_t cfile_pwrite(struct cfile *f, const void *buf, size_t len,
 		     uint64_t off);
 int cfile_truncate(struct cfile *f, uint64_t size);
+/*
+ * fallocate(2) on plaintext [off, off + len), mode as its FALLOC_FL_* flags:
+ *  - 0 and KEEP_SIZE reserve the backing space of the range's stored blocks
+ *    and hole maps, so that writes into it cannot meet ENOSPC for their
+ *    blocks; 0 also extends the size as a truncate up does (zeros).  When
+ *    the space is short (-ENOSPC), the file is left as it was.
+ *  - PUNCH_HOLE | KEEP_SIZE and ZERO_RANGE (with or without KEEP_SIZE) make
+ *    the range read as zeros, still authenticated: edges rewritten as
+ *    encrypted zeros, whole blocks as encrypted zeros or holes in the maps
+ *    (a dense file going sparse); a punch gives the holes' backing space
+ *    back, a zero range reserves it as mode 0 does.
+ *  - Any other mode (COLLAPSE_RANGE, INSERT_RANGE: every block after off
+ *    would be re-encrypted under a new index) gives -EOPNOTSUPP.
+ * -EINVAL for len 0, -EFBIG past FORMAT_MAX_SIZE; -EOPNOTSUPP also when the
+ * backing file system cannot reserve space.
+ */
+int cfile_fallocate(struct cfile *f, int mode, uint64_t off, uint64_t len);
 uint64_t cfile_size(struct cfile *f);
 /* Starts reading the stored blocks of plaintext [off, off + len), as far
  * as the file goes, into the page cache; does not wait for them. */

@@ -60,6 +60,7 @@ enum vfs_op {
 	VFS_OPENDIR, VFS_READDIR, VFS_FSYNCDIR, VFS_RELEASEDIR,
 	VFS_STATFS,
 	VFS_SETXATTR, VFS_GETXATTR, VFS_LISTXATTR, VFS_REMOVEXATTR,
+	VFS_FALLOCATE,
 	VFS_OP_COUNT
 };
 
@@ -88,12 +89,14 @@ struct vfs_req {
 	uint64_t ino2;		/* rename: new folder; link: new folder */
 	const char *name2;	/* rename: new name; link: new name;
 				 * symlink: the target */
-	int flags;		/* open(2), renameat2, VFS_SET_* or
-				 * setxattr(2) flags */
+	int flags;		/* open(2), renameat2, VFS_SET_*,
+				 * setxattr(2) flags; fallocate(2)'s
+				 * mode */
 	mode_t mode;		/* create, mkdir, mknod; setattr's mode */
-	uint64_t off;		/* read, write; setattr's size */
-	size_t len;		/* bytes asked to read or write; an
-				 * xattr's value size, or the buffer's */
+	uint64_t off;		/* read, write, fallocate; setattr's size */
+	size_t len;		/* bytes asked to read, write or
+				 * fallocate; an xattr's value size, or
+				 * the buffer's */
 	/* For operations on an open file: who opened it. */
 	const struct vfs_caller *opener;
 };
@@ -266,6 +269,13 @@ ssize_t vfs_write(struct vfs *v, const struct vfs_caller *c,
 		  uint64_t off);
 int vfs_fsync(struct vfs *v, const struct vfs_caller *c, struct vfs_file *f,
 	      bool datasync);
+/*
+ * fallocate(2) on an open file, mode its FALLOC_FL_* flags (cfile.h says
+ * which are served: reservations, punched holes and zeroed ranges, all
+ * authenticated; -EOPNOTSUPP for collapse, insert and the rest).
+ */
+int vfs_fallocate(struct vfs *v, const struct vfs_caller *c,
+		  struct vfs_file *f, int mode, uint64_t off, uint64_t len);
 /* Frees f whatever the result (never refused: it ends what was let in).
  * c may be NULL when an open is undone before the caller saw it. */
 int vfs_release(struct vfs *v, const struct vfs_caller *c,

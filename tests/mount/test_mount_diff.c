@@ -3,7 +3,8 @@
  * operations (writes at block seams and past the end of file, truncation up
  * and down, O_APPEND and O_TRUNC opens, renames, links, unlinks of open
  * files, folders, symlinks (targets up to 4095 bytes) and their own times,
- * device nodes, user extended attributes) applied to a plain folder and to
+ * device nodes, user extended attributes, fallocate in every mode) applied
+ * to a plain folder and to
  * a phifs mount.  After every step the
  * results, the errno values, the sizes and the contents of the files touched
  * must agree; at the end, and again after a remount, the whole
@@ -15,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/falloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -745,13 +747,84 @@ static void op_xattr(void)
 		compare_path(p);
 }
 
+/*
+ * fallocate on the plain side.  A file system without zero ranges (tmpfs)
+ * gets a punch and a truncate up instead, which leave the same bytes.
+ */
+static int ref_fallocate(int fd, int mode, off_t off, off_t len)
+{
+	struct stat st;
+
+	if (!fallocate(fd, mode, off, len))
+		return 0;
+	if (errno != EOPNOTSUPP || !(mode & FALLOC_FL_ZERO_RANGE) ||
+	    fstat(fd, &st))
+		return -1;
+	if (off < st.st_size &&
+	    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
+		      (off + len < st.st_size ? off + len : st.st_size) - off))
+		return -1;
+	if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > st.st_size)
+		return ftruncate(fd, off + len);
+	return 0;
+}
+
+/*
+ * fallocate in every mode: reserve (with or without KEEP_SIZE), punch,
+ * zero a range, a punch without KEEP_SIZE (refused by the kernel); and
+ * collapse and insert, which phifs refuses (EOPNOTSUPP) where the plain
+ * folder's file system may not, so only the mount is asked.
+ */
+static void op_falloc(void)
+{
+	static const int modes[] = {
+		0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		FALLOC_FL_ZERO_RANGE, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+		FALLOC_FL_PUNCH_HOLE, FALLOC_FL_COLLAPSE_RANGE,
+		FALLOC_FL_INSERT_RANGE,
+	};
+	int mode = modes[rnd(12) < 10 ? rnd(6) : 6 + rnd(2)], ea, eb;
+	struct handle *h = pick_handle(rnd(4) == 0);
+	char what[160];
+	struct stat st;
+	off_t off, len;
+	long a, b;
+
+	if (!h)
+		return;
+	cr_assert(fstat(h->r, &st) == 0);
+	off = pick_off(st.st_size);
+	if (off < 0 || off > MAXSIZE)
+		off = (off_t)rnd(MAXSIZE);
+	len = rnd(3) ? (off_t)pick_len() : 1 + (off_t)rnd(40 * 4096);
+	snprintf(what, sizeof(what), "fallocate handle %d (%s) mode %#x off "
+		 "%lld len %lld", (int)(h - hs), h->path, mode, (long long)off,
+		 (long long)len);
+	logop("%s", what);
+	if (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) {
+		errno = 0;
+		if (fallocate(h->m, mode, off, len) != -1 ||
+		    errno != EOPNOTSUPP)
+			fail("%s: %s on the mount, want EOPNOTSUPP", what,
+			     strerror(errno));
+		compare_fds(h->r, h->m, what);
+		return;
+	}
+	a = ref_fallocate(h->r, mode, off, len);
+	ea = errno;
+	b = fallocate(h->m, mode, off, len);
+	eb = errno;
+	agree(what, a, ea, b, eb);
+	compare_fds(h->r, h->m, what);
+}
+
 static void do_step(void)
 {
 	char p1[64], p2[64], what[160];
 	struct handle *h;
 	long a, b;
 	int ea, eb;
-	unsigned op = (unsigned)rnd(118);
+	unsigned op = (unsigned)rnd(124);
 	struct stat st;
 
 	nfiles = nsubdirs = nnodes = 0;
@@ -978,8 +1051,10 @@ static void do_step(void)
 		op_times();
 	} else if (op < 112) {
 		op_node();
-	} else {
+	} else if (op < 118) {
 		op_xattr();
+	} else {
+		op_falloc();
 	}
 }
 
