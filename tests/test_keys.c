@@ -917,6 +917,32 @@ Test(keysrc, a_key_file_that_is_not_a_regular_file_is_refused_at_once)
 }
 
 /* Puts `text` on fd 0 through a pipe; Criterion runs each test alone. */
+Test(keys, the_store_knows_which_slot_unlocked_it)
+{
+	struct keys_secret *s = raw_secret(21), *s2 = raw_secret(22);
+	struct keys_store *ks, *back = NULL;
+	char err[KEYS_ERR_LEN] = "", *d = temp_dir();
+	uint32_t id;
+	int dfd = open_dir(d);
+
+	cr_assert_eq(keys_create(s, NULL, &ks), 0);
+	cr_assert_eq(keys_unlocking_slot(ks), 0);
+	cr_assert_eq(keys_add_slot(ks, s2, NULL, &id), 0);
+	cr_assert_eq(keys_save(ks, dfd, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(keys_load(dfd, s2, &back, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_eq(keys_unlocking_slot(back), id);
+	keys_free(back);
+	cr_assert_eq(keys_load(dfd, s, &back, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(keys_unlocking_slot(back), 0);
+	keys_free(back);
+	keys_free(ks);
+	keys_secret_free(s);
+	keys_secret_free(s2);
+	close(dfd);
+	rm_tree(d);
+}
+
 static void stdin_from(const char *text)
 {
 	int p[2];
@@ -957,6 +983,37 @@ Test(keysrc, a_passphrase_is_one_line_of_a_stdin_that_is_no_terminal)
 	cr_assert_eq(keys_source_load("passphrase", &s, err, sizeof(err)),
 		     -EINVAL);
 	cr_assert_null(s);
+}
+
+
+Test(keysrc, a_new_passphrase_that_is_short_or_common_is_refused)
+{
+	static const char *const weak[] = {
+		"short pass", "Password1234", "zzzzzzzzzzzzzz",
+		"correct horse battery staple",
+	};
+	char err[KEYS_ERR_LEN] = "";
+	struct keys_secret *s = NULL;
+
+	for (size_t i = 0; i < sizeof(weak) / sizeof(weak[0]); i++) {
+		char line[64];
+
+		snprintf(line, sizeof(line), "%s\n", weak[i]);
+		stdin_from(line);
+		cr_assert_eq(keys_source_load_new("passphrase", &s, err,
+						  sizeof(err)), -EINVAL,
+			     "%s", weak[i]);
+		cr_assert(strstr(err, "new passphrase refused"), "%s", err);
+		cr_assert_null(s);
+	}
+	stdin_from("a tolerable break-glass line\n");
+	cr_assert_eq(keys_source_load_new("passphrase", &s, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_null(keys_passphrase_weak(s));
+	keys_secret_free(s);
+	s = raw_secret(1);
+	cr_assert_null(keys_passphrase_weak(s), "raw keys are not judged");
+	keys_secret_free(s);
 }
 
 struct pty_seen {
