@@ -1099,6 +1099,68 @@ Test(keysrc, a_passphrase_typed_on_a_terminal_is_read_with_echo_off)
 	close(master);
 }
 
+/* Types the two lines of a new passphrase on a terminal; the child's exit:
+ * 0 accepted, 1 refused with "differ", other codes a failure. */
+static int new_passphrase_on_pty(const char *first, const char *second)
+{
+	static const char *const prompts[] = { "New passphrase: ",
+					       "New passphrase again: " };
+	const char *lines[] = { first, second };
+	char seen[512] = "", *slave;
+	size_t n = 0;
+	int master, status;
+	pid_t pid;
+
+	master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0 || grantpt(master) || unlockpt(master) ||
+	    !(slave = ptsname(master)))
+		cr_skip_test("no pseudo-terminals here");
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		struct keys_secret *s = NULL;
+		char err[KEYS_ERR_LEN];
+		int fd;
+
+		if (setsid() < 0)
+			_exit(10);
+		fd = open(slave, O_RDWR);	/* becomes the terminal */
+		if (fd < 0 || dup2(fd, STDIN_FILENO) < 0)
+			_exit(11);
+		if (keys_source_load_new("passphrase", &s, err, sizeof(err)))
+			_exit(strstr(err, "differ") ? 1 : 12);
+		_exit(s->len == strlen(first) &&
+		      !memcmp(s->bytes, first, s->len) ? 0 : 13);
+	}
+	for (int k = 0; k < 2; k++) {
+		/* Each line only once its prompt shows: echo is off then. */
+		while (!strstr(seen, prompts[k]) && n < sizeof(seen) - 1) {
+			ssize_t r = read(master, seen + n,
+					 sizeof(seen) - 1 - n);
+
+			cr_assert(r > 0, "no prompt %d on the terminal", k);
+			n += (size_t)r;
+			seen[n] = 0;
+		}
+		cr_assert(write(master, lines[k], strlen(lines[k])) > 0);
+		cr_assert_eq(write(master, "\n", 1), 1);
+		n = 0;
+		seen[0] = 0;
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	close(master);
+	cr_assert(WIFEXITED(status), "child status %#x", status);
+	return WEXITSTATUS(status);
+}
+
+Test(keysrc, a_new_passphrase_is_typed_twice_on_a_terminal_and_must_match)
+{
+	cr_assert_eq(new_passphrase_on_pty("a tolerable break-glass line",
+					   "a tolerable break-glass line"), 0);
+	cr_assert_eq(new_passphrase_on_pty("a tolerable break-glass line",
+					   "a tolerable break-glass lime"), 1);
+}
+
 Test(keysrc, keygen_writes_a_0400_key_once_that_loads_through_file)
 {
 	char err[KEYS_ERR_LEN] = "", *d = temp_dir(), *f, *spec;
