@@ -369,6 +369,64 @@ int cfile_open(int fd, const struct cfile_volume *vol, struct cfile **out)
 	return 0;
 }
 
+/* --- master key versions, on a closed file --- */
+
+/* The header region of fd: -EUCLEAN when the file is too short for one. */
+static int read_region(int fd, uint8_t region[FORMAT_HEADER_SIZE])
+{
+	size_t got;
+	int rc = cfile_pread_full(fd, region, FORMAT_HEADER_SIZE, 0, &got);
+
+	if (!rc && got < FORMAT_HEADER_SIZE)
+		rc = -EUCLEAN;
+	return rc;
+}
+
+int cfile_header_version(int fd, const struct cfile_volume *vol,
+			 uint32_t *version)
+{
+	uint8_t region[FORMAT_HEADER_SIZE];
+	struct format_header h;
+	struct format_fkeys fk;
+	struct format_pick pick;
+	int rc;
+
+	rc = read_region(fd, region);
+	if (!rc)
+		rc = format_header_load(region, vol->volume_id, vol->kek,
+					vol->kek_arg, &h, &fk, &pick);
+	if (rc)
+		return rc;
+	format_fkeys_release(&fk);
+	*version = h.key_version;
+	return 0;
+}
+
+int cfile_rewrap(int fd, const struct cfile_volume *vol, uint32_t version,
+		 uint32_t *from)
+{
+	const struct crypto_key *kek = vol->kek(vol->kek_arg, version);
+	uint8_t region[FORMAT_HEADER_SIZE];
+	struct format_rewrap rw;
+	int rc;
+
+	if (!kek)
+		return -ENOKEY;
+	rc = read_region(fd, region);
+	if (!rc)
+		rc = format_header_rewrap(region, vol->volume_id, vol->kek,
+					  vol->kek_arg, version, kek, &rw);
+	if (rc)
+		return rc;
+	/* In this order: see struct format_rewrap. */
+	for (int i = 0; i < 2 && !rc; i++)
+		rc = ioutil_pwrite_all(fd, rw.slot[i], FORMAT_SLOT_SIZE,
+				(uint64_t)rw.idx[i] * FORMAT_SLOT_STRIDE);
+	if (!rc && from)
+		*from = rw.from;
+	return rc;
+}
+
 /* --- plaintext I/O --- */
 
 ssize_t cfile_pread(struct cfile *f, void *buf, size_t len, uint64_t off)

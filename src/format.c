@@ -288,6 +288,76 @@ int format_header_load(const uint8_t region[FORMAT_HEADER_SIZE],
 	return rc;
 }
 
+/* Whether the slot that lost holds the same header under `version`. */
+static bool slot_on_version(const uint8_t *slot, uint32_t version,
+			    const struct format_fkeys *fk)
+{
+	struct format_header h;
+
+	return !format_slot_parse(slot, &h) && h.key_version == version &&
+	       !format_slot_verify(slot, fk);
+}
+
+/* Both slots of h re-wrapped to version under new_kek, into rw. */
+static int rewrap_encode(const struct format_header *cur, int cur_idx,
+			 format_kek_fn kek, void *kek_arg, uint32_t version,
+			 const struct crypto_key *new_kek,
+			 const struct format_fkeys *fk,
+			 struct format_rewrap *rw)
+{
+	const struct crypto_key *old = kek(kek_arg, cur->key_version);
+	struct crypto_key *dek = crypto_key_new();
+	struct format_header h = *cur;
+	int rc;
+
+	if (!dek)
+		return -ENOMEM;
+	rc = old ? format_dek_unwrap(cur, old, dek) : -ENOKEY;
+	h.key_version = version;
+	if (!rc)
+		rc = format_dek_wrap(&h, new_kek, dek);
+	h.seq = cur->seq + 1;
+	if (!rc)
+		rc = format_slot_encode(&h, fk, rw->slot[0]);
+	h.seq = cur->seq + 2;
+	if (!rc)
+		rc = format_slot_encode(&h, fk, rw->slot[1]);
+	crypto_key_free(dek);
+	if (rc)
+		return rc;
+	rw->idx[0] = !cur_idx;
+	rw->idx[1] = cur_idx;
+	rw->from = cur->key_version;
+	return 0;
+}
+
+int format_header_rewrap(const uint8_t region[FORMAT_HEADER_SIZE],
+			 const uint8_t volume_id[FORMAT_ID_LEN],
+			 format_kek_fn kek, void *kek_arg, uint32_t version,
+			 const struct crypto_key *new_kek,
+			 struct format_rewrap *rw)
+{
+	struct format_header h;
+	struct format_fkeys fk;
+	struct format_pick pick;
+	int idx, rc;
+
+	rc = format_header_load(region, volume_id, kek, kek_arg, &h, &fk,
+				&pick);
+	if (rc)
+		return rc;
+	idx = pick.slot;
+	if (h.key_version == version &&
+	    slot_on_version(region + (!idx) * FORMAT_SLOT_STRIDE, version,
+			    &fk))
+		rc = -EALREADY;
+	else
+		rc = rewrap_encode(&h, idx, kek, kek_arg, version, new_kek,
+				   &fk, rw);
+	format_fkeys_release(&fk);
+	return rc;
+}
+
 static void block_aad(const struct format_fkeys *fk, uint64_t index,
 		      uint8_t aad[FORMAT_AAD_LEN])
 {

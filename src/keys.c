@@ -263,8 +263,10 @@ static int open_slots(struct keys_store *ks, const struct keys_secret *s,
 		rc = crypto_unwrap_key(sk, aad, aad_len, sl->wrapped,
 				       ks->root);
 		crypto_key_free(sk);
-		if (rc == 0)
+		if (rc == 0) {
+			ks->unlocked_by = sl->id;
 			return 0;
+		}
 		if (rc != -EKEYREJECTED) {
 			errmsg(err, err_len, 0, "keystore: key slot %u: %s",
 			       (unsigned)sl->id, strerror(-rc));
@@ -436,6 +438,11 @@ int keys_save(const struct keys_store *ks, int dirfd, char *err,
 const uint8_t *keys_volume_id(const struct keys_store *ks)
 {
 	return ks->volume_id;
+}
+
+uint32_t keys_unlocking_slot(const struct keys_store *ks)
+{
+	return ks->unlocked_by;
 }
 
 uint32_t keys_active_version(const struct keys_store *ks)

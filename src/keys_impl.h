@@ -52,6 +52,7 @@ struct keys_store {
 	struct crypto_key *root;
 	struct keys_slot *slots;	/* ids ascending */
 	size_t nslots;
+	uint32_t unlocked_by;		/* id of the slot that opened root */
 	struct keys_version *versions;	/* versions ascending */
 	size_t nversions;
 	uint32_t active;

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -521,9 +522,9 @@ static int read_line(int fd, uint8_t *buf, size_t max, size_t *len)
  * Prompts on the controlling terminal with echo off.  The terminal is
  * restored before returning, on every path.
  */
-static int read_tty(struct keys_secret *s, char *err, size_t err_len)
+static int read_tty(struct keys_secret *s, const char *prompt, char *err,
+		    size_t err_len)
 {
-	static const char prompt[] = "Passphrase: ";
 	struct termios old, quiet;
 	int fd, rc, restore = 0;
 
@@ -549,7 +550,7 @@ static int read_tty(struct keys_secret *s, char *err, size_t err_len)
 		goto out;
 	}
 	restore = 1;
-	if (write(fd, prompt, sizeof(prompt) - 1) < 0) {
+	if (write(fd, prompt, strlen(prompt)) < 0) {
 		rc = -errno;
 		errmsg(err, err_len, 0, "passphrase: terminal: %s",
 		       strerror(-rc));
@@ -573,8 +574,8 @@ out:
 	return rc;
 }
 
-static int load_passphrase(struct keys_secret **out, char *err,
-			   size_t err_len)
+static int load_passphrase(const char *prompt, struct keys_secret **out,
+			   char *err, size_t err_len)
 {
 	struct keys_secret *s;
 	int rc;
@@ -586,7 +587,7 @@ static int load_passphrase(struct keys_secret **out, char *err,
 	}
 	s->kind = KEYS_SECRET_PASSPHRASE;
 	if (isatty(STDIN_FILENO)) {
-		rc = read_tty(s, err, err_len);
+		rc = read_tty(s, prompt, err, err_len);
 	} else {
 		rc = read_line(STDIN_FILENO, s->bytes, KEYS_PASSPHRASE_MAX,
 			       &s->len);
@@ -622,11 +623,80 @@ int keys_source_load(const char *spec, struct keys_secret **out, char *err,
 	if (!strncmp(spec, "cmd:", 4))
 		return load_cmd(spec + 4, out, err, err_len);
 	if (!strcmp(spec, "passphrase"))
-		return load_passphrase(out, err, err_len);
+		return load_passphrase("Passphrase: ", out, err, err_len);
 	errmsg(err, err_len, 0,
 	       "key source \"%s\": expected file:PATH, cmd:COMMAND or "
 	       "passphrase", spec);
 	return -EINVAL;
+}
+
+/*
+ * Passphrases of 12 characters or more that are still among the first an
+ * attacker tries; shorter ones are refused anyway.
+ */
+static const char *const common[] = {
+	"password1234", "password12345", "password123456", "passwordpassword",
+	"123456789012", "1234567890123", "12345678901234", "qwerty123456",
+	"qwertyuiop123", "qwertyuiopasdf", "1q2w3e4r5t6y", "iloveyou1234",
+	"abcdefghijkl", "abc123abc123", "letmein12345", "welcome12345",
+	"changeme1234", "trustno1trustno1", "correct horse battery staple",
+	"administrator", "administrator1",
+};
+
+const char *keys_passphrase_weak(const struct keys_secret *s)
+{
+	size_t same = 1;
+
+	if (s->kind != KEYS_SECRET_PASSPHRASE)
+		return NULL;
+	if (s->len < KEYS_PASSPHRASE_MIN)
+		return "shorter than 12 characters";
+	for (size_t i = 1; i < s->len; i++)
+		same += s->bytes[i] == s->bytes[0];
+	if (same == s->len)
+		return "one character repeated";
+	for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
+		if (strlen(common[i]) == s->len &&
+		    !strncasecmp(common[i], (const char *)s->bytes, s->len))
+			return "one of the most common passphrases";
+	return NULL;
+}
+
+/* A new passphrase, typed twice on a terminal; once from stdin. */
+static int load_new_passphrase(struct keys_secret **out, char *err,
+			       size_t err_len)
+{
+	struct keys_secret *a = NULL, *b = NULL;
+	const char *weak;
+	int rc;
+
+	rc = load_passphrase("New passphrase: ", &a, err, err_len);
+	if (!rc && isatty(STDIN_FILENO))
+		rc = load_passphrase("New passphrase again: ", &b, err,
+				     err_len);
+	if (!rc && b && (a->len != b->len ||
+			 !crypto_memeq(a->bytes, b->bytes, a->len)))
+		rc = errmsg(err, err_len, -EINVAL, "new passphrase: the two "
+			    "entries differ");
+	weak = rc ? NULL : keys_passphrase_weak(a);
+	if (weak)
+		rc = errmsg(err, err_len, -EINVAL, "new passphrase refused: "
+			    "%s", weak);
+	if (!rc) {
+		*out = a;
+		a = NULL;	/* transferred */
+	}
+	keys_secret_free(a);
+	keys_secret_free(b);
+	return rc;
+}
+
+int keys_source_load_new(const char *spec, struct keys_secret **out,
+			 char *err, size_t err_len)
+{
+	if (spec && !strcmp(spec, "passphrase"))
+		return load_new_passphrase(out, err, err_len);
+	return keys_source_load(spec, out, err, err_len);
 }
 
 /* The folder holding path, opened for atomicfile; *base points into *copy. */

@@ -691,3 +691,76 @@ Test(format, xattr_values_up_to_the_linux_limit_seal)
 				       FORMAT_XATTR_VALUE_MAX + 1, xsealed),
 		     -E2BIG);
 }
+
+/* Loads region with only KEK v (the other unknown), as an old keystore. */
+static const struct crypto_key *only_kek1(void *arg, uint32_t v)
+{
+	(void)arg;
+	return v == 1 ? kek1 : NULL;
+}
+
+static void apply(uint8_t *region, const struct format_rewrap *rw, int n)
+{
+	for (int i = 0; i < n; i++)
+		memcpy(region + rw->idx[i] * FORMAT_SLOT_STRIDE, rw->slot[i],
+		       FORMAT_SLOT_SIZE);
+}
+
+Test(format, a_rewrap_moves_both_slots_to_the_new_version_and_nothing_else)
+{
+	struct hdr_fixture x;
+	struct format_rewrap rw;
+	struct format_header h, g;
+	struct format_fkeys fk;
+	struct format_pick pick;
+	int slot;
+
+	make_header(&x, 1, vol);
+	cr_assert_eq(format_header_rewrap(x.region, vol, kek_of, NULL, 2, kek2,
+					  &rw), 0);
+	cr_assert_eq(rw.from, 1);
+	cr_assert_eq(rw.idx[0], 0, "the losing slot goes first");
+	cr_assert_eq(rw.idx[1], 1);
+	apply(x.region, &rw, 2);
+	cr_assert_eq(load(x.region, &h, &slot), 0);
+	cr_assert_eq(h.key_version, 2);
+	cr_assert_eq(h.seq, 8);
+	cr_assert_eq(h.size, 654321, "size kept");
+	/* Same DEK: the file's block keys are unchanged. */
+	cr_assert_eq(format_header_load(x.region, vol, kek_of, NULL, &g, &fk,
+					&pick), 0);
+	cr_assert_eq(format_slot_verify(x.region, &x.fk), 0);
+	format_fkeys_release(&fk);
+	/* The old KEK alone opens neither slot any more. */
+	cr_assert_eq(format_header_load(x.region, vol, only_kek1, NULL, &g,
+					&fk, &pick), -ENOKEY);
+	cr_assert_eq(format_header_rewrap(x.region, vol, kek_of, NULL, 2, kek2,
+					  &rw), -EALREADY);
+	format_fkeys_release(&x.fk);
+}
+
+Test(format, a_rewrap_stopped_after_its_first_slot_opens_and_is_redone)
+{
+	struct hdr_fixture x;
+	struct format_rewrap rw;
+	struct format_header h;
+	int slot;
+
+	make_header(&x, 1, vol);
+	cr_assert_eq(format_header_rewrap(x.region, vol, kek_of, NULL, 2, kek2,
+					  &rw), 0);
+	apply(x.region, &rw, 1);
+	cr_assert_eq(load(x.region, &h, &slot), 0);
+	cr_assert_eq(h.key_version, 2);
+	cr_assert_eq(h.size, 654321);
+	/* The other slot still wraps under v1: not done yet. */
+	cr_assert_eq(format_header_rewrap(x.region, vol, kek_of, NULL, 2, kek2,
+					  &rw), 0);
+	cr_assert_eq(rw.from, 2);
+	/* The second write torn: the first one still opens the file. */
+	apply(x.region, &rw, 1);
+	memset(x.region + rw.idx[1] * FORMAT_SLOT_STRIDE + 100, 0x5a, 100);
+	cr_assert_eq(load(x.region, &h, &slot), 0);
+	cr_assert_eq(h.key_version, 2);
+	format_fkeys_release(&x.fk);
+}

@@ -917,6 +917,32 @@ Test(keysrc, a_key_file_that_is_not_a_regular_file_is_refused_at_once)
 }
 
 /* Puts `text` on fd 0 through a pipe; Criterion runs each test alone. */
+Test(keys, the_store_knows_which_slot_unlocked_it)
+{
+	struct keys_secret *s = raw_secret(21), *s2 = raw_secret(22);
+	struct keys_store *ks, *back = NULL;
+	char err[KEYS_ERR_LEN] = "", *d = temp_dir();
+	uint32_t id;
+	int dfd = open_dir(d);
+
+	cr_assert_eq(keys_create(s, NULL, &ks), 0);
+	cr_assert_eq(keys_unlocking_slot(ks), 0);
+	cr_assert_eq(keys_add_slot(ks, s2, NULL, &id), 0);
+	cr_assert_eq(keys_save(ks, dfd, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(keys_load(dfd, s2, &back, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_eq(keys_unlocking_slot(back), id);
+	keys_free(back);
+	cr_assert_eq(keys_load(dfd, s, &back, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(keys_unlocking_slot(back), 0);
+	keys_free(back);
+	keys_free(ks);
+	keys_secret_free(s);
+	keys_secret_free(s2);
+	close(dfd);
+	rm_tree(d);
+}
+
 static void stdin_from(const char *text)
 {
 	int p[2];
@@ -957,6 +983,37 @@ Test(keysrc, a_passphrase_is_one_line_of_a_stdin_that_is_no_terminal)
 	cr_assert_eq(keys_source_load("passphrase", &s, err, sizeof(err)),
 		     -EINVAL);
 	cr_assert_null(s);
+}
+
+
+Test(keysrc, a_new_passphrase_that_is_short_or_common_is_refused)
+{
+	static const char *const weak[] = {
+		"short pass", "Password1234", "zzzzzzzzzzzzzz",
+		"correct horse battery staple",
+	};
+	char err[KEYS_ERR_LEN] = "";
+	struct keys_secret *s = NULL;
+
+	for (size_t i = 0; i < sizeof(weak) / sizeof(weak[0]); i++) {
+		char line[64];
+
+		snprintf(line, sizeof(line), "%s\n", weak[i]);
+		stdin_from(line);
+		cr_assert_eq(keys_source_load_new("passphrase", &s, err,
+						  sizeof(err)), -EINVAL,
+			     "%s", weak[i]);
+		cr_assert(strstr(err, "new passphrase refused"), "%s", err);
+		cr_assert_null(s);
+	}
+	stdin_from("a tolerable break-glass line\n");
+	cr_assert_eq(keys_source_load_new("passphrase", &s, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_null(keys_passphrase_weak(s));
+	keys_secret_free(s);
+	s = raw_secret(1);
+	cr_assert_null(keys_passphrase_weak(s), "raw keys are not judged");
+	keys_secret_free(s);
 }
 
 struct pty_seen {
@@ -1040,6 +1097,68 @@ Test(keysrc, a_passphrase_typed_on_a_terminal_is_read_with_echo_off)
 	cr_assert_null(strstr(after.buf, "pty secret"), "echoed: %s",
 		       after.buf);
 	close(master);
+}
+
+/* Types the two lines of a new passphrase on a terminal; the child's exit:
+ * 0 accepted, 1 refused with "differ", other codes a failure. */
+static int new_passphrase_on_pty(const char *first, const char *second)
+{
+	static const char *const prompts[] = { "New passphrase: ",
+					       "New passphrase again: " };
+	const char *lines[] = { first, second };
+	char seen[512] = "", *slave;
+	size_t n = 0;
+	int master, status;
+	pid_t pid;
+
+	master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0 || grantpt(master) || unlockpt(master) ||
+	    !(slave = ptsname(master)))
+		cr_skip_test("no pseudo-terminals here");
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		struct keys_secret *s = NULL;
+		char err[KEYS_ERR_LEN];
+		int fd;
+
+		if (setsid() < 0)
+			_exit(10);
+		fd = open(slave, O_RDWR);	/* becomes the terminal */
+		if (fd < 0 || dup2(fd, STDIN_FILENO) < 0)
+			_exit(11);
+		if (keys_source_load_new("passphrase", &s, err, sizeof(err)))
+			_exit(strstr(err, "differ") ? 1 : 12);
+		_exit(s->len == strlen(first) &&
+		      !memcmp(s->bytes, first, s->len) ? 0 : 13);
+	}
+	for (int k = 0; k < 2; k++) {
+		/* Each line only once its prompt shows: echo is off then. */
+		while (!strstr(seen, prompts[k]) && n < sizeof(seen) - 1) {
+			ssize_t r = read(master, seen + n,
+					 sizeof(seen) - 1 - n);
+
+			cr_assert(r > 0, "no prompt %d on the terminal", k);
+			n += (size_t)r;
+			seen[n] = 0;
+		}
+		cr_assert(write(master, lines[k], strlen(lines[k])) > 0);
+		cr_assert_eq(write(master, "\n", 1), 1);
+		n = 0;
+		seen[0] = 0;
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	close(master);
+	cr_assert(WIFEXITED(status), "child status %#x", status);
+	return WEXITSTATUS(status);
+}
+
+Test(keysrc, a_new_passphrase_is_typed_twice_on_a_terminal_and_must_match)
+{
+	cr_assert_eq(new_passphrase_on_pty("a tolerable break-glass line",
+					   "a tolerable break-glass line"), 0);
+	cr_assert_eq(new_passphrase_on_pty("a tolerable break-glass line",
+					   "a tolerable break-glass lime"), 1);
 }
 
 Test(keysrc, keygen_writes_a_0400_key_once_that_loads_through_file)

@@ -20,8 +20,7 @@
 #include "phifs/keys.h"
 #include "phifs/secmem.h"
 #include "phifs/volume.h"
-
-#define EXIT_USAGE 2
+#include "phifsctl.h"
 
 static const char usage_text[] =
 	"usage: phifsctl COMMAND [ARGS]\n"
@@ -31,7 +30,20 @@ static const char usage_text[] =
 	"  init --key SRC BACKING           make BACKING a phifs volume (master key v1)\n"
 	"\n"
 	"Keys:\n"
-	"  key list --key SRC BACKING       master key versions and their states, key slots\n"
+	"  key list --key SRC [--json] BACKING\n"
+	"                                   master key versions, their states and\n"
+	"                                   how many files each wraps; key slots\n"
+	"  key add-slot --key SRC --new-key SRC2 BACKING\n"
+	"                                   another key source that unlocks the volume\n"
+	"  key remove-slot --key SRC [--force] BACKING SLOT\n"
+	"                                   that key source no longer unlocks it\n"
+	"  key rotate --key SRC [--keep-old] [--json] BACKING\n"
+	"                                   new master key version, every file key\n"
+	"                                   re-wrapped, old versions retired;\n"
+	"                                   resumable; unmounted volumes only\n"
+	"  key retire --key SRC BACKING VERSION\n"
+	"                                   destroy a version no file uses\n"
+	"  (key commands: --key-timeout SECONDS for a cmd: key source)\n"
 	"\n"
 	"Running daemon (its control socket: --socket PATH, or that of BACKING):\n"
 	"  status [--json | --prometheus] [--socket PATH | BACKING]\n"
@@ -44,12 +56,7 @@ static const char usage_text[] =
 	"Key sources (SRC): file:PATH, cmd:COMMAND, passphrase\n"
 	"Options: -h, --help   --version\n";
 
-static int usage(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-
-static int usage(const char *fmt, ...)
+int usage(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -61,7 +68,7 @@ static int usage(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-static int fail(const char *fmt, ...)
+int fail(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -84,6 +91,7 @@ static int volume_args(int argc, char **argv, const char **key,
 	int c;
 
 	*key = NULL;
+	*backing = NULL;
 	optind = 1;
 	opterr = 0;	/* one line, ours, rather than getopt's and ours */
 	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
@@ -216,35 +224,6 @@ out:
 	return rc;
 }
 
-static int cmd_key_list(int argc, char **argv)
-{
-	struct keys_version_info v[256];
-	struct keys_slot_info s[64];
-	const char *key, *backing;
-	struct volume *vol;
-	char err[512];
-	size_t nv, ns;
-	int rc;
-
-	rc = volume_args(argc, argv, &key, &backing);
-	if (rc)
-		return rc;
-	if (volume_open(backing, key, false, &vol, err, sizeof(err)))
-		return fail("%s", err);
-	nv = keys_versions(vol->keys, v, 256);
-	ns = keys_slots(vol->keys, s, 64);
-	printf("VERSION  STATE\n");
-	for (size_t i = 0; i < nv && i < 256; i++)
-		printf("%-8u %s\n", v[i].version,
-		       keys_state_name(v[i].state));
-	printf("\nSLOT  KIND\n");
-	for (size_t i = 0; i < ns && i < 64; i++)
-		printf("%-5u %s\n", s[i].id, s[i].kind == KEYS_SECRET_RAW ?
-		       "key" : "passphrase");
-	volume_close(vol);
-	return 0;
-}
-
 #define CTL_TIMEOUT_MS 10000
 
 /*
@@ -368,12 +347,7 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "flush") || !strcmp(argv[1], "reload") ||
 	    !strcmp(argv[1], "unmount"))
 		return cmd_simple(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "key")) {
-		if (argc < 3)
-			return usage("key: expected a subcommand (list)");
-		if (!strcmp(argv[2], "list"))
-			return cmd_key_list(argc - 2, argv + 2);
-		return usage("unknown command 'key %s'", argv[2]);
-	}
+	if (!strcmp(argv[1], "key"))
+		return cmd_key(argc - 1, argv + 1);
 	return usage("unknown command '%s'", argv[1]);
 }

@@ -153,4 +153,20 @@ int64_t cfile_fault(struct cfile *f);
 const uint8_t *cfile_file_id(const struct cfile *f);
 uint32_t cfile_key_version(const struct cfile *f);
 
+/*
+ * On a file no cfile has open (an offline volume): the master key version
+ * that wraps its DEK, from the header that authenticates.
+ */
+int cfile_header_version(int fd, const struct cfile_volume *vol,
+			 uint32_t *version);
+/*
+ * Re-wraps the DEK of the file on fd (O_RDWR, no cfile open on it) to
+ * master key version `version`, both header slots, without touching data
+ * (format_header_rewrap()); *from, if given, gets the version it had.
+ * -EALREADY when both slots are already on it.  Not synced: the caller
+ * syncs before the old version's key may go.
+ */
+int cfile_rewrap(int fd, const struct cfile_volume *vol, uint32_t version,
+		 uint32_t *from);
+
 #endif

@@ -141,6 +141,32 @@ int format_header_load(const uint8_t region[FORMAT_HEADER_SIZE],
 		       struct format_header *h, struct format_fkeys *fk,
 		       struct format_pick *pick);
 
+/*
+ * A header moved to another master key version: the two slots to write,
+ * slot[0] at idx[0] first, then slot[1] at idx[1], each whole before the
+ * next begins.  The first goes over the slot that lost, so whatever stops
+ * the second leaves the file opening under the new version; the second
+ * replaces the slot that still wrapped the DEK under the old version, so
+ * that once both are written the old KEK opens nothing in this file.
+ */
+struct format_rewrap {
+	int idx[2];
+	uint8_t slot[2][FORMAT_SLOT_SIZE];
+	uint32_t from;		/* the version the DEK was wrapped under */
+};
+
+/*
+ * Re-wraps the DEK of the header in region under new_kek, the KEK of
+ * master key version `version`: the same header (size, flags, DEK) with
+ * seq + 1 and seq + 2.  -EALREADY when both slots already hold it under
+ * that version; otherwise format_header_load()'s errors.  Pure.
+ */
+int format_header_rewrap(const uint8_t region[FORMAT_HEADER_SIZE],
+			 const uint8_t volume_id[FORMAT_ID_LEN],
+			 format_kek_fn kek, void *kek_arg, uint32_t version,
+			 const struct crypto_key *new_kek,
+			 struct format_rewrap *rw);
+
 /* --- blocks --- */
 
 /*

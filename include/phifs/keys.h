@@ -48,6 +48,22 @@ struct keys_secret {
 int keys_source_load(const char *spec, struct keys_secret **out, char *err,
 		     size_t err_len);
 
+/*
+ * As keys_source_load(), for a key source about to open a new key slot: a
+ * passphrase is asked twice on a terminal ("New passphrase: ", then
+ * again; the two must match) and refused (-EINVAL) when
+ * keys_passphrase_weak() finds it weak.
+ */
+int keys_source_load_new(const char *spec, struct keys_secret **out,
+			 char *err, size_t err_len);
+#define KEYS_PASSPHRASE_MIN 12
+/*
+ * Why a passphrase is too weak to open a new slot (under
+ * KEYS_PASSPHRASE_MIN bytes, one character repeated, or in a short list of
+ * common ones), or NULL; NULL for raw keys.
+ */
+const char *keys_passphrase_weak(const struct keys_secret *s);
+
 /* How long a cmd: key source may take by default, in ms. */
 #define KEYS_SOURCE_TIMEOUT_MS 30000
 /*
@@ -120,6 +136,8 @@ void keys_free(struct keys_store *ks);
 
 const uint8_t *keys_volume_id(const struct keys_store *ks);
 uint32_t keys_active_version(const struct keys_store *ks);
+/* The id of the slot that opened the store (0 for one just created). */
+uint32_t keys_unlocking_slot(const struct keys_store *ks);
 /* KEK of a version, or NULL if unknown or retired. */
 const struct crypto_key *keys_kek(const struct keys_store *ks,
 				  uint32_t version);

@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# test_cli_keys.sh — the `phifsctl key` commands as an admin meets them:
+# slots added and removed, versions listed, rotated (and killed half-way,
+# then finished), retired; a bad key source changes nothing.  The parts that
+# need files in the volume mount it, and run only where FUSE can be used.
+# Usage: test_cli_keys.sh BUILD_DIR
+set -u
+ctl="$1/phifsctl"
+daemon="$1/phifs"
+tmp=$(mktemp -d)
+dpid=
+cleanup() {
+  if [ -n "$dpid" ]; then fusermount3 -u "$tmp/mnt" 2>/dev/null; wait "$dpid"; fi
+  chmod -R u+w "$tmp"; rm -rf "$tmp"
+}
+trap cleanup EXIT
+passed=0 failed=0
+
+# expect NAME CODE PATTERN -- CMD...: exit code, and stderr one line (or
+# none) matching.
+expect() {
+  local name=$1 code=$2 pat=$3
+  shift 4
+  local err rc
+  err=$("$@" 2>&1 >/dev/null </dev/null); rc=$?
+  if [ "$rc" -eq "$code" ] && grep -Eq -- "$pat" <<<"$err" &&
+     [ "$(printf '%s' "$err" | wc -l)" -eq 0 ]; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL: $name: exit $rc (want $code), stderr: $err"
+  fi
+}
+check() {	# NAME CMD...: the command succeeds
+  local name=$1
+  shift
+  if "$@" >/dev/null 2>&1; then passed=$((passed + 1));
+  else failed=$((failed + 1)); echo "FAIL: $name"; fi
+}
+ks_sum() { sha256sum "$1/.phifs/keystore" | cut -d' ' -f1; }
+
+"$ctl" keygen "$tmp/k1" >/dev/null && "$ctl" keygen "$tmp/k2" >/dev/null &&
+  "$ctl" keygen "$tmp/k3" >/dev/null && "$ctl" keygen "$tmp/wrong" >/dev/null
+mkdir "$tmp/vol"
+"$ctl" init --key "file:$tmp/k1" "$tmp/vol" >/dev/null
+k1="file:$tmp/k1" k2="file:$tmp/k2"
+
+check "list --json is the SPEC's shape" test "$("$ctl" key list --json --key "$k1" "$tmp/vol")" = \
+  '{"versions": [{"version": 1, "state": "active", "files": 0}], "slots": [{"slot": 0, "kind": "file"}]}'
+expect "key without a subcommand names them" 2 "list, add-slot, remove-slot, rotate, retire" -- "$ctl" key
+expect "add-slot needs --new-key" 2 "add-slot: --new-key SRC is required" -- "$ctl" key add-slot --key "$k1" "$tmp/vol"
+expect "retire needs a VERSION" 2 "retire: expected BACKING VERSION" -- "$ctl" key retire --key "$k1" "$tmp/vol"
+expect "rotate takes no --force" 2 "key rotate: unknown option '--force'" -- "$ctl" key rotate --force --key "$k1" "$tmp/vol"
+expect "remove-slot of a bad number" 2 "bad SLOT 'x'" -- "$ctl" key remove-slot --key "$k1" "$tmp/vol" x
+
+# Slots.
+expect "add-slot" 0 "" -- "$ctl" key add-slot --key "$k1" --new-key "$k2" "$tmp/vol"
+check "the new slot unlocks" sh -c "'$ctl' key list --key '$k2' '$tmp/vol' | grep -Eq '^1 +file'"
+err=$(printf 'short one\n' | "$ctl" key add-slot --key "$k1" --new-key passphrase "$tmp/vol" 2>&1 >/dev/null); rc=$?
+if [ $rc -eq 1 ] && grep -q "new passphrase refused: shorter than 12" <<<"$err"; then passed=$((passed + 1))
+else failed=$((failed + 1)); echo "FAIL: a short passphrase is refused: $rc $err"; fi
+err=$(printf 'password1234\n' | "$ctl" key add-slot --key "$k1" --new-key passphrase "$tmp/vol" 2>&1 >/dev/null); rc=$?
+if [ $rc -eq 1 ] && grep -q "most common" <<<"$err"; then passed=$((passed + 1))
+else failed=$((failed + 1)); echo "FAIL: a common passphrase is refused: $rc $err"; fi
+check "a good passphrase slot" sh -c "printf 'a tolerable break-glass line\n' | '$ctl' key add-slot --key '$k1' --new-key passphrase '$tmp/vol' | grep -q 'added key slot 2 (passphrase)'"
+check "and it unlocks" sh -c "printf 'a tolerable break-glass line\n' | '$ctl' key list --key passphrase '$tmp/vol' | grep -Eq '^2 +passphrase'"
+expect "the unlocking slot is kept without --force" 1 "slot 0 is the one --key opens.*--force" -- "$ctl" key remove-slot --key "$k1" "$tmp/vol" 0
+expect "an unknown slot" 1 "no key slot 9" -- "$ctl" key remove-slot --key "$k1" "$tmp/vol" 9
+expect "remove-slot by another key" 0 "" -- "$ctl" key remove-slot --key "$k2" "$tmp/vol" 0
+expect "a removed slot's key no longer unlocks" 1 "wrong key" -- "$ctl" key list --key "$k1" "$tmp/vol"
+expect "remove-slot --force of its own slot" 0 "" -- "$ctl" key remove-slot --force --key "$k2" "$tmp/vol" 1
+expect "so k2 is out too" 1 "wrong key" -- "$ctl" key list --key "$k2" "$tmp/vol"
+check "the passphrase slot is the last one" sh -c "printf 'a tolerable break-glass line\n' | '$ctl' key add-slot --key passphrase --new-key '$k1' '$tmp/vol'"
+expect "remove-slot 2 by k1" 0 "" -- "$ctl" key remove-slot --key "$k1" "$tmp/vol" 2
+expect "the last slot stays, even with --force" 1 "slot 3 is the last key slot" -- "$ctl" key remove-slot --force --key "$k1" "$tmp/vol" 3
+
+# Retire refusals that need no file.
+expect "retire the active version" 1 "version 1 is the active one" -- "$ctl" key retire --key "$k1" "$tmp/vol" 1
+expect "retire an unknown version" 1 "no master key version 7" -- "$ctl" key retire --key "$k1" "$tmp/vol" 7
+
+# A bad key source: one line, exit 1, the keystore as it was.
+cp "$tmp/k1" "$tmp/loose"; chmod 0644 "$tmp/loose"
+printf '%s\n' "#!/bin/sh" "head -c 1048576 /dev/zero" > "$tmp/chatty"; chmod 0755 "$tmp/chatty"
+before=$(ks_sum "$tmp/vol")
+for sub in "list" "add-slot --new-key file:$tmp/k3" "remove-slot" "rotate" "retire"; do
+  set -- $sub
+  case $1 in remove-slot | retire) tail=1 ;; *) tail= ;; esac
+  for src in "file:$tmp/wrong" "cmd:false" "cmd:$tmp/chatty" "file:$tmp/loose"; do
+    expect "$1 with $src" 1 "." -- "$ctl" key "$@" --key "$src" "$tmp/vol" $tail
+  done
+  expect "$1 with a hanging key command" 1 "no key after 1 s" -- timeout 20 "$ctl" key "$@" --key-timeout 1 --key "cmd:sleep 60" "$tmp/vol" $tail
+done
+for src in "cmd:false" "cmd:$tmp/chatty" "file:$tmp/loose" "file:$tmp/nowhere"; do
+  expect "add-slot of a bad new key $src" 1 "--new-key" -- "$ctl" key add-slot --key "$k1" --new-key "$src" "$tmp/vol"
+done
+check "none of them changed the keystore" test "$(ks_sum "$tmp/vol")" = "$before"
+check "nor left a rotation begun" test ! -e "$tmp/vol/.phifs/rotation"
+
+fuse_usable() {
+  [ -c /dev/fuse ] && ( exec 3<>/dev/fuse ) 2>/dev/null &&
+    command -v fusermount3 >/dev/null
+}
+if ! fuse_usable; then
+  echo "cli_keys: no usable /dev/fuse: the rotation checks, which need files, did not run"
+  echo "cli_keys: $passed passed, $failed failed"
+  [ "$failed" -eq 0 ]; exit
+fi
+
+# mount VOL: the daemon in the foreground, in the background; waits for it.
+mount_vol() {
+  local i
+  "$daemon" -f --key "$k1" "$1" "$tmp/mnt" 2>>"$tmp/daemon.log" &
+  dpid=$!
+  for ((i = 0; i < 200; i++)); do
+    mountpoint -q "$tmp/mnt" && return 0
+    kill -0 "$dpid" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "FAIL: mount of $1"; cat "$tmp/daemon.log"; return 1
+}
+umount_vol() { fusermount3 -u "$tmp/mnt"; wait "$dpid"; dpid=; }
+# verify VOL: every file reads back as it was written.
+verify() {
+  mount_vol "$1" || return 1
+  (cd "$tmp/mnt" && sha256sum --quiet -c "$tmp/sums") >/dev/null 2>&1; local rc=$?
+  umount_vol
+  return $rc
+}
+one_active() {	# VOL: one version active, none decrypt-only
+  local out
+  out=$("$ctl" key list --key "$k1" "$1")
+  [ "$(grep -Ec '^[0-9]+ +active' <<<"$out")" -eq 1 ] && ! grep -q decrypt-only <<<"$out"
+}
+
+mkdir "$tmp/mnt"
+mount_vol "$tmp/vol" || exit 1
+(
+  cd "$tmp/mnt" && mkdir -p d/e && : > empty && printf x > one &&
+  head -c 4096 /dev/urandom > page && head -c 1048577 /dev/urandom > d/big &&
+  truncate -s 10M d/e/sparse && printf tail >> d/e/sparse &&
+  ln d/big d/e/link && ln -s one sym &&
+  for i in $(seq 1 40); do printf 'file %s\n' "$i" > "d/f$i"; done
+) || echo "FAIL: filling the volume"
+(cd "$tmp/mnt" && find . -type f -print0 | xargs -0 sha256sum) > "$tmp/sums"
+nfiles=45	# the hard link counts once, the symlink not at all
+expect "rotate on a mounted volume" 1 "already mounted .*rotate works on an unmounted volume only .*control socket.*unmount it first" -- "$ctl" key rotate --key "$k1" "$tmp/vol"
+expect "retire on a mounted volume too" 1 "unmount it first" -- "$ctl" key retire --key "$k1" "$tmp/vol" 1
+umount_vol
+
+check "list counts every file once" sh -c "'$ctl' key list --key '$k1' '$tmp/vol' | grep -Eq '^1 +active +$nfiles\$'"
+cp -a "$tmp/vol" "$tmp/old"
+out=$("$ctl" key rotate --key "$k1" "$tmp/vol" 2>&1); rc=$?
+check "rotate" test $rc -eq 0
+check "its summary" grep -q "rotated to master key v2: $nfiles file(s) re-wrapped, 0 already on it, .*retired v1" <<<"$out"
+check "every file on v2, v1 retired" test "$("$ctl" key list --json --key "$k1" "$tmp/vol")" = \
+  "{\"versions\": [{\"version\": 1, \"state\": \"retired\", \"files\": 0}, {\"version\": 2, \"state\": \"active\", \"files\": $nfiles}], \"slots\": [{\"slot\": 3, \"kind\": \"file\"}]}"
+check "the old KEK is gone from the keystore" test "$(ks_sum "$tmp/vol")" != "$(ks_sum "$tmp/old")"
+check "files read back after the rotation" verify "$tmp/vol"
+# The old keystore and its key source against the rotated files.
+rm -rf "$tmp/stale"; cp -a "$tmp/vol" "$tmp/stale"
+cp "$tmp/old/.phifs/keystore" "$tmp/stale/.phifs/keystore"
+check "the old keystore copy opens no rotated file" sh -c "'$ctl' key list --key '$k1' '$tmp/stale' | grep -q 'unreadable headers: $nfiles '"
+if mount_vol "$tmp/stale"; then
+  opened=0
+  while IFS= read -r -d '' f; do
+    cat "$tmp/mnt/$f" >/dev/null 2>&1 && opened=$((opened + 1))
+  done < <(cd "$tmp/mnt" && find . -type f -print0)
+  umount_vol
+  check "nor reads any through a mount" test "$opened" -eq 0
+fi
+json=$("$ctl" key rotate --json --key "$k1" "$tmp/vol")
+check "rotate --json" grep -Eq '^\{"version": 3, "resumed": false, "rewrapped": 45, "skipped": 0, "failed": 0, "retired": \[2\], "seconds": [0-9.]+\}$' <<<"$json"
+
+# Killed at several points, then run again.
+for at in 0 1 17 $nfiles retire; do
+  PHIFS_TEST_ROTATE_KILL=$at "$ctl" key rotate --key "$k1" "$tmp/vol" >/dev/null 2>&1; rc=$?
+  check "rotate killed at $at" test $rc -eq 137
+  check "every file reads after a kill at $at" verify "$tmp/vol"
+  if [ "$at" = 1 ]; then
+    old=$("$ctl" key list --key "$k1" "$tmp/vol" | awk '$2 == "decrypt-only" { v = $1 } END { print v }')
+    expect "retire refused while files use v$old" 1 "version $old still wraps [0-9]+ file\\(s\\)" -- "$ctl" key retire --key "$k1" "$tmp/vol" "$old"
+  fi
+  json=$("$ctl" key rotate --json --key "$k1" "$tmp/vol")
+  check "the rerun after a kill at $at resumes ($json)" grep -q '"resumed": true, .*"failed": 0' <<<"$json"
+  check "and leaves one active version" one_active "$tmp/vol"
+done 2>/dev/null	# bash's "Killed" notes
+check "every file reads after the kills" verify "$tmp/vol"
+
+# --keep-old, then retire.
+out=$("$ctl" key rotate --keep-old --key "$k1" "$tmp/vol")
+check "rotate --keep-old keeps the old one" grep -q "older versions kept decrypt-only" <<<"$out"
+old=$("$ctl" key list --key "$k1" "$tmp/vol" | awk '$2 == "decrypt-only" { print $1 }')
+check "a decrypt-only version with no file" sh -c "'$ctl' key list --key '$k1' '$tmp/vol' | grep -Eq '^$old +decrypt-only +0\$'"
+expect "retire it" 0 "" -- "$ctl" key retire --key "$k1" "$tmp/vol" "$old"
+expect "retire it twice" 1 "already retired" -- "$ctl" key retire --key "$k1" "$tmp/vol" "$old"
+
+# A header that cannot be read: counted, and nothing retired past it.
+"$ctl" key rotate --keep-old --key "$k1" "$tmp/vol" >/dev/null
+old=$("$ctl" key list --key "$k1" "$tmp/vol" | awk '$2 == "decrypt-only" { print $1 }')
+printf 'not a phifs file' > "$tmp/vol/d/junk"
+check "list counts an unreadable header" sh -c "'$ctl' key list --key '$k1' '$tmp/vol' | grep -q '^unreadable headers: 1 (first: d/junk: '"
+check "and says so in JSON" sh -c "'$ctl' key list --json --key '$k1' '$tmp/vol' | grep -q '\"unreadable\": 1}\$'"
+expect "retire refused past it" 1 "1 header\\(s\\) cannot be read \\(first: d/junk: .*may still be in use" -- "$ctl" key retire --key "$k1" "$tmp/vol" "$old"
+expect "rotate stops short of retiring" 1 "1 file\\(s\\) not re-wrapped \\(first: d/junk: .*stay decrypt-only" -- "$ctl" key rotate --key "$k1" "$tmp/vol"
+check "so the old one is still decrypt-only" sh -c "'$ctl' key list --key '$k1' '$tmp/vol' | grep -Eq '^$old +decrypt-only'"
+rm "$tmp/vol/d/junk"
+check "once fixed, a rerun finishes" sh -c "'$ctl' key rotate --key '$k1' '$tmp/vol' | grep -q '^finished rotating'"
+check "with one active version" one_active "$tmp/vol"
+check "and every file reads" verify "$tmp/vol"
+
+echo "cli_keys: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
