@@ -77,7 +77,7 @@ static ssize_t write_range(struct cfile *f, const uint8_t *src, size_t len,
 		if (rc)
 			break;
 		rc = cfile_put_blocks(f, b0, (unsigned)n, buf,
-				format_block_offset(b0),
+				format_block_offset_in(f->flags, b0),
 				cfile_committed_of(f, b0, n), &put);
 		/* Only whole blocks count: a torn one past the size is
 		 * garbage, and inside it the old block was rewritten in
@@ -140,6 +140,40 @@ static int grow(struct cfile *f, uint64_t first, uint64_t new_nb)
 	if (first - nb <= ZERO_FILL_MAX)
 		return write_zeros(f, nb * BS, (first - nb) * BS);
 	return cfile_go_sparse(f, new_nb);
+}
+
+/* What a grow changes, kept to undo it if it fails. */
+struct grow_undo {
+	uint64_t size;
+	uint16_t flags;
+	off_t len;	/* of the backing file */
+};
+
+/*
+ * Checks a grow to `size` against the limit of the file's layout, before
+ * anything touches the backing file, and notes what undo_grow() restores.
+ */
+static int grow_begin(struct cfile *f, uint64_t size, struct grow_undo *old)
+{
+	struct stat st;
+
+	if (size > format_max_size(f->flags))
+		return -EFBIG;
+	if (fstat(f->fd, &st))
+		return -errno;
+	*old = (struct grow_undo){ f->size, f->flags, st.st_size };
+	return 0;
+}
+
+/* Frees the backing bytes [from, to) below `end`; best effort (undo_grow). */
+static void punch(struct cfile *f, uint64_t from, uint64_t to, uint64_t end)
+{
+	if (to > end)
+		to = end;
+	if (from < to)
+		(void)fallocate(f->fd, FALLOC_FL_PUNCH_HOLE |
+				FALLOC_FL_KEEP_SIZE, (off_t)from,
+				(off_t)(to - from));
 }
 
 /* --- header --- */
@@ -346,7 +380,7 @@ ssize_t cfile_pread(struct cfile *f, void *buf, size_t len, uint64_t off)
 		size_t got;
 
 		rc = cfile_pread_full(f->fd, sbuf, (size_t)n * SB,
-				format_block_offset(b0), &got);
+				format_block_offset_in(f->flags, b0), &got);
 		if (!rc)
 			rc = cfile_open_blocks(f, b0, n, sbuf, got,
 					       (uint8_t *)buf + done, pos,
@@ -360,24 +394,64 @@ ssize_t cfile_pread(struct cfile *f, void *buf, size_t len, uint64_t off)
 	return rc ? rc : (ssize_t)done;
 }
 
+/*
+ * Puts the file back as it was before a grow that failed (old: its size,
+ * flags and backing length), so that a failed operation leaves nothing
+ * behind.  Everything the attempt wrote lies past the old size, or is a
+ * map the old state does not have: the backing file is cut back to its
+ * old length, and what is below it punched out, except the map slots of
+ * the old last group, which an old sparse state keeps in force.  Punching
+ * is best effort: the caller fails with its own error, and what a punch
+ * leaves is garbage by the format's rules, never read.
+ */
+static void undo_grow(struct cfile *f, const struct grow_undo *old)
+{
+	uint64_t nb = format_nblocks(old->size);
+	uint16_t now = f->flags;	/* the layout the attempt wrote in */
+	uint64_t from = format_block_offset_in(now, nb), keep = from;
+	uint64_t end = (uint64_t)old->len;
+	struct stat st;
+
+	f->size = old->size;
+	f->flags = old->flags;
+	f->dirty = f->size != f->hdr.size || f->flags != f->hdr.flags;
+	cfile_maps_forget(f);
+	if (!fstat(f->fd, &st) && st.st_size > old->len)
+		(void)ftruncate(f->fd, old->len);
+	if (!(old->flags & FORMAT_F_SPARSE) && (now & FORMAT_F_SPARSE)) {
+		/* A dense file's maps, all new, after its groups' data. */
+		for (uint64_t g = 0; g * GB < nb; g++)
+			punch(f, format_node_offset(now, 0, g),
+			      format_block_offset_in(now, (g + 1) * GB), end);
+	} else if ((old->flags & FORMAT_F_SPARSE) && nb % GB) {
+		keep = format_block_offset_in(now, (nb / GB + 1) * GB);
+		punch(f, from, format_node_offset(now, 0, nb / GB), end);
+	}
+	punch(f, keep, end, end);
+}
+
 ssize_t cfile_pwrite(struct cfile *f, const void *buf, size_t len,
 		     uint64_t off)
 {
-	uint64_t old_size;
+	struct grow_undo old;
 	ssize_t rc = 0;
+	bool grew = false;
 
 	if (len == 0)
 		return 0;
 	if (off > FORMAT_MAX_SIZE || len > FORMAT_MAX_SIZE - off)
 		return -EFBIG;
 	pthread_rwlock_wrlock(&f->lock);
-	old_size = f->size;
-	if (off + len > f->size)
-		rc = grow(f, off / BS, format_nblocks(off + len));
+	if (off + len > f->size) {
+		rc = grow_begin(f, off + len, &old);
+		grew = !rc;
+		if (!rc)
+			rc = grow(f, off / BS, format_nblocks(off + len));
+	}
 	if (!rc)
 		rc = write_range(f, buf, len, off);
-	if (rc < 0 && f->size != old_size)
-		f->size = old_size;	/* the zeros we grew by are garbage */
+	if (rc < 0 && grew)
+		undo_grow(f, &old);	/* the zeros we grew by are garbage */
 	pthread_rwlock_unlock(&f->lock);
 	return rc;
 }
@@ -395,37 +469,41 @@ static int shrink(struct cfile *f, uint64_t size)
 	if (rc)
 		return rc;
 	/* Map bits past the new end need no clearing: grow() clears them. */
-	if (size == 0)
-		f->flags &= (uint16_t)~FORMAT_F_SPARSE;	/* dense again */
+	if (size == 0)	/* dense again */
+		f->flags &= (uint16_t)~(FORMAT_F_SPARSE | FORMAT_F_TREE);
 	f->size = size;
 	f->dirty = true;
 	/* The header must never claim more than the backing file holds. */
 	rc = commit_locked(f);
 	if (rc)
 		return rc;
-	len = cfile_sparse(f) ? format_map_offset((nb - 1) / GB) + SB :
-			  format_backing_size(size);
+	/* A sparse file keeps the maps after its last group's data. */
+	len = cfile_sparse(f) ?
+	      format_block_offset_in(f->flags, ((nb - 1) / GB + 1) * GB) :
+	      format_backing_size(size);
 	return ftruncate(f->fd, (off_t)len) ? -errno : 0;
 }
 
 int cfile_truncate(struct cfile *f, uint64_t size)
 {
-	uint64_t old_size;
+	struct grow_undo old;
 	int rc = 0;
 
 	if (size > FORMAT_MAX_SIZE)
 		return -EFBIG;
 	pthread_rwlock_wrlock(&f->lock);
-	old_size = f->size;
 	if (size < f->size) {
 		rc = shrink(f, size);
 	} else if (size > f->size) {
-		rc = grow(f, format_nblocks(size), format_nblocks(size));
+		rc = grow_begin(f, size, &old);
+		if (!rc) {
+			rc = grow(f, format_nblocks(size), format_nblocks(size));
+			if (rc)
+				undo_grow(f, &old);
+		}
 		if (!rc) {
 			f->size = size;
 			f->dirty = true;
-		} else {
-			f->size = old_size;
 		}
 	}
 	pthread_rwlock_unlock(&f->lock);
@@ -434,13 +512,20 @@ int cfile_truncate(struct cfile *f, uint64_t size)
 
 void cfile_readahead(struct cfile *f, uint64_t off, uint64_t len)
 {
-	uint64_t size = cfile_size(f), end;
+	uint64_t size, end, from;
+	uint16_t flags;
 
+	pthread_rwlock_rdlock(&f->lock);
+	size = f->size;
+	flags = f->flags;
+	pthread_rwlock_unlock(&f->lock);
 	if (off >= size || len == 0)
 		return;
 	end = size - off < len ? size : off + len;
-	(void)posix_fadvise(f->fd, (off_t)format_block_offset(off / BS),
-			    (off_t)((format_nblocks(end) - off / BS) * SB),
+	from = format_block_offset_in(flags, off / BS);
+	(void)posix_fadvise(f->fd, (off_t)from,
+			    (off_t)(format_block_offset_in(flags,
+					format_nblocks(end) - 1) + SB - from),
 			    POSIX_FADV_WILLNEED);
 }
 
