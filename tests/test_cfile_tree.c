@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "phifs/cfile.h"
@@ -391,4 +392,105 @@ Test(tree, a_file_truncated_to_zero_is_dense_again)
 	cr_assert_eq(lseek(fd, 0, SEEK_END),
 		     (off_t)format_backing_size(4));
 	cfile_release(f);
+}
+
+/* --- a writer of a tree file killed at random moments (kill -9) --- */
+
+#define SPOTS 12u
+#define SPOT_LEN 100u
+
+/* Where the tree writer writes: in group 0, other groups, other level-1
+ * nodes (4 TiB each) and another level-2 node (128 PiB). */
+static uint64_t spot(unsigned i)
+{
+	static const uint64_t at[SPOTS] = {
+		0, 5000, 200ULL << 20, 1ULL << 33, (1ULL << 40) + 4090,
+		(1ULL << 42) + 77, (3ULL << 42) + 1, 1ULL << 43,
+		(1ULL << 57) + 3, (1ULL << 57) + (1ULL << 42),
+		(1ULL << 44) + 9, (1ULL << 41) + 4096 * 3,
+	};
+
+	return at[i];
+}
+
+/* Child: grows, rewrites, commits and shrinks the file forever. */
+static void tree_writer(int fd)
+{
+	uint8_t buf[SPOT_LEN];
+	struct cfile *f;
+	uint64_t s = 4711;
+
+	if (cfile_open(fd, &vol, &f))
+		_exit(3);
+	for (uint64_t k = 1;; k++) {
+		unsigned i = (unsigned)(tu_rand(&s) % SPOTS);
+
+		memset(buf, (int)(1 + k % 255), sizeof(buf));
+		if (cfile_pwrite(f, buf, sizeof(buf), spot(i)) != SPOT_LEN)
+			_exit(4);
+		if (k % 5 == 0 && cfile_commit(f))
+			_exit(5);
+		if (k % 17 == 0 &&
+		    cfile_truncate(f, spot((unsigned)(tu_rand(&s) % SPOTS))))
+			_exit(6);
+	}
+}
+
+/* Every spot below the size reads whole, one value throughout. */
+static void spots_read_whole(struct cfile *f, int round)
+{
+	uint8_t out[SPOT_LEN];
+	uint64_t size = cfile_size(f);
+
+	for (unsigned i = 0; i < SPOTS; i++) {
+		uint64_t at = spot(i);
+		size_t n = size <= at ? 0 :
+			   size - at < SPOT_LEN ? (size_t)(size - at) : SPOT_LEN;
+
+		if (!n)
+			continue;
+		cr_assert_eq(cfile_pread(f, out, n, at), (ssize_t)n,
+			     "round %d spot %u", round, i);
+		for (size_t j = 1; j < n; j++)
+			cr_assert_eq(out[j], out[0], "round %d spot %u", round,
+				     i);
+	}
+}
+
+Test(tree, a_writer_killed_at_any_moment_leaves_a_file_that_reads)
+{
+	char dir[] = "/tmp/phifs-journal-XXXXXX";
+	uint8_t seed_spot[SPOT_LEN];
+	uint64_t seed = 5;
+	int jfd;
+
+	cr_assert(mkdtemp(dir));
+	jfd = open(dir, O_RDONLY | O_DIRECTORY);
+	cr_assert(jfd >= 0);
+	vol.journal_dirfd = jfd;
+	for (int r = 0; r < 30; r++) {
+		int fd, status;
+		struct cfile *f = new_file(&fd);
+		pid_t pid;
+
+		memset(seed_spot, 'S', sizeof(seed_spot));
+		cr_assert_eq(cfile_pwrite(f, seed_spot, SPOT_LEN, 0), SPOT_LEN);
+		cr_assert_eq(cfile_release(f), 0);
+		pid = fork();
+		cr_assert(pid >= 0);
+		if (pid == 0)
+			tree_writer(fd);
+		usleep((useconds_t)(1000 + tu_rand(&seed) % 40000));
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		cr_assert(WIFSIGNALED(status), "writer exited %d",
+			  WEXITSTATUS(status));
+		cr_assert_eq(cfile_open(fd, &vol, &f), 0, "round %d", r);
+		spots_read_whole(f, r);
+		cfile_release(f);
+		close(fd);
+	}
+	vol.journal_dirfd = -1;
+	close(jfd);
+	cr_assert_eq(rmdir(dir), 0, "journal left behind");
 }
