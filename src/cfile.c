@@ -416,8 +416,10 @@ static void undo_grow(struct cfile *f, const struct grow_undo *old)
 	f->flags = old->flags;
 	f->dirty = f->size != f->hdr.size || f->flags != f->hdr.flags;
 	cfile_maps_forget(f);
-	if (!fstat(f->fd, &st) && st.st_size > old->len)
-		(void)ftruncate(f->fd, old->len);
+	/* Cut back, or if that fails, at least free what lies past. */
+	if (!fstat(f->fd, &st) && st.st_size > old->len &&
+	    ftruncate(f->fd, old->len))
+		punch(f, end, (uint64_t)st.st_size, (uint64_t)st.st_size);
 	if (!(old->flags & FORMAT_F_SPARSE) && (now & FORMAT_F_SPARSE)) {
 		/* A dense file's maps, all new, after its groups' data. */
 		for (uint64_t g = 0; g * GB < nb; g++)
