@@ -79,7 +79,7 @@ static ssize_t write_range(struct cfile *f, const uint8_t *src, size_t len,
 		if (rc)
 			break;
 		rc = cfile_put_blocks(f, b0, (unsigned)n, buf,
-				format_block_offset(b0),
+				format_block_offset_in(f->flags, b0),
 				cfile_committed_of(f, b0, n), &put);
 		/* Only whole blocks count: a torn one past the size is
 		 * garbage, and inside it the old block was rewritten in
@@ -142,6 +142,40 @@ static int grow(struct cfile *f, uint64_t first, uint64_t new_nb)
 	if (first - nb <= ZERO_FILL_MAX)
 		return write_zeros(f, nb * BS, (first - nb) * BS);
 	return cfile_go_sparse(f, new_nb);
+}
+
+/* What a grow changes, kept to undo it if it fails. */
+struct grow_undo {
+	uint64_t size;
+	uint16_t flags;
+	off_t len;	/* of the backing file */
+};
+
+/*
+ * Checks a grow to `size` against the limit of the file's layout, before
+ * anything touches the backing file, and notes what undo_grow() restores.
+ */
+static int grow_begin(struct cfile *f, uint64_t size, struct grow_undo *old)
+{
+	struct stat st;
+
+	if (size > format_max_size(f->flags))
+		return -EFBIG;
+	if (fstat(f->fd, &st))
+		return -errno;
+	*old = (struct grow_undo){ f->size, f->flags, st.st_size };
+	return 0;
+}
+
+/* Frees the backing bytes [from, to) below `end`; best effort (undo_grow). */
+static void punch(struct cfile *f, uint64_t from, uint64_t to, uint64_t end)
+{
+	if (to > end)
+		to = end;
+	if (from < to)
+		(void)fallocate(f->fd, FALLOC_FL_PUNCH_HOLE |
+				FALLOC_FL_KEEP_SIZE, (off_t)from,
+				(off_t)(to - from));
 }
 
 /* --- header --- */
@@ -450,7 +484,7 @@ ssize_t cfile_pread(struct cfile *f, void *buf, size_t len, uint64_t off)
 		size_t got;
 
 		rc = cfile_pread_full(f->fd, sbuf, (size_t)n * SB,
-				format_block_offset(b0), &got);
+				format_block_offset_in(f->flags, b0), &got);
 		if (!rc)
 			rc = cfile_open_blocks(f, b0, n, sbuf, got,
 					       (uint8_t *)buf + done, pos,
@@ -464,24 +498,66 @@ ssize_t cfile_pread(struct cfile *f, void *buf, size_t len, uint64_t off)
 	return rc ? rc : (ssize_t)done;
 }
 
+/*
+ * Puts the file back as it was before a grow that failed (old: its size,
+ * flags and backing length), so that a failed operation leaves nothing
+ * behind.  Everything the attempt wrote lies past the old size, or is a
+ * map the old state does not have: the backing file is cut back to its
+ * old length, and what is below it punched out, except the map slots of
+ * the old last group, which an old sparse state keeps in force.  Punching
+ * is best effort: the caller fails with its own error, and what a punch
+ * leaves is garbage by the format's rules, never read.
+ */
+static void undo_grow(struct cfile *f, const struct grow_undo *old)
+{
+	uint64_t nb = format_nblocks(old->size);
+	uint16_t now = f->flags;	/* the layout the attempt wrote in */
+	uint64_t from = format_block_offset_in(now, nb), keep = from;
+	uint64_t end = (uint64_t)old->len;
+	struct stat st;
+
+	f->size = old->size;
+	f->flags = old->flags;
+	f->dirty = f->size != f->hdr.size || f->flags != f->hdr.flags;
+	cfile_maps_forget(f);
+	/* Cut back, or if that fails, at least free what lies past. */
+	if (!fstat(f->fd, &st) && st.st_size > old->len &&
+	    ftruncate(f->fd, old->len))
+		punch(f, end, (uint64_t)st.st_size, (uint64_t)st.st_size);
+	if (!(old->flags & FORMAT_F_SPARSE) && (now & FORMAT_F_SPARSE)) {
+		/* A dense file's maps, all new, after its groups' data. */
+		for (uint64_t g = 0; g * GB < nb; g++)
+			punch(f, format_node_offset(now, 0, g),
+			      format_block_offset_in(now, (g + 1) * GB), end);
+	} else if ((old->flags & FORMAT_F_SPARSE) && nb % GB) {
+		keep = format_block_offset_in(now, (nb / GB + 1) * GB);
+		punch(f, from, format_node_offset(now, 0, nb / GB), end);
+	}
+	punch(f, keep, end, end);
+}
+
 ssize_t cfile_pwrite(struct cfile *f, const void *buf, size_t len,
 		     uint64_t off)
 {
-	uint64_t old_size;
+	struct grow_undo old;
 	ssize_t rc = 0;
+	bool grew = false;
 
 	if (len == 0)
 		return 0;
 	if (off > FORMAT_MAX_SIZE || len > FORMAT_MAX_SIZE - off)
 		return -EFBIG;
 	pthread_rwlock_wrlock(&f->lock);
-	old_size = f->size;
-	if (off + len > f->size)
-		rc = grow(f, off / BS, format_nblocks(off + len));
+	if (off + len > f->size) {
+		rc = grow_begin(f, off + len, &old);
+		grew = !rc;
+		if (!rc)
+			rc = grow(f, off / BS, format_nblocks(off + len));
+	}
 	if (!rc)
 		rc = write_range(f, buf, len, off);
-	if (rc < 0 && f->size != old_size)
-		f->size = old_size;	/* the zeros we grew by are garbage */
+	if (rc < 0 && grew)
+		undo_grow(f, &old);	/* the zeros we grew by are garbage */
 	pthread_rwlock_unlock(&f->lock);
 	return rc;
 }
@@ -499,28 +575,34 @@ static int shrink(struct cfile *f, uint64_t size)
 	if (rc)
 		return rc;
 	/* Map bits past the new end need no clearing: grow() clears them. */
-	if (size == 0)
-		f->flags &= (uint16_t)~FORMAT_F_SPARSE;	/* dense again */
+	if (size == 0)	/* dense again */
+		f->flags &= (uint16_t)~(FORMAT_F_SPARSE | FORMAT_F_TREE);
 	f->size = size;
 	f->dirty = true;
 	/* The header must never claim more than the backing file holds. */
 	rc = commit_locked(f);
 	if (rc)
 		return rc;
-	len = cfile_sparse(f) ? format_map_offset((nb - 1) / GB) + SB :
-			  format_backing_size(size);
+	/* A sparse file keeps the maps after its last group's data. */
+	len = cfile_sparse(f) ?
+	      format_block_offset_in(f->flags, ((nb - 1) / GB + 1) * GB) :
+	      format_backing_size(size);
 	return ftruncate(f->fd, (off_t)len) ? -errno : 0;
 }
 
-/* Extends the file to size with zeros, as a truncate up; on failure the
- * size stays as it was. */
-static int grow_to(struct cfile *f, uint64_t size)
+/*
+ * Extends the file to size with zeros, as a truncate up.  On failure the
+ * file is as it was; on success *old says how to put it back.
+ */
+static int grow_to(struct cfile *f, uint64_t size, struct grow_undo *old)
 {
-	uint64_t old_size = f->size;
-	int rc = grow(f, format_nblocks(size), format_nblocks(size));
+	int rc = grow_begin(f, size, old);
 
+	if (rc)
+		return rc;
+	rc = grow(f, format_nblocks(size), format_nblocks(size));
 	if (rc) {
-		f->size = old_size;	/* the zeros we grew by are garbage */
+		undo_grow(f, old);	/* the zeros we grew by are garbage */
 		return rc;
 	}
 	f->size = size;
@@ -530,6 +612,7 @@ static int grow_to(struct cfile *f, uint64_t size)
 
 int cfile_truncate(struct cfile *f, uint64_t size)
 {
+	struct grow_undo old;
 	int rc = 0;
 
 	if (size > FORMAT_MAX_SIZE)
@@ -538,7 +621,7 @@ int cfile_truncate(struct cfile *f, uint64_t size)
 	if (size < f->size)
 		rc = shrink(f, size);
 	else if (size > f->size)
-		rc = grow_to(f, size);
+		rc = grow_to(f, size, &old);
 	pthread_rwlock_unlock(&f->lock);
 	return rc;
 }
@@ -561,17 +644,31 @@ static int backing_alloc(struct cfile *f, int mode, uint64_t from,
 			 (off_t)(to - from)) ? -errno : 0;
 }
 
+/* Allocates one node of the file's maps (level 0: group g's map). */
+static int alloc_node(struct cfile *f, unsigned level, uint64_t i,
+		      uint64_t *hi)
+{
+	uint64_t at = format_node_offset(f->flags, level, i);
+
+	if (!at)	/* no such level in this layout */
+		return 0;
+	if (at + SB > *hi)
+		*hi = at + SB;
+	return backing_alloc(f, 0, at, at + SB);
+}
+
 /*
- * Reserves backing space for the stored blocks [b0, b1) and the map block
- * of each group they touch (a dense file has none yet, but may go sparse
- * when it grows), so that writing them cannot meet ENOSPC.  The backing
- * length stays: space past it is reserved all the same.  On failure it
- * gives back what it took past the old backing end, where nothing was
- * stored, and the file is as it was.
+ * Reserves backing space for the stored blocks [b0, b1) in the file's
+ * present layout, and the map of each group they touch with the tree
+ * nodes above it (a dense file has none yet, but may go sparse later), so
+ * that writing them cannot meet ENOSPC.  The backing length stays: space
+ * past it is reserved all the same.  On failure it gives back what it
+ * took past the old backing end, where nothing was stored.
  */
 static int reserve(struct cfile *f, uint64_t b0, uint64_t b1)
 {
-	uint64_t hi = 0;
+	const uint64_t fan = FORMAT_TREE_FANOUT;
+	uint64_t hi = 0, from = format_block_offset_in(f->flags, b0);
 	struct stat st;
 	int rc = 0;
 
@@ -579,21 +676,23 @@ static int reserve(struct cfile *f, uint64_t b0, uint64_t b1)
 		return -errno;
 	for (uint64_t b = b0; !rc && b < b1; b = group_end(b, b1)) {
 		uint64_t g = b / GB, e = group_end(b, b1);
-		uint64_t to = format_block_offset(e - 1) + SB;
+		uint64_t to = format_block_offset_in(f->flags, e - 1) + SB;
 
-		if (e % GB == 0)	/* the map follows the group's last */
-			to += SB;
-		hi = format_map_offset(g) + SB;
-		rc = backing_alloc(f, 0, format_block_offset(b), to);
-		if (!rc && e % GB)
-			rc = backing_alloc(f, 0, format_map_offset(g), hi);
+		if (to > hi)
+			hi = to;
+		rc = backing_alloc(f, 0, format_block_offset_in(f->flags, b),
+				   to);
+		if (!rc)
+			rc = alloc_node(f, 0, g, &hi);
+		if (!rc)
+			rc = alloc_node(f, 1, g / fan, &hi);
+		if (!rc)
+			rc = alloc_node(f, 2, g / fan / fan, &hi);
 	}
 	if (rc && hi > (uint64_t)st.st_size)
 		(void)backing_alloc(f, FALLOC_FL_PUNCH_HOLE,
-				    format_block_offset(b0) >
-						    (uint64_t)st.st_size ?
-					    format_block_offset(b0) :
-					    (uint64_t)st.st_size, hi);
+				    from > (uint64_t)st.st_size ?
+					    from : (uint64_t)st.st_size, hi);
 	return rc;
 }
 
@@ -649,10 +748,10 @@ static int punch_blocks(struct cfile *f, uint64_t b0, uint64_t b1)
 	if (!rc)
 		rc = fdatasync(f->fd) ? -errno : 0;
 	for (uint64_t b = b0; !rc && b < b1; b = group_end(b, b1)) {
-		rc = backing_alloc(f, FALLOC_FL_PUNCH_HOLE,
-				   format_block_offset(b),
-				   format_block_offset(b) +
-					   (group_end(b, b1) - b) * SB);
+		uint64_t at = format_block_offset_in(f->flags, b);
+
+		rc = backing_alloc(f, FALLOC_FL_PUNCH_HOLE, at,
+				   at + (group_end(b, b1) - b) * SB);
 		if (rc == -EOPNOTSUPP)	/* the space stays: no harm */
 			rc = 0;
 	}
@@ -686,24 +785,32 @@ static int zero_range(struct cfile *f, uint64_t off, uint64_t end,
 	return rc;
 }
 
-/* fallocate(2) under the lock; see cfile_fallocate(). */
+/*
+ * fallocate(2) under the lock; see cfile_fallocate().  A grow comes
+ * before the reservation, since it may change the layout (a dense file
+ * going sparse moves its later groups' blocks), and is undone when the
+ * space is short, so that a refused call leaves the file as it was.
+ */
 static int fallocate_locked(struct cfile *f, int mode, uint64_t off,
 			    uint64_t end)
 {
-	bool keep = mode & FALLOC_FL_KEEP_SIZE;
+	bool grows = !(mode & FALLOC_FL_KEEP_SIZE) && end > f->size;
 	uint64_t in = end < f->size ? end : f->size;
-	int rc = 0;
+	struct grow_undo old;
+	int rc;
 
 	if (mode & FALLOC_FL_PUNCH_HOLE)
 		return off < in ? zero_range(f, off, in, true) : 0;
-	/* Space first: when it is short, nothing has changed yet. */
 	rc = cfile_journal_reserve(f);
-	if (!rc)
-		rc = reserve(f, off / BS, format_nblocks(end));
+	if (!rc && grows)
+		rc = grow_to(f, end, &old);
+	if (rc)
+		return rc;
+	rc = reserve(f, off / BS, format_nblocks(end));
 	if (!rc && (mode & FALLOC_FL_ZERO_RANGE) && off < in)
 		rc = zero_range(f, off, in, false);
-	if (!rc && !keep && end > f->size)
-		rc = grow_to(f, end);
+	if (rc && grows)
+		undo_grow(f, &old);
 	return rc;
 }
 
@@ -733,13 +840,20 @@ int cfile_fallocate(struct cfile *f, int mode, uint64_t off, uint64_t len)
 
 void cfile_readahead(struct cfile *f, uint64_t off, uint64_t len)
 {
-	uint64_t size = cfile_size(f), end;
+	uint64_t size, end, from;
+	uint16_t flags;
 
+	pthread_rwlock_rdlock(&f->lock);
+	size = f->size;
+	flags = f->flags;
+	pthread_rwlock_unlock(&f->lock);
 	if (off >= size || len == 0)
 		return;
 	end = size - off < len ? size : off + len;
-	(void)posix_fadvise(f->fd, (off_t)format_block_offset(off / BS),
-			    (off_t)((format_nblocks(end) - off / BS) * SB),
+	from = format_block_offset_in(flags, off / BS);
+	(void)posix_fadvise(f->fd, (off_t)from,
+			    (off_t)(format_block_offset_in(flags,
+					format_nblocks(end) - 1) + SB - from),
 			    POSIX_FADV_WILLNEED);
 }
 

@@ -35,8 +35,8 @@ static int block_get(struct cfile *f, uint64_t idx, uint8_t pt[BS])
 			return 0;
 		}
 	}
-	rc = cfile_pread_full(f->fd, stored, SB, format_block_offset(idx),
-			      &got);
+	rc = cfile_pread_full(f->fd, stored, SB,
+			      format_block_offset_in(f->flags, idx), &got);
 	if (rc)
 		return rc;
 	if (got < SB)

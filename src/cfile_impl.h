@@ -104,7 +104,8 @@ void cfile_journal_close(struct cfile *f);
 
 /* --- cfile_map.c --- */
 
-/* Copies group g's hole map into map; lock held, takes map_lock. */
+/* Copies group g's hole map into map (zeros for a group a map tree says
+ * has none); lock held, takes map_lock. */
 int cfile_map_copy(struct cfile *f, uint64_t g, uint8_t map[BS]);
 /* Sets or clears the map bits of [from, to), one group; lock exclusive. */
 int cfile_map_mark(struct cfile *f, uint64_t from, uint64_t to, bool on);
@@ -112,6 +113,9 @@ int cfile_map_mark(struct cfile *f, uint64_t from, uint64_t to, bool on);
 int cfile_maps_clear(struct cfile *f, uint64_t from, uint64_t to);
 /* Switches a dense file to sparse mode up to block `to`; lock exclusive. */
 int cfile_go_sparse(struct cfile *f, uint64_t to);
+/* Drops every cached map, after the layout or the maps on disk changed
+ * behind the cache; lock exclusive. */
+void cfile_maps_forget(struct cfile *f);
 /* Wipes and frees the map cache; at free, when f is no longer shared. */
 void cfile_maps_free(struct cfile *f);
 

@@ -281,9 +281,14 @@ int cfile_journal_replay(struct cfile *f)
 	for (unsigned i = 0; i < n; i++)
 		if (format_stored_open(&f->fk, index[i], blocks + i * SB, pt))
 			goto done;
+	/* A record is written under the committed header, whose layout
+	 * places its blocks; a node that layout lacks is no record of ours. */
+	for (unsigned i = 0; !rc && i < n; i++)
+		if (!format_stored_offset(f->hdr.flags, index[i]))
+			rc = -EUCLEAN;
 	for (unsigned i = 0; !rc && i < n; i++)
 		rc = ioutil_pwrite_all(f->fd, blocks + i * SB, SB,
-				format_stored_offset(index[i]));
+				format_stored_offset(f->hdr.flags, index[i]));
 	if (!rc)
 		rc = fdatasync(f->fd) ? -errno : 0;
 done:

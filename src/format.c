@@ -40,6 +40,12 @@ enum {
 const uint64_t FORMAT_MAX_SIZE = (((uint64_t)INT64_MAX - FORMAT_HEADER_SIZE) /
 				  GROUP_STRIDE) * FORMAT_GROUP_BLOCKS *
 				 FORMAT_BLOCK_SIZE;
+/* A TREE file has one more stored block per FANOUT groups, and one more per
+ * FANOUT^2: about 2^21 blocks at most, fewer than 128 groups' worth. */
+const uint64_t FORMAT_MAX_SIZE_TREE = (((uint64_t)INT64_MAX -
+					FORMAT_HEADER_SIZE) / GROUP_STRIDE -
+				       128) * FORMAT_GROUP_BLOCKS *
+				      FORMAT_BLOCK_SIZE;
 
 uint64_t format_nblocks(uint64_t size)
 {
@@ -66,6 +72,51 @@ uint64_t format_backing_size(uint64_t size)
 
 	return n ? format_block_offset(n - 1) + FORMAT_STORED_BLOCK :
 		   FORMAT_HEADER_SIZE;
+}
+
+/*
+ * Start of group g in a TREE file: after every group below it, one node
+ * slot for each level-1 node that starts below it (right after the map of
+ * its first group) and one for each level-2 node (right after that).
+ */
+static uint64_t tree_group_start(uint64_t g)
+{
+	const uint64_t f = FORMAT_TREE_FANOUT;
+	uint64_t nodes = (g + f - 1) / f + (g + f * f - 1) / (f * f);
+
+	return FORMAT_HEADER_SIZE + g * GROUP_STRIDE +
+	       nodes * FORMAT_STORED_BLOCK;
+}
+
+uint64_t format_block_offset_in(uint16_t flags, uint64_t index)
+{
+	if (!(flags & FORMAT_F_TREE))
+		return format_block_offset(index);
+	return tree_group_start(index / FORMAT_GROUP_BLOCKS) +
+	       index % FORMAT_GROUP_BLOCKS * FORMAT_STORED_BLOCK;
+}
+
+uint64_t format_node_offset(uint16_t flags, unsigned level, uint64_t i)
+{
+	const uint64_t f = FORMAT_TREE_FANOUT;
+
+	if (!(flags & FORMAT_F_TREE))
+		return level == 0 ? format_map_offset(i) : 0;
+	if (level >= FORMAT_TREE_LEVELS)
+		return 0;
+	if (level == 0)
+		return tree_group_start(i) +
+		       (uint64_t)FORMAT_GROUP_BLOCKS * FORMAT_STORED_BLOCK;
+	if (level == 1)
+		return format_node_offset(flags, 0, i * f) +
+		       FORMAT_STORED_BLOCK;
+	return format_node_offset(flags, 0, i * f * f) +
+	       2 * FORMAT_STORED_BLOCK;
+}
+
+uint64_t format_max_size(uint16_t flags)
+{
+	return flags & FORMAT_F_TREE ? FORMAT_MAX_SIZE_TREE : FORMAT_MAX_SIZE;
 }
 
 int format_fkeys_init(struct format_fkeys *out, const struct crypto_key *dek,
@@ -180,7 +231,8 @@ int format_slot_parse(const uint8_t slot[FORMAT_SLOT_SIZE],
 	memcpy(t.file_id, slot + S_FILEID, FORMAT_ID_LEN);
 	t.dek_gen = format_get_le32(slot + S_DEKGEN);
 	t.size = format_get_le64(slot + S_SIZE);
-	if (t.size > FORMAT_MAX_SIZE)
+	if (t.size > format_max_size(t.flags) ||
+	    (t.flags & FORMAT_F_TREE && !(t.flags & FORMAT_F_SPARSE)))
 		return -EUCLEAN;
 	memcpy(t.wrapped_dek, slot + S_WRAPPED, CRYPTO_WRAPPED_LEN);
 	*h = t;
@@ -408,11 +460,31 @@ int format_map_open(const struct format_fkeys *fk, uint64_t group,
 	return format_block_open(fk, group | MAP_INDEX_FLAG, in, map);
 }
 
-uint64_t format_stored_offset(uint64_t stored_index)
+int format_node_seal(const struct format_fkeys *fk, unsigned level,
+		     uint64_t i, const uint8_t nonce[CRYPTO_GCM_NONCE_LEN],
+		     const uint8_t node[FORMAT_BLOCK_SIZE],
+		     uint8_t out[FORMAT_STORED_BLOCK])
 {
+	return format_block_seal(fk, FORMAT_NODE_INDEX(level, i), nonce, node,
+				 out);
+}
+
+int format_node_open(const struct format_fkeys *fk, unsigned level,
+		     uint64_t i, const uint8_t in[FORMAT_STORED_BLOCK],
+		     uint8_t node[FORMAT_BLOCK_SIZE])
+{
+	return format_block_open(fk, FORMAT_NODE_INDEX(level, i), in, node);
+}
+
+uint64_t format_stored_offset(uint16_t flags, uint64_t stored_index)
+{
+	const uint64_t low = (1ULL << 56) - 1;
+
 	if (stored_index & MAP_INDEX_FLAG)
-		return format_map_offset(stored_index & ~MAP_INDEX_FLAG);
-	return format_block_offset(stored_index);
+		return format_node_offset(flags,
+				(unsigned)(stored_index >> 56 & 0x7f),
+				stored_index & low);
+	return format_block_offset_in(flags, stored_index);
 }
 
 int format_stored_open(const struct format_fkeys *fk, uint64_t stored_index,

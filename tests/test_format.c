@@ -103,6 +103,96 @@ Test(format, the_largest_file_fits_an_off_t_and_one_group_more_would_not)
 		  (unsigned long long)FORMAT_MAX_SIZE);
 }
 
+#define TREE (FORMAT_F_SPARSE | FORMAT_F_TREE)
+#define F ((uint64_t)FORMAT_TREE_FANOUT)
+
+Test(format, a_tree_file_has_its_node_slots_after_the_first_map_they_cover)
+{
+	const uint64_t sb = FORMAT_STORED_BLOCK, gb = FORMAT_GROUP_BLOCKS;
+
+	/* Group 0 as in every other layout, so a dense file can go tree. */
+	for (uint64_t b = 0; b < gb; b += 4099)
+		cr_assert_eq(format_block_offset_in(TREE, b),
+			     format_block_offset(b));
+	cr_assert_eq(format_node_offset(TREE, 0, 0), format_map_offset(0));
+	cr_assert_eq(format_node_offset(TREE, 1, 0), format_map_offset(0) + sb);
+	cr_assert_eq(format_node_offset(TREE, 2, 0),
+		     format_map_offset(0) + 2 * sb);
+	cr_assert_eq(format_block_offset_in(TREE, gb),
+		     format_map_offset(0) + 3 * sb);
+	/* Group 1 .. F - 1: one stride each; level 1 node 1 after group F. */
+	cr_assert_eq(format_node_offset(TREE, 0, F - 1) + sb,
+		     format_block_offset_in(TREE, F * gb));
+	cr_assert_eq(format_node_offset(TREE, 1, 1),
+		     format_node_offset(TREE, 0, F) + sb);
+	cr_assert_eq(format_block_offset_in(TREE, (F + 1) * gb),
+		     format_node_offset(TREE, 1, 1) + sb);
+	/* Level 2 node 1 after group F^2 and level 1 node F. */
+	cr_assert_eq(format_node_offset(TREE, 1, F),
+		     format_node_offset(TREE, 0, F * F) + sb);
+	cr_assert_eq(format_node_offset(TREE, 2, 1),
+		     format_node_offset(TREE, 1, F) + sb);
+	cr_assert_eq(format_block_offset_in(TREE, (F * F + 1) * gb),
+		     format_node_offset(TREE, 2, 1) + sb);
+	/* Nodes a layout lacks have no place; stored indices decode. */
+	cr_assert_eq(format_node_offset(FORMAT_F_SPARSE, 1, 0), 0);
+	cr_assert_eq(format_node_offset(TREE, FORMAT_TREE_LEVELS, 0), 0);
+	cr_assert_eq(format_stored_offset(TREE, FORMAT_NODE_INDEX(2, 1)),
+		     format_node_offset(TREE, 2, 1));
+	cr_assert_eq(format_stored_offset(TREE, FORMAT_MAP_INDEX(7)),
+		     format_node_offset(TREE, 0, 7));
+	cr_assert_eq(format_stored_offset(FORMAT_F_SPARSE, FORMAT_MAP_INDEX(7)),
+		     format_map_offset(7));
+	cr_assert_eq(format_stored_offset(TREE, 5 * gb + 3),
+		     format_block_offset_in(TREE, 5 * gb + 3));
+	cr_assert_eq(format_stored_offset(FORMAT_F_SPARSE,
+					  FORMAT_NODE_INDEX(1, 0)), 0);
+}
+
+Test(format, the_largest_tree_file_fits_an_off_t)
+{
+	uint64_t last = format_nblocks(FORMAT_MAX_SIZE_TREE) - 1;
+	uint64_t g = last / FORMAT_GROUP_BLOCKS;
+
+	cr_assert_eq(FORMAT_MAX_SIZE_TREE % FORMAT_BLOCK_SIZE, 0);
+	cr_assert_lt(FORMAT_MAX_SIZE_TREE, FORMAT_MAX_SIZE);
+	cr_assert_eq(format_max_size(TREE), FORMAT_MAX_SIZE_TREE);
+	cr_assert_eq(format_max_size(FORMAT_F_SPARSE), FORMAT_MAX_SIZE);
+	cr_assert(format_block_offset_in(TREE, last) + FORMAT_STORED_BLOCK <=
+		  (uint64_t)INT64_MAX);
+	cr_assert(format_node_offset(TREE, 0, g) + FORMAT_STORED_BLOCK <=
+		  (uint64_t)INT64_MAX);
+	cr_assert(format_node_offset(TREE, 2, last / (F * F * F)) +
+		  FORMAT_STORED_BLOCK <= (uint64_t)INT64_MAX);
+	cr_assert(FORMAT_MAX_SIZE_TREE > (1ULL << 62));
+}
+
+Test(format, tree_offsets_never_overlap_up_to_the_max)
+{
+	const uint64_t gb = FORMAT_GROUP_BLOCKS, sb = FORMAT_STORED_BLOCK;
+	uint64_t seed = 7, maxg = format_nblocks(FORMAT_MAX_SIZE_TREE) / gb;
+
+	for (int i = 0; i < 100000; i++) {
+		/* Every fourth sample on a level-1 or level-2 boundary. */
+		uint64_t g = tu_rand(&seed) % (maxg - 1);
+		uint64_t b, o;
+
+		if (i % 4 == 1)
+			g -= g % F;
+		else if (i % 4 == 2)
+			g -= g % (F * F);
+		b = g * gb + tu_rand(&seed) % (gb - 1);
+		o = format_block_offset_in(TREE, b);
+		cr_assert_eq(format_block_offset_in(TREE, b + 1), o + sb);
+		/* After a group: its map, then a level-1 node if the group
+		 * is the first of one, then a level-2 node likewise. */
+		o = format_block_offset_in(TREE, g * gb + gb - 1);
+		cr_assert_eq(format_node_offset(TREE, 0, g), o + sb);
+		cr_assert_eq(format_block_offset_in(TREE, (g + 1) * gb),
+			     o + sb * (2 + (g % F == 0) + (g % (F * F) == 0)));
+	}
+}
+
 Test(format, offsets_increase_strictly_and_never_overlap_up_to_the_max)
 {
 	uint64_t seed = 42, maxb = format_nblocks(FORMAT_MAX_SIZE);
@@ -313,6 +403,31 @@ Test(format, newer_format_versions_and_unknown_flags_are_refused)
 	memcpy(x.region, slot, sizeof(slot));
 	memcpy(x.region + FORMAT_SLOT_STRIDE, slot, sizeof(slot));
 	cr_assert_eq(load(x.region, &h, &idx), -EPROTO);
+	format_fkeys_release(&x.fk);
+}
+
+Test(format, tree_headers_need_the_sparse_flag_and_a_size_in_their_limit)
+{
+	struct hdr_fixture x;
+	struct format_header h;
+	uint8_t slot[FORMAT_SLOT_SIZE];
+
+	make_header(&x, 1, vol);
+	x.h.flags = FORMAT_F_SPARSE | FORMAT_F_TREE;
+	x.h.size = FORMAT_MAX_SIZE_TREE;
+	cr_assert_eq(format_slot_encode(&x.h, &x.fk, slot), 0);
+	cr_assert_eq(format_slot_parse(slot, &h), 0);
+	cr_assert_eq(h.flags, FORMAT_F_SPARSE | FORMAT_F_TREE);
+	x.h.size = FORMAT_MAX_SIZE_TREE + 1;
+	cr_assert_eq(format_slot_encode(&x.h, &x.fk, slot), 0);
+	cr_assert_eq(format_slot_parse(slot, &h), -EUCLEAN);
+	x.h.size = 1;
+	x.h.flags = FORMAT_F_TREE;
+	cr_assert_eq(format_slot_encode(&x.h, &x.fk, slot), 0);
+	cr_assert_eq(format_slot_parse(slot, &h), -EUCLEAN);
+	x.h.flags = 0x0004;	/* the next bit is still unknown */
+	cr_assert_eq(format_slot_encode(&x.h, &x.fk, slot), 0);
+	cr_assert_eq(format_slot_parse(slot, &h), -EPROTO);
 	format_fkeys_release(&x.fk);
 }
 

@@ -4,21 +4,33 @@
  * encrypted files (one dense, one sparse) as extent lists, since git keeps no
  * holes and a sparse file's map lies 135 MB into it.  Never edit the golden
  * data: a format change that cannot read it is a new format version.
+ * tests/data/golden_tree holds a sparse file with the TREE flag, written by
+ * the version that added it, under the same keystore.
  *
- * PHIFS_REGEN_GOLDEN=1 rewrites the two files (only ever for a new version).
+ * PHIFS_REGEN_GOLDEN=1 rewrites the TREE file, only ever for a change of
+ * its layout; the version 1 files were made once by the version before
+ * TREE, and this one would no longer write the same sparse file.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "phifs/cfile.h"
+#include "phifs/format.h"
 #include "phifs/keys.h"
 #include "testutil.h"
 
 #define SPARSE_TAIL_AT (200ULL * 4096 + 5)
+/* The TREE file: "head" at 0, "mid" in group 1, "tail" in group 8192. */
+#define TREE_MID_AT (200ULL << 20 | 3)
+#define TREE_TAIL_AT ((1ULL << 40) + 5)
 
 static struct keys_store *ks;
 static struct cfile_volume vol;
@@ -129,24 +141,18 @@ static void save_extents(int fd, const char *name)
 
 Test(golden, regenerate_only_when_asked)
 {
-	static char text[16384];
-	size_t n = dense_text(text, sizeof(text));
 	struct cfile *f;
 	int fd;
 
 	if (!getenv("PHIFS_REGEN_GOLDEN"))
 		cr_skip_test("set PHIFS_REGEN_GOLDEN=1 to rewrite golden data");
-	fd = tu_memfd("dense");
-	cr_assert_eq(cfile_create(fd, &vol, &f), 0);
-	cr_assert_eq(cfile_pwrite(f, text, n, 0), (ssize_t)n);
-	cr_assert_eq(cfile_release(f), 0);
-	save_extents(fd, "golden_v1/dense.ext");
-	fd = tu_memfd("sparse");
+	fd = tu_memfd("tree");
 	cr_assert_eq(cfile_create(fd, &vol, &f), 0);
 	cr_assert_eq(cfile_pwrite(f, "head", 4, 0), 4);
-	cr_assert_eq(cfile_pwrite(f, "tail", 4, SPARSE_TAIL_AT), 4);
+	cr_assert_eq(cfile_pwrite(f, "mid", 3, TREE_MID_AT), 3);
+	cr_assert_eq(cfile_pwrite(f, "tail", 4, TREE_TAIL_AT), 4);
 	cr_assert_eq(cfile_release(f), 0);
-	save_extents(fd, "golden_v1/sparse.ext");
+	save_extents(fd, "golden_tree/sparse.ext");
 }
 
 Test(golden, the_v1_dense_file_reads_back)
@@ -181,4 +187,98 @@ Test(golden, the_v1_sparse_file_reads_back)
 		cr_assert_eq(out[i], 0, "byte %zu", i);
 	cr_assert_arr_eq(out + SPARSE_TAIL_AT, "tail", 4);
 	cfile_release(f);
+}
+
+/* The flags of the header in force: the slot with the higher seq. */
+static uint16_t header_flags(int fd)
+{
+	uint8_t region[FORMAT_HEADER_SIZE];
+	struct format_header h[2];
+
+	cr_assert_eq(pread(fd, region, sizeof(region), 0),
+		     (ssize_t)sizeof(region));
+	cr_assert_eq(format_slot_parse(region, &h[0]), 0);
+	cr_assert_eq(format_slot_parse(region + FORMAT_SLOT_STRIDE, &h[1]), 0);
+	return h[h[1].seq > h[0].seq].flags;
+}
+
+/* Reads n bytes at off of f and checks them against want. */
+static void reads(struct cfile *f, uint64_t off, const char *want, size_t n)
+{
+	char out[16];
+
+	cr_assert_eq(cfile_pread(f, out, n, off), (ssize_t)n, "at %llu",
+		     (unsigned long long)off);
+	cr_assert_arr_eq(out, want, n, "at %llu", (unsigned long long)off);
+}
+
+Test(golden, the_v1_sparse_file_takes_writes_and_keeps_its_layout)
+{
+	int fd = load_extents("golden_v1/sparse.ext");
+	struct cfile *f;
+
+	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	cr_assert_eq(cfile_pwrite(f, "far", 3, 1ULL << 30), 3);
+	cr_assert_eq(cfile_pwrite(f, "mid", 3, 300 * 4096), 3);
+	cr_assert_eq(cfile_release(f), 0);
+	cr_assert_eq(header_flags(fd), FORMAT_F_SPARSE);
+	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	reads(f, 0, "head", 4);
+	reads(f, SPARSE_TAIL_AT, "tail", 4);
+	reads(f, 300 * 4096, "mid", 3);
+	reads(f, 1ULL << 30, "far", 3);
+	reads(f, 1ULL << 29, "\0\0\0\0", 4);
+	cr_assert_eq(cfile_truncate(f, SPARSE_TAIL_AT + 4), 0);
+	cr_assert_eq(cfile_pwrite(f, "again", 5, 3ULL << 30), 5);
+	cr_assert_eq(cfile_release(f), 0);
+	cr_assert_eq(header_flags(fd), FORMAT_F_SPARSE);
+	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	reads(f, 3ULL << 30, "again", 5);
+	reads(f, 1ULL << 30, "\0\0\0", 3);
+	reads(f, SPARSE_TAIL_AT, "tail", 4);
+	cfile_release(f);
+	close(fd);
+}
+
+Test(golden, the_tree_sparse_file_reads_back)
+{
+	int fd = load_extents("golden_tree/sparse.ext");
+	struct cfile *f;
+
+	cr_assert_eq(header_flags(fd), FORMAT_F_SPARSE | FORMAT_F_TREE);
+	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	cr_assert_eq(cfile_size(f), TREE_TAIL_AT + 4);
+	reads(f, 0, "head", 4);
+	reads(f, 4, "\0\0\0\0", 4);
+	reads(f, TREE_MID_AT, "mid", 3);
+	reads(f, 1ULL << 35, "\0\0\0\0", 4);
+	reads(f, TREE_TAIL_AT - 4, "\0\0\0\0tail", 8);
+	cfile_release(f);
+	close(fd);
+}
+
+Test(golden, a_failed_grow_of_the_v1_sparse_file_leaves_its_backing_as_it_was)
+{
+	int fd = load_extents("golden_v1/sparse.ext");
+	struct rlimit lim;
+	struct stat before, after;
+	struct cfile *f;
+
+	cr_assert_eq(fstat(fd, &before), 0);
+	/* Room for the map of group 1 only: group 2's fails. */
+	lim.rlim_cur = lim.rlim_max = (rlim_t)before.st_size + (200 << 20);
+	signal(SIGXFSZ, SIG_IGN);
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	cr_assert_eq(cfile_pwrite(f, "far", 3, 1ULL << 30), -EFBIG);
+	cr_assert_eq(cfile_truncate(f, 1ULL << 30), -EFBIG);
+	cr_assert_eq(cfile_release(f), 0);
+	cr_assert_eq(fstat(fd, &after), 0);
+	cr_assert_eq(after.st_size, before.st_size);
+	cr_assert_eq(after.st_blocks, before.st_blocks);
+	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	reads(f, SPARSE_TAIL_AT, "tail", 4);
+	reads(f, 0, "head", 4);
+	cfile_release(f);
+	close(fd);
 }

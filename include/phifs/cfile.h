@@ -17,8 +17,10 @@
  * Errors: -EBADMSG a block fails to authenticate, or is missing from a
  * backing file cut short of its authenticated size (a read fails only if it
  * covers such a block); -EUCLEAN corrupt or foreign header; -EKEYREJECTED or
- * -ENOKEY the file key cannot be unwrapped; -EFBIG past FORMAT_MAX_SIZE;
- * other -errno from the backing file (-ENOSPC, -EIO, ...).
+ * -ENOKEY the file key cannot be unwrapped; -EFBIG past FORMAT_MAX_SIZE
+ * (FORMAT_MAX_SIZE_TREE for a file with a map tree); other -errno from the
+ * backing file (-ENOSPC, -EFBIG, -EIO, ...).  A write or truncate that
+ * fails leaves the backing file as it found it (docs/FORMAT.md).
  */
 #ifndef PHIFS_CFILE_H
 #define PHIFS_CFILE_H

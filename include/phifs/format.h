@@ -33,13 +33,25 @@
 
 /* Header flags. */
 #define FORMAT_F_SPARSE 0x0001u	/* hole maps are in force */
-#define FORMAT_F_KNOWN FORMAT_F_SPARSE
+#define FORMAT_F_TREE 0x0002u	/* with SPARSE: maps form a tree, and a
+				 * map the tree says is absent is a hole */
+#define FORMAT_F_KNOWN (FORMAT_F_SPARSE | FORMAT_F_TREE)
+
+/*
+ * The map tree of a TREE file (docs/FORMAT.md, "Map tree"): node (0, g) is
+ * the map of group g; node (l, i) for l = 1, 2 is a bitmap of which nodes
+ * (l - 1, i * FANOUT + c) exist.  Every top node below the size exists.
+ */
+#define FORMAT_TREE_FANOUT FORMAT_GROUP_BLOCKS
+#define FORMAT_TREE_LEVELS 3u
 
 /*
  * Largest plaintext size the format allows: the backing offset of every
  * stored block, map blocks included, fits in an off_t.
  */
 extern const uint64_t FORMAT_MAX_SIZE;
+/* The same for a TREE file, whose nodes take a little more room. */
+extern const uint64_t FORMAT_MAX_SIZE_TREE;
 
 /* The fields of one header slot (docs/FORMAT.md, "Header slot"). */
 struct format_header {
@@ -73,10 +85,18 @@ typedef const struct crypto_key *(*format_kek_fn)(void *arg, uint32_t version);
 
 /* Number of blocks a file of `size` bytes has: ceil(size / 4096). */
 uint64_t format_nblocks(uint64_t size);
-/* Backing offset of data block `index`. */
+/* Backing offset of data block `index` (the layout of dense files and of
+ * SPARSE files without TREE; a TREE file agrees for group 0 only). */
 uint64_t format_block_offset(uint64_t index);
-/* Backing offset of the map block of group `group`. */
+/* Backing offset of the map block of group `group` (the same layout). */
 uint64_t format_map_offset(uint64_t group);
+/* Backing offset of data block `index` in a file with header flags `flags`. */
+uint64_t format_block_offset_in(uint16_t flags, uint64_t index);
+/* Backing offset of tree node (level, i) in such a file; level 0 is the map
+ * of group i, the only level a file without TREE has. */
+uint64_t format_node_offset(uint16_t flags, unsigned level, uint64_t i);
+/* The largest plaintext size a file with header flags `flags` may have. */
+uint64_t format_max_size(uint16_t flags);
 /* Backing size of a dense file of `size` bytes (header + its blocks). */
 uint64_t format_backing_size(uint64_t size);
 
@@ -190,6 +210,14 @@ int format_map_seal(const struct format_fkeys *fk, uint64_t group,
 int format_map_open(const struct format_fkeys *fk, uint64_t group,
 		    const uint8_t in[FORMAT_STORED_BLOCK],
 		    uint8_t map[FORMAT_BLOCK_SIZE]);
+/* The same for tree node (level, i), sealed as FORMAT_NODE_INDEX(level, i). */
+int format_node_seal(const struct format_fkeys *fk, unsigned level,
+		     uint64_t i, const uint8_t nonce[CRYPTO_GCM_NONCE_LEN],
+		     const uint8_t node[FORMAT_BLOCK_SIZE],
+		     uint8_t out[FORMAT_STORED_BLOCK]);
+int format_node_open(const struct format_fkeys *fk, unsigned level,
+		     uint64_t i, const uint8_t in[FORMAT_STORED_BLOCK],
+		     uint8_t node[FORMAT_BLOCK_SIZE]);
 
 /* --- the journal of in-place rewrites (docs/FORMAT.md, "Journal") --- */
 
@@ -197,9 +225,16 @@ int format_map_open(const struct format_fkeys *fk, uint64_t group,
 #define FORMAT_JOURNAL_MAX 64u
 /* Stored-block index of a map block, as journal records name them. */
 #define FORMAT_MAP_INDEX(group) ((1ULL << 63) | (group))
+/* ... and of tree node (level, i); level 0 is FORMAT_MAP_INDEX(i). */
+#define FORMAT_NODE_INDEX(level, i) \
+	((1ULL << 63) | (uint64_t)(level) << 56 | (i))
 
-/* Backing offset of a stored block: a data block, or FORMAT_MAP_INDEX(g). */
-uint64_t format_stored_offset(uint64_t stored_index);
+/*
+ * Backing offset of a stored block in a file with header flags `flags`: a
+ * data block, or FORMAT_NODE_INDEX(level, i).  0 (the header's place, never
+ * a block's) for a node index that file cannot have.
+ */
+uint64_t format_stored_offset(uint16_t flags, uint64_t stored_index);
 /* Opens a stored block, data or map, by its stored index. */
 int format_stored_open(const struct format_fkeys *fk, uint64_t stored_index,
 		       const uint8_t in[FORMAT_STORED_BLOCK],

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "mountutil.h"
@@ -200,4 +202,69 @@ Test(mount_full, a_full_backing_store_gives_enospc_and_loses_nothing_written)
 	mu_unmount(v);
 	free(pre);
 	free(pattern);
+}
+
+/* The backing file's size and allocated bytes, as stat shows them. */
+static void backing_stat(struct mu_vol *v, const char *name, struct stat *st)
+{
+	cr_assert(stat(mu_b(v, name), st) == 0, "%s: %s", name,
+		  strerror(errno));
+}
+
+/*
+ * A byte far out costs little of the backing store (the map tree), and a
+ * write or truncate that the backing file system refuses (ext4 ends files
+ * at 16 TiB; tmpfs and others much later) leaves no allocation behind.
+ */
+Test(mount_full, far_writes_cost_little_and_failed_ones_leave_nothing)
+{
+	struct mu_vol *v;
+	struct stat before, after;
+	struct statfs fs;
+	char c = 0;
+	int fd;
+
+	mu_require_fuse();
+	v = mu_vol_new(0);
+	mu_mount(v);
+	fd = open(mu_m(v, "far"), O_RDWR | O_CREAT, 0600);
+	cr_assert(fd >= 0);
+	cr_assert(pwrite(fd, "h", 1, 0) == 1);
+	cr_assert(pwrite(fd, "x", 1, 1LL << 40) == 1, "%s", strerror(errno));
+	cr_assert(fsync(fd) == 0);
+	backing_stat(v, "far", &before);
+	cr_assert_lt((long long)before.st_blocks * 512, 1 << 20,
+		     "a byte at 2^40 costs %lld backing bytes",
+		     (long long)before.st_blocks * 512);
+	cr_assert(pread(fd, &c, 1, 1LL << 40) == 1);
+	cr_assert_eq(c, 'x');
+	cr_assert(close(fd) == 0);
+	/* A small dense file: its maps would fit, the byte does not. */
+	fd = open(mu_m(v, "fail"), O_RDWR | O_CREAT, 0600);
+	cr_assert(fd >= 0);
+	cr_assert(pwrite(fd, "h", 1, 0) == 1);
+	cr_assert(fsync(fd) == 0);
+	backing_stat(v, "fail", &before);
+	cr_assert(statfs(v->backing, &fs) == 0);
+	if (pwrite(fd, "y", 1, (1LL << 44) + (1LL << 40)) < 0) {
+		cr_assert(errno == EFBIG || errno == ENOSPC, "%s",
+			  strerror(errno));
+		backing_stat(v, "fail", &after);
+		cr_assert_eq(after.st_size, before.st_size);
+		cr_assert_eq(after.st_blocks, before.st_blocks,
+			     "a failed write left %lld bytes allocated",
+			     (long long)(after.st_blocks - before.st_blocks) *
+				     512);
+	} else {
+		cr_assert_neq(fs.f_type, EXT4_SUPER_MAGIC,
+			      "ext4 took a byte past 16 TiB");
+	}
+	cr_assert(close(fd) == 0);
+	/* 2^58 needs a second top node, at 2^57 in the backing file. */
+	if (truncate(mu_m(v, "fail"), 1LL << 58) < 0) {
+		backing_stat(v, "fail", &after);
+		cr_assert_eq(after.st_size, before.st_size);
+		cr_assert_eq(after.st_blocks, before.st_blocks);
+	}
+	mu_unmount(v);
 }
