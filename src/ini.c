@@ -49,8 +49,12 @@ static int callback_error(struct parse *p, int rc, const char *why)
 		snprintf(p->err, p->err_len, "%s: out of memory", p->path);
 		return rc;
 	}
-	if (rc == -EINVAL)
-		return parse_error(p, "%s", why);
+	if (rc == -EINVAL || *why) {
+		parse_error(p, "%s", why);
+		return rc;
+	}
+	snprintf(p->err, p->err_len, "%s:%d: %s", p->path, p->line,
+		 strerror(-rc));
 	return rc;
 }
 

@@ -25,8 +25,9 @@
  * Called for each "[name]" (name trimmed) and each "name = value" (both
  * trimmed, value without its inline comment).  The strings live in the
  * text ini_parse was handed and may be kept as long as it is.  Return 0 to
- * go on; -EINVAL with a one-line reason in why (the file and line are
- * added); -ENOMEM (said as such); any other -errno stops the parse too.
+ * go on; -EINVAL or another -errno with a one-line reason in why (the file
+ * and line are added; strerror's when why is left empty), or -ENOMEM (said
+ * as such): the parse stops with that code.
  */
 struct ini_ops {
 	int (*section)(void *ctx, char *name, int line, char *why,
@@ -40,7 +41,7 @@ struct ini_ops {
  * path only names the file in messages.  Returns 0; -EINVAL for a syntax
  * error, a NUL byte, a line longer than max_line bytes or what a callback
  * refused, err then "path:line: reason"; -ENOMEM ("path: out of memory")
- * or a callback's other -errno.
+ * or a callback's other -errno, said as the callback gave it.
  */
 int ini_parse(const char *path, char *text, size_t len, size_t max_line,
 	      const struct ini_ops *ops, void *ctx, char *err, size_t err_len);
