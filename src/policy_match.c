@@ -114,8 +114,7 @@ static bool pattern_matches(const struct pol_pattern *pt, const char *path,
 	return pi == pt->ncomps;
 }
 
-/* Absolute, no empty, "." or ".." component, no trailing '/'. */
-static bool path_ok(const char *path)
+bool policy_path_ok(const char *path)
 {
 	const char *s = path;
 
@@ -212,7 +211,7 @@ void policy_decide(const struct policy *p, const struct policy_caller *c,
 
 	memset(d, 0, sizeof(*d));
 	d->file = p->file;
-	if (!path_ok(path)) {
+	if (!policy_path_ok(path)) {
 		d->rule = "not a path the policy judges";
 		return;
 	}

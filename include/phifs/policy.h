@@ -93,6 +93,12 @@ void policy_decide(const struct policy *p, const struct policy_caller *c,
 		   struct policy_decision *d);
 
 /*
+ * Whether path is written as policy_decide judges paths: absolute, no
+ * empty, "." or ".." component, no trailing '/'.
+ */
+bool policy_path_ok(const char *path);
+
+/*
  * Says *d in one line in buf: "allow: ..." or "deny: ...".  Returns what
  * snprintf returns.
  */
