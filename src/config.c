@@ -26,7 +26,8 @@ const struct config_setting config_settings[] = {
 	  NULL, "stay in the foreground (default: daemonize once\n"
 	  "the mount is ready)" },
 	{ "policy", CONFIG_STRING, FIELD(policy), true, true, 0, "FILE",
-	  "access policy (not in this build yet)" },
+	  "access policy by role, uid and group\n"
+	  "(docs/POLICY.md); read at start" },
 	{ "audit_dir", CONFIG_STRING, FIELD(audit_dir), true, true, 0, "DIR",
 	  "integrity log folder (not in this build yet)" },
 	{ "socket", CONFIG_STRING, FIELD(socket), true, true, 0, "PATH",

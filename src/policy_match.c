@@ -260,6 +260,23 @@ int policy_decision_format(const struct policy_decision *d, char *buf,
 			d->rule_line);
 }
 
+bool policy_uses_groups(const struct policy *p)
+{
+	for (size_t i = 0; i < p->ngrants; i++)
+		if (p->grants[i].group)
+			return true;
+	return false;
+}
+
+bool policy_uses_user(const struct policy *p)
+{
+	for (size_t i = 0; i < p->nroles; i++)
+		for (size_t k = 0; k < p->roles[i].npats; k++)
+			if (p->roles[i].pats[k].uses_user)
+				return true;
+	return false;
+}
+
 static const char *const op_names[] = {
 	[POLICY_READ] = "read",
 	[POLICY_WRITE] = "write",

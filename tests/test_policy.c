@@ -440,6 +440,20 @@ Test(policy, a_resolver_failure_stops_the_parse_with_its_errno)
 			 "Input/output error");
 }
 
+Test(policy, it_tells_whether_groups_or_user_names_matter)
+{
+	struct policy *p = load("[role:r]\nread = /a\n[user:1]\nroles = r\n");
+	struct policy *q = load("[role:r]\nread = /h/${user}\n"
+				"[group:7]\nroles = r\n");
+
+	cr_expect_not(policy_uses_groups(p));
+	cr_expect_not(policy_uses_user(p));
+	cr_expect(policy_uses_groups(q));
+	cr_expect(policy_uses_user(q));
+	policy_free(p);
+	policy_free(q);
+}
+
 Test(policy, op_names_go_both_ways)
 {
 	enum policy_op op;

@@ -78,6 +78,14 @@ int policy_parse(const char *file, const char *text, size_t len,
 		 const struct policy_resolver *r, struct policy **out,
 		 char *err, size_t err_len);
 
+/*
+ * Whether p has a [group:] section (the caller's groups matter) and a
+ * pattern with ${user} (the caller's name does): callers that must pay to
+ * learn them learn them only then.
+ */
+bool policy_uses_groups(const struct policy *p);
+bool policy_uses_user(const struct policy *p);
+
 /* Frees p; NULL is fine. */
 void policy_free(struct policy *p);
 
