@@ -313,6 +313,65 @@ Test(mount_policy, each_role_reaches_what_it_is_granted_and_no_more)
 	mu_unmount(v);
 }
 
+/* The one policy op a row's operation needs, or NULL for several. */
+static const char *explain_op(enum op op)
+{
+	switch (op) {
+	case OPEN_R:
+		return "read";
+	case OPEN_W:
+	case CREATE:
+	case UNLINK:
+	case MKDIR:
+	case RMDIR:
+	case TRUNCATE:
+	case SYMLINK:
+		return "write";
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * phifsctl policy explain on the matrix's rows: what it says of each is
+ * what the mount did (the test above holds the mount to the same rows).
+ */
+Test(mount_policy, policy_explain_agrees_with_the_matrix)
+{
+	char dir[] = "/tmp/phifs-explain-XXXXXX", path[64], cmd[512];
+	char text[sizeof(policy_text) + 16], out[512], groups[32];
+	FILE *f;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/policy.ini", dir);
+	snprintf(text, sizeof(text), policy_text, "allow");
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	cr_assert_eq(fputs(text, f) >= 0, 1);
+	cr_assert_eq(fclose(f), 0);
+	for (size_t i = 0; i < sizeof(matrix) / sizeof(matrix[0]); i++) {
+		const struct row *r = &matrix[i];
+		const char *op = explain_op(r->op);
+
+		if (!op)
+			continue;
+		snprintf(groups, sizeof(groups), "%u", r->w->groups[0]);
+		snprintf(cmd, sizeof(cmd), "%s/phifsctl policy explain %s "
+			 "--uid %u --gid %u --groups '%s' --op %s /%s",
+			 PHIFS_BIN_DIR, path, r->w->uid, r->w->gid,
+			 r->w->ngroups ? groups : "", op, r->a);
+		f = popen(cmd, "r");
+		cr_assert_not_null(f);
+		cr_assert_not_null(fgets(out, sizeof(out), f), "%s", cmd);
+		cr_assert_eq(pclose(f), 0, "%s", cmd);
+		cr_expect_eq(strncmp(out, r->want ? "deny:" : "allow:",
+				     r->want ? 5 : 6), 0,
+			     "row %zu: %s: %s", i, cmd, out);
+	}
+	unlink(path);
+	rmdir(dir);
+}
+
 Test(mount_policy, uid_0_is_denied_under_root_deny)
 {
 	struct mu_vol *v;
