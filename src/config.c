@@ -1,22 +1,19 @@
 /*
  * config.c — the daemon's settings: one table of names, kinds and fields,
  * and the one function that sets them, used alike by the INI file (parsed
- * here, strictly: see parse_text), -o options and the command line.  Knows nothing of what the settings do,
- * nor of getopt: main.c derives its options from the table.
+ * by ini.c, strictly), -o options and the command line.  Knows nothing of
+ * what the settings do, nor of getopt: main.c derives its options from the
+ * table.
  */
 #include "phifs/config.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "phifs/ioutil.h"
+#include "phifs/ini.h"
 
 #define FIELD(f) offsetof(struct config, f)
 
@@ -29,7 +26,8 @@ const struct config_setting config_settings[] = {
 	  NULL, "stay in the foreground (default: daemonize once\n"
 	  "the mount is ready)" },
 	{ "policy", CONFIG_STRING, FIELD(policy), true, true, 0, "FILE",
-	  "access policy (not in this build yet)" },
+	  "access policy by role, uid and group\n"
+	  "(docs/POLICY.md); read at start" },
 	{ "audit_dir", CONFIG_STRING, FIELD(audit_dir), true, true, 0, "DIR",
 	  "integrity log folder (not in this build yet)" },
 	{ "socket", CONFIG_STRING, FIELD(socket), true, true, 0, "PATH",
@@ -225,211 +223,72 @@ int config_set(struct config *c, const char *name, const char *value,
 }
 
 /*
- * The INI file is read here, not by inih: Debian's libinih cuts lines at
- * 200 bytes and goes on with the rest as a line of its own (a key file's
- * long path became a syntax error at a line the file does not have), and
- * it lets a NUL cut a value and a repeated key or section pass.  The
- * grammar is inih's, less continuation lines: [section], NAME = VALUE (or
- * NAME: VALUE), ';' or '#' comment lines, a ';' after a blank ending a
- * value, blanks around names and values dropped, a UTF-8 BOM skipped.
+ * The file is read by ini.c, strictly (see ini.h for why not inih); what
+ * its sections and keys mean is decided here.
  */
 
 /* What the parse of one file knows. */
 struct parse {
-	const char *path;
 	struct config *c;
-	int line;		/* the current line, from 1 */
 	int set_at[CONFIG_MAX_SETTINGS];	/* line of each setting, or 0 */
 	int phifs_at;		/* line of [phifs], or 0 */
-	char *err;
-	size_t err_len;
 };
 
-static int parse_error(struct parse *p, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-/* Says "path:line: reason" in p->err; -EINVAL. */
-static int parse_error(struct parse *p, const char *fmt, ...)
+static int on_section(void *ctx, char *name, int line, char *why,
+		      size_t why_len)
 {
-	char why[256];
-	va_list ap;
+	struct parse *p = ctx;
 
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	snprintf(p->err, p->err_len, "%s:%d: %s", p->path, p->line, why);
-	return -EINVAL;
-}
-
-static char *trim(char *s)
-{
-	char *e;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-		*--e = 0;
-	return s;
-}
-
-/* Cuts s at a ';' that follows a blank: an inline comment. */
-static void cut_comment(char *s)
-{
-	for (char *q = s; *q; q++) {
-		if (*q == ';' && q > s && (q[-1] == ' ' || q[-1] == '\t')) {
-			*q = 0;
-			return;
-		}
+	if (strcmp(name, "phifs")) {
+		snprintf(why, why_len, "unknown section [%s]", name);
+		return -EINVAL;
 	}
-}
-
-static int on_section(struct parse *p, char *l)
-{
-	char *end = strchr(l, ']'), *name;
-
-	if (!end)
-		return parse_error(p, "syntax error: no ']'");
-	*end = 0;
-	cut_comment(end + 1);
-	if (*trim(end + 1))
-		return parse_error(p, "syntax error after ']'");
-	name = trim(l + 1);
-	if (strcmp(name, "phifs"))
-		return parse_error(p, "unknown section [%s]", name);
-	if (p->phifs_at)
-		return parse_error(p, "section [phifs] given twice (first at "
-				   "line %d)", p->phifs_at);
-	p->phifs_at = p->line;
+	if (p->phifs_at) {
+		snprintf(why, why_len, "section [phifs] given twice (first at "
+			 "line %d)", p->phifs_at);
+		return -EINVAL;
+	}
+	p->phifs_at = line;
 	return 0;
 }
 
-static int on_setting(struct parse *p, char *l)
+static int on_setting(void *ctx, char *name, char *value, int line,
+		      char *why, size_t why_len)
 {
-	size_t n = strcspn(l, "=:");
+	struct parse *p = ctx;
 	const struct config_setting *s, *t;
-	char why[128], *name, *value;
-	int rc;
 
-	if (!l[n])
-		return parse_error(p, "syntax error");
-	l[n] = 0;
-	name = trim(l);
-	value = l + n + 1;
-	cut_comment(value);
-	value = trim(value);
 	s = config_find(name);
-	if (!s)
-		return parse_error(p, "unknown setting '%s'", name);
+	if (!s) {
+		snprintf(why, why_len, "unknown setting '%s'", name);
+		return -EINVAL;
+	}
 	/*
 	 * Twice in one file is a mistake, the top level and [phifs] alike,
 	 * and so are two names of one field (poll, no_poll); only options
 	 * lines add up.
 	 */
-	for (t = config_settings; t->name && s->kind != CONFIG_OPTIONS; t++)
-		if (t->offset == s->offset && p->set_at[t - config_settings])
-			return parse_error(p, "'%s' given twice (first at "
-					   "line %d)", name,
-					   p->set_at[t - config_settings]);
-	p->set_at[s - config_settings] = p->line;
-	rc = config_set(p->c, s->name, value, why, sizeof(why));
-	if (rc == -ENOMEM) {
-		snprintf(p->err, p->err_len, "%s: out of memory", p->path);
-		return rc;
+	for (t = config_settings; t->name && s->kind != CONFIG_OPTIONS; t++) {
+		if (t->offset == s->offset && p->set_at[t - config_settings]) {
+			snprintf(why, why_len, "'%s' given twice (first at "
+				 "line %d)", name,
+				 p->set_at[t - config_settings]);
+			return -EINVAL;
+		}
 	}
-	return rc ? parse_error(p, "%s", why) : 0;
+	p->set_at[s - config_settings] = line;
+	return config_set(p->c, s->name, value, why, why_len);
 }
 
-/* Parses text (len bytes, NUL-terminated) line by line. */
-static int parse_text(struct parse *p, char *text, size_t len)
-{
-	char *l = text, *end = text + len;
-
-	if (len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3))
-		l += 3;
-	for (p->line = 1; l < end; p->line++) {
-		char *nl = memchr(l, '\n', (size_t)(end - l));
-		size_t n = nl ? (size_t)(nl - l) : (size_t)(end - l);
-		int rc = 0;
-
-		if (memchr(l, 0, n))
-			return parse_error(p, "NUL byte in the line");
-		if (n > CONFIG_MAX_LINE)
-			return parse_error(p, "line longer than %d bytes",
-					   CONFIG_MAX_LINE);
-		l[n] = 0;
-		l = trim(l);
-		if (*l == '[')
-			rc = on_section(p, l);
-		else if (*l && *l != ';' && *l != '#')
-			rc = on_setting(p, l);
-		if (rc)
-			return rc;
-		if (!nl)
-			break;
-		l = nl + 1;
-	}
-	return 0;
-}
-
-/* Reads all of regular file path into *text (NUL-terminated), *len. */
-static int read_file(const char *path, char **text, size_t *len, char *err,
-		     size_t err_len)
-{
-	struct stat st;
-	char *buf = NULL;
-	size_t n = 0;
-	int fd, rc;
-
-	/* O_NONBLOCK: a FIFO's open would wait for a writer. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0 || fstat(fd, &st)) {
-		rc = -errno;
-		snprintf(err, err_len, "%s: %s", path, strerror(-rc));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-		snprintf(err, err_len, "%s: %s", path, S_ISDIR(st.st_mode) ?
-			 "is a folder, not a config file" :
-			 "not a regular file");
-		goto out;
-	}
-	if (st.st_size > CONFIG_MAX_FILE) {
-		rc = -EFBIG;
-		snprintf(err, err_len, "%s: larger than %d bytes", path,
-			 CONFIG_MAX_FILE);
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		rc = -ENOMEM;
-		snprintf(err, err_len, "%s: out of memory", path);
-		goto out;
-	}
-	/* Up to the size fstat saw: a file that grows meanwhile is cut. */
-	rc = ioutil_read_all(fd, buf, (size_t)st.st_size, &n);
-	if (rc < 0) {
-		snprintf(err, err_len, "%s: %s", path, strerror(-rc));
-		goto out;
-	}
-	buf[n] = 0;
-	*text = buf;
-	buf = NULL;	/* transferred */
-	*len = n;
-	rc = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	free(buf);
-	return rc;
-}
+static const struct ini_ops config_ini_ops = {
+	.section = on_section,
+	.key = on_setting,
+};
 
 int config_load(const char *path, struct config *c, char *err,
 		size_t err_len)
 {
-	struct parse p = { .path = path, .c = c, .err = err,
-			   .err_len = err_len };
+	struct parse p = { .c = c };
 	char *text = NULL;
 	size_t len = 0, n = 0;
 	int rc;
@@ -438,9 +297,11 @@ int config_load(const char *path, struct config *c, char *err,
 		n++;
 	if (n > CONFIG_MAX_SETTINGS)
 		abort();	/* the table outgrew set_at: a bug */
-	rc = read_file(path, &text, &len, err, err_len);
+	rc = ini_read_file(path, CONFIG_MAX_FILE, "config file", &text, &len,
+			   err, err_len);
 	if (!rc)
-		rc = parse_text(&p, text, len);
+		rc = ini_parse(path, text, len, CONFIG_MAX_LINE, &config_ini_ops,
+			       &p, err, err_len);
 	free(text);
 	return rc;
 }

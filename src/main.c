@@ -24,14 +24,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "phifs/access.h"
 #include "phifs/config.h"
 #include "phifs/ctl.h"
 #include "phifs/fs.h"
+#include "phifs/ini.h"
 #include "phifs/keys.h"
 #include "phifs/log.h"
 #include "phifs/loop.h"
 #include "phifs/mountcheck.h"
+#include "phifs/policy.h"
 #include "phifs/secmem.h"
+#include "phifs/sysnames.h"
 #include "phifs/volume.h"
 
 #define EXIT_USAGE 2
@@ -111,6 +115,7 @@ struct args {
 	const char *mountpoint;
 	const char *config_path;	/* the last --config, or NULL */
 	struct config file_cfg;		/* what it said at start */
+	struct policy *policy;		/* --policy, compiled; or NULL */
 };
 
 /* getopt's values: main's own options, then one per setting. */
@@ -243,6 +248,28 @@ static void hide_key(const struct config_setting *s, char *arg)
 	}
 }
 
+/*
+ * Reads and compiles --policy before the fork: a mistake in it is bad
+ * usage, said on the terminal, and nothing is mounted.
+ */
+static int load_policy(struct args *a)
+{
+	char err[POLICY_ERR_LEN], *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	rc = ini_read_file(a->cfg.policy, POLICY_MAX_FILE, "policy file",
+			   &text, &len, err, sizeof(err));
+	if (!rc)
+		rc = policy_parse(a->cfg.policy, text, len, &sysnames_resolver,
+				  &a->policy, err, sizeof(err));
+	free(text);
+	if (rc)
+		return say(rc == -ENOMEM ? EXIT_FAILURE : EXIT_USAGE, "%s",
+			   err);
+	return 0;
+}
+
 /* Command line over config file: the file is read first, then argv. */
 /* Loads every --config FILE first, so that options given beside it win. */
 static int load_configs(int argc, char **argv, struct args *a)
@@ -341,13 +368,13 @@ static int parse_args(int argc, char **argv, struct args *a)
 	if (!a->cfg.key)
 		return say(EXIT_USAGE, "--key SRC is required (see phifs --help)");
 	/* Refuse, never ignore, a security setting this build cannot honour. */
-	if (a->cfg.policy)
-		return say(EXIT_USAGE, "policy %s: access policies are not in "
-			   "this build yet", a->cfg.policy);
 	if (a->cfg.audit_dir)
 		return say(EXIT_USAGE, "audit-dir %s: the integrity log is not "
 			   "in this build yet", a->cfg.audit_dir);
-	return check_fuse_options(a);
+	rc = check_fuse_options(a);
+	if (!rc && a->cfg.policy)
+		rc = load_policy(a);
+	return rc;
 }
 
 /*
@@ -453,6 +480,7 @@ static int libfuse_loop(struct fuse_session *se)
 struct serving {
 	struct volume *vol;
 	struct fs *fs;
+	struct access *access;		/* the policy's hook, or NULL */
 	char *opts;
 	char *fargv[4];
 	struct fuse_args fa;
@@ -604,7 +632,7 @@ static bool differs(const struct config_setting *t, const struct config *x,
 /*
  * Re-reads the config file and names the settings it changed since the
  * mount.  None is applied: no setting of this build can change under a
- * mounted volume (the policy, when it comes, will).
+ * mounted volume (the policy, once reloading it is built, will).
  */
 static int ctl_reload(void *arg, char *changed, size_t len)
 {
@@ -754,8 +782,22 @@ static void serve_end(const struct args *a, struct serving *s, int rc)
 	if (s->fargs)
 		fuse_opt_free_args(&s->fa);
 	fs_free(s->fs);
+	access_free(s->access);		/* no request runs after fs_free */
 	volume_close(s->vol);
 	free(s->opts);
+}
+
+/* The policy becomes the core's allow hook, before any request. */
+static int serve_policy(struct args *a, struct serving *s)
+{
+	int rc = access_new(fs_vfs(s->fs), a->policy, &s->access);
+
+	if (rc)
+		return say(EXIT_FAILURE, "%s: %s", a->cfg.policy,
+			   strerror(-rc));
+	a->policy = NULL;	/* transferred */
+	vfs_set_hooks(fs_vfs(s->fs), &access_hooks, s->access);
+	return EXIT_SUCCESS;
 }
 
 static int serve(struct args *a, int ready_fd)
@@ -785,6 +827,8 @@ static int serve(struct args *a, int ready_fd)
 		return say(EXIT_FAILURE, "%s: %s", a->backing, err);
 	}
 	rc = serve_session(a, &s);
+	if (rc == EXIT_SUCCESS && a->policy)
+		rc = serve_policy(a, &s);
 	if (rc == EXIT_SUCCESS)
 		rc = serve_control(a, &s);
 	if (rc == EXIT_SUCCESS)
@@ -809,6 +853,7 @@ int main(int argc, char **argv)
 
 	rc = parse_args(argc, argv, &a);
 	if (rc) {
+		policy_free(a.policy);
 		config_release(&a.cfg);
 		config_release(&a.file_cfg);
 		return rc < 0 ? 0 : rc;
@@ -829,6 +874,7 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 	rc = serve(&a, ready_fd);
+	policy_free(a.policy);
 	config_release(&a.cfg);
 	config_release(&a.file_cfg);
 	log_close();

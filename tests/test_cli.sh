@@ -4,6 +4,7 @@
 # Usage: test_cli.sh BUILD_DIR
 set -u
 ctl="$1/phifsctl"
+src=$(cd "$(dirname "$0")/.." && pwd)
 daemon="$1/phifs"
 tmp=$(mktemp -d)
 trap 'chmod -R u+w "$tmp"; rm -rf "$tmp"' EXIT
@@ -80,8 +81,10 @@ printf '[phifs]\nforeground = maybe\n' > "$tmp/bad2.conf"
 expect "config bad value" 2 "bad2.conf:2: bad value for 'foreground'" -- "$daemon" --config "$tmp/bad2.conf" "$tmp/vol" "$tmp/mnt"
 printf '[phifs]\nkey = file:%s\npoll = often\n' "$tmp/k1" > "$tmp/bad3.conf"
 expect "config bad poll" 2 "bad3.conf:3: bad value for 'poll'" -- "$daemon" --config "$tmp/bad3.conf" "$tmp/vol" "$tmp/mnt"
-expect "policy refused, not ignored" 2 "policy p.ini: access policies are not in this build" -- "$daemon" --key "file:$tmp/k1" --policy p.ini "$tmp/vol" "$tmp/mnt"
-expect "policy via -o refused too" 2 "policy p.ini" -- "$daemon" -o "key=file:$tmp/k1,policy=p.ini" "$tmp/vol" "$tmp/mnt"
+expect "a missing policy is bad usage" 2 "^phifs: $tmp/none.ini: No such file or directory\$" -- "$daemon" --key "file:$tmp/k1" --policy "$tmp/none.ini" "$tmp/vol" "$tmp/mnt"
+printf '[role:r]\nread = /a/***\n' > "$tmp/bad.ini"
+expect "an invalid policy names file and line" 2 "bad.ini:2: '\*\*\*' in '/a/\*\*\*'" -- "$daemon" --key "file:$tmp/k1" --policy "$tmp/bad.ini" "$tmp/vol" "$tmp/mnt"
+expect "an invalid policy via -o too" 2 "bad.ini:2:" -- "$daemon" -o "key=file:$tmp/k1,policy=$tmp/bad.ini" "$tmp/vol" "$tmp/mnt"
 # One settings table for the file, -o and argv; the command line wins.
 printf '[phifs]\nkey = file:%s\n' "$tmp/k1" > "$tmp/k1.conf"
 printf 'key = file:%s\n' "$tmp/nokey" > "$tmp/nokey.conf"
@@ -126,6 +129,47 @@ expect "status without a daemon" 1 "no daemon answers" -- "$ctl" status "$tmp/vo
 expect "status --json and --prometheus" 2 "not both" -- "$ctl" status --json --prometheus "$tmp/vol"
 expect "status of two places" 2 "expected --socket PATH or one BACKING" -- "$ctl" status --socket "$tmp/s" "$tmp/vol"
 expect "unmount without a daemon" 1 "no daemon answers" -- "$ctl" unmount --socket "$tmp/none.sock"
+
+# Access policies: check and explain, with no daemon.
+example="$src/conf/policy.example.ini"
+bad="$src/tests/data/policy/bad"
+# stdout_has NAME PATTERN -- CMD...: exit 0 and stdout matching.
+stdout_has() {
+  local name=$1 pat=$2
+  shift 3
+  check "$name" sh -c '"$@" | grep -Eq -- "$0"' "$pat" "$@"
+}
+expect "policy check of the example" 0 "" -- "$ctl" policy check "$example"
+stdout_has "policy check says valid" ": valid\$" -- "$ctl" policy check "$example"
+expect "policy check names file and line" 1 "dotdot.ini:2: '\.\.' in '/patients/\.\./billing/\*\*'" -- "$ctl" policy check "$bad/dotdot.ini"
+expect "policy check of an unknown role" 1 "unknown_role.ini:4: unknown role 'ghost'" -- "$ctl" policy check "$bad/unknown_role.ini"
+printf '[role:r]\nread = /a\n[user:no-such-user-here]\nroles = r\n' > "$tmp/nouser.ini"
+expect "policy check resolves names on the system" 1 "nouser.ini:3: no user named 'no-such-user-here'" -- "$ctl" policy check "$tmp/nouser.ini"
+expect "policy check of a missing file" 1 "nowhere.ini: No such file" -- "$ctl" policy check "$tmp/nowhere.ini"
+expect "policy check of a folder" 1 "$tmp: is a folder, not a policy file" -- "$ctl" policy check "$tmp"
+expect "policy check needs a file" 2 "policy check: expected one FILE" -- "$ctl" policy check
+expect "policy without a subcommand" 2 "policy: expected a subcommand" -- "$ctl" policy
+expect "unknown policy subcommand" 2 "unknown command 'policy frob'" -- "$ctl" policy frob
+stdout_has "explain allows a physician's write" "^allow: role 'physician' of \[user:1001\] \(.*:48\), write = /patients/\*\* \(.*:20\)\$" -- "$ctl" policy explain "$example" --uid 1001 --gid 1001 --op write /patients/1201/chart.txt
+stdout_has "explain denies billing a chart" "^deny: no role grants it; defaults: unmatched = deny \(.*:14\)\$" -- "$ctl" policy explain "$example" --uid 1400 --gid 2000 --op read /patients/1201/chart.txt
+stdout_has "explain grants through --groups" "^allow: role 'nurse' of \[group:3000\]" -- "$ctl" policy explain "$example" --uid 1300 --gid 1300 --groups 10,3000 --op write /patients/1201/notes/n1
+stdout_has "explain without that group denies" "^deny" -- "$ctl" policy explain "$example" --uid 1300 --gid 1300 --groups 10 --op write /patients/1201/notes/n1
+stdout_has "explain: a patient reads their own folder" "^allow: role 'patient'" -- "$ctl" policy explain "$example" --uid 1201 --gid 1201 --groups 4000 --op read /patients/1201/chart.txt
+stdout_has "explain: and not another's" "^deny" -- "$ctl" policy explain "$example" --uid 1201 --gid 1201 --groups 4000 --op read /patients/1202/chart.txt
+stdout_has "explain: ancestors are traversed" "under read = /patients/\\\$\\{uid\\}/\*\*" -- "$ctl" policy explain "$example" --uid 1201 --gid 1201 --groups 4000 --op traverse /patients
+stdout_has "explain: root denied under root = deny" "^deny: no role grants it; defaults: root = deny" -- "$ctl" policy explain "$example" --uid 0 --op read /shared/form
+stdout_has "explain --json" '^\{"allow":false,"op":"read","path":"/billing/x","uid":1201,"gid":1201,"groups":\[4000\],.*"rule":"no role grants it; defaults: unmatched = deny","rule_line":14,' -- "$ctl" policy explain "$example" --json --uid 1201 --gid 1201 --groups 4000 --op read /billing/x
+# uid 0's gid and name come from passwd when not given.
+printf '[role:home]\nread = /home/${user}/**\n[group:0]\nroles = home\n' > "$tmp/home.ini"
+stdout_has "explain takes gid and name from the system" "^allow: role 'home' of \[group:0\]" -- "$ctl" policy explain "$tmp/home.ini" --uid root --op read /home/root/x
+stdout_has "explain expands \${user} to the uid's name" "^deny" -- "$ctl" policy explain "$tmp/home.ini" --uid 0 --op read /home/other/x
+expect "explain of a bad policy fails as check does" 1 "dotdot.ini:2:" -- "$ctl" policy explain "$bad/dotdot.ini" --uid 1 --op read /x
+expect "explain needs --uid and --op" 2 "--uid N and --op OP are required" -- "$ctl" policy explain "$example" --op read /x
+expect "explain of an unknown op" 2 "--op exec: read, write, list or traverse" -- "$ctl" policy explain "$example" --uid 1 --op exec /x
+expect "explain of a path with .." 2 "PATH /a/\.\./b: not absolute" -- "$ctl" policy explain "$example" --uid 1 --op read /a/../b
+expect "explain of a relative path" 2 "PATH a/b: not absolute" -- "$ctl" policy explain "$example" --uid 1 --op read a/b
+expect "explain of an unknown group name" 2 "--groups no-such-group-here: no such group" -- "$ctl" policy explain "$example" --uid 1 --groups no-such-group-here --op read /x
+expect "explain option without its value" 2 "policy explain: --uid needs a value" -- "$ctl" policy explain "$example" /x --op read --uid
 
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

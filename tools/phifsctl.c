@@ -45,6 +45,15 @@ static const char usage_text[] =
 	"                                   destroy a version no file uses\n"
 	"  (key commands: --key-timeout SECONDS for a cmd: key source)\n"
 	"\n"
+	"Access policy (docs/POLICY.md):\n"
+	"  policy check FILE                exit 0 if FILE is a valid policy, else\n"
+	"                                   its first error as FILE:LINE: reason\n"
+	"  policy explain FILE --uid N [--gid N] [--groups G,G...] --op OP [--json] PATH\n"
+	"                                   allow or deny, and the rule that decided;\n"
+	"                                   OP: read, write, list or traverse; the\n"
+	"                                   uid's gid and groups from the system's\n"
+	"                                   databases unless given\n"
+	"\n"
 	"Running daemon (its control socket: --socket PATH, or that of BACKING):\n"
 	"  status [--json | --prometheus] [--socket PATH | BACKING]\n"
 	"                                   figures since mount: a table, the\n"
@@ -347,6 +356,8 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "flush") || !strcmp(argv[1], "reload") ||
 	    !strcmp(argv[1], "unmount"))
 		return cmd_simple(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "policy"))
+		return cmd_policy(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "key"))
 		return cmd_key(argc - 1, argv + 1);
 	return usage("unknown command '%s'", argv[1]);

@@ -1,0 +1,44 @@
+/*
+ * access.h — the access policy as the operations core's `allow` hook: each
+ * operation (vfs_req) becomes the permissions it needs (docs/POLICY.md,
+ * "At the mount") on the paths the inode table knows for its objects, and
+ * each is put to the policy for the caller the kernel named.  Knows
+ * nothing of FUSE, nor of how a policy is written or read from disk.
+ */
+#ifndef PHIFS_ACCESS_H
+#define PHIFS_ACCESS_H
+
+#include "phifs/policy.h"
+#include "phifs/vfs.h"
+
+struct access;
+
+/*
+ * An access hook over v judging by p.  p is transferred (freed by
+ * access_free); v is borrowed and must outlive the access.  0 or -ENOMEM.
+ */
+int access_new(struct vfs *v, struct policy *p, struct access **out);
+
+/* Frees a and its policy; NULL is fine.  Only once no request runs. */
+void access_free(struct access *a);
+
+/*
+ * The hooks to give vfs_set_hooks with the access as their arg.  allow is
+ * thread-safe; a refusal is -EACCES.
+ */
+extern const struct vfs_hooks access_hooks;
+
+/* What an operation needs, as the hook judges it; for tests and docs. */
+struct access_need {
+	int n;			/* checks, up to 3 */
+	struct {
+		bool second;	/* on (ino2, name2) rather than (ino, name) */
+		bool whole;	/* every path of ino, not ino/name */
+		enum policy_op op;
+	} check[3];
+};
+
+/* Fills *need for r; need->n is 0 for operations never refused. */
+void access_needs(const struct vfs_req *r, struct access_need *need);
+
+#endif

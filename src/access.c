@@ -1,0 +1,216 @@
+/*
+ * access.c — the policy put to every operation, as the core's allow hook:
+ * which permissions an operation needs on which paths (access_needs), the
+ * paths from the inode table (vfs_paths: a hard-linked file's every known
+ * path must grant), and the caller as the kernel named it.  Knows nothing
+ * of FUSE; the policy itself decides without locks or allocation.
+ */
+#include "phifs/access.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "phifs/sysnames.h"
+
+/* The policy takes groups as uint32_t; the kernel's gid_t is that type. */
+_Static_assert(_Generic((gid_t)0, uint32_t: 1, default: 0),
+	       "gid_t is not uint32_t");
+
+struct access {
+	struct vfs *v;
+	struct policy *p;	/* read-only from access_new on */
+	bool wants_groups;	/* the policy has a [group:] section */
+	bool wants_name;	/* a pattern holds ${user} */
+};
+
+int access_new(struct vfs *v, struct policy *p, struct access **out)
+{
+	struct access *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return -ENOMEM;
+	a->v = v;
+	a->p = p;	/* transferred */
+	a->wants_groups = policy_uses_groups(p);
+	a->wants_name = policy_uses_user(p);
+	*out = a;
+	return 0;
+}
+
+void access_free(struct access *a)
+{
+	if (!a)
+		return;
+	policy_free(a->p);
+	free(a);
+}
+
+static void need(struct access_need *n, bool second, bool whole,
+		 enum policy_op op)
+{
+	n->check[n->n].second = second;
+	n->check[n->n].whole = whole;
+	n->check[n->n].op = op;
+	n->n++;
+}
+
+/* An open's permissions by its access mode; O_TRUNC writes too. */
+static void open_needs(int flags, bool whole, struct access_need *n)
+{
+	int mode = flags & O_ACCMODE;
+
+	if (mode != O_WRONLY)
+		need(n, false, whole, POLICY_READ);
+	if (mode != O_RDONLY || (flags & O_TRUNC))
+		need(n, false, whole, POLICY_WRITE);
+}
+
+void access_needs(const struct vfs_req *r, struct access_need *n)
+{
+	memset(n, 0, sizeof(*n));
+	switch (r->op) {
+	case VFS_LOOKUP:
+		need(n, false, false, POLICY_TRAVERSE);
+		break;
+	case VFS_GETATTR:
+		need(n, false, true, POLICY_TRAVERSE);
+		break;
+	case VFS_OPENDIR:
+	case VFS_LISTXATTR:
+		need(n, false, true, POLICY_LIST);
+		break;
+	case VFS_READLINK:
+	case VFS_GETXATTR:
+		need(n, false, true, POLICY_READ);
+		break;
+	case VFS_SETATTR:	/* truncate, chmod, chown, utimens */
+	case VFS_SETXATTR:
+	case VFS_REMOVEXATTR:
+		need(n, false, true, POLICY_WRITE);
+		break;
+	case VFS_MKNOD:
+	case VFS_MKDIR:
+	case VFS_SYMLINK:
+	case VFS_UNLINK:
+	case VFS_RMDIR:
+		need(n, false, false, POLICY_WRITE);
+		break;
+	case VFS_RENAME:	/* both ends: nothing leaves or lands unseen */
+		need(n, false, false, POLICY_WRITE);
+		need(n, true, false, POLICY_WRITE);
+		break;
+	case VFS_LINK:		/* a new name must not widen who reads it */
+		need(n, false, true, POLICY_READ);
+		need(n, false, true, POLICY_WRITE);
+		need(n, true, false, POLICY_WRITE);
+		break;
+	case VFS_OPEN:
+		open_needs(r->flags, true, n);
+		break;
+	case VFS_CREATE:
+		open_needs(r->flags | O_TRUNC, false, n);
+		break;
+	default:
+		/*
+		 * Reads, writes, fsync and release of an open file were
+		 * judged at its open, folders' reads at opendir; statfs
+		 * names nothing.
+		 */
+		break;
+	}
+}
+
+/* One judgement: the caller, the op, and the name below each path. */
+struct judge {
+	const struct access *a;
+	const struct policy_caller *pc;
+	enum policy_op op;
+	const char *name;	/* NULL: the path itself */
+	int paths;		/* judged so far */
+};
+
+static int judge_path(void *arg, const char *path)
+{
+	struct judge *j = arg;
+	struct policy_decision d;
+	char full[PATH_MAX + NAME_MAX + 2];
+
+	if (j->name) {
+		int n = snprintf(full, sizeof(full), "%s/%s",
+				 strcmp(path, "/") ? path : "", j->name);
+
+		if (n < 0 || (size_t)n >= sizeof(full))
+			return -EACCES;	/* no policy path: never granted */
+		path = full;
+	}
+	j->paths++;
+	policy_decide(j->a->p, j->pc, j->op, path, &d);
+	return d.allow ? 0 : -EACCES;
+}
+
+/*
+ * op on every path of ino (below each, name when given).  An object no
+ * path reaches (unlinked, or under a removed folder) cannot be judged:
+ * refused, unless unnamed_ok.
+ */
+static int judge(const struct access *a, const struct policy_caller *pc,
+		 enum policy_op op, uint64_t ino, const char *name,
+		 bool unnamed_ok)
+{
+	struct judge j = { .a = a, .pc = pc, .op = op, .name = name };
+	int rc = vfs_paths(a->v, ino, judge_path, &j);
+
+	if (rc == -ENOENT && !j.paths)	/* vfs_paths: no path */
+		return unnamed_ok ? 0 : -EACCES;
+	if (rc)
+		return rc == -ENOMEM ? rc : -EACCES;
+	return j.paths || unnamed_ok ? 0 : -EACCES;
+}
+
+/*
+ * A file no name reaches any more is held by whoever has it open (a
+ * temporary file opened and then unlinked): its attributes, and changes
+ * to them through the open file, are theirs; nothing else reaches it.
+ */
+static bool unnamed_ok(const struct vfs_req *r)
+{
+	return r->op == VFS_GETATTR || (r->op == VFS_SETATTR && r->opener);
+}
+
+static int allow(void *arg, const struct vfs_caller *c,
+		 const struct vfs_req *r)
+{
+	const struct access *a = arg;
+	struct policy_caller pc = { .uid = c->uid, .gid = c->gid };
+	struct access_need n;
+	const gid_t *groups;
+	char name[256];
+	uint32_t gid;
+	int rc = 0;
+
+	access_needs(r, &n);
+	if (!n.n)
+		return 0;
+	/* Each costs a read of the system's files: only when used. */
+	if (a->wants_groups)
+		pc.ngroups = vfs_caller_groups(c, &groups);
+	if (pc.ngroups)
+		pc.groups = groups;
+	if (a->wants_name && !sysnames_user_of(c->uid, name, sizeof(name),
+					       &gid))
+		pc.user = name;
+	for (int i = 0; !rc && i < n.n; i++) {
+		bool second = n.check[i].second;
+
+		rc = judge(a, &pc, n.check[i].op, second ? r->ino2 : r->ino,
+			   n.check[i].whole ? NULL :
+			   second ? r->name2 : r->name, unnamed_ok(r));
+	}
+	return rc;
+}
+
+const struct vfs_hooks access_hooks = { .allow = allow };
