@@ -27,54 +27,24 @@
 #include "phifs/crypto.h"
 #include "phifs/format.h"
 #include "oldkernel_filter.h"
+#include "cfixture.h"
 #include "testutil.h"
 
 #define BS FORMAT_BLOCK_SIZE
 #define SB FORMAT_STORED_BLOCK
 #define GiB (1ULL << 30)
 
-static struct crypto_key *kek;
-static uint8_t volid[FORMAT_ID_LEN] = { 0xfe, 0xed };
-static struct cfile_volume vol;
-
-static const struct crypto_key *kek_of(void *arg, uint32_t v)
-{
-	(void)arg;
-	return v == 1 ? kek : NULL;
-}
-
 static void setup(void)
 {
-	kek = crypto_key_random();
-	cr_assert(kek);
-	vol = (struct cfile_volume){ .volume_id = volid, .kek = kek_of,
-				     .active_version = 1, .journal_dirfd = -1 };
+	cf_setup(0xfe, 0xed);
 }
 
 static void teardown(void)
 {
-	crypto_key_free(kek);
+	cf_teardown();
 }
 
 TestSuite(cfile, .init = setup, .fini = teardown, .timeout = 240);
-
-static struct cfile *new_file(int *fd)
-{
-	struct cfile *f;
-
-	*fd = tu_memfd("cfile");
-	cr_assert_eq(cfile_create(*fd, &vol, &f), 0);
-	return f;
-}
-
-static struct cfile *reopen(struct cfile *f, int fd)
-{
-	struct cfile *g;
-
-	cr_assert_eq(cfile_release(f), 0);
-	cr_assert_eq(cfile_open(fd, &vol, &g), 0);
-	return g;
-}
 
 static void fill(uint8_t *p, size_t n, uint64_t *seed)
 {
@@ -138,7 +108,7 @@ static void random_op(struct cfile **f, int fd, int ref, uint64_t *seed,
 		cr_assert_eq(ftruncate(ref, (off_t)off), 0);
 		break;
 	case 1:
-		*f = reopen(*f, fd);
+		*f = cf_reopen(*f, fd);
 		break;
 	case 2:
 		cr_assert_eq(cfile_fsync(*f, 0), 0);
@@ -157,12 +127,12 @@ Test(cfile, random_tables_match_a_plain_file)
 	static uint8_t buf[400000];
 	uint64_t seed = 0x9e3779b97f4a7c15ULL;
 	int fd, ref = tu_memfd("ref");
-	struct cfile *f = new_file(&fd);
+	struct cfile *f = cf_new("cfile", &fd);
 
 	for (int i = 0; i < 3000; i++)
 		random_op(&f, fd, ref, &seed, 1 << 20, buf);
 	same_file(f, ref);
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	same_file(f, ref);
 	cfile_release(f);
 }
@@ -172,12 +142,12 @@ Test(cfile, random_tables_past_4_gib_match_a_plain_file)
 	static uint8_t buf[400000];
 	uint64_t seed = 7;
 	int fd, ref = tu_memfd("ref");
-	struct cfile *f = new_file(&fd);
+	struct cfile *f = cf_new("cfile", &fd);
 
 	/* Each op's neighbourhood is compared; the holes read as zeros. */
 	for (int i = 0; i < 400; i++)
 		random_op(&f, fd, ref, &seed, 5 * GiB, buf);
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	for (uint64_t off = 0; off < ref_size(ref); off += 97 * (1 << 20))
 		same_range(f, ref, off, 70000);
 	cfile_release(f);
@@ -187,7 +157,7 @@ Test(cfile, a_write_far_past_the_end_keeps_the_backing_sparse)
 {
 	static const char marker[] = "patient 4711: diagnosis";
 	int fd;
-	struct cfile *f = new_file(&fd);
+	struct cfile *f = cf_new("cfile", &fd);
 	struct stat st;
 	char out[sizeof(marker)], zero[4096] = { 0 }, z[4096];
 	uint64_t at = 5 * GiB + 123;
@@ -196,7 +166,7 @@ Test(cfile, a_write_far_past_the_end_keeps_the_backing_sparse)
 	cr_assert_eq(cfile_pwrite(f, marker, sizeof(marker), at),
 		     (ssize_t)sizeof(marker));
 	cr_assert_eq(cfile_size(f), at + sizeof(marker));
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	cr_assert_eq(cfile_size(f), at + sizeof(marker));
 	cr_assert_eq(cfile_pread(f, out, sizeof(out), at), (ssize_t)sizeof(out));
 	cr_assert_str_eq(out, marker);
@@ -215,7 +185,7 @@ Test(cfile, a_truncate_up_reads_zeros_where_data_was_before)
 	static uint8_t buf[3 * BS], out[3 * BS];
 	static const uint8_t zero[3 * BS];
 	int fd;
-	struct cfile *f = new_file(&fd);
+	struct cfile *f = cf_new("cfile", &fd);
 
 	memset(buf, 0xAB, sizeof(buf));
 	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
@@ -231,7 +201,7 @@ Test(cfile, appends_do_not_write_the_header_until_a_commit)
 {
 	static uint8_t buf[BS];
 	int fd;
-	struct cfile *f = new_file(&fd), *g;
+	struct cfile *f = cf_new("cfile", &fd), *g;
 	uint8_t region[FORMAT_HEADER_SIZE], before[FORMAT_HEADER_SIZE];
 
 	cr_assert_eq(pread(fd, before, sizeof(before), 0), (ssize_t)sizeof(before));
@@ -240,11 +210,11 @@ Test(cfile, appends_do_not_write_the_header_until_a_commit)
 	cr_assert_eq(pread(fd, region, sizeof(region), 0), (ssize_t)sizeof(region));
 	cr_assert_arr_eq(region, before, sizeof(region));
 	/* A second opener (as after a crash) sees the committed size. */
-	cr_assert_eq(cfile_open(fd, &vol, &g), 0);
+	cr_assert_eq(cfile_open(fd, &cf_vol, &g), 0);
 	cr_assert_eq(cfile_size(g), 0);
 	cfile_release(g);
 	cr_assert_eq(cfile_commit(f), 0);
-	cr_assert_eq(cfile_open(fd, &vol, &g), 0);
+	cr_assert_eq(cfile_open(fd, &cf_vol, &g), 0);
 	cr_assert_eq(cfile_size(g), 50000);
 	cfile_release(g);
 	cfile_release(f);
@@ -255,7 +225,7 @@ Test(cfile, blocks_written_after_the_last_commit_are_ignored_when_it_grows)
 	static uint8_t buf[2 * BS], out[2 * BS];
 	static const uint8_t zero[2 * BS];
 	int fd;
-	struct cfile *f = new_file(&fd), *g;
+	struct cfile *f = cf_new("cfile", &fd), *g;
 
 	memset(buf, 'a', 100);
 	cr_assert_eq(cfile_pwrite(f, buf, 100, 0), 100);
@@ -264,7 +234,7 @@ Test(cfile, blocks_written_after_the_last_commit_are_ignored_when_it_grows)
 	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), 100),
 		     (ssize_t)sizeof(buf));
 	/* "Crash": f is never committed; g takes over the file. */
-	cr_assert_eq(cfile_open(fd, &vol, &g), 0);
+	cr_assert_eq(cfile_open(fd, &cf_vol, &g), 0);
 	cr_assert_eq(cfile_size(g), 100);
 	cr_assert_eq(cfile_truncate(g, 2 * BS), 0);
 	cr_assert_eq(cfile_pread(g, out, sizeof(out), 0), (ssize_t)sizeof(out));
@@ -304,7 +274,7 @@ Test(cfile, every_flipped_byte_of_a_block_fails_that_block_only)
 {
 	static uint8_t buf[3 * BS];
 	int fd;
-	struct cfile *f = new_file(&fd);
+	struct cfile *f = cf_new("cfile", &fd);
 
 	memset(buf, 'x', sizeof(buf));
 	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
@@ -322,7 +292,7 @@ Test(cfile, every_flipped_byte_of_a_block_fails_that_block_only)
 Test(cfile, every_flipped_byte_of_the_live_slot_fails_when_the_other_is_gone)
 {
 	int fd, slot;
-	struct cfile *f = new_file(&fd), *g;
+	struct cfile *f = cf_new("cfile", &fd), *g;
 	static const uint8_t zero[FORMAT_SLOT_SIZE];
 
 	cr_assert_eq(cfile_pwrite(f, "abc", 3, 0), 3);
@@ -333,13 +303,13 @@ Test(cfile, every_flipped_byte_of_the_live_slot_fails_when_the_other_is_gone)
 		int rc;
 
 		flip(fd, slot * FORMAT_SLOT_STRIDE + i);
-		rc = cfile_open(fd, &vol, &g);
+		rc = cfile_open(fd, &cf_vol, &g);
 		cr_assert(rc == -EUCLEAN || rc == -EPROTO ||
 			  rc == -EKEYREJECTED || rc == -ENOKEY,
 			  "byte %u: rc %d", i, rc);
 		flip(fd, slot * FORMAT_SLOT_STRIDE + i);
 	}
-	cr_assert_eq(cfile_open(fd, &vol, &g), 0);
+	cr_assert_eq(cfile_open(fd, &cf_vol, &g), 0);
 	cr_assert_eq(cfile_size(g), 3);
 	cfile_release(g);
 }
@@ -347,7 +317,7 @@ Test(cfile, every_flipped_byte_of_the_live_slot_fails_when_the_other_is_gone)
 Test(cfile, a_torn_header_write_falls_back_to_the_older_slot)
 {
 	int fd;
-	struct cfile *f = new_file(&fd), *g;
+	struct cfile *f = cf_new("cfile", &fd), *g;
 	uint8_t out[3];
 
 	cr_assert_eq(cfile_pwrite(f, "abc", 3, 0), 3);
@@ -355,7 +325,7 @@ Test(cfile, a_torn_header_write_falls_back_to_the_older_slot)
 	cr_assert_eq(cfile_pwrite(f, "defg", 4, 3), 4);
 	cr_assert_eq(cfile_commit(f), 0);	/* slot 0: size 7 */
 	cr_assert_eq(pwrite(fd, "torn", 4, 200), 4);
-	cr_assert_eq(cfile_open(fd, &vol, &g), 0);
+	cr_assert_eq(cfile_open(fd, &cf_vol, &g), 0);
 	cr_assert_eq(cfile_size(g), 3);
 	cr_assert_eq(cfile_pread(g, out, 3, 0), 3);
 	cr_assert_arr_eq(out, "abc", 3);
@@ -376,7 +346,7 @@ static void copy_bytes(int from, uint64_t src, int to, uint64_t dst,
 static struct cfile *three_blocks(int *fd, char c)
 {
 	static uint8_t buf[3 * BS];
-	struct cfile *f = new_file(fd);
+	struct cfile *f = cf_new("cfile", fd);
 
 	memset(buf, c, sizeof(buf));
 	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
@@ -416,7 +386,7 @@ Test(cfile, a_header_from_another_file_opens_but_no_block_reads)
 
 	cfile_release(a);
 	copy_bytes(fb, 0, fa, 0, FORMAT_HEADER_SIZE);
-	cr_assert_eq(cfile_open(fa, &vol, &a), 0);
+	cr_assert_eq(cfile_open(fa, &cf_vol, &a), 0);
 	cr_assert_eq(failing_blocks(a, 3), 0x7);
 	cfile_release(a);
 	cfile_release(b);
@@ -427,7 +397,7 @@ Test(cfile, a_file_from_another_volume_is_refused)
 	int fd;
 	struct cfile *f = three_blocks(&fd, 'v');
 	uint8_t other[FORMAT_ID_LEN] = { 1 };
-	struct cfile_volume vol2 = { .volume_id = other, .kek = kek_of,
+	struct cfile_volume vol2 = { .volume_id = other, .kek = cf_vol.kek,
 				     .active_version = 1, .journal_dirfd = -1 };
 
 	cfile_release(f);
@@ -446,11 +416,11 @@ Test(cfile, a_zeroed_block_fails_in_dense_and_sparse_files)
 	/* Make it sparse; the zeroed block is still no hole. */
 	cr_assert_eq(cfile_pwrite(f, "end", 3, far), 3);
 	cr_assert_eq(failing_blocks(f, 3), 0x2);
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	cr_assert_eq(failing_blocks(f, 3), 0x2);
 	/* Zeroing its map is caught too, for every block it covers. */
 	cr_assert_eq(pwrite(fd, zero, SB, format_map_offset(0)), SB);
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	cr_assert_eq(failing_blocks(f, 3), 0x7);
 	cfile_release(f);
 }
@@ -512,7 +482,7 @@ static void *reader_main(void *arg)
 Test(cfile, concurrent_writers_and_readers_never_tear_a_block)
 {
 	int fd;
-	struct cfile *f = new_file(&fd);
+	struct cfile *f = cf_new("cfile", &fd);
 	pthread_t t[6];
 	struct writer w[6];
 	void *res;
@@ -562,7 +532,7 @@ Test(cfile, a_full_disk_gives_a_short_write_that_reads_back)
 Test(cfile, sizes_past_the_format_limit_are_refused)
 {
 	int fd;
-	struct cfile *f = new_file(&fd);
+	struct cfile *f = cf_new("cfile", &fd);
 
 	cr_assert_eq(cfile_pwrite(f, "x", 1, FORMAT_MAX_SIZE), -EFBIG);
 	cr_assert_eq(cfile_truncate(f, FORMAT_MAX_SIZE + 1), -EFBIG);
@@ -572,7 +542,7 @@ Test(cfile, sizes_past_the_format_limit_are_refused)
 Test(cfile, a_file_truncated_to_zero_is_dense_again_and_small)
 {
 	int fd;
-	struct cfile *f = new_file(&fd);
+	struct cfile *f = cf_new("cfile", &fd);
 	struct stat st;
 
 	cr_assert_eq(cfile_pwrite(f, "x", 1, 1ULL << 33), 1);
@@ -580,7 +550,7 @@ Test(cfile, a_file_truncated_to_zero_is_dense_again_and_small)
 	cr_assert_eq(fstat(fd, &st), 0);
 	cr_assert_eq(st.st_size, FORMAT_HEADER_SIZE);
 	cr_assert_eq(cfile_pwrite(f, "abc", 3, 0), 3);
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	cr_assert_eq(cfile_size(f), 3);
 	cfile_release(f);
 }
@@ -633,7 +603,7 @@ static void writer_child(int fd, int log)
 	static uint8_t buf[64 * 1024];
 	struct cfile *f;
 
-	if (cfile_open(fd, &vol, &f))
+	if (cfile_open(fd, &cf_vol, &f))
 		_exit(3);
 	for (uint64_t k = 1;; k++) {
 		uint64_t off;
@@ -661,10 +631,10 @@ static unsigned kill_rounds(int rounds, int journal_dirfd, unsigned min_us)
 	uint64_t seed = 99;
 	unsigned torn = 0;
 
-	vol.journal_dirfd = journal_dirfd;
+	cf_vol.journal_dirfd = journal_dirfd;
 	for (int r = 0; r < rounds; r++) {
 		int fd, logp[2], status;
-		struct cfile *f = new_file(&fd);
+		struct cfile *f = cf_new("cfile", &fd);
 		uint64_t k = 0, got;
 		pid_t pid;
 
@@ -698,7 +668,7 @@ static unsigned kill_rounds(int rounds, int journal_dirfd, unsigned min_us)
 				apply_write(img[1], j);
 			apply_write(img[2], j);
 		}
-		cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+		cr_assert_eq(cfile_open(fd, &cf_vol, &f), 0);
 		for (unsigned b = 0; b < KILL_BLOCKS; b++) {
 			uint8_t *p = out + b * BS;
 			ssize_t n = cfile_pread(f, p, BS, (uint64_t)b * BS);
@@ -716,7 +686,7 @@ static unsigned kill_rounds(int rounds, int journal_dirfd, unsigned min_us)
 		cfile_release(f);
 		close(fd);
 	}
-	vol.journal_dirfd = -1;
+	cf_vol.journal_dirfd = -1;
 	return torn;
 }
 
@@ -761,7 +731,7 @@ Test(cfile, a_failing_backing_read_is_an_error_never_a_short_read)
 	static uint8_t buf[4 * BS], out[4 * BS];
 	char proc[64];
 	int fd, wo;
-	struct cfile *f = new_file(&fd);
+	struct cfile *f = cf_new("cfile", &fd);
 
 	memset(buf, 'r', sizeof(buf));
 	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
@@ -783,7 +753,7 @@ Test(cfile, a_read_failing_past_its_first_chunk_returns_no_partial_count)
 {
 	static uint8_t buf[100 * BS];
 	int fd;
-	struct cfile *f = new_file(&fd);
+	struct cfile *f = cf_new("cfile", &fd);
 
 	memset(buf, 'p', sizeof(buf));
 	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
@@ -819,8 +789,8 @@ Test(cfile, a_shrink_voids_the_journal_so_no_stale_record_replays)
 
 	cr_assert(mkdtemp(dir));
 	jfd = open(dir, O_RDONLY | O_DIRECTORY);
-	vol.journal_dirfd = jfd;
-	f = new_file(&fd);
+	cf_vol.journal_dirfd = jfd;
+	f = cf_new("cfile", &fd);
 	memset(buf, 'o', sizeof(buf));
 	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
 	cr_assert_eq(cfile_commit(f), 0);
@@ -838,12 +808,12 @@ Test(cfile, a_shrink_voids_the_journal_so_no_stale_record_replays)
 	cr_assert_eq(cfile_pwrite(f, buf, 6 * BS, 2 * BS), 6 * BS);
 	cr_assert_eq(cfile_commit(f), 0);
 	/* "Crash": f is never released; g's open replays what is left. */
-	cr_assert_eq(cfile_open(fd, &vol, &g), 0);
+	cr_assert_eq(cfile_open(fd, &cf_vol, &g), 0);
 	cr_assert_eq(cfile_pread(g, buf, BS, 5 * BS), BS);
 	cr_assert_eq(buf[0], 'Y', "a stale journal record came back");
 	cfile_release(g);
 	free(f);
-	vol.journal_dirfd = -1;
+	cf_vol.journal_dirfd = -1;
 	close(jfd);
 	cr_assert_eq(rmdir(dir), 0, "a journal was left behind");
 }
@@ -864,8 +834,8 @@ Test(cfile, a_record_never_names_blocks_past_the_committed_size)
 
 	cr_assert(mkdtemp(dir));
 	jfd = open(dir, O_RDONLY | O_DIRECTORY);
-	vol.journal_dirfd = jfd;
-	f = new_file(&fd);
+	cf_vol.journal_dirfd = jfd;
+	f = cf_new("cfile", &fd);
 	memset(buf, 'a', sizeof(buf));
 	cr_assert_eq(cfile_pwrite(f, buf, 8193, 0), 8193);
 	cr_assert_eq(cfile_commit(f), 0);
@@ -877,7 +847,7 @@ Test(cfile, a_record_never_names_blocks_past_the_committed_size)
 	cr_assert_eq(cfile_pwrite(f, buf, 18550, 19995), 18550);
 	cr_assert_eq(cfile_commit(f), 0);
 	/* "Crash": f is never released; g's open replays what is left. */
-	cr_assert_eq(cfile_open(fd, &vol, &g), 0);
+	cr_assert_eq(cfile_open(fd, &cf_vol, &g), 0);
 	cr_assert_eq(cfile_size(g), 38545);
 	cr_assert_eq(cfile_pread(g, got, 18550, 19995), 18550);
 	for (size_t i = 0; i < 18550; i++)
@@ -886,7 +856,7 @@ Test(cfile, a_record_never_names_blocks_past_the_committed_size)
 			     19995 + i, got[i]);
 	cfile_release(g);
 	free(f);
-	vol.journal_dirfd = -1;
+	cf_vol.journal_dirfd = -1;
 	close(jfd);
 	cr_assert_eq(rmdir(dir), 0, "a journal was left behind");
 }
@@ -939,7 +909,7 @@ Test(cfile, readahead_brings_in_the_stored_range_and_no_more)
 	unlink(path);
 	if (fstatfs(fd, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC)
 		cr_skip_test("/var/tmp is tmpfs: its pages cannot be dropped");
-	cr_assert_eq(cfile_create(fd, &vol, &f), 0);
+	cr_assert_eq(cfile_create(fd, &cf_vol, &f), 0);
 	for (int i = 0; i < 4; i++)
 		cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf),
 					  (uint64_t)i << 20), (ssize_t)sizeof(buf));
@@ -975,11 +945,11 @@ Test(cfile, the_block_that_fails_authentication_is_named)
 	struct cfile *f;
 	int fd;
 
-	f = new_file(&fd);
+	f = cf_new("cfile", &fd);
 	memset(buf, 7, sizeof(buf));
 	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
 	cr_assert_eq(cfile_release(f), 0);
-	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	cr_assert_eq(cfile_open(fd, &cf_vol, &f), 0);
 	cr_expect_eq(cfile_fault(f), -1);
 	cr_assert_eq(pwrite(fd, "\x55", 1, (off_t)format_block_offset(3) + 20),
 		     1);
@@ -1004,20 +974,20 @@ Test(cfile, a_size_tag_that_cannot_be_removed_fails_the_commit)
 	int fd;
 
 	cr_assert_not_null(sk);
-	vol.size_key = sk;
-	f = new_file(&fd);
+	cf_vol.size_key = sk;
+	f = cf_new("cfile", &fd);
 	cr_assert_eq(cfile_pwrite(f, buf, 10, 0), 10);
 	cr_assert_eq(cfile_release(f), 0);
 	if (fgetxattr(fd, FORMAT_SIZE_XATTR, NULL, 0) < 0)
 		cr_skip_test("no size tag here (user xattrs on memfd: %s)",
 			     strerror(errno));
-	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	cr_assert_eq(cfile_open(fd, &cf_vol, &f), 0);
 	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
 	cr_assert_eq(oldkernel_filter_fail(SYS_fremovexattr, EIO), 0);
 	cr_expect_eq(cfile_commit(f), -EIO);
 	cr_expect_eq(cfile_release(f), -EIO, "the size stays uncommitted");
 	close(fd);
-	vol.size_key = NULL;
+	cf_vol.size_key = NULL;
 	crypto_key_free(sk);
 }
 
@@ -1030,7 +1000,7 @@ static void grown_file(int *fd)
 	struct cfile *f;
 
 	memset(buf, 'g', sizeof(buf));
-	f = new_file(fd);
+	f = cf_new("cfile", fd);
 	cr_assert_eq(cfile_pwrite(f, buf, 8 * BS, 0), 8 * BS);
 	cr_assert_eq(cfile_commit(f), 0);
 	cr_assert_eq(cfile_pwrite(f, buf, BS, 8 * BS), BS);
@@ -1055,13 +1025,13 @@ Test(cfile, an_open_that_falls_back_from_a_damaged_slot_says_which)
 	int fd, bad;
 
 	grown_file(&fd);
-	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	cr_assert_eq(cfile_open(fd, &cf_vol, &f), 0);
 	cr_expect(!cfile_take_note(f, &n), "a sound header tells nothing");
 	cr_assert_eq(cfile_release(f), 0);
 
 	bad = newer_slot(fd);
 	flip(fd, (uint64_t)bad * FORMAT_SLOT_STRIDE + 64);	/* its size */
-	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	cr_assert_eq(cfile_open(fd, &cf_vol, &f), 0);
 	cr_expect_eq(cfile_size(f), 8 * BS, "the older header is in force");
 	cr_expect_eq(cfile_pread(f, buf, sizeof(buf), 0), 8 * BS);
 	cr_assert(cfile_take_note(f, &n));
@@ -1077,7 +1047,7 @@ Test(cfile, an_open_that_falls_back_from_a_damaged_slot_says_which)
 	close(fd);
 }
 
-/* A size key for vol, or a skip where memfds take no user xattrs. */
+/* A size key for cf_vol, or a skip where memfds take no user xattrs. */
 static struct crypto_key *with_size_key(void)
 {
 	struct crypto_key *sk = crypto_key_random();
@@ -1090,7 +1060,7 @@ static struct crypto_key *with_size_key(void)
 		crypto_key_free(sk);
 		cr_skip_test("no user xattrs on memfd: %s", strerror(errno));
 	}
-	vol.size_key = sk;
+	cf_vol.size_key = sk;
 	return sk;
 }
 
@@ -1110,7 +1080,7 @@ Test(cfile, a_fallback_under_a_valid_size_tag_is_told_with_the_tag)
 		     (ssize_t)sizeof(tag), "a closed file has a tag");
 	bad = newer_slot(fd);
 	flip(fd, (uint64_t)bad * FORMAT_SLOT_STRIDE + 64);
-	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	cr_assert_eq(cfile_open(fd, &cf_vol, &f), 0);
 	cr_assert(cfile_take_note(f, &n));
 	cr_expect_eq(n.pick.refused, bad);
 	cr_expect_eq(n.tag, CFILE_TAG_DIFFERS);
@@ -1126,12 +1096,12 @@ Test(cfile, a_fallback_under_a_valid_size_tag_is_told_with_the_tag)
 	cr_assert_eq(format_size_untag(sk, (uint64_t)st.st_ino, tag,
 				       sizeof(tag), &said), 0);
 	cr_expect_eq(said, 8 * BS);
-	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	cr_assert_eq(cfile_open(fd, &cf_vol, &f), 0);
 	cr_assert(cfile_take_note(f, &n), "the slot is still damaged");
 	cr_expect_eq(n.tag, CFILE_TAG_MATCHES);
 	cr_assert_eq(cfile_release(f), 0);
 	close(fd);
-	vol.size_key = NULL;
+	cf_vol.size_key = NULL;
 	crypto_key_free(sk);
 }
 
@@ -1146,12 +1116,12 @@ Test(cfile, a_size_tag_rolled_back_is_told_and_the_header_wins)
 	char path[64];
 
 	sk = with_size_key();
-	f = new_file(&fd);
+	f = cf_new("cfile", &fd);
 	cr_assert_eq(cfile_pwrite(f, buf, 100, 0), 100);
 	cr_assert_eq(cfile_release(f), 0);
 	cr_assert_eq(fgetxattr(fd, FORMAT_SIZE_XATTR, old, sizeof(old)),
 		     (ssize_t)sizeof(old));
-	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	cr_assert_eq(cfile_open(fd, &cf_vol, &f), 0);
 	cr_assert_eq(cfile_pwrite(f, buf, BS, 100), BS);
 	cr_assert_eq(cfile_release(f), 0);
 	/* The old tag put back: it verifies, and says 100. */
@@ -1161,7 +1131,7 @@ Test(cfile, a_size_tag_rolled_back_is_told_and_the_header_wins)
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	ro = open(path, O_RDONLY);
 	cr_assert_geq(ro, 0);
-	cr_assert_eq(cfile_open(ro, &vol, &f), 0);
+	cr_assert_eq(cfile_open(ro, &cf_vol, &f), 0);
 	cr_expect_eq(cfile_size(f), 100 + BS);
 	cr_assert(cfile_take_note(f, &n));
 	cr_expect_eq(n.pick.refused, -1);
@@ -1172,12 +1142,12 @@ Test(cfile, a_size_tag_rolled_back_is_told_and_the_header_wins)
 	cr_assert_eq(cfile_release(f), 0);
 	close(ro);
 
-	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	cr_assert_eq(cfile_open(fd, &cf_vol, &f), 0);
 	cr_assert(cfile_take_note(f, &n));
 	cr_expect(n.tag_removed);
 	cr_assert_eq(cfile_release(f), 0);
 	close(fd);
-	vol.size_key = NULL;
+	cf_vol.size_key = NULL;
 	crypto_key_free(sk);
 }
 
@@ -1237,12 +1207,12 @@ Test(cfile, random_tables_with_every_fallocate_mode_match_a_plain_file)
 	static uint8_t buf[400000];
 	uint64_t seed = 0x5eed;
 	int fd, ref = tu_memfd("ref");
-	struct cfile *f = new_file(&fd);
+	struct cfile *f = cf_new("cfile", &fd);
 
 	for (int i = 0; i < 2000; i++)
 		random_falloc_op(&f, fd, ref, &seed, 2 << 20, buf);
 	same_file(f, ref);
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	same_file(f, ref);
 	cfile_release(f);
 }
@@ -1261,7 +1231,7 @@ Test(cfile, fallocate_reserves_the_stored_blocks_and_mode_0_extends)
 	static uint8_t out[450 * BS];
 	static const uint8_t zero[450 * BS];
 	int fd;
-	struct cfile *f = new_file(&fd);
+	struct cfile *f = cf_new("cfile", &fd);
 	uint64_t before;
 
 	cr_assert_eq(cfile_pwrite(f, "abc", 3, 0), 3);
@@ -1275,7 +1245,7 @@ Test(cfile, fallocate_reserves_the_stored_blocks_and_mode_0_extends)
 	cr_assert_eq(cfile_fallocate(f, 0, 250 * BS + 7, 200 * BS), 0);
 	cr_assert_eq(cfile_size(f), 450 * BS + 7);
 	cr_assert_geq(allocated(fd), before + 199 * SB);
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	cr_assert_eq(cfile_size(f), 450 * BS + 7);
 	cr_assert_eq(cfile_pread(f, out, sizeof(out), 0), (ssize_t)sizeof(out));
 	cr_assert_arr_eq(out, "abc", 3);
@@ -1317,13 +1287,13 @@ Test(cfile, fallocate_refuses_collapse_insert_bad_modes_and_ranges)
 static struct cfile *n_blocks(int *fd, unsigned n, char c)
 {
 	uint8_t *buf = malloc((size_t)n * BS);
-	struct cfile *f = new_file(fd);
+	struct cfile *f = cf_new("cfile", fd);
 
 	memset(buf, c, (size_t)n * BS);
 	cr_assert_eq(cfile_pwrite(f, buf, (size_t)n * BS, 0),
 		     (ssize_t)n * BS);
 	free(buf);
-	return reopen(f, *fd);
+	return cf_reopen(f, *fd);
 }
 
 /* Plaintext [off, off + len) of f is all c. */
@@ -1354,16 +1324,16 @@ Test(cfile, a_punched_hole_reads_zeros_frees_space_and_stays_authenticated)
 	all_of(f, 45 * BS + 100, 19 * BS - 100, 'p');
 	cr_assert_lt(allocated(fd), before - 30 * SB, "the space went back");
 	/* What a crash now would find: the punch is in force on disk. */
-	cr_assert_eq(cfile_open(fd, &vol, &g), 0);
+	cr_assert_eq(cfile_open(fd, &cf_vol, &g), 0);
 	all_of(g, 5 * BS + 100, 40 * BS, 0);
 	all_of(g, 45 * BS + 100, 19 * BS - 100, 'p');
 	cfile_release(g);
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	all_of(f, 5 * BS + 100, 40 * BS, 0);
 	/* The holes are the map's word, which is sealed: zeroed, it fails
 	 * every block of the group, holes included. */
 	cr_assert_eq(pwrite(fd, zero, SB, (off_t)format_map_offset(0)), SB);
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	cr_assert_eq(failing_blocks(f, 32), 0xffffffffu);
 	cfile_release(f);
 }
@@ -1375,10 +1345,10 @@ Test(cfile, a_flipped_map_byte_fails_the_punched_blocks_too)
 
 	cr_assert_eq(cfile_fallocate(f, FALLOC_FL_PUNCH_HOLE |
 				     FALLOC_FL_KEEP_SIZE, 0, 20 * BS), 0);
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	cr_assert_eq(failing_blocks(f, 32), 0);
 	flip(fd, format_map_offset(0) + 100);
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	cr_assert_eq(failing_blocks(f, 32), 0xffffffffu);
 	cfile_release(f);
 }
@@ -1395,7 +1365,7 @@ Test(cfile, a_small_zero_range_is_encrypted_zeros_never_a_hole)
 	all_of(f, 0, BS - 1, 'z');
 	all_of(f, BS - 1, 3 * BS + 2, 0);
 	all_of(f, 4 * BS + 1, 4 * BS - 1, 'z');
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	all_of(f, BS - 1, 3 * BS + 2, 0);
 	/* An all-zero stored block is damage, not a hole. */
 	cr_assert_eq(pwrite(fd, zero, SB, (off_t)format_block_offset(2)), SB);
@@ -1417,7 +1387,7 @@ Test(cfile, a_zero_range_past_the_end_extends_unless_keep_size)
 	cr_assert_eq(cfile_fallocate(f, FALLOC_FL_ZERO_RANGE, BS + 5,
 				     100 * BS), 0);
 	cr_assert_eq(cfile_size(f), 101 * BS + 5);
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	cr_assert_eq(cfile_size(f), 101 * BS + 5);
 	all_of(f, 0, BS + 5, 'e');
 	all_of(f, BS + 5, 100 * BS, 0);
@@ -1442,7 +1412,7 @@ Test(cfile, a_fallocate_without_space_leaves_the_file_as_it_was)
 		     -ENOSPC);
 	cr_assert_eq(cfile_size(f), 4 * BS);
 	all_of(f, 0, 4 * BS, 's');
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	cr_assert_eq(cfile_size(f), 4 * BS);
 	all_of(f, 0, 4 * BS, 's');
 	cr_assert_eq(allocated(fd), before);
@@ -1460,7 +1430,7 @@ Test(cfile, a_zero_range_that_made_holes_is_on_disk_when_it_returns)
 				     FALLOC_FL_KEEP_SIZE, 10 * BS, 30 * BS),
 		     0);
 	/* A second opener sees what a kill now would leave. */
-	cr_assert_eq(cfile_open(fd, &vol, &g), 0);
+	cr_assert_eq(cfile_open(fd, &cf_vol, &g), 0);
 	all_of(g, 0, 10 * BS, 'k');
 	all_of(g, 10 * BS, 30 * BS, 0);
 	all_of(g, 40 * BS, 24 * BS, 'k');
@@ -1475,8 +1445,8 @@ Test(cfile, a_reservation_reserves_the_journal_too_while_the_file_is_open)
 	int fd;
 
 	cr_assert(mkdtemp(dir));
-	vol.journal_dirfd = open(dir, O_RDONLY | O_DIRECTORY);
-	cr_assert(vol.journal_dirfd >= 0);
+	cf_vol.journal_dirfd = open(dir, O_RDONLY | O_DIRECTORY);
+	cr_assert(cf_vol.journal_dirfd >= 0);
 	f = n_blocks(&fd, 4, 'j');
 	cr_assert_eq(journal_bytes(dir), 0, "no journal yet");
 	cr_assert_eq(cfile_fallocate(f, FALLOC_FL_KEEP_SIZE, 0, 8 * BS), 0);
@@ -1484,8 +1454,8 @@ Test(cfile, a_reservation_reserves_the_journal_too_while_the_file_is_open)
 	cr_assert_eq(journal_bytes(dir), (off_t)(FORMAT_JOURNAL_MAX + 1) * SB);
 	all_of(f, 0, 4 * BS, 'j');
 	cfile_release(f);
-	close(vol.journal_dirfd);
-	vol.journal_dirfd = -1;
+	close(cf_vol.journal_dirfd);
+	cf_vol.journal_dirfd = -1;
 	cr_assert_eq(rmdir(dir), 0, "the journal went with the last close");
 }
 
@@ -1494,7 +1464,7 @@ Test(cfile, a_punch_and_a_reservation_across_a_group_boundary)
 	static uint8_t buf[64 * BS];
 	const uint64_t seam = (uint64_t)FORMAT_GROUP_BLOCKS * BS;
 	int fd;
-	struct cfile *f = new_file(&fd);
+	struct cfile *f = cf_new("cfile", &fd);
 
 	memset(buf, 'g', sizeof(buf));
 	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), seam - 32 * BS),
@@ -1503,7 +1473,7 @@ Test(cfile, a_punch_and_a_reservation_across_a_group_boundary)
 				     FALLOC_FL_KEEP_SIZE, seam - 20 * BS - 1,
 				     40 * BS + 2), 0);
 	cr_assert_eq(cfile_fallocate(f, 0, seam - 4 * BS, 1000 * BS), 0);
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	cr_assert_eq(cfile_size(f), seam + 996 * BS);
 	all_of(f, seam - 32 * BS, 12 * BS - 1, 'g');
 	all_of(f, seam - 20 * BS - 1, 40 * BS + 2, 0);

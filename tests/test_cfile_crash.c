@@ -17,6 +17,7 @@
 #include "phifs/cfile.h"
 #include "phifs/crypto.h"
 #include "phifs/format.h"
+#include "cfixture.h"
 #include "testutil.h"
 
 /* Backing writes still allowed; negative: no limit. */
@@ -63,33 +64,21 @@ int __wrap_fallocate(int fd, int mode, off_t off, off_t len)
 	return spend() ? __real_fallocate(fd, mode, off, len) : -1;
 }
 
-static struct crypto_key *kek;
-static uint8_t volid[FORMAT_ID_LEN] = { 0xc4, 0xa5 };
-static struct cfile_volume vol;
 static char jdir[] = "/tmp/phifs-crash-XXXXXX";
-
-static const struct crypto_key *kek_of(void *arg, uint32_t v)
-{
-	(void)arg;
-	return v == 1 ? kek : NULL;
-}
 
 static void setup(void)
 {
-	kek = crypto_key_random();
-	cr_assert(kek);
+	cf_setup(0xc4, 0xa5);
 	cr_assert(mkdtemp(jdir));
-	vol = (struct cfile_volume){ .volume_id = volid, .kek = kek_of,
-				     .active_version = 1 };
-	vol.journal_dirfd = open(jdir, O_RDONLY | O_DIRECTORY);
-	cr_assert(vol.journal_dirfd >= 0);
+	cf_vol.journal_dirfd = open(jdir, O_RDONLY | O_DIRECTORY);
+	cr_assert(cf_vol.journal_dirfd >= 0);
 }
 
 static void teardown(void)
 {
-	close(vol.journal_dirfd);
+	close(cf_vol.journal_dirfd);
 	rmdir(jdir);
-	crypto_key_free(kek);
+	cf_teardown();
 }
 
 TestSuite(crash, .init = setup, .fini = teardown, .timeout = 240);
@@ -111,7 +100,7 @@ static int base_file(unsigned last)
 	int fd = tu_memfd("crash");
 
 	memset(buf, 'a', sizeof(buf));
-	cr_assert_eq(cfile_create(fd, &vol, &f), 0);
+	cr_assert_eq(cfile_create(fd, &cf_vol, &f), 0);
 	for (unsigned i = 0; i <= last; i += 2)
 		cr_assert_eq(cfile_pwrite(f, buf, LEN, spot[i]), LEN);
 	cr_assert_eq(cfile_release(f), 0);
@@ -168,7 +157,7 @@ static void reads_whole(int fd, long n)
 	uint8_t out[LEN];
 	struct cfile *f;
 
-	cr_assert_eq(cfile_open(fd, &vol, &f), 0, "crash after %ld writes", n);
+	cr_assert_eq(cfile_open(fd, &cf_vol, &f), 0, "crash after %ld writes", n);
 	for (unsigned i = 0; i < SPOTS; i++) {
 		uint64_t size = cfile_size(f);
 		size_t len = size <= spot[i] ? 0 : size - spot[i] < LEN ?
@@ -195,7 +184,7 @@ static void crash_everywhere(int base)
 		struct cfile *f;
 		bool done;
 
-		cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+		cr_assert_eq(cfile_open(fd, &cf_vol, &f), 0);
 		budget = n;
 		run_ops(f);
 		(void)cfile_release(f);

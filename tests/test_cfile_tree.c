@@ -17,6 +17,7 @@
 #include "phifs/cfile.h"
 #include "phifs/crypto.h"
 #include "phifs/format.h"
+#include "cfixture.h"
 #include "testutil.h"
 
 #define BS FORMAT_BLOCK_SIZE
@@ -25,48 +26,17 @@
 #define TREE (FORMAT_F_SPARSE | FORMAT_F_TREE)
 #define MiB (1ULL << 20)
 
-static struct crypto_key *kek;
-static uint8_t volid[FORMAT_ID_LEN] = { 0x7e, 0xe5 };
-static struct cfile_volume vol;
-
-static const struct crypto_key *kek_of(void *arg, uint32_t v)
-{
-	(void)arg;
-	return v == 1 ? kek : NULL;
-}
-
 static void setup(void)
 {
-	kek = crypto_key_random();
-	cr_assert(kek);
-	vol = (struct cfile_volume){ .volume_id = volid, .kek = kek_of,
-				     .active_version = 1, .journal_dirfd = -1 };
+	cf_setup(0x7e, 0xe5);
 }
 
 static void teardown(void)
 {
-	crypto_key_free(kek);
+	cf_teardown();
 }
 
 TestSuite(tree, .init = setup, .fini = teardown, .timeout = 240);
-
-static struct cfile *new_file(int *fd)
-{
-	struct cfile *f;
-
-	*fd = tu_memfd("tree");
-	cr_assert_eq(cfile_create(*fd, &vol, &f), 0);
-	return f;
-}
-
-static struct cfile *reopen(struct cfile *f, int fd)
-{
-	struct cfile *g;
-
-	cr_assert_eq(cfile_release(f), 0);
-	cr_assert_eq(cfile_open(fd, &vol, &g), 0);
-	return g;
-}
 
 /* The flags of the header in force: the slot with the higher seq. */
 static uint16_t header_flags(int fd)
@@ -96,11 +66,11 @@ static void one_byte_far_away(uint64_t at)
 	static const uint8_t zero[BS];
 	uint8_t out[BS];
 	int fd;
-	struct cfile *f = new_file(&fd);
+	struct cfile *f = cf_new("tree", &fd);
 
 	cr_assert_eq(cfile_pwrite(f, "head", 4, 0), 4);
 	cr_assert_eq(cfile_pwrite(f, "x", 1, at), 1);
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	cr_assert_eq(cfile_size(f), at + 1);
 	cr_assert_eq(cfile_pread(f, out, 1, at), 1);
 	cr_assert_eq(out[0], 'x');
@@ -135,11 +105,11 @@ Test(tree, a_byte_past_the_first_top_node_costs_little_too)
 /* A file with "head" at 0, "tail" at 2^40 and a hole between. */
 static struct cfile *two_ends(int *fd)
 {
-	struct cfile *f = new_file(fd);
+	struct cfile *f = cf_new("tree", fd);
 
 	cr_assert_eq(cfile_pwrite(f, "head", 4, 0), 4);
 	cr_assert_eq(cfile_pwrite(f, "tail", 4, 1ULL << 40), 4);
-	return reopen(f, *fd);
+	return cf_reopen(f, *fd);
 }
 
 /* Zeroes the stored node (level, i) of the file on fd, or punches it. */
@@ -237,13 +207,13 @@ Test(tree, holes_and_data_survive_rewrites_truncates_and_reopens)
 	memset(buf, 'd', sizeof(buf));
 	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), far), (ssize_t)sizeof(buf));
 	cr_assert_eq(cfile_pwrite(f, buf, 10, 5ULL << 30), 10);
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	cr_assert_eq(cfile_pread(f, out, sizeof(out), far), (ssize_t)sizeof(out));
 	cr_assert_arr_eq(out, buf, sizeof(out));
 	/* Shrink below the far data, grow again: it reads as zeros. */
 	cr_assert_eq(cfile_truncate(f, (1ULL << 40) + 4), 0);
 	cr_assert_eq(cfile_truncate(f, far + sizeof(buf)), 0);
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	cr_assert_eq(cfile_pread(f, out, sizeof(out), far), (ssize_t)sizeof(out));
 	cr_assert_arr_eq(out, zero, sizeof(out));
 	cr_assert_eq(cfile_pread(f, out, 4, 1ULL << 40), 4);
@@ -253,7 +223,7 @@ Test(tree, holes_and_data_survive_rewrites_truncates_and_reopens)
 	/* Down to a size in group 0, and out again. */
 	cr_assert_eq(cfile_truncate(f, 2), 0);
 	cr_assert_eq(cfile_pwrite(f, "again", 5, 1ULL << 40), 5);
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	cr_assert_eq(cfile_pread(f, out, 5, 1ULL << 40), 5);
 	cr_assert_arr_eq(out, "again", 5);
 	cr_assert_eq(cfile_pread(f, out, 4, 0), 4);
@@ -290,11 +260,11 @@ Test(tree, a_write_or_truncate_that_fails_leaves_the_backing_as_it_was)
 	static uint8_t buf[10 * BS], out[10 * BS];
 	struct stat before;
 	int fd;
-	struct cfile *f = new_file(&fd);
+	struct cfile *f = cf_new("tree", &fd);
 
 	memset(buf, 'k', sizeof(buf));
 	cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	cr_assert_eq(fstat(fd, &before), 0);
 	limit_file_size(1ULL << 30);
 	/* Its maps fit below the limit, the byte does not. */
@@ -308,7 +278,7 @@ Test(tree, a_write_or_truncate_that_fails_leaves_the_backing_as_it_was)
 	limit_file_size((uint64_t)before.st_size + SB);
 	cr_assert_lt(cfile_pwrite(f, "y", 1, sizeof(buf) + 8 * BS), 0);
 	backing_is(fd, &before);
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	cr_assert_eq(cfile_size(f), sizeof(buf));
 	cr_assert_eq(cfile_pread(f, out, sizeof(out), 0), (ssize_t)sizeof(out));
 	cr_assert_arr_eq(out, buf, sizeof(out));
@@ -329,7 +299,7 @@ Test(tree, a_failed_grow_of_a_tree_file_keeps_its_nodes_and_frees_the_rest)
 	backing_is(fd, &before);
 	cr_assert_eq(cfile_truncate(f, 1ULL << 58), -EFBIG);
 	backing_is(fd, &before);
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	cr_assert_eq(cfile_size(f), (1ULL << 40) + 4);
 	cr_assert_eq(cfile_pread(f, out, 4, 1ULL << 40), 4);
 	cr_assert_arr_eq(out, "tail", 4);
@@ -337,7 +307,7 @@ Test(tree, a_failed_grow_of_a_tree_file_keeps_its_nodes_and_frees_the_rest)
 	cr_assert_arr_eq(out, "head", 4);
 	/* And it still grows where there is room. */
 	cr_assert_eq(cfile_pwrite(f, "more", 4, (1ULL << 40) + 8), 4);
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	cr_assert_eq(cfile_pread(f, out, 4, (1ULL << 40) + 8), 4);
 	cr_assert_arr_eq(out, "more", 4);
 	cfile_release(f);
@@ -361,14 +331,14 @@ Test(tree, a_dense_file_past_its_first_group_keeps_a_map_per_group)
 	static uint8_t buf[1 << 20], out[8];
 	const uint64_t dense = 129 * MiB, far = 5ULL << 30;
 	int fd;
-	struct cfile *f = new_file(&fd);
+	struct cfile *f = cf_new("tree", &fd);
 
 	memset(buf, 'q', sizeof(buf));
 	for (uint64_t off = 0; off < dense; off += sizeof(buf))
 		cr_assert_eq(cfile_pwrite(f, buf, sizeof(buf), off),
 			     (ssize_t)sizeof(buf));
 	cr_assert_eq(cfile_pwrite(f, "far", 3, far), 3);
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	/* Its blocks stay where the dense layout put them. */
 	cr_assert_eq(header_flags(fd), FORMAT_F_SPARSE);
 	cr_assert_eq(cfile_pread(f, out, 3, far), 3);
@@ -384,10 +354,10 @@ Test(tree, a_file_truncated_to_zero_is_dense_again)
 	struct cfile *f = two_ends(&fd);
 
 	cr_assert_eq(cfile_truncate(f, 0), 0);
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	cr_assert_eq(header_flags(fd), 0);
 	cr_assert_eq(cfile_pwrite(f, "x", 1, 3), 1);
-	f = reopen(f, fd);
+	f = cf_reopen(f, fd);
 	cr_assert_eq(header_flags(fd), 0);
 	cr_assert_eq(lseek(fd, 0, SEEK_END),
 		     (off_t)format_backing_size(4));
@@ -420,7 +390,7 @@ static void tree_writer(int fd)
 	struct cfile *f;
 	uint64_t s = 4711;
 
-	if (cfile_open(fd, &vol, &f))
+	if (cfile_open(fd, &cf_vol, &f))
 		_exit(3);
 	for (uint64_t k = 1;; k++) {
 		unsigned i = (unsigned)(tu_rand(&s) % SPOTS);
@@ -467,10 +437,10 @@ Test(tree, a_writer_killed_at_any_moment_leaves_a_file_that_reads)
 	cr_assert(mkdtemp(dir));
 	jfd = open(dir, O_RDONLY | O_DIRECTORY);
 	cr_assert(jfd >= 0);
-	vol.journal_dirfd = jfd;
+	cf_vol.journal_dirfd = jfd;
 	for (int r = 0; r < 30; r++) {
 		int fd, status;
-		struct cfile *f = new_file(&fd);
+		struct cfile *f = cf_new("tree", &fd);
 		pid_t pid;
 
 		memset(seed_spot, 'S', sizeof(seed_spot));
@@ -485,12 +455,12 @@ Test(tree, a_writer_killed_at_any_moment_leaves_a_file_that_reads)
 		waitpid(pid, &status, 0);
 		cr_assert(WIFSIGNALED(status), "writer exited %d",
 			  WEXITSTATUS(status));
-		cr_assert_eq(cfile_open(fd, &vol, &f), 0, "round %d", r);
+		cr_assert_eq(cfile_open(fd, &cf_vol, &f), 0, "round %d", r);
 		spots_read_whole(f, r);
 		cfile_release(f);
 		close(fd);
 	}
-	vol.journal_dirfd = -1;
+	cf_vol.journal_dirfd = -1;
 	close(jfd);
 	cr_assert_eq(rmdir(dir), 0, "journal left behind");
 }
