@@ -17,6 +17,7 @@
 #include "phifs/crypto.h"
 #include "phifs/keys.h"
 #include "phifs/vfs.h"
+#include "volfixture.h"
 
 static char dir[64], keyfile[96];
 static struct volume *vol;
@@ -32,32 +33,7 @@ static const char policy_text[] =
 
 static void make_volume(void)
 {
-	struct keys_secret *sec;
-	struct keys_store *ks;
-	uint8_t key[32];
-	char err[256], spec[128];
-	int fd, mfd;
-
-	snprintf(keyfile, sizeof(keyfile), "%s.key", dir);
-	cr_assert_eq(crypto_random(key, sizeof(key)), 0);
-	fd = open(keyfile, O_WRONLY | O_CREAT | O_EXCL, 0400);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, key, sizeof(key)), (ssize_t)sizeof(key));
-	close(fd);
-	snprintf(spec, sizeof(spec), "file:%s", keyfile);
-	cr_assert_eq(keys_source_load(spec, &sec, err, sizeof(err)), 0, "%s",
-		     err);
-	cr_assert_eq(keys_create(sec, NULL, &ks), 0);
-	fd = open(dir, O_RDONLY | O_DIRECTORY);
-	cr_assert_eq(mkdirat(fd, KEYS_DIR, 0700), 0);
-	mfd = openat(fd, KEYS_DIR, O_RDONLY | O_DIRECTORY);
-	cr_assert_eq(keys_save(ks, mfd, err, sizeof(err)), 0, "%s", err);
-	close(mfd);
-	close(fd);
-	keys_free(ks);
-	keys_secret_free(sec);
-	cr_assert_eq(volume_open(dir, spec, false, &vol, err, sizeof(err)), 0,
-		     "%s", err);
+	vol = vf_make(dir, keyfile, sizeof(keyfile));
 }
 
 static void setup(void)
