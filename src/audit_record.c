@@ -417,17 +417,28 @@ int audit_chain_checkpoint(struct audit_chain *c, struct audit_record *r,
 			   size_t cap, size_t *len)
 {
 	uint8_t msg[AUDIT_SIG_MSG_LEN];
+	struct audit_record ck = *r;
 	int rc;
 
-	r->op = AUDIT_CHECKPOINT;
-	r->path = NULL;
-	r->path_len = 0;
-	r->result = 0;
+	/* A copy: r's strings may be its own, and stay so. */
+	ck.owned = false;
+	ck.op = AUDIT_CHECKPOINT;
+	ck.path = NULL;
+	ck.path_len = 0;
+	ck.result = 0;
 	audit_checkpoint_msg(c->seq + 1, c->head, msg);
-	rc = crypto_ed25519_sign(key, msg, sizeof(msg), r->sig);
+	rc = crypto_ed25519_sign(key, msg, sizeof(msg), ck.sig);
+	if (!rc)
+		rc = audit_chain_append(c, &ck, buf, cap, len);
 	if (rc)
 		return rc;
-	return audit_chain_append(c, r, buf, cap, len);
+	r->op = AUDIT_CHECKPOINT;
+	r->seq = ck.seq;
+	r->result = 0;
+	memcpy(r->sig, ck.sig, sizeof(r->sig));
+	memcpy(r->prev, ck.prev, sizeof(r->prev));
+	memcpy(r->hash, ck.hash, sizeof(r->hash));
+	return 0;
 }
 
 void audit_segment_name(uint64_t first_seq, char *name)

@@ -85,6 +85,20 @@ Test(audit, writes_the_canonical_line_byte_for_byte)
 	cr_assert_eq(memcmp(line + n - 3, "\"}\n", 3), 0);
 }
 
+Test(audit, escapes_strings_as_documented)
+{
+	struct audit_record r;
+	size_t n;
+
+	simple(&r, AUDIT_OPEN);
+	r.path = "\x01\x1f\b\f\n\r\t\"\\/\x7f\xc3\xa9\xf0\x9f\x98\x80";
+	r.path_len = strlen(r.path);
+	cr_assert_eq(audit_record_encode(&r, line, sizeof(line), &n), 0);
+	cr_assert_not_null(strstr(line, "\"path\":\"\\u0001\\u001F\\b\\f"
+				  "\\n\\r\\t\\\"\\\\/\x7f\xc3\xa9"
+				  "\xf0\x9f\x98\x80\","), "%s", line);
+}
+
 static void round_trip(const char *p, size_t plen, const char *p2,
 		       size_t p2len)
 {

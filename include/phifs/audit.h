@@ -108,8 +108,8 @@ void audit_checkpoint_msg(uint64_t seq, const uint8_t head[AUDIT_HASH_LEN],
  * The chain as a writer keeps it: the seq and hash of the last record.
  * audit_chain_append() sets r->seq and r->prev, encodes r into buf and
  * advances the chain; audit_chain_checkpoint() does the same for a
- * checkpoint record (its uid, gid, pid, comm and ts from r), signing the
- * head with key.  A new chain starts at seq 1 after a zero hash.
+ * checkpoint record (its uid, gid, pid, comm and ts from r, its path
+ * empty whatever r's), signing the head with key.  A new chain starts at seq 1 after a zero hash.
  */
 struct audit_chain {
 	uint64_t seq;			/* of the last record; 0: none */
