@@ -216,13 +216,15 @@ static int check_canonical(const char *line, size_t len,
 {
 	uint8_t claimed[AUDIT_HASH_LEN];
 	size_t n;
-	char *buf = malloc(AUDIT_MAX_LINE + 1);
+	/* Room for this line and its newline only: a longer encoding is
+	 * not this line anyway (-ENOSPC), and a small buffer is cheap. */
+	char *buf = malloc(len + 2);
 	int rc = -ENOMEM;
 
 	if (!buf)
 		goto out;
 	memcpy(claimed, r->hash, AUDIT_HASH_LEN);
-	rc = audit_record_encode(r, buf, AUDIT_MAX_LINE + 1, &n);
+	rc = audit_record_encode(r, buf, len + 2, &n);
 	if (rc == 0 && (n != len + 1 || memcmp(buf, line, len - 66) ||
 			memcmp(buf + len - 2, line + len - 2, 2)))
 		rc = -EBADMSG;
