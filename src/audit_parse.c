@@ -169,9 +169,20 @@ static int take(enum field k, json_t *v, struct audit_record *r)
 	return rc;
 }
 
+/* A field name for a message: one line of printable ASCII, short. */
+static void printable(const char *key, char out[41])
+{
+	size_t i;
+
+	for (i = 0; key[i] && i < 40; i++)
+		out[i] = key[i] >= 0x20 && key[i] < 0x7f ? key[i] : '?';
+	out[i] = '\0';
+}
+
 static int take_fields(json_t *o, struct audit_record *r, char *err,
 		       size_t err_len)
 {
+	char name[41];
 	unsigned allowed, seen = 0, want = 0;
 	const char *key;
 	json_t *v;
@@ -185,8 +196,9 @@ static int take_fields(json_t *o, struct audit_record *r, char *err,
 		int k = field_of(key);
 
 		if (k < 0 || !(fields[k].flag & allowed)) {
-			snprintf(err, err_len, "unknown field '%.40s' for op %s",
-				 key, audit_op_name(r->op));
+			printable(key, name);
+			snprintf(err, err_len, "unknown field '%s' for op %s",
+				 name, audit_op_name(r->op));
 			return -EBADMSG;
 		}
 		if (seen & 1u << fields[k].slot) {

@@ -190,6 +190,7 @@ Test(audit, the_parser_is_strict)
 
 	simple(&r, AUDIT_OPEN);
 	refused(&r, "\"uid\"", "\"who\"", "unknown field 'who'");
+	refused(&r, "\"uid\"", "\"w\\nho\\u001b[2J\"", "unknown field 'w?ho?[2J'");
 	refused(&r, "\"uid\":1000,", "", "missing");
 	refused(&r, "\"result\"", "\"off\":1,\"result\"", "unknown field 'off' for op open");
 	refused(&r, "\"op\":\"open\"", "\"op\":\"peek\"", "no known op");
