@@ -24,7 +24,7 @@
 
 #define AUDIT_HASH_LEN CRYPTO_SHA256_LEN
 #define AUDIT_COMM_LEN 16		/* TASK_COMM_LEN, its NUL too */
-#define AUDIT_MAX_LINE (64 * 1024)	/* two 4096-byte paths, base64'd */
+#define AUDIT_MAX_LINE (64 * 1024)	/* a line, its newline not counted */
 #define AUDIT_PUB_FILE "audit.pub"
 #define AUDIT_SEG_PREFIX "seg-"
 #define AUDIT_SEG_SUFFIX ".jsonl"
@@ -83,7 +83,8 @@ int audit_op_parse(const char *name, enum audit_op *op);
 /*
  * Encodes r (its prev set, its hash ignored) as one canonical line ending
  * in '\n' into buf, sets r->hash, and stores the line's length in *len.
- * -ENOSPC if cap is too small (AUDIT_MAX_LINE always suffices), -EINVAL
+ * -ENOSPC if cap is too small (AUDIT_MAX_LINE suffices for paths up to
+ * 4,096 bytes and a rule up to 1,024, however escaped), -EINVAL
  * for an op out of range or a NUL in a path.  Allocates inside jansson.
  */
 int audit_record_encode(struct audit_record *r, char *buf, size_t cap,
