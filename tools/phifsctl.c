@@ -44,6 +44,16 @@ static const char usage_text[] =
 	"  key retire --key SRC BACKING VERSION\n"
 	"                                   destroy a version no file uses\n"
 	"  (key commands: --key-timeout SECONDS for a cmd: key source)\n"
+	"  audit verify [--pubkey FILE] [--anchor FILE] DIR\n"
+	"                                   every hash, link, seq and signature\n"
+	"                                   of the log; exit 0 intact, 1 fault,\n"
+	"                                   3 intact but an unsigned tail\n"
+	"  audit anchor [--pubkey FILE] DIR the latest signed checkpoint, to keep\n"
+	"                                   elsewhere for verify --anchor\n"
+	"  audit show [--uid N] [--path GLOB] [--op OP] [--since TIME]\n"
+	"             [--until TIME] [--json] DIR\n"
+	"                                   the records, as a table or JSON Lines\n"
+	"  audit pubkey --key SRC BACKING   the volume's audit.pub line\n"
 	"\n"
 	"Access policy (docs/POLICY.md):\n"
 	"  policy check FILE                exit 0 if FILE is a valid policy, else\n"
@@ -360,5 +370,7 @@ int main(int argc, char **argv)
 		return cmd_policy(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "key"))
 		return cmd_key(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "audit"))
+		return cmd_audit(argc - 1, argv + 1);
 	return usage("unknown command '%s'", argv[1]);
 }

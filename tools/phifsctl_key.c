@@ -196,8 +196,10 @@ static int key_list(int argc, char **argv)
 	ns = keys_slots(vol->keys, s, 64);
 	if (a.json)
 		list_json(&c, s, ns < 64 ? ns : 64);
-	else
+	else {
 		list_table(&c, s, ns < 64 ? ns : 64);
+		rc = print_audit_fingerprint(vol->keys);
+	}
 out:
 	volkeys_count_release(&c);
 	volume_close(vol);

@@ -1,0 +1,520 @@
+/*
+ * test_audit.c — tests for the integrity log's pure core (src/audit_*.c):
+ * the canonical line byte for byte, round trips of hostile names, the
+ * strict parser, and the verifier on logs made by the real chain code,
+ * intact and after each kind of tampering, with and without an anchor.
+ */
+#include "phifs/audit.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "audit_testlog.h"
+
+static char line[AUDIT_MAX_LINE];
+static char path[4096], path2[4096];
+static struct crypto_key *key, *other;
+static uint8_t pub[CRYPTO_ED25519_PUB_LEN], other_pub[CRYPTO_ED25519_PUB_LEN];
+static struct testlog tl;
+
+static void setup(void)
+{
+	cr_assert_eq(crypto_ed25519_keygen(&key, pub), 0);
+	cr_assert_eq(crypto_ed25519_keygen(&other, other_pub), 0);
+}
+
+static void teardown(void)
+{
+	testlog_free(&tl);
+	crypto_key_free(key);
+	crypto_key_free(other);
+}
+
+TestSuite(audit, .init = setup, .fini = teardown);
+
+static void simple(struct audit_record *r, enum audit_op op)
+{
+	memset(r, 0, sizeof(*r));
+	r->seq = 1;
+	r->ts_sec = 1796601600;	/* 2026-12-07T00:00:00Z */
+	r->ts_nsec = 1;
+	r->uid = 1000;
+	r->gid = 100;
+	r->pid = 42;
+	strcpy(r->comm, "cat");
+	r->op = op;
+	r->path = "/a";
+	r->path_len = 2;
+}
+
+Test(audit, writes_the_canonical_line_byte_for_byte)
+{
+	static const char want[] =
+		"{\"seq\":1,\"ts\":\"2026-12-07T00:00:00.000000001Z\","
+		"\"op\":\"read\",\"uid\":1000,\"gid\":100,\"pid\":42,"
+		"\"comm\":\"cat\",\"path\":\"/a\",\"off\":4096,\"len\":3,"
+		"\"sha256\":\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb"
+		"410ff61f20015ad\",\"result\":3,\"prev\":\"000000000000000000"
+		"0000000000000000000000000000000000000000000000\"";
+	uint8_t h[CRYPTO_SHA256_LEN];
+	char hex[65];
+	struct audit_record r;
+	size_t n;
+
+	simple(&r, AUDIT_READ);
+	r.off = 4096;
+	r.len = 3;
+	r.result = 3;
+	crypto_sha256("abc", 3, r.sha256);
+	cr_assert_eq(audit_record_encode(&r, line, sizeof(line), &n), 0);
+	cr_assert_eq(n, strlen(want) + strlen(",\"hash\":\"\"}\n") + 64);
+	cr_assert_eq(memcmp(line, want, strlen(want)), 0, "%.*s", (int)n, line);
+	/* hash = SHA-256 of the bytes before ,"hash": */
+	crypto_sha256(want, strlen(want), h);
+	cr_assert_eq(memcmp(h, r.hash, 32), 0);
+	for (int i = 0; i < 32; i++)
+		sprintf(hex + 2 * i, "%02x", h[i]);
+	cr_assert_eq(memcmp(line + strlen(want), ",\"hash\":\"", 9), 0);
+	cr_assert_eq(memcmp(line + strlen(want) + 9, hex, 64), 0);
+	cr_assert_eq(memcmp(line + n - 3, "\"}\n", 3), 0);
+}
+
+Test(audit, escapes_strings_as_documented)
+{
+	struct audit_record r;
+	size_t n;
+
+	simple(&r, AUDIT_OPEN);
+	r.path = "\x01\x1f\b\f\n\r\t\"\\/\x7f\xc3\xa9\xf0\x9f\x98\x80";
+	r.path_len = strlen(r.path);
+	cr_assert_eq(audit_record_encode(&r, line, sizeof(line), &n), 0);
+	cr_assert_not_null(strstr(line, "\"path\":\"\\u0001\\u001F\\b\\f"
+				  "\\n\\r\\t\\\"\\\\/\x7f\xc3\xa9"
+				  "\xf0\x9f\x98\x80\","), "%s", line);
+}
+
+static void round_trip(const char *p, size_t plen, const char *p2,
+		       size_t p2len)
+{
+	struct audit_record r, back;
+	char err[200];
+	json_t *o;
+	size_t n;
+
+	simple(&r, AUDIT_RENAME);
+	r.path = p;
+	r.path_len = plen;
+	r.path2 = p2;
+	r.path2_len = p2len;
+	memcpy(r.comm, "\xff\"\n\\", 5);
+	cr_assert_eq(audit_record_encode(&r, line, sizeof(line), &n), 0);
+	cr_assert_eq(line[n - 1], '\n');
+	cr_assert_null(memchr(line, '\n', n - 1), "one line per record");
+	o = json_loadb(line, n - 1, 0, NULL);
+	cr_assert(json_is_object(o), "one valid JSON object");
+	json_decref(o);
+	cr_assert_eq(audit_record_parse(line, n - 1, &back, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(back.path_len, plen);
+	cr_assert_eq(memcmp(back.path, p, plen), 0);
+	cr_assert_eq(back.path2_len, p2len);
+	cr_assert_eq(memcmp(back.path2, p2, p2len), 0);
+	cr_assert_str_eq(back.comm, "\xff\"\n\\");
+	cr_assert_eq(memcmp(back.hash, r.hash, 32), 0);
+	audit_record_release(&back);
+}
+
+Test(audit, any_name_round_trips_as_one_json_object_per_line)
+{
+	for (unsigned i = 0; i < TESTLOG_NAMES; i++)
+		for (unsigned j = 0; j < TESTLOG_NAMES; j++) {
+			size_t a = testlog_name(i, path, sizeof(path));
+			size_t b = testlog_name(j, path2, sizeof(path2));
+
+			round_trip(path, a, path2, b);
+		}
+}
+
+Test(audit, every_byte_but_nul_round_trips)
+{
+	for (int i = 0; i < 255; i++)
+		path[i] = (char)(i + 1);
+	round_trip(path, 255, "", 0);
+	round_trip("", 0, path + 127, 128);	/* the high half alone */
+}
+
+Test(audit, a_name_that_is_not_utf8_goes_as_base64)
+{
+	struct audit_record r;
+	size_t n;
+
+	simple(&r, AUDIT_OPEN);
+	r.path = "/\xff";
+	r.path_len = 2;
+	cr_assert_eq(audit_record_encode(&r, line, sizeof(line), &n), 0);
+	cr_assert_not_null(strstr(line, "\"path_b64\":\"L/8=\""));
+	r.path = "/a\0b";
+	r.path_len = 4;
+	cr_assert_eq(audit_record_encode(&r, line, sizeof(line), &n), -EINVAL);
+}
+
+/* Encodes r, applies a textual edit, and expects the parser to refuse. */
+static void refused(struct audit_record *r, const char *from, const char *to,
+		    const char *why)
+{
+	char edited[AUDIT_MAX_LINE], err[200];
+	struct audit_record back;
+	size_t n;
+	char *at;
+
+	cr_assert_eq(audit_record_encode(r, line, sizeof(line), &n), 0);
+	line[--n] = '\0';
+	at = strstr(line, from);
+	cr_assert_not_null(at, "%s in %s", from, line);
+	snprintf(edited, sizeof(edited), "%.*s%s%s", (int)(at - line), line, to,
+		 at + strlen(from));
+	cr_assert_eq(audit_record_parse(edited, strlen(edited), &back, err,
+					sizeof(err)), -EBADMSG, "%s", edited);
+	cr_assert_not_null(strstr(err, why), "%s: %s", edited, err);
+}
+
+Test(audit, the_parser_is_strict)
+{
+	struct audit_record r;
+
+	simple(&r, AUDIT_OPEN);
+	refused(&r, "\"uid\"", "\"who\"", "unknown field 'who'");
+	refused(&r, "\"uid\"", "\"w\\nho\\u001b[2J\"", "unknown field 'w?ho?[2J'");
+	refused(&r, "\"uid\":1000,", "", "missing");
+	refused(&r, "\"result\"", "\"off\":1,\"result\"", "unknown field 'off' for op open");
+	refused(&r, "\"op\":\"open\"", "\"op\":\"peek\"", "no known op");
+	refused(&r, "\"uid\":1000,", "\"uid\":1000, ", "canonical");
+	refused(&r, "\"path\":\"/a\"", "\"path_b64\":\"L2E=\"", "canonical");
+	refused(&r, "\"path\":\"/a\"", "\"path\":\"\\/a\"", "canonical");
+	refused(&r, "\"uid\":1000", "\"uid\":1000.0", "bad value of field 'uid'");
+	refused(&r, "\"uid\":1000", "\"uid\":-1", "bad value of field 'uid'");
+	refused(&r, "\"seq\":1,", "\"seq\":1,\"seq\":1,", "not a JSON object");
+	refused(&r, "\"prev\":\"0", "\"prev\":\"A", "bad value of field 'prev'");
+	refused(&r, "T00:", "T24:", "canonical");
+	refused(&r, "\"/a\"", "\"/b\"", "bad hash");
+	refused(&r, "\"hash\":", "\"hash\" :", "canonical");
+}
+
+static void expect_fault(const struct audit_segment *s, size_t n,
+			 const uint8_t *k, const char *anchor, size_t alen,
+			 size_t seg, size_t ln, const char *why)
+{
+	struct audit_verdict v;
+
+	cr_assert_eq(audit_verify(s, n, k, anchor, alen, &v), -EBADMSG,
+		     "verified though %s was expected", why);
+	cr_assert_not(v.ok);
+	cr_assert_eq(v.seg, seg, "segment %zu, not %zu: %s", v.seg, seg,
+		     v.reason);
+	cr_assert_eq(v.line, ln, "line %zu, not %zu: %s", v.line, ln, v.reason);
+	cr_assert_not_null(strstr(v.reason, why), "%s", v.reason);
+}
+
+static void expect_intact(const struct audit_segment *s, size_t n,
+			  const char *anchor, size_t alen,
+			  struct audit_verdict *v)
+{
+	cr_assert_eq(audit_verify(s, n, pub, anchor, alen, v), 0, "%zu:%zu %s",
+		     v->seg, v->line, v->reason);
+	cr_assert(v->ok);
+}
+
+Test(audit, a_log_made_by_the_chain_verifies_and_is_sealed)
+{
+	struct audit_verdict v;
+
+	cr_assert_eq(testlog_make(&tl, key, 4, 7, false), 0);
+	expect_intact(tl.segs, tl.n, tl.anchor, tl.anchor_len, &v);
+	cr_assert_eq(v.records, 4 * 8);
+	cr_assert_eq(v.checkpoints, 4);
+	cr_assert_eq(v.sealed_seq, 32);
+	cr_assert_eq(v.unsealed, 0);
+	cr_assert(v.anchored);
+}
+
+Test(audit, records_after_the_last_checkpoint_are_reported_unsealed)
+{
+	struct audit_verdict v;
+
+	cr_assert_eq(testlog_make(&tl, key, 2, 5, true), 0);
+	expect_intact(tl.segs, tl.n, NULL, 0, &v);
+	cr_assert_eq(v.sealed_seq, 6);
+	cr_assert_eq(v.unsealed, 5);
+}
+
+/* Where each line of g starts, and after the last its end. */
+static char *lines_of(struct audit_segment *g, size_t *count,
+		      size_t starts[64])
+{
+	size_t c = 0;
+
+	for (size_t p = 0; p < g->len; p++)
+		if (p == 0 || g->buf[p - 1] == '\n')
+			starts[c++] = p;
+	starts[c] = g->len;
+	*count = c;
+	return (char *)g->buf;
+}
+
+Test(audit, every_byte_changed_is_caught_on_its_line)
+{
+	struct audit_segment *g;
+
+	/* Short names only, or this takes seconds under ASan. */
+	cr_assert_eq(testlog_make(&tl, key, 2, 2, false), 0);
+	g = &tl.segs[1];
+	for (size_t i = 0; i < g->len; i++) {
+		char *b = (char *)g->buf;
+		size_t starts[64], c, ln = 0;
+
+		lines_of(g, &c, starts);
+		while (starts[ln + 1] <= i)
+			ln++;
+		b[i] ^= 0x01;
+		/* A newline turned into \v runs two lines into one. */
+		expect_fault(tl.segs, tl.n, pub, NULL, 0, 1, ln + 1,
+			     i + 1 == g->len ? "truncated" : "");
+		b[i] ^= 0x01;
+	}
+}
+
+Test(audit, a_deleted_record_is_a_gap)
+{
+	size_t starts[64], c;
+	struct audit_segment *g = &tl.segs[1];
+	char *b;
+
+	cr_assert_eq(testlog_make(&tl, key, 3, 5, false), 0);
+	b = lines_of(g, &c, starts);
+	memmove(b + starts[2], b + starts[3], g->len - starts[3]);
+	g->len -= starts[3] - starts[2];
+	expect_fault(tl.segs, tl.n, pub, NULL, 0, 1, 3, "gap in sequence");
+}
+
+Test(audit, two_swapped_records_are_a_gap)
+{
+	size_t starts[64], c, a, b;
+	struct audit_segment *g = &tl.segs[2];
+	char *buf, tmp[2 * AUDIT_MAX_LINE];
+
+	cr_assert_eq(testlog_make(&tl, key, 3, 5, false), 0);
+	buf = lines_of(g, &c, starts);
+	a = starts[2] - starts[1];
+	b = starts[3] - starts[2];
+	memcpy(tmp, buf + starts[2], b);
+	memcpy(tmp + b, buf + starts[1], a);
+	memcpy(buf + starts[1], tmp, a + b);
+	expect_fault(tl.segs, tl.n, pub, NULL, 0, 2, 2, "gap in sequence");
+}
+
+Test(audit, a_forged_record_with_its_own_good_hash_is_a_bad_link)
+{
+	size_t starts[64], c, n, old;
+	struct audit_segment *g = &tl.segs[1];
+	struct audit_record r;
+	char err[200], *b;
+
+	cr_assert_eq(testlog_make(&tl, key, 2, 4, false), 0);
+	b = lines_of(g, &c, starts);
+	old = starts[2] - starts[1];
+	cr_assert_eq(audit_record_parse(b + starts[1], old - 1, &r, err,
+					sizeof(err)), 0, "%s", err);
+	r.uid = 0;	/* the forger's edit, then a fresh, true hash */
+	memset(r.prev, 0xab, sizeof(r.prev));
+	cr_assert_eq(audit_record_encode(&r, line, sizeof(line), &n), 0);
+	audit_record_release(&r);
+	b = realloc(b, g->len + n);
+	memmove(b + starts[1] + n, b + starts[2], g->len - starts[2]);
+	memcpy(b + starts[1], line, n);
+	g->buf = b;
+	g->len = g->len - old + n;
+	expect_fault(tl.segs, tl.n, pub, NULL, 0, 1, 2, "bad link");
+}
+
+Test(audit, a_tail_cut_mid_record_is_a_truncated_segment)
+{
+	size_t starts[64], c;
+	struct audit_segment *g = &tl.segs[1];
+
+	cr_assert_eq(testlog_make(&tl, key, 2, 4, true), 0);
+	lines_of(g, &c, starts);
+	g->len = starts[c - 1] + 20;
+	expect_fault(tl.segs, tl.n, pub, NULL, 0, 1, c, "truncated");
+}
+
+Test(audit, a_removed_middle_segment_is_a_gap)
+{
+	cr_assert_eq(testlog_make(&tl, key, 4, 3, false), 0);
+	struct audit_segment keep = tl.segs[1];
+
+	memmove(&tl.segs[1], &tl.segs[2], 2 * sizeof(tl.segs[0]));
+	tl.segs[3] = keep;	/* freed with the rest, not verified */
+	expect_fault(tl.segs, 3, pub, NULL, 0, 1, 0, "gap in sequence");
+}
+
+Test(audit, a_renamed_segment_is_a_gap)
+{
+	cr_assert_eq(testlog_make(&tl, key, 2, 3, false), 0);
+	audit_segment_name(99, (char *)tl.segs[1].name);
+	expect_fault(tl.segs, tl.n, pub, NULL, 0, 1, 0, "gap in sequence");
+}
+
+Test(audit, removed_newest_segments_pass_alone_but_not_with_the_anchor)
+{
+	struct audit_verdict v;
+
+	cr_assert_eq(testlog_make(&tl, key, 4, 3, false), 0);
+	expect_intact(tl.segs, 2, NULL, 0, &v);
+	cr_assert_eq(v.unsealed, 0, "a cut at a segment end looks sealed");
+	expect_fault(tl.segs, 2, pub, tl.anchor, tl.anchor_len, 1, 0,
+		     "tail was cut");
+}
+
+/* The attack an audit key holder can make: rewrite, re-chain, re-sign. */
+static void rewrite(struct testlog *t, uint64_t victim,
+		    const struct crypto_key *k)
+{
+	struct audit_chain c;
+	char err[200];
+
+	audit_chain_init(&c);
+	for (size_t s = 0; s < t->n; s++) {
+		struct audit_segment *g = &t->segs[s];
+		char *out = malloc(g->len * 2 + AUDIT_MAX_LINE), *p;
+		size_t o = 0, n;
+
+		cr_assert_not_null(out);
+		for (const char *q = g->buf; q < g->buf + g->len; q = p + 1) {
+			struct audit_record r;
+
+			p = memchr(q, '\n', (size_t)(g->buf + g->len - q));
+			cr_assert_eq(audit_record_parse(q, (size_t)(p - q), &r,
+							err, sizeof(err)), 0);
+			if (r.seq == victim)
+				r.uid = 0;
+			cr_assert_eq(r.op == AUDIT_CHECKPOINT ?
+				     audit_chain_checkpoint(&c, &r, k, out + o,
+							    AUDIT_MAX_LINE, &n) :
+				     audit_chain_append(&c, &r, out + o,
+							AUDIT_MAX_LINE, &n), 0);
+			o += n;
+			audit_record_release(&r);
+		}
+		free((char *)g->buf);
+		g->buf = out;
+		g->len = o;
+	}
+}
+
+Test(audit, history_resigned_with_the_real_key_fails_the_anchor)
+{
+	struct audit_verdict v;
+	char anchor[AUDIT_MAX_LINE];
+	size_t alen;
+
+	cr_assert_eq(testlog_make(&tl, key, 3, 4, false), 0);
+	memcpy(anchor, tl.anchor, tl.anchor_len);
+	alen = tl.anchor_len;
+	rewrite(&tl, 2, key);
+	expect_intact(tl.segs, tl.n, NULL, 0, &v);
+	expect_fault(tl.segs, tl.n, pub, anchor, alen, 2, 5,
+		     "history rewritten");
+}
+
+Test(audit, a_log_signed_by_another_key_fails_the_pinned_one)
+{
+	size_t starts[64], c;
+	struct audit_segment *last = &tl.segs[1];
+
+	cr_assert_eq(testlog_make(&tl, key, 2, 3, false), 0);
+	rewrite(&tl, 2, other);
+	expect_fault(tl.segs, tl.n, pub, NULL, 0, 0, 4, "bad signature");
+	/* Its own newest checkpoint as the anchor: signed by the other. */
+	lines_of(last, &c, starts);
+	expect_fault(tl.segs, tl.n, pub, last->buf + starts[c - 1],
+		     starts[c] - starts[c - 1], 2, 0, "anchor: bad signature");
+}
+
+Test(audit, an_anchor_must_be_a_checkpoint)
+{
+	cr_assert_eq(testlog_make(&tl, key, 1, 3, false), 0);
+	expect_fault(tl.segs, tl.n, pub, tl.segs[0].buf, 10, 1, 0,
+		     "anchor: not a JSON object");
+	expect_fault(tl.segs, tl.n, pub, "", 0, 1, 0, "anchor");
+}
+
+Test(audit, no_segments_is_no_log)
+{
+	expect_fault(NULL, 0, pub, NULL, 0, 0, 0, "no segments");
+}
+
+Test(audit, segment_names_sort_by_first_seq)
+{
+	char a[AUDIT_SEG_NAME_LEN + 1], b[AUDIT_SEG_NAME_LEN + 1];
+	uint64_t s;
+
+	audit_segment_name(9, a);
+	audit_segment_name(10, b);
+	cr_assert_str_eq(a, "seg-00000000000000000009.jsonl");
+	cr_assert_lt(strcmp(a, b), 0);
+	cr_assert_eq(audit_segment_parse_name(b, &s), 0);
+	cr_assert_eq(s, 10);
+	cr_assert_eq(audit_segment_parse_name("seg-1.jsonl", &s), -EINVAL);
+	cr_assert_eq(audit_segment_parse_name(
+			     "seg-99999999999999999999.jsonl", &s), -EINVAL);
+}
+
+Test(audit, audit_pub_round_trips_and_has_a_fingerprint)
+{
+	char text[AUDIT_PUB_TEXT_LEN + 1], fpr[AUDIT_FPR_LEN + 1];
+	uint8_t back[CRYPTO_ED25519_PUB_LEN];
+
+	audit_pub_format(pub, text);
+	cr_assert_eq(strncmp(text, "ed25519 ", 8), 0);
+	cr_assert_eq(audit_pub_parse(text, strlen(text), back), 0);
+	cr_assert_eq(memcmp(back, pub, sizeof(back)), 0);
+	cr_assert_eq(audit_pub_parse(text, strlen(text) - 2, back), -EINVAL);
+	cr_assert_eq(audit_pub_fingerprint(pub, fpr), 0);
+	cr_assert_eq(strlen(fpr), AUDIT_FPR_LEN);
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag,
+		  struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+Test(audit, a_log_folder_is_read_in_order)
+{
+	const char *base = getenv("TMPDIR");
+	struct audit_segset set;
+	struct audit_verdict v;
+	char err[256], *dir;
+
+	cr_assert(asprintf(&dir, "%s/phifs-audit-XXXXXX",
+			   base && *base ? base : "/tmp") > 0);
+	cr_assert_eq(testlog_make(&tl, key, 12, 2, false), 0);
+	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_eq(testlog_write_dir(&tl, key, dir), 0);
+	cr_assert_eq(audit_dir_load(dir, &set, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(set.n, 12, "audit.pub is no segment");
+	expect_intact(set.segs, set.n, NULL, 0, &v);
+	cr_assert_eq(v.records, 36);
+	audit_dir_release(&set);
+	cr_assert_eq(nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS), 0);
+	free(dir);
+}
