@@ -27,7 +27,7 @@ const struct config_setting config_settings[] = {
 	  "the mount is ready)" },
 	{ "policy", CONFIG_STRING, FIELD(policy), true, true, 0, "FILE",
 	  "access policy by role, uid and group\n"
-	  "(docs/POLICY.md); read at start" },
+	  "(docs/POLICY.md); re-read on reload" },
 	{ "audit_dir", CONFIG_STRING, FIELD(audit_dir), true, true, 0, "DIR",
 	  "integrity log folder (not in this build yet)" },
 	{ "socket", CONFIG_STRING, FIELD(socket), true, true, 0, "PATH",

@@ -630,13 +630,40 @@ static bool differs(const struct config_setting *t, const struct config *x,
 }
 
 /*
- * Re-reads the config file and names the settings it changed since the
- * mount.  None is applied: no setting of this build can change under a
- * mounted volume (the policy, once reloading it is built, will).
+ * Reads, compiles and checks the policy file given at start, on the
+ * control thread, and only then puts it in force; one that is not valid
+ * leaves the policy in force as it was, and why (FILE:LINE: reason) is in
+ * err.
  */
-static int ctl_reload(void *arg, char *changed, size_t len)
+static int reload_policy(struct serving *s, char *err, size_t len)
 {
-	struct serving *s = arg;
+	char why[POLICY_ERR_LEN], *text = NULL;
+	struct policy *p = NULL;
+	size_t n = 0;
+	int rc;
+
+	rc = ini_read_file(s->a->cfg.policy, POLICY_MAX_FILE, "policy file",
+			   &text, &n, why, sizeof(why));
+	if (!rc)
+		rc = policy_parse(s->a->cfg.policy, text, n,
+				  &sysnames_resolver, &p, why, sizeof(why));
+	free(text);
+	if (!rc)
+		rc = access_swap(s->access, p);
+	if (rc == -ENOMEM)
+		snprintf(why, sizeof(why), "%s: %s", s->a->cfg.policy,
+			 strerror(ENOMEM));
+	if (rc) {
+		policy_free(p);	/* NULL unless the swap failed */
+		snprintf(err, len, "%s (the policy in force is unchanged)",
+			 why);
+	}
+	return rc;
+}
+
+/* What ctl_reload says of the config file. */
+static int reload_settings(struct serving *s, char *changed, size_t len)
+{
 	struct config now = { 0 };
 	size_t at = 0;
 	int rc;
@@ -653,6 +680,25 @@ static int ctl_reload(void *arg, char *changed, size_t len)
 					       at ? "," : "", t->name);
 out:
 	config_release(&now);
+	return rc;
+}
+
+/*
+ * Re-reads the config file and names the settings it changed since the
+ * mount; none of them is applied, for none can change under a mounted
+ * volume.  Then re-reads the access policy, if the mount has one, and
+ * puts it in force (not when the config file no longer parses).
+ */
+static int ctl_reload(void *arg, char *changed, size_t len, bool *policy)
+{
+	struct serving *s = arg;
+	int rc;
+
+	rc = reload_settings(s, changed, len);
+	if (!rc && s->access) {
+		rc = reload_policy(s, changed, len);
+		*policy = !rc;
+	}
 	return rc;
 }
 
