@@ -843,6 +843,11 @@ static int serve_policy(struct args *a, struct serving *s)
 			   strerror(-rc));
 	a->policy = NULL;	/* transferred */
 	vfs_set_hooks(fs_vfs(s->fs), &access_hooks, s->access);
+	/*
+	 * The kernel answers a lookup or stat from its caches without asking,
+	 * whoever asks: only with no caching is each one judged.
+	 */
+	fs_set_cache(s->fs, a->cfg.policy_cache);
 	return EXIT_SUCCESS;
 }
 
