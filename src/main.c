@@ -116,6 +116,7 @@ struct args {
 	const char *config_path;	/* the last --config, or NULL */
 	struct config file_cfg;		/* what it said at start */
 	struct policy *policy;		/* --policy, compiled; or NULL */
+	char *policy_path;		/* its absolute path, for reloads */
 };
 
 /* getopt's values: main's own options, then one per setting. */
@@ -267,6 +268,11 @@ static int load_policy(struct args *a)
 	if (rc)
 		return say(rc == -ENOMEM ? EXIT_FAILURE : EXIT_USAGE, "%s",
 			   err);
+	/* Reloads read it again after the daemon left its working folder. */
+	a->policy_path = realpath(a->cfg.policy, NULL);
+	if (!a->policy_path)
+		return say(EXIT_FAILURE, "%s: %s", a->cfg.policy,
+			   strerror(errno));
 	return 0;
 }
 
@@ -642,16 +648,16 @@ static int reload_policy(struct serving *s, char *err, size_t len)
 	size_t n = 0;
 	int rc;
 
-	rc = ini_read_file(s->a->cfg.policy, POLICY_MAX_FILE, "policy file",
+	rc = ini_read_file(s->a->policy_path, POLICY_MAX_FILE, "policy file",
 			   &text, &n, why, sizeof(why));
 	if (!rc)
-		rc = policy_parse(s->a->cfg.policy, text, n,
+		rc = policy_parse(s->a->policy_path, text, n,
 				  &sysnames_resolver, &p, why, sizeof(why));
 	free(text);
 	if (!rc)
 		rc = access_swap(s->access, p);
 	if (rc == -ENOMEM)
-		snprintf(why, sizeof(why), "%s: %s", s->a->cfg.policy,
+		snprintf(why, sizeof(why), "%s: %s", s->a->policy_path,
 			 strerror(ENOMEM));
 	if (rc) {
 		policy_free(p);	/* NULL unless the swap failed */
@@ -905,6 +911,7 @@ int main(int argc, char **argv)
 	rc = parse_args(argc, argv, &a);
 	if (rc) {
 		policy_free(a.policy);
+		free(a.policy_path);
 		config_release(&a.cfg);
 		config_release(&a.file_cfg);
 		return rc < 0 ? 0 : rc;
@@ -926,6 +933,7 @@ int main(int argc, char **argv)
 	}
 	rc = serve(&a, ready_fd);
 	policy_free(a.policy);
+	free(a.policy_path);
 	config_release(&a.cfg);
 	config_release(&a.file_cfg);
 	log_close();

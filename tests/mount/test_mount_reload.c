@@ -111,11 +111,15 @@ static void reload_ok(const struct mu_vol *v)
 	free(a);
 }
 
-/* Mounts v with policy 0 and allow_other; root lays out /w/f. */
-static struct mu_vol *mount_policy(void)
+/*
+ * Mounts v with policy 0 and allow_other; root lays out /w/f.  relative:
+ * the policy named from v's folder, which the daemon leaves once mounted.
+ */
+static struct mu_vol *mount_policy_as(bool relative)
 {
-	const char *extra[] = { "-o", "allow_other", "--policy", policy_path,
-				NULL };
+	const char *extra[] = { "-o", "allow_other", "--policy",
+				relative ? "policy.ini" : policy_path, NULL };
+	char cwd[256];
 	struct mu_vol *v;
 	int fd;
 
@@ -127,8 +131,11 @@ static struct mu_vol *mount_policy(void)
 	put_policy_k(0);
 	cr_assert_eq(chmod(v->dir, 0755), 0);
 	cr_assert_eq(chmod(v->backing, 0777), 0);
+	cr_assert_not_null(getcwd(cwd, sizeof(cwd)));
+	cr_assert_eq(chdir(relative ? v->dir : cwd), 0);
 	cr_assert_eq(mu_phifs(v, false, NULL, NULL, NULL, extra), 0, "%s",
 		     v->err);
+	cr_assert_eq(chdir(cwd), 0);
 	umask(0);
 	cr_assert_eq(mkdir(mu_m(v, "w"), 0777), 0);
 	fd = open(mu_m(v, "w/f"), O_WRONLY | O_CREAT | O_EXCL, 0666);
@@ -136,6 +143,11 @@ static struct mu_vol *mount_policy(void)
 	cr_assert_eq(write(fd, "chart", 5), 5);
 	cr_assert_eq(close(fd), 0);
 	return v;
+}
+
+static struct mu_vol *mount_policy(void)
+{
+	return mount_policy_as(false);
 }
 
 /* open(path, flags) and one read or write: 0 or the errno. */
@@ -216,7 +228,7 @@ Test(mount_reload, a_bad_file_is_refused_and_the_old_policy_stays)
 
 Test(mount_reload, a_good_file_changes_the_decision)
 {
-	struct mu_vol *v = mount_policy();
+	struct mu_vol *v = mount_policy_as(true);
 	const char *f = mu_m(v, "w/f");
 	struct timespec t = { 0, 20 * 1000 * 1000 };
 	int tries;
