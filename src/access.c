@@ -10,6 +10,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,23 +23,59 @@
 _Static_assert(_Generic((gid_t)0, uint32_t: 1, default: 0),
 	       "gid_t is not uint32_t");
 
-struct access {
-	struct vfs *v;
-	struct policy *p;	/* read-only from access_new on */
+/* One policy in force, and what it makes the hook learn of a caller. */
+struct rules {
+	struct policy *p;	/* read-only while in force */
 	bool wants_groups;	/* the policy has a [group:] section */
 	bool wants_name;	/* a pattern holds ${user} */
 };
 
+/* Apart, so that the requests' counting does not slow the pointer's load. */
+struct readers {
+	_Alignas(64) atomic_ulong n;
+};
+
+struct access {
+	struct vfs *v;
+	_Atomic(struct rules *) cur;	/* swapped whole, never changed */
+	atomic_uint epoch;		/* its low bit: the counter to use */
+	struct readers readers[2];	/* requests inside allow, by epoch */
+	pthread_mutex_t swap_lock;	/* one access_swap at a time */
+};
+
+static int rules_new(struct policy *p, struct rules **out)
+{
+	struct rules *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	r->p = p;	/* transferred */
+	r->wants_groups = policy_uses_groups(p);
+	r->wants_name = policy_uses_user(p);
+	*out = r;
+	return 0;
+}
+
+static void rules_free(struct rules *r)
+{
+	if (!r)
+		return;
+	policy_free(r->p);
+	free(r);
+}
+
 int access_new(struct vfs *v, struct policy *p, struct access **out)
 {
 	struct access *a = calloc(1, sizeof(*a));
+	struct rules *r;
 
-	if (!a)
+	if (!a || rules_new(p, &r)) {
+		free(a);
 		return -ENOMEM;
+	}
 	a->v = v;
-	a->p = p;	/* transferred */
-	a->wants_groups = policy_uses_groups(p);
-	a->wants_name = policy_uses_user(p);
+	atomic_init(&a->cur, r);	/* p transferred */
+	pthread_mutex_init(&a->swap_lock, NULL);
 	*out = a;
 	return 0;
 }
@@ -45,8 +84,57 @@ void access_free(struct access *a)
 {
 	if (!a)
 		return;
-	policy_free(a->p);
+	rules_free(atomic_load(&a->cur));
+	pthread_mutex_destroy(&a->swap_lock);
 	free(a);
+}
+
+/*
+ * The request's side: counted in before the pointer is loaded (both
+ * sequentially consistent), so a swapper that sees the counter at zero
+ * after its store knows this request loads the new pointer.
+ */
+static const struct rules *enter(struct access *a, unsigned *slot)
+{
+	*slot = atomic_load(&a->epoch) & 1;
+	atomic_fetch_add(&a->readers[*slot].n, 1);
+	return atomic_load(&a->cur);
+}
+
+static void leave(struct access *a, unsigned slot)
+{
+	atomic_fetch_sub_explicit(&a->readers[slot].n, 1,
+				  memory_order_release);
+}
+
+/*
+ * Waits until every request that may hold the pointer swapped out has
+ * left: each counter seen at zero once after the swap.  Flipping the
+ * epoch first sends new requests to the other counter, so the one waited
+ * on only drains; a request takes microseconds, so yielding suffices.
+ */
+static void wait_readers(struct access *a)
+{
+	for (int i = 0; i < 2; i++) {
+		unsigned slot = atomic_fetch_add(&a->epoch, 1) & 1;
+
+		while (atomic_load(&a->readers[slot].n))
+			sched_yield();
+	}
+}
+
+int access_swap(struct access *a, struct policy *p)
+{
+	struct rules *r, *old;
+
+	if (rules_new(p, &r))
+		return -ENOMEM;
+	pthread_mutex_lock(&a->swap_lock);
+	old = atomic_exchange(&a->cur, r);	/* p transferred */
+	wait_readers(a);
+	pthread_mutex_unlock(&a->swap_lock);
+	rules_free(old);
+	return 0;
 }
 
 static void need(struct access_need *n, bool second, bool whole,
@@ -127,6 +215,7 @@ void access_needs(const struct vfs_req *r, struct access_need *n)
 /* One judgement: the caller, the op, and the name below each path. */
 struct judge {
 	const struct access *a;
+	const struct policy *p;
 	const struct policy_caller *pc;
 	enum policy_op op;
 	const char *name;	/* NULL: the path itself */
@@ -148,7 +237,7 @@ static int judge_path(void *arg, const char *path)
 		path = full;
 	}
 	j->paths++;
-	policy_decide(j->a->p, j->pc, j->op, path, &d);
+	policy_decide(j->p, j->pc, j->op, path, &d);
 	return d.allow ? 0 : -EACCES;
 }
 
@@ -157,11 +246,11 @@ static int judge_path(void *arg, const char *path)
  * path reaches (unlinked, or under a removed folder) cannot be judged:
  * refused, unless unnamed_ok.
  */
-static int judge(const struct access *a, const struct policy_caller *pc,
-		 enum policy_op op, uint64_t ino, const char *name,
-		 bool unnamed_ok)
+static int judge(const struct access *a, const struct policy *p,
+		 const struct policy_caller *pc, enum policy_op op,
+		 uint64_t ino, const char *name, bool unnamed_ok)
 {
-	struct judge j = { .a = a, .pc = pc, .op = op, .name = name };
+	struct judge j = { .a = a, .p = p, .pc = pc, .op = op, .name = name };
 	int rc = vfs_paths(a->v, ino, judge_path, &j);
 
 	if (rc == -ENOENT && !j.paths)	/* vfs_paths: no path */
@@ -184,32 +273,38 @@ static bool unnamed_ok(const struct vfs_req *r)
 static int allow(void *arg, const struct vfs_caller *c,
 		 const struct vfs_req *r)
 {
-	const struct access *a = arg;
+	struct access *a = arg;
 	struct policy_caller pc = { .uid = c->uid, .gid = c->gid };
 	struct access_need n;
+	const struct rules *rs;
 	const gid_t *groups;
 	char name[256];
+	unsigned slot;
 	uint32_t gid;
 	int rc = 0;
 
 	access_needs(r, &n);
 	if (!n.n)
 		return 0;
+	/* One policy for all of this request's checks, however many. */
+	rs = enter(a, &slot);
 	/* Each costs a read of the system's files: only when used. */
-	if (a->wants_groups)
+	if (rs->wants_groups)
 		pc.ngroups = vfs_caller_groups(c, &groups);
 	if (pc.ngroups)
 		pc.groups = groups;
-	if (a->wants_name && !sysnames_user_of(c->uid, name, sizeof(name),
-					       &gid))
+	if (rs->wants_name && !sysnames_user_of(c->uid, name, sizeof(name),
+						&gid))
 		pc.user = name;
 	for (int i = 0; !rc && i < n.n; i++) {
 		bool second = n.check[i].second;
 
-		rc = judge(a, &pc, n.check[i].op, second ? r->ino2 : r->ino,
+		rc = judge(a, rs->p, &pc, n.check[i].op,
+			   second ? r->ino2 : r->ino,
 			   n.check[i].whole ? NULL :
 			   second ? r->name2 : r->name, unnamed_ok(r));
 	}
+	leave(a, slot);
 	return rc;
 }
 

@@ -27,7 +27,12 @@ const struct config_setting config_settings[] = {
 	  "the mount is ready)" },
 	{ "policy", CONFIG_STRING, FIELD(policy), true, true, 0, "FILE",
 	  "access policy by role, uid and group\n"
-	  "(docs/POLICY.md); read at start" },
+	  "(docs/POLICY.md); re-read on reload" },
+	{ "policy_cache", CONFIG_BOOL, FIELD(policy_cache), true, true, 0,
+	  NULL, "under --policy, let the kernel answer lookups and\n"
+	  "stat for 60 s from what any user looked up: faster,\n"
+	  "but shows names and attributes across users\n"
+	  "(SECURITY.md); default: each one is judged" },
 	{ "audit_dir", CONFIG_STRING, FIELD(audit_dir), true, true, 0, "DIR",
 	  "integrity log folder (not in this build yet)" },
 	{ "socket", CONFIG_STRING, FIELD(socket), true, true, 0, "PATH",
@@ -35,8 +40,8 @@ const struct config_setting config_settings[] = {
 	{ "options", CONFIG_OPTIONS, FIELD(options), false, false, 'o',
 	  "OPT[,OPT...]", "FUSE mount options, e.g. allow_other; also\n"
 	  "key=SRC, key_timeout=SECONDS, policy=FILE,\n"
-	  "audit_dir=DIR, socket=PATH, no_poll, no_xattr and\n"
-	  "nonempty,\n"
+	  "audit_dir=DIR, socket=PATH, no_poll, no_xattr,\n"
+	  "nonempty and policy_cache,\n"
 	  "as an fstab line gives them" },
 	{ "nonempty", CONFIG_BOOL, FIELD(nonempty), true, true, 0, NULL,
 	  "mount over a folder that is not empty, hiding its\n"

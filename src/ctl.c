@@ -128,18 +128,20 @@ static int do_flush(struct ctl *c, const char *why)
 }
 
 static int do_reload(struct ctl *c, const char *why, char *changed,
-		     size_t len)
+		     size_t len, bool *policy)
 {
-	int rc = c->ops->reload(c->arg, changed, len);
+	int rc;
 
+	*policy = false;
+	rc = c->ops->reload(c->arg, changed, len, policy);
 	if (rc)
 		log_msg(LOG_KIND_LIFECYCLE, LOG_ERR, "%s: reload failed: %s",
 			why, changed);
 	else
 		log_msg(LOG_KIND_LIFECYCLE, LOG_INFO,
 			"%s: settings re-read; changed: %s (none applies "
-			"while mounted yet)", why,
-			*changed ? changed : "none");
+			"while mounted)%s", why, *changed ? changed : "none",
+			*policy ? "; access policy re-read and in force" : "");
 	return rc;
 }
 
@@ -147,6 +149,7 @@ static void on_signal(uv_signal_t *s, int signum)
 {
 	struct ctl *c = s->data;
 	char changed[512];
+	bool policy;
 
 	switch (signum) {
 	case SIGTERM:
@@ -154,7 +157,8 @@ static void on_signal(uv_signal_t *s, int signum)
 		begin_stop(c, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 		break;
 	case SIGHUP:
-		(void)do_reload(c, "SIGHUP", changed, sizeof(changed));
+		(void)do_reload(c, "SIGHUP", changed, sizeof(changed),
+				&policy);
 		break;
 	case SIGUSR1:
 		(void)do_flush(c, "SIGUSR1");
@@ -168,6 +172,7 @@ static char *answer(struct ctl *c, const char *line, size_t len)
 	struct ctl_status *st;
 	enum ctl_cmd cmd;
 	char why[512];
+	bool policy;
 	char *a;
 	int rc;
 
@@ -191,8 +196,8 @@ static char *answer(struct ctl *c, const char *line, size_t len)
 		}
 		return ctl_msg_ok();
 	case CTL_RELOAD:
-		rc = do_reload(c, "control socket", why, sizeof(why));
-		return rc ? ctl_msg_error(why) : ctl_msg_reload(why);
+		rc = do_reload(c, "control socket", why, sizeof(why), &policy);
+		return rc ? ctl_msg_error(why) : ctl_msg_reload(why, policy);
 	case CTL_UNMOUNT:
 		begin_stop(c, "control socket");
 		return ctl_msg_ok();

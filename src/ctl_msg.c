@@ -117,7 +117,7 @@ char *ctl_msg_ok(void)
 	return line_of(answer(true));
 }
 
-char *ctl_msg_reload(const char *changed)
+char *ctl_msg_reload(const char *changed, bool policy)
 {
 	json_t *o = answer(true), *list = json_array();
 	const char *p = changed;
@@ -131,7 +131,8 @@ char *ctl_msg_reload(const char *changed)
 	}
 	if (!o || !list || *p ||
 	    json_object_set_new(o, "changed", list) ||
-	    json_object_set_new(o, "applied", json_false())) {
+	    json_object_set_new(o, "applied", json_false()) ||
+	    json_object_set_new(o, "policy", json_boolean(policy))) {
 		json_decref(o);
 		return NULL;
 	}

@@ -20,14 +20,22 @@
  * kernel drops what each change makes stale, so only someone writing to the
  * backing behind its back would see old entries.  A short time costs a
  * LOOKUP per file when a listing is used later: reading a listed tree of
- * 10,000 files sent 9,369 of them at one second.
+ * 10,000 files sent 9,369 of them at one second.  Under an access policy
+ * the daemon keeps nothing by default (fs_set_cache): the kernel answers
+ * any user from these caches, and the policy judges each user.
  */
 #define CACHE_SECONDS 60.0
 
 struct fs {
 	struct vfs *vfs;
 	struct fuse_session *se;
+	double cache_s;		/* CACHE_SECONDS, or 0; set before mounting */
 };
+
+static double cache_of(fuse_req_t req)
+{
+	return ((struct fs *)fuse_req_userdata(req))->cache_s;
+}
 
 static struct vfs *vfs_of(fuse_req_t req)
 {
@@ -83,11 +91,12 @@ static void reply_rc(fuse_req_t req, int rc)
 	fuse_reply_err(req, rc ? errno_of(rc) : 0);
 }
 
-static struct fuse_entry_param entry_param(const struct vfs_entry *e)
+static struct fuse_entry_param entry_param(fuse_req_t req,
+					   const struct vfs_entry *e)
 {
 	return (struct fuse_entry_param){ .ino = e->ino, .attr = e->attr,
-					  .attr_timeout = CACHE_SECONDS,
-					  .entry_timeout = CACHE_SECONDS };
+					  .attr_timeout = cache_of(req),
+					  .entry_timeout = cache_of(req) };
 }
 
 static void reply_entry(fuse_req_t req, int rc, const struct vfs_entry *e)
@@ -98,7 +107,7 @@ static void reply_entry(fuse_req_t req, int rc, const struct vfs_entry *e)
 		reply_rc(req, rc);
 		return;
 	}
-	p = entry_param(e);
+	p = entry_param(req, e);
 	if (fuse_reply_entry(req, &p))	/* interrupted: undo the lookup */
 		vfs_forget(vfs_of(req), e->ino, 1);
 }
@@ -131,7 +140,7 @@ static void reply_attr(fuse_req_t req, int rc, const struct stat *st)
 	if (rc)
 		reply_rc(req, rc);
 	else
-		fuse_reply_attr(req, st, CACHE_SECONDS);
+		fuse_reply_attr(req, st, cache_of(req));
 }
 
 static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -277,7 +286,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	fi->fh = (uintptr_t)f;
-	p = entry_param(&e);
+	p = entry_param(req, &e);
 	if (fuse_reply_create(req, &p, fi)) {
 		(void)vfs_release(v, NULL, f);
 		vfs_forget(v, e.ino, 1);
@@ -428,7 +437,7 @@ static void listing_add(void *arg, const char *name, const struct vfs_entry *e,
 			off_t next)
 {
 	struct listing *l = arg;
-	struct fuse_entry_param p = entry_param(e);
+	struct fuse_entry_param p = entry_param(l->req, e);
 	size_t len;
 
 	if (!e->ino)
@@ -657,6 +666,7 @@ int fs_new(struct volume *vol, struct fs **out)
 
 	if (!fs)
 		return -ENOMEM;
+	fs->cache_s = CACHE_SECONDS;
 	rc = vfs_new(vol, &kernel, fs, &fs->vfs);
 	if (rc) {
 		free(fs);
@@ -682,6 +692,11 @@ struct vfs *fs_vfs(struct fs *fs)
 void fs_set_session(struct fs *fs, struct fuse_session *se)
 {
 	fs->se = se;
+}
+
+void fs_set_cache(struct fs *fs, bool cache)
+{
+	fs->cache_s = cache ? CACHE_SECONDS : 0;
 }
 
 int fs_set_mountpoint(struct fs *fs, const char *path)

@@ -116,6 +116,7 @@ struct args {
 	const char *config_path;	/* the last --config, or NULL */
 	struct config file_cfg;		/* what it said at start */
 	struct policy *policy;		/* --policy, compiled; or NULL */
+	char *policy_path;		/* its absolute path, for reloads */
 };
 
 /* getopt's values: main's own options, then one per setting. */
@@ -267,6 +268,11 @@ static int load_policy(struct args *a)
 	if (rc)
 		return say(rc == -ENOMEM ? EXIT_FAILURE : EXIT_USAGE, "%s",
 			   err);
+	/* Reloads read it again after the daemon left its working folder. */
+	a->policy_path = realpath(a->cfg.policy, NULL);
+	if (!a->policy_path)
+		return say(EXIT_FAILURE, "%s: %s", a->cfg.policy,
+			   strerror(errno));
 	return 0;
 }
 
@@ -630,13 +636,40 @@ static bool differs(const struct config_setting *t, const struct config *x,
 }
 
 /*
- * Re-reads the config file and names the settings it changed since the
- * mount.  None is applied: no setting of this build can change under a
- * mounted volume (the policy, once reloading it is built, will).
+ * Reads, compiles and checks the policy file given at start, on the
+ * control thread, and only then puts it in force; one that is not valid
+ * leaves the policy in force as it was, and why (FILE:LINE: reason) is in
+ * err.
  */
-static int ctl_reload(void *arg, char *changed, size_t len)
+static int reload_policy(struct serving *s, char *err, size_t len)
 {
-	struct serving *s = arg;
+	char why[POLICY_ERR_LEN], *text = NULL;
+	struct policy *p = NULL;
+	size_t n = 0;
+	int rc;
+
+	rc = ini_read_file(s->a->policy_path, POLICY_MAX_FILE, "policy file",
+			   &text, &n, why, sizeof(why));
+	if (!rc)
+		rc = policy_parse(s->a->policy_path, text, n,
+				  &sysnames_resolver, &p, why, sizeof(why));
+	free(text);
+	if (!rc)
+		rc = access_swap(s->access, p);
+	if (rc == -ENOMEM)
+		snprintf(why, sizeof(why), "%s: %s", s->a->policy_path,
+			 strerror(ENOMEM));
+	if (rc) {
+		policy_free(p);	/* NULL unless the swap failed */
+		snprintf(err, len, "%s (the policy in force is unchanged)",
+			 why);
+	}
+	return rc;
+}
+
+/* What ctl_reload says of the config file. */
+static int reload_settings(struct serving *s, char *changed, size_t len)
+{
 	struct config now = { 0 };
 	size_t at = 0;
 	int rc;
@@ -653,6 +686,25 @@ static int ctl_reload(void *arg, char *changed, size_t len)
 					       at ? "," : "", t->name);
 out:
 	config_release(&now);
+	return rc;
+}
+
+/*
+ * Re-reads the config file and names the settings it changed since the
+ * mount; none of them is applied, for none can change under a mounted
+ * volume.  Then re-reads the access policy, if the mount has one, and
+ * puts it in force (not when the config file no longer parses).
+ */
+static int ctl_reload(void *arg, char *changed, size_t len, bool *policy)
+{
+	struct serving *s = arg;
+	int rc;
+
+	rc = reload_settings(s, changed, len);
+	if (!rc && s->access) {
+		rc = reload_policy(s, changed, len);
+		*policy = !rc;
+	}
 	return rc;
 }
 
@@ -797,6 +849,11 @@ static int serve_policy(struct args *a, struct serving *s)
 			   strerror(-rc));
 	a->policy = NULL;	/* transferred */
 	vfs_set_hooks(fs_vfs(s->fs), &access_hooks, s->access);
+	/*
+	 * The kernel answers a lookup or stat from its caches without asking,
+	 * whoever asks: only with no caching is each one judged.
+	 */
+	fs_set_cache(s->fs, a->cfg.policy_cache);
 	return EXIT_SUCCESS;
 }
 
@@ -854,6 +911,7 @@ int main(int argc, char **argv)
 	rc = parse_args(argc, argv, &a);
 	if (rc) {
 		policy_free(a.policy);
+		free(a.policy_path);
 		config_release(&a.cfg);
 		config_release(&a.file_cfg);
 		return rc < 0 ? 0 : rc;
@@ -875,6 +933,7 @@ int main(int argc, char **argv)
 	}
 	rc = serve(&a, ready_fd);
 	policy_free(a.policy);
+	free(a.policy_path);
 	config_release(&a.cfg);
 	config_release(&a.file_cfg);
 	log_close();

@@ -2,11 +2,14 @@
  * test_access.c — the policy as the operations core's allow hook, without
  * FUSE: the permissions each operation needs, supplementary groups asked
  * of the caller, a hard link judged on each of its names, a rename on
- * both ends, and a file no name reaches any more.
+ * both ends, a file no name reaches any more, and a policy swapped under
+ * requests that each judge by one policy whole.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,4 +301,84 @@ Test(access, each_operation_needs_what_the_docs_say)
 		cr_expect_str_eq(got, table[i].want, "%s flags %#x",
 				 vfs_op_name(table[i].op), table[i].flags);
 	}
+}
+
+/*
+ * Two policies that each refuse an O_RDWR open, one for want of write,
+ * the other for want of read: a request that judged its read by one and
+ * its write by the other would be let in.
+ */
+static const char read_only[] =
+	"[defaults]\nroot = allow\n[role:c]\nread = /p/**\n"
+	"[user:100]\nroles = c\n";
+static const char write_only[] =
+	"[defaults]\nroot = allow\n[role:c]\nwrite = /p/**\n"
+	"[user:100]\nroles = c\n";
+
+struct opener {
+	pthread_t t;
+	uint64_t ino;
+	atomic_bool *stop;
+	long opens, wrong;
+};
+
+static void *open_rdwr(void *arg)
+{
+	struct opener *o = arg;
+	struct who w;
+
+	who_init(&w, 100, 100, 0);
+	while (!atomic_load(o->stop)) {
+		int rc = open_as(&w, o->ino, O_RDWR);
+
+		o->opens++;
+		o->wrong += rc != -EACCES;
+	}
+	return NULL;
+}
+
+static struct policy *compile(const char *text)
+{
+	struct policy *p = NULL;
+	char err[POLICY_ERR_LEN];
+
+	cr_assert_eq(policy_parse("t.ini", text, strlen(text), NULL, &p, err,
+				  sizeof(err)), 0, "%s", err);
+	return p;
+}
+
+Test(access, a_swap_under_requests_gives_each_the_old_or_the_new_whole)
+{
+	struct opener o[4];
+	atomic_bool stop = false;
+	uint64_t p, f;
+	struct policy *q;
+	long opens = 0;
+
+	callers();
+	p = mkdir_as(&root_, VFS_ROOT, "p");
+	f = create_as(&root_, p, "f");
+	cr_assert_eq(access_swap(acc, compile(read_only)), 0);
+	for (int i = 0; i < 4; i++) {
+		o[i] = (struct opener){ .ino = f, .stop = &stop };
+		cr_assert_eq(pthread_create(&o[i].t, NULL, open_rdwr, &o[i]),
+			     0);
+	}
+	for (int i = 0; i < 1000; i++) {
+		q = compile(i % 2 ? read_only : write_only);
+		cr_assert_eq(access_swap(acc, q), 0);
+	}
+	atomic_store(&stop, true);
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(pthread_join(o[i].t, NULL), 0);
+		cr_expect_eq(o[i].wrong, 0, "thread %d: %ld of %ld opens let "
+			     "in", i, o[i].wrong, o[i].opens);
+		opens += o[i].opens;
+	}
+	cr_expect_gt(opens, 0);
+	/* And the last swap holds: the write-only policy refuses a read. */
+	cr_expect_eq(open_as(&clinic, f, O_RDONLY), 0);
+	cr_assert_eq(access_swap(acc, compile(write_only)), 0);
+	cr_expect_eq(open_as(&clinic, f, O_RDONLY), -EACCES);
+	cr_expect_eq(open_as(&clinic, f, O_WRONLY), 0);
 }

@@ -95,7 +95,7 @@ Test(ctl_msg, answers_are_one_line_of_json)
 {
 	char *e = ctl_msg_error("bad \"thing\"\nsecond line");
 	char *ok = ctl_msg_ok();
-	char *r = ctl_msg_reload("key,socket");
+	char *r = ctl_msg_reload("key,socket", false);
 
 	cr_assert(e && ok && r);
 	cr_assert_str_eq(ok, "{\"ok\":true,\"version\":1}\n");
@@ -104,11 +104,13 @@ Test(ctl_msg, answers_are_one_line_of_json)
 	cr_assert(strstr(e, "\\\"thing\\\"\\nsecond"), "%s", e);
 	cr_assert(strstr(r, "\"changed\":[\"key\",\"socket\"]"), "%s", r);
 	cr_assert(strstr(r, "\"applied\":false"), "%s", r);
+	cr_assert(strstr(r, "\"policy\":false"), "%s", r);
 	free(e);
 	free(ok);
 	free(r);
-	r = ctl_msg_reload("");
+	r = ctl_msg_reload("", true);
 	cr_assert(strstr(r, "\"changed\":[]"), "%s", r);
+	cr_assert(strstr(r, "\"policy\":true"), "%s", r);
 	free(r);
 }
 
@@ -270,10 +272,11 @@ static int fake_flush(void *arg)
 	return 0;
 }
 
-static int fake_reload(void *arg, char *changed, size_t len)
+static int fake_reload(void *arg, char *changed, size_t len, bool *policy)
 {
 	atomic_fetch_add(&((struct fake *)arg)->reloads, 1);
 	snprintf(changed, len, "policy");
+	*policy = true;
 	return 0;
 }
 
@@ -355,6 +358,7 @@ Test(ctl_loop, commands_reach_the_daemon)
 	free(a);
 	a = ask("{\"cmd\":\"reload\"}");
 	cr_assert(strstr(a, "\"changed\":[\"policy\"]"), "%s", a);
+	cr_assert(strstr(a, "\"policy\":true"), "%s", a);
 	free(a);
 	a = ask("{\"cmd\":\"nope\"}");
 	cr_assert(strstr(a, "\"ok\":false") && strstr(a, "unknown command"));

@@ -19,6 +19,16 @@ struct access;
  */
 int access_new(struct vfs *v, struct policy *p, struct access **out);
 
+/*
+ * Puts p in force in place of the policy a judged by, for every request
+ * that starts its checks from now on; requests already judging finish on
+ * the old policy, whole.  Returns once none can still use the old one,
+ * which it frees: 0, p transferred; or -ENOMEM, p still the caller's and
+ * the old policy in force.  Waits for requests, so never call it from a
+ * request; thread-safe against requests and other swaps.
+ */
+int access_swap(struct access *a, struct policy *p);
+
 /* Frees a and its policy; NULL is fine.  Only once no request runs. */
 void access_free(struct access *a);
 

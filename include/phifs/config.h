@@ -22,6 +22,7 @@ struct config {
 	bool no_poll;		/* libfuse's loop, which never polls */
 	bool no_xattr;		/* refuse extended attributes (ENOSYS) */
 	bool nonempty;		/* may mount over a folder with files */
+	bool policy_cache;	/* under a policy, the kernel's caches kept */
 };
 
 #define CONFIG_SECONDS_MAX 86400

@@ -55,14 +55,16 @@ struct ctl_status {
  * clean stop of SIGTERM; it is called again every CTL_STOP_REPEAT_MS until
  * ctl_free, so it must be idempotent.  reload re-reads the reloadable
  * settings and writes the names of those that changed, comma-separated,
- * into changed (empty: none); 0 or -errno with why in changed.
+ * into changed (empty: none), and sets *policy when it put a re-read
+ * access policy in force; 0 or -errno with why in changed (then nothing
+ * was put in force).
  */
 struct ctl_ops {
 	void (*status)(void *arg, struct ctl_status *st);
 	/* Whether FUSE requests are still being served (for the watchdog). */
 	bool (*serving)(void *arg);
 	int (*flush)(void *arg);
-	int (*reload)(void *arg, char *changed, size_t len);
+	int (*reload)(void *arg, char *changed, size_t len, bool *policy);
 	void (*stop)(void *arg);
 };
 
@@ -124,7 +126,7 @@ int ctl_msg_parse(const char *line, size_t len, enum ctl_cmd *cmd,
 /* Answers, each one malloc'd line ending in "\n"; NULL on ENOMEM. */
 char *ctl_msg_error(const char *why);
 char *ctl_msg_ok(void);
-char *ctl_msg_reload(const char *changed);
+char *ctl_msg_reload(const char *changed, bool policy);
 char *ctl_msg_status(const struct ctl_status *st);
 
 enum ctl_format { CTL_FORMAT_TABLE, CTL_FORMAT_PROMETHEUS };

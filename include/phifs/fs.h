@@ -25,6 +25,13 @@ void fs_free(struct fs *fs);
 struct vfs *fs_vfs(struct fs *fs);
 /* The session, for asking the kernel to forget inodes (before mounting). */
 void fs_set_session(struct fs *fs, struct fuse_session *se);
+/*
+ * Whether the kernel may keep names and attributes for a while (the
+ * default) and answer any process from them, or must ask for each lookup
+ * and stat (timeouts of 0, as under an access policy: docs/POLICY.md).
+ * Before mounting only.
+ */
+void fs_set_cache(struct fs *fs, bool cache);
 /* The mount point's absolute path (copied), for tuning the mount's
  * readahead once the kernel has answered INIT. */
 int fs_set_mountpoint(struct fs *fs, const char *path);

@@ -3,7 +3,10 @@
  * allow_other: forked children take a uid, a gid and supplementary groups
  * (setgroups, setresgid, setresuid) and open, create, unlink, mkdir,
  * rename, link and truncate on paths their roles allow and on paths they
- * do not; a denial is EACCES.  uid 0 is denied under root = deny.
+ * do not; a denial is EACCES.  uid 0 is denied under root = deny.  The
+ * kernel's caches: by default every lookup and stat reaches the policy;
+ * with --policy-cache one user's stat is answered from what another
+ * looked up, but never an open.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -50,7 +53,7 @@ static const char policy_text[] =
 	"roles = patient\n";
 
 enum op { OPEN_R, OPEN_W, CREATE, UNLINK, MKDIR, RMDIR, RENAME, LINK,
-	  TRUNCATE, SYMLINK, TMPFILE };
+	  TRUNCATE, SYMLINK, TMPFILE, STAT };
 
 /* A temporary file: created, unlinked, then used through its fd. */
 static int tmpfile_op(const char *path)
@@ -67,6 +70,16 @@ static int tmpfile_op(const char *path)
 		rc = 200;
 	close(fd);
 	return rc;
+}
+
+/* stat(path): its errno, or 0 when it shows the 6-byte record. */
+static int stat_op(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st))
+		return errno;
+	return st.st_size == 6 ? 0 : 201;
 }
 
 struct who {
@@ -121,6 +134,8 @@ static int do_op(enum op op, const char *a, const char *b)
 		break;
 	case TMPFILE:
 		return tmpfile_op(a);
+	case STAT:
+		return stat_op(a);
 	}
 	return rc ? errno : 0;
 }
@@ -146,11 +161,16 @@ static int as(const struct who *w, enum op op, const char *a, const char *b)
 	return WEXITSTATUS(st);
 }
 
-/* Mounts v with the policy (root = root_rule) and allow_other. */
-static void mount_with_policy(struct mu_vol *v, const char *root_rule)
+/*
+ * Mounts v with the policy (root = root_rule) and allow_other, and
+ * option (or NULL) after them.
+ */
+static void mount_with_policy_and(struct mu_vol *v, const char *root_rule,
+				  const char *option)
 {
 	char path[256], text[sizeof(policy_text) + 16];
-	const char *extra[] = { "-o", "allow_other", "--policy", path, NULL };
+	const char *extra[] = { "-o", "allow_other", "--policy", path, option,
+				NULL };
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/policy.ini", v->dir);
@@ -164,6 +184,11 @@ static void mount_with_policy(struct mu_vol *v, const char *root_rule)
 	cr_assert_eq(chmod(v->backing, 0777), 0);
 	cr_assert_eq(mu_phifs(v, false, NULL, NULL, NULL, extra), 0, "%s",
 		     v->err);
+}
+
+static void mount_with_policy(struct mu_vol *v, const char *root_rule)
+{
+	mount_with_policy_and(v, root_rule, NULL);
 }
 
 static void make_dir(const struct mu_vol *v, const char *rel)
@@ -420,4 +445,47 @@ Test(mount_policy, an_invalid_policy_mounts_nothing)
 	cr_expect(strstr(v->err, "bad.ini:2: '..' in '/a/../b'"), "%s",
 		  v->err);
 	cr_expect_not(mu_is_mounted(v->mnt));
+}
+
+/*
+ * The physician stats a chart it may read; billing, which holds nothing
+ * under /patients, stats it right after, then tries to open it.  Both as
+ * forked children of their own uid.
+ */
+static void stat_after_another(bool cache)
+{
+	struct mu_vol *v;
+	char chart[256];
+
+	mu_require_fuse();
+	if (geteuid() != 0)
+		mu_skip("needs root: the children switch uid and groups");
+	v = mu_vol_new(0);
+	mount_with_policy_and(v, "allow", cache ? "--policy-cache" : NULL);
+	umask(0);
+	make_dir(v, "patients");
+	make_dir(v, "patients/5101");
+	make_file(v, "patients/5101/chart");
+	snprintf(chart, sizeof(chart), "%s", mu_m(v, "patients/5101/chart"));
+	cr_expect_eq(as(&phys, STAT, chart, NULL), 0);
+	/*
+	 * Strict: the kernel asks the daemon again, which refuses billing.
+	 * Cached: the kernel answers from the names and attributes the
+	 * physician's lookup left, without asking: billing sees the chart's
+	 * size.
+	 */
+	cr_expect_eq(as(&bill, STAT, chart, NULL), cache ? 0 : EACCES);
+	/* Never its contents: every open reaches the policy. */
+	cr_expect_eq(as(&bill, OPEN_R, chart, NULL), EACCES);
+	mu_unmount(v);
+}
+
+Test(mount_policy, by_default_each_users_stat_is_judged)
+{
+	stat_after_another(false);
+}
+
+Test(mount_policy, with_policy_cache_a_stat_is_answered_from_anothers_lookup)
+{
+	stat_after_another(true);
 }
