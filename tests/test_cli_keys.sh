@@ -47,7 +47,7 @@ k1="file:$tmp/k1" k2="file:$tmp/k2"
 
 check "list --json is the SPEC's shape" test "$("$ctl" key list --json --key "$k1" "$tmp/vol")" = \
   '{"versions": [{"version": 1, "state": "active", "files": 0}], "slots": [{"slot": 0, "kind": "file"}]}'
-expect "key without a subcommand names them" 2 "list, add-slot, remove-slot, rotate, retire" -- "$ctl" key
+expect "key without a subcommand names them" 2 "list, add-slot, remove-slot, rotate, rekey, retire" -- "$ctl" key
 expect "add-slot needs --new-key" 2 "add-slot: --new-key SRC is required" -- "$ctl" key add-slot --key "$k1" "$tmp/vol"
 expect "retire needs a VERSION" 2 "retire: expected BACKING VERSION" -- "$ctl" key retire --key "$k1" "$tmp/vol"
 expect "rotate takes no --force" 2 "key rotate: unknown option '--force'" -- "$ctl" key rotate --force --key "$k1" "$tmp/vol"
