@@ -133,9 +133,21 @@ static int parse_line(struct done *d, const char *s, size_t len)
 	return done_put(d, id, (uint32_t)gen);
 }
 
+/* Writes the first line of a marker on fd (empty) and makes it durable. */
+static int marker_start(int fd, int dirfd)
+{
+	ssize_t n = write(fd, MARKER_MAGIC, sizeof(MARKER_MAGIC) - 1);
+
+	if (n != sizeof(MARKER_MAGIC) - 1)
+		return n < 0 ? -errno : -EIO;
+	return fsync(fd) || fsync(dirfd) ? -errno : 0;
+}
+
 /*
  * Reads the marker on fd into r->done, and cuts a torn last line (a kill
- * inside an append) so that the next append starts a line of its own.
+ * inside an append) so that the next append starts a line of its own.  A
+ * marker cut inside its first line (a kill as it was made) names nothing
+ * and no temporary can exist yet: it is started again, as a new one.
  */
 static int marker_load(struct rekey *r, int fd)
 {
@@ -152,6 +164,13 @@ static int marker_load(struct rekey *r, int fd)
 		return -ENOMEM;
 	if (pread(fd, buf, len, 0) != (ssize_t)len)
 		rc = -EIO;
+	if (!rc && len < sizeof(MARKER_MAGIC) - 1 &&
+	    !memcmp(buf, MARKER_MAGIC, len)) {
+		free(buf);
+		r->p->resumed = false;
+		return ftruncate(fd, 0) ? -errno : marker_start(fd,
+							      r->v->metafd);
+	}
 	if (!rc && (len < sizeof(MARKER_MAGIC) - 1 ||
 		    memcmp(buf, MARKER_MAGIC, sizeof(MARKER_MAGIC) - 1)))
 		rc = -EUCLEAN;
@@ -187,10 +206,7 @@ static int marker_open(struct rekey *r, char *err, size_t err_len)
 	} else if (errno == ENOENT) {
 		fd = openat(mfd, VOLREKEY_MARKER, O_RDWR | O_APPEND | O_CREAT |
 			    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd < 0 || write(fd, MARKER_MAGIC, sizeof(MARKER_MAGIC) -
-				    1) != sizeof(MARKER_MAGIC) - 1 ||
-		    fsync(fd) || fsync(mfd))
-			rc = errno ? -errno : -EIO;
+		rc = fd < 0 ? -errno : marker_start(fd, mfd);
 	} else {
 		rc = -errno;
 	}
@@ -573,10 +589,11 @@ static const char *target_error(int rc)
 static int targets_open(const struct volume *v, char *const *paths,
 			size_t n, struct target *t, char *err, size_t err_len)
 {
+	for (size_t i = 0; i < n; i++)
+		t[i].dirfd = -1;	/* none to close after a failure */
 	for (size_t i = 0; i < n; i++) {
 		int rc = rel_path(v, paths[i], t[i].rel);
 
-		t[i].dirfd = -1;
 		if (!rc)
 			rc = target_open(v, &t[i]);
 		if (rc)
@@ -694,9 +711,11 @@ int volrekey_run(struct volume *v, char *const *paths, size_t npaths,
 	if (!rc && p->resumed) {
 		struct volkeys_walk w = { .v = v, .visit = nothing_visit,
 					  .stray = stray_visit, .arg = &r };
+		int fd = openat(v->backing.rootfd, ".", O_RDONLY |
+				O_DIRECTORY | O_CLOEXEC);
 
-		rc = volkeys_walk_dir(&w, openat(v->backing.rootfd, ".",
-			O_RDONLY | O_DIRECTORY | O_CLOEXEC), "", err, err_len);
+		rc = volkeys_walk_dir(&w, fd < 0 ? -errno : fd, "", err,
+				      err_len);
 	}
 	if (!rc)
 		rc = pass(&r, t, npaths, estimate_visit, err, err_len);

@@ -612,3 +612,33 @@ Test(volkeys, rekey_paths_are_checked_before_any_file_changes)
 	cr_assert_eq(gen_of("b"), 1);
 	cr_assert_eq(gen_of("a"), 1);
 }
+
+Test(volkeys, a_marker_cut_in_its_first_line_starts_afresh_and_a_foreign_one_stops)
+{
+	static const char *const cut[] = { "", "phifs re" };
+	struct volrekey_progress p;
+	char err[512], path[PATH_MAX];
+	FILE *fp;
+
+	unlink_hard_link();
+	snprintf(path, sizeof(path), "%s/%s/%s", dir, KEYS_DIR,
+		 VOLREKEY_MARKER);
+	for (size_t i = 0; i < 2; i++) {
+		fp = fopen(path, "w");
+		fputs(cut[i], fp);
+		fclose(fp);
+		cr_assert_eq(volrekey_run(vol, NULL, 0, NULL, NULL, &p, err,
+					  sizeof(err)), 0, "%s", err);
+		cr_assert_not(p.resumed);
+		cr_assert_eq(p.done, NFILES);
+		cr_assert_eq(leftovers(), 0);
+	}
+	cr_assert_eq(gen_of("b"), 3);
+	fp = fopen(path, "w");
+	fputs("something else\n", fp);
+	fclose(fp);
+	cr_assert_eq(volrekey_run(vol, NULL, 0, NULL, NULL, &p, err,
+				  sizeof(err)), -EUCLEAN);
+	cr_assert(strstr(err, "corrupt rekey marker"), "%s", err);
+	cr_assert_eq(gen_of("b"), 3, "nothing changed");
+}
