@@ -237,16 +237,18 @@ mount_vol "$tmp/vol" && {
     has_xattrs=1
   fi
   chmod 0640 "$tmp/mnt/one"; touch -m -d '2001-02-03 04:05:06' "$tmp/mnt/page"
+  head -c 300000 /dev/urandom > "$tmp/mnt/multi"	# 74 blocks, dense
+  (cd "$tmp/mnt" && sha256sum ./multi) >> "$tmp/sums"
   meta_before=$(cd "$tmp/mnt" && stat -c '%n %a %u %Y %s' one page empty d/e/sparse)
   umount_vol
 }
 gens "$tmp/vol" > "$tmp/g0"
 sparse_kb=$(du -k "$tmp/vol/d/e/sparse" | cut -f1)
-out=$("$ctl" key rekey --key "$k1" "$tmp/vol" one empty "$tmp/vol/d/e/sparse" page 2>&1); rc=$?
+out=$("$ctl" key rekey --key "$k1" "$tmp/vol" one empty "$tmp/vol/d/e/sparse" page multi 2>&1); rc=$?
 check "rekey of named paths ($out)" test $rc -eq 0
-check "its summary" grep -q "^rekeyed 4 file(s) (10.0 MiB) under fresh keys, 0 done before the kill" <<<"$out"
+check "its summary" grep -q "^rekeyed 5 file(s) (10.3 MiB) under fresh keys, 0 done before the kill" <<<"$out"
 gens "$tmp/vol" > "$tmp/g1"
-check "the four named went up one generation, no other" went_up "$tmp/g0" "$tmp/g1" 4
+check "the five named went up one generation, no other" went_up "$tmp/g0" "$tmp/g1" 5
 check "the sparse file kept its holes" test "$(du -k "$tmp/vol/d/e/sparse" | cut -f1)" -le $((sparse_kb + 8))
 check "no marker is left" test ! -e "$tmp/vol/.phifs/rekey"
 check "files read back after a rekey of paths" verify "$tmp/vol"
@@ -260,14 +262,14 @@ mount_vol "$tmp/vol" && {
 expect "a hard-linked path is refused" 1 "1 hard-linked file\\(s\\) not rekeyed \\(first: d/e/link, 2 links\\)" -- "$ctl" key rekey --key "$k1" "$tmp/vol" d/e/link
 expect "a symlink is not a file to rekey" 1 "sym: not an encrypted file" -- "$ctl" key rekey --key "$k1" "$tmp/vol" sym
 json=$("$ctl" key rekey --json --key "$k1" "$tmp/vol" 2>"$tmp/err"); rc=$?
-check "rekey of all --json ($json)" grep -Eq '^\{"resumed": false, "rekeyed": 44, "skipped": 0, "refused": 1, "failed": 0, "bytes": [0-9]+, "strays": 0, "seconds": [0-9.]+\}$' <<<"$json"
+check "rekey of all --json ($json)" grep -Eq '^\{"resumed": false, "rekeyed": 45, "skipped": 0, "refused": 1, "failed": 0, "bytes": [0-9]+, "strays": 0, "seconds": [0-9.]+\}$' <<<"$json"
 check "exits 1 for the hard link, one line" sh -c "[ $rc -eq 1 ] && [ \$(wc -l < '$tmp/err') -eq 1 ] && grep -q 'hard-linked file(s) not rekeyed .*copy the file to break it' '$tmp/err'"
 gens "$tmp/vol" > "$tmp/g2"
-check "every file but the linked one went up one" went_up "$tmp/g1" "$tmp/g2" 44
+check "every file but the linked one went up one" went_up "$tmp/g1" "$tmp/g2" 45
 check "files read back after a rekey of all" verify "$tmp/vol"
 
 # Killed at several points, then run again: each file up exactly one.
-for at in 0 1:copied 7:logged 20 43:copied; do
+for at in 0 1:copied 7:logged 20 44:copied; do
   cp "$tmp/g2" "$tmp/gk"
   PHIFS_TEST_REKEY_KILL=$at "$ctl" key rekey --key "$k1" "$tmp/vol" >/dev/null 2>&1; rc=$?
   check "rekey killed at $at" test $rc -eq 137
@@ -283,7 +285,7 @@ for at in 0 1:copied 7:logged 20 43:copied; do
   check "the rerun after a kill at $at resumes ($json)" grep -q '^{"resumed": true, .*"refused": 1, "failed": 0' <<<"$json"
   check "and removed the copy" test -z "$(find "$tmp/vol" -name '.phifs-rekey-*')"
   gens "$tmp/vol" > "$tmp/g2"
-  check "each file went up one across the kill at $at" went_up "$tmp/gk" "$tmp/g2" 44
+  check "each file went up one across the kill at $at" went_up "$tmp/gk" "$tmp/g2" 45
 done 2>/dev/null	# bash's "Killed" notes
 check "every file reads after the rekey kills" verify "$tmp/vol"
 
