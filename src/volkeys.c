@@ -3,7 +3,7 @@
  * master key version, the rotation pass and its resume marker, retiring a
  * version.  The walk sees the backing tree as the daemon does (vfs.c):
  * nothing followed, .phifs, symlinks and node records (sticky regular
- * files) skipped.  Knows nothing of argv, terminals or FUSE; headers are
+ * files with a record's magic) skipped.  Knows nothing of argv, terminals or FUSE; headers are
  * cfile's, keys the keystore's.
  */
 #include "phifs/volkeys.h"
@@ -19,6 +19,7 @@
 
 #include "phifs/atomicfile.h"
 #include "phifs/errmsg.h"
+#include "phifs/format.h"
 #include "volkeys_impl.h"
 
 #define MARKER_MAGIC "phifs rotation v1\ntarget "
@@ -67,6 +68,21 @@ bool volkeys_seen_has(const struct seen *s, dev_t dev, ino_t ino)
 	return false;
 }
 
+bool volkeys_is_record(int dirfd, const char *name)
+{
+	uint8_t head[FORMAT_RECORD_HEAD];
+	ssize_t n = -1;
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+			O_CLOEXEC);
+
+	if (fd >= 0) {
+		n = pread(fd, head, sizeof(head), 0);
+		close(fd);
+	}
+	/* One that cannot be read is left to the pass, which says why. */
+	return n > 0 && format_record_is(head, (size_t)n);
+}
+
 static int walk_dir(struct volkeys_walk *w, int fd, bool root);
 
 /* One directory entry: a folder walked, an encrypted file visited. */
@@ -88,7 +104,8 @@ static int walk_entry(struct volkeys_walk *w, int dfd, const char *name, bool ro
 		return sub < 0 ? -errno : walk_dir(w, sub, false);
 	}
 	/* Symlinks, node records and anything else hold no DEK. */
-	if (!S_ISREG(st.st_mode) || (st.st_mode & S_ISVTX))
+	if (!S_ISREG(st.st_mode) ||
+	    ((st.st_mode & S_ISVTX) && volkeys_is_record(dfd, name)))
 		return 0;
 	if (st.st_nlink > 1) {
 		rc = volkeys_seen_add(&w->seen, st.st_dev, st.st_ino);

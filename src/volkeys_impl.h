@@ -2,8 +2,8 @@
  * volkeys_impl.h — the walk of an offline volume's backing tree that the
  * key passes share (volkeys.c: counts and rotation; volrekey.c: rekey).
  * Private to them.  It sees the tree as the daemon does: nothing followed,
- * .phifs, symlinks and node records (sticky regular files) skipped, a
- * hard-linked file visited once.
+ * .phifs, symlinks and node records (sticky files with a record's magic)
+ * skipped, a hard-linked file visited once.
  */
 #ifndef PHIFS_VOLKEYS_IMPL_H
 #define PHIFS_VOLKEYS_IMPL_H
@@ -20,6 +20,13 @@ struct seen {
 	struct { dev_t dev; ino_t ino; } *e;
 	size_t n, cap;		/* cap a power of two, or 0 */
 };
+
+/*
+ * Whether the sticky regular file name in dirfd is a node record: the
+ * sticky bit only says "look inside", and an encrypted file may have it
+ * (chmod +t through the mount), so its first bytes decide.
+ */
+bool volkeys_is_record(int dirfd, const char *name);
 
 /* 1 when (dev, ino) is new (and now remembered), 0 if seen, or -ENOMEM. */
 int volkeys_seen_add(struct seen *s, dev_t dev, ino_t ino);

@@ -385,7 +385,8 @@ static int rekey_file(struct rekey *r, int dirfd, const char *name)
 		return -errno;
 	rc = fstat(fd, &st) ? -errno : 0;
 	if (!rc && st.st_nlink > 1) {
-		r->p->refused_links = st.st_nlink;
+		if (!r->p->refused)
+			r->p->refused_links = st.st_nlink;
 		rc = 2;
 		goto out;
 	}
@@ -572,7 +573,9 @@ static int target_open(const struct volume *v, struct target *t)
 	if (fstatat(t->dirfd, t->leaf, &st, AT_SYMLINK_NOFOLLOW))
 		return -errno;
 	t->folder = S_ISDIR(st.st_mode);
-	if (!t->folder && (!S_ISREG(st.st_mode) || (st.st_mode & S_ISVTX)))
+	if (!t->folder && (!S_ISREG(st.st_mode) ||
+			   ((st.st_mode & S_ISVTX) &&
+			    volkeys_is_record(t->dirfd, t->leaf))))
 		return -EINVAL;	/* symlink, node record, FIFO, ... */
 	return 0;
 }
