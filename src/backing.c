@@ -51,9 +51,25 @@ int backing_name(const char *name, bool in_root, char out[NAME_MAX + 1])
 	return 0;
 }
 
+bool backing_is_rekey_temp(const char *bname)
+{
+	size_t n = sizeof(BACKING_REKEY_PREFIX) - 1;
+
+	if (strncmp(bname, BACKING_REKEY_PREFIX, n) ||
+	    strlen(bname) != BACKING_REKEY_NAME_LEN)
+		return false;
+	for (const char *p = bname + n; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
+}
+
 bool backing_is_meta(const char *bname, bool in_root)
 {
-	return in_root && strcmp(bname, BACKING_META) == 0;
+	/* A rekey's temporary file is a whole encrypted file that a kill
+	 * may leave behind: never a user's. */
+	return (in_root && strcmp(bname, BACKING_META) == 0) ||
+	       backing_is_rekey_temp(bname);
 }
 
 int backing_lookup(int dirfd, const char *bname, int *fd)

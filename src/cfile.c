@@ -57,8 +57,8 @@ static uint64_t chunk_len(uint64_t b0, uint64_t last)
  * chunk by chunk, and grows the size over what was written.  Returns the
  * bytes written, or -errno if none were.  Caller holds lock exclusively.
  */
-static ssize_t write_range(struct cfile *f, const uint8_t *src, size_t len,
-			   uint64_t off)
+ssize_t cfile_write_range(struct cfile *f, const uint8_t *src, size_t len,
+			  uint64_t off)
 {
 	uint8_t *buf = cfile_scratch();
 	size_t done = 0;
@@ -109,7 +109,7 @@ static ssize_t write_range(struct cfile *f, const uint8_t *src, size_t len,
 /* Writes zeros over [off, off + len): all of it, or an error. */
 static int write_zeros(struct cfile *f, uint64_t off, uint64_t len)
 {
-	ssize_t w = write_range(f, NULL, (size_t)len, off);
+	ssize_t w = cfile_write_range(f, NULL, (size_t)len, off);
 
 	if (w < 0)
 		return (int)w;
@@ -314,13 +314,14 @@ static void cfile_free(struct cfile *f)
 	free(f);
 }
 
-int cfile_create(int fd, const struct cfile_volume *vol, struct cfile **out)
+int cfile_create_as(int fd, const struct cfile_volume *vol,
+		    const uint8_t *file_id, uint32_t dek_gen, struct cfile **out)
 {
 	uint8_t region[FORMAT_HEADER_SIZE] = { 0 };
 	struct format_header h = {
 		.version = FORMAT_VERSION,
 		.key_version = vol->active_version,
-		.dek_gen = 1,
+		.dek_gen = dek_gen,
 	};
 	const struct crypto_key *kek = vol->kek(vol->kek_arg,
 						vol->active_version);
@@ -335,7 +336,9 @@ int cfile_create(int fd, const struct cfile_volume *vol, struct cfile **out)
 	if (!f || !dek)
 		goto out;
 	memcpy(h.volume_id, vol->volume_id, FORMAT_ID_LEN);
-	rc = crypto_random(h.file_id, FORMAT_ID_LEN);
+	if (file_id)
+		memcpy(h.file_id, file_id, FORMAT_ID_LEN);
+	rc = file_id ? 0 : crypto_random(h.file_id, FORMAT_ID_LEN);
 	if (!rc)
 		rc = format_dek_wrap(&h, kek, dek);
 	if (!rc)
@@ -363,6 +366,11 @@ out:
 	if (f)
 		cfile_free(f);
 	return rc;
+}
+
+int cfile_create(int fd, const struct cfile_volume *vol, struct cfile **out)
+{
+	return cfile_create_as(fd, vol, NULL, 1, out);
 }
 
 int cfile_open(int fd, const struct cfile_volume *vol, struct cfile **out)
@@ -555,7 +563,7 @@ ssize_t cfile_pwrite(struct cfile *f, const void *buf, size_t len,
 			rc = grow(f, off / BS, format_nblocks(off + len));
 	}
 	if (!rc)
-		rc = write_range(f, buf, len, off);
+		rc = cfile_write_range(f, buf, len, off);
 	if (rc < 0 && grew)
 		undo_grow(f, &old);	/* the zeros we grew by are garbage */
 	pthread_rwlock_unlock(&f->lock);
@@ -919,6 +927,11 @@ const uint8_t *cfile_file_id(const struct cfile *f)
 uint32_t cfile_key_version(const struct cfile *f)
 {
 	return f->hdr.key_version;
+}
+
+uint32_t cfile_dek_gen(const struct cfile *f)
+{
+	return f->hdr.dek_gen;
 }
 
 int64_t cfile_fault(struct cfile *f)

@@ -82,6 +82,20 @@ static inline unsigned cfile_committed_of(const struct cfile *f, uint64_t b0,
 	return (unsigned)(nb - b0 < n ? nb - b0 : n);
 }
 
+/* --- cfile.c --- */
+
+/* cfile_create with a given file ID (or NULL: a random one) and DEK
+ * generation. */
+int cfile_create_as(int fd, const struct cfile_volume *vol,
+		    const uint8_t *file_id, uint32_t dek_gen, struct cfile **out);
+/*
+ * Writes plaintext [off, off + len) (src, or zeros if NULL), chunk by
+ * chunk, growing the size over what was written; map bits set in sparse
+ * mode.  The bytes written, or -errno if none were; lock exclusive.
+ */
+ssize_t cfile_write_range(struct cfile *f, const uint8_t *src, size_t len,
+			  uint64_t off);
+
 /* --- cfile_store.c --- */
 
 /* This thread's CHUNK_BLOCKS stored blocks of scratch, or NULL; no lock. */

@@ -3,7 +3,7 @@
  * master key version, the rotation pass and its resume marker, retiring a
  * version.  The walk sees the backing tree as the daemon does (vfs.c):
  * nothing followed, .phifs, symlinks and node records (sticky regular
- * files) skipped.  Knows nothing of argv, terminals or FUSE; headers are
+ * files with a record's magic) skipped.  Knows nothing of argv, terminals or FUSE; headers are
  * cfile's, keys the keystore's.
  */
 #include "phifs/volkeys.h"
@@ -19,24 +19,10 @@
 
 #include "phifs/atomicfile.h"
 #include "phifs/errmsg.h"
+#include "phifs/format.h"
+#include "volkeys_impl.h"
 
 #define MARKER_MAGIC "phifs rotation v1\ntarget "
-
-/* Inodes with more than one link already visited: a small hash set. */
-struct seen {
-	struct { dev_t dev; ino_t ino; } *e;
-	size_t n, cap;		/* cap a power of two, or 0 */
-};
-
-struct walk {
-	const struct volume *v;
-	/* 0 to go on; anything else stops the walk and is returned. */
-	int (*visit)(struct walk *w, int dirfd, const char *name);
-	void *arg;
-	char path[PATH_MAX];	/* of the entry being visited, from root */
-	size_t plen;
-	struct seen seen;
-};
 
 static size_t seen_hash(dev_t dev, ino_t ino, size_t cap)
 {
@@ -45,8 +31,7 @@ static size_t seen_hash(dev_t dev, ino_t ino, size_t cap)
 	return (size_t)(h ^ h >> 29) & (cap - 1);
 }
 
-/* 1 when (dev, ino) is new (and now remembered), 0 if seen, or -ENOMEM. */
-static int seen_add(struct seen *s, dev_t dev, ino_t ino)
+int volkeys_seen_add(struct seen *s, dev_t dev, ino_t ino)
 {
 	size_t i;
 
@@ -58,7 +43,7 @@ static int seen_add(struct seen *s, dev_t dev, ino_t ino)
 			return -ENOMEM;
 		for (size_t k = 0; k < s->cap; k++)
 			if (s->e[k].ino)
-				(void)seen_add(&t, s->e[k].dev, s->e[k].ino);
+				(void)volkeys_seen_add(&t, s->e[k].dev, s->e[k].ino);
 		free(s->e);
 		*s = t;
 	}
@@ -72,14 +57,42 @@ static int seen_add(struct seen *s, dev_t dev, ino_t ino)
 	return 1;
 }
 
-static int walk_dir(struct walk *w, int fd, bool root);
+bool volkeys_seen_has(const struct seen *s, dev_t dev, ino_t ino)
+{
+	if (!s->cap)
+		return false;
+	for (size_t i = seen_hash(dev, ino, s->cap); s->e[i].ino;
+	     i = (i + 1) & (s->cap - 1))
+		if (s->e[i].ino == ino && s->e[i].dev == dev)
+			return true;
+	return false;
+}
+
+bool volkeys_is_record(int dirfd, const char *name)
+{
+	uint8_t head[FORMAT_RECORD_HEAD];
+	ssize_t n = -1;
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+			O_CLOEXEC);
+
+	if (fd >= 0) {
+		n = pread(fd, head, sizeof(head), 0);
+		close(fd);
+	}
+	/* One that cannot be read is left to the pass, which says why. */
+	return n > 0 && format_record_is(head, (size_t)n);
+}
+
+static int walk_dir(struct volkeys_walk *w, int fd, bool root);
 
 /* One directory entry: a folder walked, an encrypted file visited. */
-static int walk_entry(struct walk *w, int dfd, const char *name, bool root)
+static int walk_entry(struct volkeys_walk *w, int dfd, const char *name, bool root)
 {
 	struct stat st;
 	int rc, sub;
 
+	if (w->stray && backing_is_rekey_temp(name))
+		return w->stray(w, dfd, name);
 	if (!strcmp(name, ".") || !strcmp(name, "..") ||
 	    backing_is_meta(name, root))
 		return 0;
@@ -91,10 +104,11 @@ static int walk_entry(struct walk *w, int dfd, const char *name, bool root)
 		return sub < 0 ? -errno : walk_dir(w, sub, false);
 	}
 	/* Symlinks, node records and anything else hold no DEK. */
-	if (!S_ISREG(st.st_mode) || (st.st_mode & S_ISVTX))
+	if (!S_ISREG(st.st_mode) ||
+	    ((st.st_mode & S_ISVTX) && volkeys_is_record(dfd, name)))
 		return 0;
 	if (st.st_nlink > 1) {
-		rc = seen_add(&w->seen, st.st_dev, st.st_ino);
+		rc = volkeys_seen_add(&w->seen, st.st_dev, st.st_ino);
 		if (rc <= 0)
 			return rc;
 	}
@@ -102,7 +116,7 @@ static int walk_entry(struct walk *w, int dfd, const char *name, bool root)
 }
 
 /* Walks the folder on fd, which it owns. */
-static int walk_dir(struct walk *w, int fd, bool root)
+static int walk_dir(struct volkeys_walk *w, int fd, bool root)
 {
 	size_t plen = w->plen;
 	struct dirent *de;
@@ -135,16 +149,15 @@ static int walk_dir(struct walk *w, int fd, bool root)
 	return rc;
 }
 
-/* Visits every encrypted file of v; a failure names the path where. */
-static int walk(struct walk *w, char *err, size_t err_len)
+int volkeys_walk_dir(struct volkeys_walk *w, int fd, const char *prefix,
+		     char *err, size_t err_len)
 {
-	int fd = openat(w->v->backing.rootfd, ".", O_RDONLY | O_DIRECTORY |
-			O_CLOEXEC);
 	int rc;
 
-	w->plen = 0;
-	w->path[0] = 0;
-	rc = fd < 0 ? -errno : walk_dir(w, fd, true);
+	w->plen = (size_t)snprintf(w->path, sizeof(w->path), "%s", prefix);
+	if (w->plen >= sizeof(w->path))
+		w->plen = sizeof(w->path) - 1;
+	rc = fd < 0 ? fd : walk_dir(w, fd, !*prefix);
 	free(w->seen.e);
 	w->seen = (struct seen){ 0 };
 	if (rc < 0)
@@ -153,9 +166,18 @@ static int walk(struct walk *w, char *err, size_t err_len)
 	return rc;
 }
 
+/* Visits every encrypted file of v; a failure names the path where. */
+static int walk(struct volkeys_walk *w, char *err, size_t err_len)
+{
+	int fd = openat(w->v->backing.rootfd, ".", O_RDONLY | O_DIRECTORY |
+			O_CLOEXEC);
+
+	return volkeys_walk_dir(w, fd < 0 ? -errno : fd, "", err, err_len);
+}
+
 /* --- counting --- */
 
-static int count_visit(struct walk *w, int dirfd, const char *name)
+static int count_visit(struct volkeys_walk *w, int dirfd, const char *name)
 {
 	struct volkeys_count *c = w->arg;
 	uint32_t ver = 0;
@@ -183,7 +205,7 @@ static int count_visit(struct walk *w, int dirfd, const char *name)
 int volkeys_count(const struct volume *v, struct volkeys_count *c,
 		  char *err, size_t err_len)
 {
-	struct walk w = { .v = v, .visit = count_visit, .arg = c };
+	struct volkeys_walk w = { .v = v, .visit = count_visit, .arg = c };
 	size_t n = keys_versions(v->keys, NULL, 0);
 
 	memset(c, 0, sizeof(*c));
@@ -212,7 +234,7 @@ struct pass {
 	void *arg;
 };
 
-static int estimate_visit(struct walk *w, int dirfd, const char *name)
+static int estimate_visit(struct volkeys_walk *w, int dirfd, const char *name)
 {
 	(void)dirfd;
 	(void)name;
@@ -220,7 +242,7 @@ static int estimate_visit(struct walk *w, int dirfd, const char *name)
 	return 0;
 }
 
-static int rewrap_visit(struct walk *w, int dirfd, const char *name)
+static int rewrap_visit(struct volkeys_walk *w, int dirfd, const char *name)
 {
 	struct pass *ps = w->arg;
 	struct volkeys_progress *p = ps->p;
@@ -348,7 +370,7 @@ int volkeys_rotate(struct volume *v, bool keep_old, volkeys_progress_fn fn,
 		   size_t err_len)
 {
 	struct pass ps = { .p = p, .fn = fn, .arg = arg };
-	struct walk w = { .v = v, .visit = estimate_visit, .arg = p };
+	struct volkeys_walk w = { .v = v, .visit = estimate_visit, .arg = p };
 	int rc;
 
 	memset(p, 0, sizeof(*p));

@@ -118,6 +118,25 @@ Test(backing, the_meta_folder_is_refused_in_the_root_only)
 	cr_assert_not(backing_is_meta("x", true));
 }
 
+Test(backing, a_rekey_temporary_is_hidden_in_every_folder_and_nothing_else)
+{
+	const char *tmp = BACKING_REKEY_PREFIX "0123456789abcdef0123456789abcdef";
+	char out[NAME_MAX + 1];
+
+	cr_assert(backing_is_meta(tmp, false));
+	cr_assert(backing_is_meta(tmp, true));
+	cr_assert_eq(backing_name(tmp, false, out), -ENOENT);
+	/* Another length, upper case, anything after: a user's name. */
+	cr_assert_eq(backing_name(BACKING_REKEY_PREFIX "0123", false, out), 0);
+	cr_assert_eq(backing_name(BACKING_REKEY_PREFIX
+				  "0123456789ABCDEF0123456789abcdef", false,
+				  out), 0);
+	cr_assert_eq(backing_name(BACKING_REKEY_PREFIX
+				  "0123456789abcdef0123456789abcdefx", false,
+				  out), 0);
+	cr_assert_not(backing_is_meta(BACKING_REKEY_PREFIX, false));
+}
+
 Test(backing, empty_dot_dotdot_and_slashes_are_not_names)
 {
 	static const char *bad[] = { "", ".", "..", "/", "a/b", "a/", "/a",

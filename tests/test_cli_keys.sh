@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_cli_keys.sh — the `phifsctl key` commands as an admin meets them:
 # slots added and removed, versions listed, rotated (and killed half-way,
-# then finished), retired; a bad key source changes nothing.  The parts that
+# then finished), retired, files rekeyed (named or all, killed half-way,
+# then finished); a bad key source changes nothing.  The parts that
 # need files in the volume mount it, and run only where FUSE can be used.
 # Usage: test_cli_keys.sh BUILD_DIR
 set -u
@@ -47,7 +48,7 @@ k1="file:$tmp/k1" k2="file:$tmp/k2"
 
 check "list --json is the SPEC's shape" test "$("$ctl" key list --json --key "$k1" "$tmp/vol")" = \
   '{"versions": [{"version": 1, "state": "active", "files": 0}], "slots": [{"slot": 0, "kind": "file"}]}'
-expect "key without a subcommand names them" 2 "list, add-slot, remove-slot, rotate, retire" -- "$ctl" key
+expect "key without a subcommand names them" 2 "list, add-slot, remove-slot, rotate, rekey, retire" -- "$ctl" key
 expect "add-slot needs --new-key" 2 "add-slot: --new-key SRC is required" -- "$ctl" key add-slot --key "$k1" "$tmp/vol"
 expect "retire needs a VERSION" 2 "retire: expected BACKING VERSION" -- "$ctl" key retire --key "$k1" "$tmp/vol"
 expect "rotate takes no --force" 2 "key rotate: unknown option '--force'" -- "$ctl" key rotate --force --key "$k1" "$tmp/vol"
@@ -82,7 +83,7 @@ expect "retire an unknown version" 1 "no master key version 7" -- "$ctl" key ret
 cp "$tmp/k1" "$tmp/loose"; chmod 0644 "$tmp/loose"
 printf '%s\n' "#!/bin/sh" "head -c 1048576 /dev/zero" > "$tmp/chatty"; chmod 0755 "$tmp/chatty"
 before=$(ks_sum "$tmp/vol")
-for sub in "list" "add-slot --new-key file:$tmp/k3" "remove-slot" "rotate" "retire"; do
+for sub in "list" "add-slot --new-key file:$tmp/k3" "remove-slot" "rotate" "rekey" "retire"; do
   set -- $sub
   case $1 in remove-slot | retire) tail=1 ;; *) tail= ;; esac
   for src in "file:$tmp/wrong" "cmd:false" "cmd:$tmp/chatty" "file:$tmp/loose"; do
@@ -95,6 +96,15 @@ for src in "cmd:false" "cmd:$tmp/chatty" "file:$tmp/loose" "file:$tmp/nowhere"; 
 done
 check "none of them changed the keystore" test "$(ks_sum "$tmp/vol")" = "$before"
 check "nor left a rotation begun" test ! -e "$tmp/vol/.phifs/rotation"
+check "nor a rekey" test ! -e "$tmp/vol/.phifs/rekey"
+
+# Rekey paths that are not the volume's: one line, nothing begun.
+expect "rekey needs BACKING" 2 "key rekey: expected BACKING \\[PATH\.\.\.\]" -- "$ctl" key rekey --key "$k1"
+for p in ../x /etc/passwd .phifs/keystore "$tmp/k1" "$tmp/vol/../k1"; do
+  expect "rekey of $p is refused" 1 "$p: outside the volume" -- "$ctl" key rekey --key "$k1" "$tmp/vol" "$p"
+done
+expect "rekey of a missing path" 1 "nope: No such file" -- "$ctl" key rekey --key "$k1" "$tmp/vol" nope
+check "none of them left a rekey begun" test ! -e "$tmp/vol/.phifs/rekey"
 
 fuse_usable() {
   [ -c /dev/fuse ] && ( exec 3<>/dev/fuse ) 2>/dev/null &&
@@ -145,6 +155,7 @@ mount_vol "$tmp/vol" || exit 1
 nfiles=45	# the hard link counts once, the symlink not at all
 expect "rotate on a mounted volume" 1 "already mounted .*rotate works on an unmounted volume only .*control socket.*unmount it first" -- "$ctl" key rotate --key "$k1" "$tmp/vol"
 expect "retire on a mounted volume too" 1 "unmount it first" -- "$ctl" key retire --key "$k1" "$tmp/vol" 1
+expect "rekey on a mounted volume, as rotate" 1 "already mounted .*rekey works on an unmounted volume only .*control socket.*unmount it first" -- "$ctl" key rekey --key "$k1" "$tmp/vol"
 umount_vol
 
 check "list counts every file once" sh -c "'$ctl' key list --key '$k1' '$tmp/vol' | grep -Eq '^1 +active +$nfiles\$'"
@@ -207,6 +218,76 @@ rm "$tmp/vol/d/junk"
 check "once fixed, a rerun finishes" sh -c "'$ctl' key rotate --key '$k1' '$tmp/vol' | grep -q '^finished rotating'"
 check "with one active version" one_active "$tmp/vol"
 check "and every file reads" verify "$tmp/vol"
+
+# Rekey.  gens VOL: "path generation" of every encrypted file (the DEK
+# generation, bytes 56..59 of header slot 0).
+gens() {
+  (cd "$1" && find . -path ./.phifs -prune -o -type f ! -perm -1000 -print | sort |
+    while IFS= read -r f; do printf '%s %s\n' "$f" "$(od -An -tu4 -j56 -N4 "$f" | tr -d ' ')"; done)
+}
+# went_up BEFORE AFTER N: N files' generations went up by exactly one, the
+# others' stayed.
+went_up() {
+  [ "$(join "$1" "$2" | awk '$3 == $2 + 1' | wc -l)" -eq "$3" ] &&
+    [ "$(join "$1" "$2" | awk '$3 != $2 && $3 != $2 + 1' | wc -l)" -eq 0 ]
+}
+has_xattrs=0
+mount_vol "$tmp/vol" && {
+  if python3 -c "import os; os.setxattr('$tmp/mnt/page', 'user.color', b'blue')" 2>/dev/null; then
+    has_xattrs=1
+  fi
+  chmod 0640 "$tmp/mnt/one"; touch -m -d '2001-02-03 04:05:06' "$tmp/mnt/page"
+  head -c 300000 /dev/urandom > "$tmp/mnt/multi"	# 74 blocks, dense
+  (cd "$tmp/mnt" && sha256sum ./multi) >> "$tmp/sums"
+  meta_before=$(cd "$tmp/mnt" && stat -c '%n %a %u %Y %s' one page empty d/e/sparse)
+  umount_vol
+}
+gens "$tmp/vol" > "$tmp/g0"
+sparse_kb=$(du -k "$tmp/vol/d/e/sparse" | cut -f1)
+out=$("$ctl" key rekey --key "$k1" "$tmp/vol" one empty "$tmp/vol/d/e/sparse" page multi 2>&1); rc=$?
+check "rekey of named paths ($out)" test $rc -eq 0
+check "its summary" grep -q "^rekeyed 5 file(s) (10.3 MiB) under fresh keys, 0 done before the kill" <<<"$out"
+gens "$tmp/vol" > "$tmp/g1"
+check "the five named went up one generation, no other" went_up "$tmp/g0" "$tmp/g1" 5
+check "the sparse file kept its holes" test "$(du -k "$tmp/vol/d/e/sparse" | cut -f1)" -le $((sparse_kb + 8))
+check "no marker is left" test ! -e "$tmp/vol/.phifs/rekey"
+check "files read back after a rekey of paths" verify "$tmp/vol"
+mount_vol "$tmp/vol" && {
+  check "mode, owner, mtime and size kept" test "$(cd "$tmp/mnt" && stat -c '%n %a %u %Y %s' one page empty d/e/sparse)" = "$meta_before"
+  if [ $has_xattrs = 1 ]; then
+    check "a user xattr kept" test "$(python3 -c "import os; print(os.getxattr('$tmp/mnt/page', 'user.color').decode())")" = blue
+  fi
+  umount_vol
+}
+expect "a hard-linked path is refused" 1 "1 hard-linked file\\(s\\) not rekeyed \\(first: d/e/link, 2 links\\)" -- "$ctl" key rekey --key "$k1" "$tmp/vol" d/e/link
+expect "a symlink is not a file to rekey" 1 "sym: not an encrypted file" -- "$ctl" key rekey --key "$k1" "$tmp/vol" sym
+json=$("$ctl" key rekey --json --key "$k1" "$tmp/vol" 2>"$tmp/err"); rc=$?
+check "rekey of all --json ($json)" grep -Eq '^\{"resumed": false, "rekeyed": 45, "skipped": 0, "refused": 1, "failed": 0, "bytes": [0-9]+, "strays": 0, "seconds": [0-9.]+\}$' <<<"$json"
+check "exits 1 for the hard link, one line" sh -c "[ $rc -eq 1 ] && [ \$(wc -l < '$tmp/err') -eq 1 ] && grep -q 'hard-linked file(s) not rekeyed .*copy the file to break it' '$tmp/err'"
+gens "$tmp/vol" > "$tmp/g2"
+check "every file but the linked one went up one" went_up "$tmp/g1" "$tmp/g2" 45
+check "files read back after a rekey of all" verify "$tmp/vol"
+
+# Killed at several points, then run again: each file up exactly one.
+for at in 0 1:copied 7:logged 20 44:copied; do
+  cp "$tmp/g2" "$tmp/gk"
+  PHIFS_TEST_REKEY_KILL=$at "$ctl" key rekey --key "$k1" "$tmp/vol" >/dev/null 2>&1; rc=$?
+  check "rekey killed at $at" test $rc -eq 137
+  check "every file reads after a kill at $at" verify "$tmp/vol"
+  case $at in *:*)
+    check "a copy was left beside its file at $at" test -n "$(find "$tmp/vol" -name '.phifs-rekey-*')"
+    mount_vol "$tmp/vol" && {
+      check "and the mount does not show it" test -z "$(cd "$tmp/mnt" && find . -name '.phifs-rekey-*')"
+      umount_vol
+    } ;;
+  esac
+  json=$("$ctl" key rekey --json --key "$k1" "$tmp/vol" 2>/dev/null)
+  check "the rerun after a kill at $at resumes ($json)" grep -q '^{"resumed": true, .*"refused": 1, "failed": 0' <<<"$json"
+  check "and removed the copy" test -z "$(find "$tmp/vol" -name '.phifs-rekey-*')"
+  gens "$tmp/vol" > "$tmp/g2"
+  check "each file went up one across the kill at $at" went_up "$tmp/gk" "$tmp/g2" 45
+done 2>/dev/null	# bash's "Killed" notes
+check "every file reads after the rekey kills" verify "$tmp/vol"
 
 echo "cli_keys: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

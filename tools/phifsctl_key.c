@@ -1,6 +1,7 @@
 /*
  * phifsctl_key.c — the `key` commands of the admin CLI: list, add-slot,
- * remove-slot, rotate, retire.  argv in, one library call (keys, volkeys)
+ * remove-slot, rotate, rekey, retire.  argv in, one library call (keys,
+ * volkeys, volrekey)
  * per step, a table or JSON out, one line on stderr when something fails.
  * Every command but list takes the volume lock, so no daemon mounts the
  * volume half-way through.  Holds no logic a test would want to reach.
@@ -18,6 +19,7 @@
 
 #include "phifs/keys.h"
 #include "phifs/volkeys.h"
+#include "phifs/volrekey.h"
 #include "phifs/volume.h"
 #include "phifsctl.h"
 
@@ -29,7 +31,7 @@ enum {
 struct key_args {
 	const char *key, *new_key;
 	bool json, force, keep_old;
-	char **pos;		/* BACKING, then the command's argument */
+	char **pos;		/* BACKING, then the command's arguments */
 	int npos;
 };
 
@@ -51,7 +53,8 @@ static int set_timeout(const char *cmd, const char *s)
 	return 0;
 }
 
-/* "--key SRC [options] BACKING [ARG]" with the options in `allowed`. */
+/* "--key SRC [options] BACKING [ARG]" with the options in `allowed`; npos
+ * -1 for BACKING and any number of paths. */
 static int key_args(int argc, char **argv, unsigned allowed, int npos,
 		    struct key_args *a)
 {
@@ -93,11 +96,12 @@ static int key_args(int argc, char **argv, unsigned allowed, int npos,
 		return usage("key %s: --key SRC is required", cmd);
 	if ((allowed & O_NEWKEY) && !a->new_key)
 		return usage("key %s: --new-key SRC is required", cmd);
-	if (argc - optind != npos)
+	if (npos < 0 ? argc - optind < 1 : argc - optind != npos)
 		return usage("key %s: expected BACKING%s", cmd, npos == 1 ? "" :
+			     npos < 0 ? " [PATH...]" :
 			     !strcmp(cmd, "retire") ? " VERSION" : " SLOT");
 	a->pos = argv + optind;
-	a->npos = npos;
+	a->npos = argc - optind;
 	return 0;
 }
 
@@ -392,6 +396,110 @@ static int key_rotate(int argc, char **argv)
 	return rc;
 }
 
+struct rekey_show {
+	bool tty;
+	double start, last;
+	long kill_after;	/* test only, see rekey_hook() */
+	enum volrekey_step kill_step;
+};
+
+/*
+ * PHIFS_TEST_REKEY_KILL, for the tests of resuming alone: "N" has the
+ * process SIGKILL itself once N files are through, "N:copied" once the
+ * copy of the file after them is durable beside it, "N:logged" once it is
+ * named in the marker too, before its rename.
+ */
+static void rekey_hook(struct rekey_show *s, const struct volrekey_progress *p)
+{
+	uint64_t seen = p->done + p->skipped + p->refused + p->failed;
+
+	if (s->kill_after >= 0 && seen >= (uint64_t)s->kill_after &&
+	    (p->step == s->kill_step || (s->kill_step == VOLREKEY_FILE &&
+					 p->step == VOLREKEY_START)))
+		raise(SIGKILL);
+}
+
+static void rekey_progress(void *arg, const struct volrekey_progress *p)
+{
+	struct rekey_show *s = arg;
+	uint64_t seen = p->done + p->skipped + p->refused + p->failed;
+	double t = now_s(), rate, mib;
+
+	rekey_hook(s, p);
+	if (!s->tty || p->step == VOLREKEY_COPIED ||
+	    p->step == VOLREKEY_LOGGED || (t - s->last < 0.1 &&
+					   seen < p->estimate))
+		return;
+	s->last = t;
+	rate = t > s->start ? (double)seen / (t - s->start) : 0;
+	mib = t > s->start ? (double)p->bytes / 1048576.0 / (t - s->start) : 0;
+	fprintf(stderr, "\rrekeying: %" PRIu64 "/%" PRIu64 " files, %.1f "
+		"MiB/s, ETA %.0f s   ", seen, p->estimate, mib,
+		rate > 0 && p->estimate > seen ?
+		(double)(p->estimate - seen) / rate : 0.0);
+}
+
+static void rekey_summary(const struct key_args *a,
+			  const struct volrekey_progress *p, double secs)
+{
+	if (a->json) {
+		printf("{\"resumed\": %s, \"rekeyed\": %" PRIu64 ", "
+		       "\"skipped\": %" PRIu64 ", \"refused\": %" PRIu64
+		       ", \"failed\": %" PRIu64 ", \"bytes\": %" PRIu64
+		       ", \"strays\": %" PRIu64 ", \"seconds\": %.3f}\n",
+		       p->resumed ? "true" : "false", p->done, p->skipped,
+		       p->refused, p->failed, p->bytes, p->strays, secs);
+		return;
+	}
+	printf("%s %" PRIu64 " file(s) (%.1f MiB) under fresh keys, %" PRIu64
+	       " done before the kill, %" PRIu64 " hard-linked left, %"
+	       PRIu64 " failed, in %.1f s", p->resumed ? "finished rekeying:"
+	       : "rekeyed", p->done, (double)p->bytes / 1048576.0, p->skipped,
+	       p->refused, p->failed, secs);
+	if (p->strays)
+		printf("; %" PRIu64 " stray cop%s removed", p->strays,
+		       p->strays == 1 ? "y" : "ies");
+	printf("\n");
+}
+
+static void rekey_hook_init(struct rekey_show *s)
+{
+	const char *env = getenv("PHIFS_TEST_REKEY_KILL");
+	const char *colon = env ? strchr(env, ':') : NULL;
+
+	s->kill_after = env ? atol(env) : -1;
+	s->kill_step = !colon ? VOLREKEY_FILE :
+		       !strcmp(colon + 1, "copied") ? VOLREKEY_COPIED :
+		       VOLREKEY_LOGGED;
+}
+
+static int key_rekey(int argc, char **argv)
+{
+	struct rekey_show s = { .tty = isatty(STDERR_FILENO) };
+	struct volrekey_progress p;
+	struct volume *vol = NULL;
+	struct key_args a;
+	char err[PATH_MAX + 256];
+	int rc;
+
+	rc = key_args(argc, argv, O_KEY | O_JSON | O_TIMEOUT, -1, &a);
+	if (rc || (rc = open_volume(&a, true, "rekey", &vol)))
+		return rc;
+	rekey_hook_init(&s);
+	s.start = s.last = now_s();
+	rc = volrekey_run(vol, a.pos + 1, (size_t)a.npos - 1, rekey_progress,
+			  &s, &p, err, sizeof(err));
+	if (s.tty && p.step)
+		fputc('\n', stderr);
+	/* Files left behind still come with the count of those done. */
+	if (!rc || rc == -EIO || rc == -EMLINK)
+		rekey_summary(&a, &p, now_s() - s.start);
+	if (rc)
+		rc = fail("%s: %s", a.pos[0], err);
+	volume_close(vol);
+	return rc;
+}
+
 static int key_retire(int argc, char **argv)
 {
 	struct volume *vol = NULL;
@@ -422,12 +530,12 @@ int cmd_key(int argc, char **argv)
 	} cmds[] = {
 		{ "list", key_list }, { "add-slot", key_add_slot },
 		{ "remove-slot", key_remove_slot }, { "rotate", key_rotate },
-		{ "retire", key_retire },
+		{ "rekey", key_rekey }, { "retire", key_retire },
 	};
 
 	if (argc < 2)
 		return usage("key: expected a subcommand (list, add-slot, "
-			     "remove-slot, rotate, retire)");
+			     "remove-slot, rotate, rekey, retire)");
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(argv[1], cmds[i].name))
 			return cmds[i].fn(argc - 1, argv + 1);

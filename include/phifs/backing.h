@@ -28,13 +28,29 @@ void backing_close(struct backing *b);
 
 /*
  * Translates one name from the mount (in the root folder when in_root) to
- * its backing name.  -ENOENT for the meta folder, which does not exist for
+ * its backing name.  -ENOENT for the meta folder and names of rekey
+ * temporaries (backing_is_meta), which do not exist for
  * the mount; -EINVAL for "", ".", ".." or a name with a slash;
  * -ENAMETOOLONG past NAME_MAX.
  */
 int backing_name(const char *name, bool in_root, char out[NAME_MAX + 1]);
 
-/* True when a backing name in the root is the meta folder (readdir). */
+/*
+ * The temporary backing file a rekey writes beside a file before renaming
+ * it over the file: this prefix, then the file ID in 32 lower-case hex
+ * digits (docs/FORMAT.md, "Rekey").
+ */
+#define BACKING_REKEY_PREFIX ".phifs-rekey-"
+#define BACKING_REKEY_NAME_LEN (sizeof(BACKING_REKEY_PREFIX) - 1 + 32)
+
+/* True when bname has the shape of a rekey's temporary file. */
+bool backing_is_rekey_temp(const char *bname);
+
+/*
+ * True when a backing name is phifs's own, never the mount's (readdir,
+ * lookups): the meta folder in the root, a rekey's temporary file in any
+ * folder.
+ */
 bool backing_is_meta(const char *bname, bool in_root);
 
 /*

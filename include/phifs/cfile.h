@@ -155,6 +155,21 @@ int64_t cfile_fault(struct cfile *f);
 const uint8_t *cfile_file_id(const struct cfile *f);
 uint32_t cfile_key_version(const struct cfile *f);
 
+/* The generation of the file's DEK (1 at creation, + 1 per rekey). */
+uint32_t cfile_dek_gen(const struct cfile *f);
+
+/*
+ * Rekey: makes fd (empty, O_RDWR, no other cfile on it) a copy of src's
+ * plaintext under a fresh DEK wrapped by vol's active master key version,
+ * with src's file ID and DEK generation + 1, so that every block and map
+ * is sealed anew and none of src's opens in it.  Holes stay holes: a
+ * sparse src gives a sparse copy with the same blocks stored, a dense one
+ * a dense copy.  The copy's header is committed, not synced; *out is open
+ * on fd.  -EOVERFLOW when the generation cannot grow.
+ */
+int cfile_rekey_copy(struct cfile *src, int fd,
+		     const struct cfile_volume *vol, struct cfile **out);
+
 /*
  * On a file no cfile has open (an offline volume): the master key version
  * that wraps its DEK, from the header that authenticates.
