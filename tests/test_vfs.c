@@ -988,3 +988,45 @@ Test(vfs, chmod_through_the_core_commits_the_header_of_a_closed_file)
 	cr_assert_eq(vfs_release(v, &caller, f), 0);
 	vfs_forget(v, e.ino, 1);
 }
+
+/*
+ * A size tag of an older mode, put back with that mode: stat believes it
+ * (only the header could tell), but the open finds the backing's mode not
+ * the header's and judges the opener on the header's.
+ */
+Test(vfs, an_open_after_an_old_tag_and_mode_are_put_back_is_judged_on_the_header)
+{
+	static const struct vfs_caller other = { .uid = 999, .gid = 999 };
+	uint8_t old[FORMAT_SIZE_TAG_LEN];
+	struct stat sa = { .st_mode = 0600 };
+	struct vfs_hint hint = { 0 };
+	struct vfs_entry e;
+	struct vfs_file *f;
+	char path[160];
+
+	cr_assert_eq(vfs_create(v, &caller, VFS_ROOT, "r", 0644,
+				O_CREAT | O_RDWR, &e, &f), 0);
+	cr_assert_eq(vfs_write(v, &caller, f, "once open", 9, 0), 9);
+	cr_assert_eq(vfs_release(v, &caller, f), 0);
+	snprintf(path, sizeof(path), "%s/r", dir);
+	if (getxattr(path, FORMAT_SIZE_XATTR, old, sizeof(old)) !=
+	    (ssize_t)sizeof(old))
+		cr_skip_test("no size tags here: %s", strerror(errno));
+	cr_assert_eq(vfs_setattr(v, &caller, e.ino, &sa, VFS_SET_MODE, NULL),
+		     0);
+	vfs_forget(v, e.ino, 1);
+	cr_assert_eq(setxattr(path, FORMAT_SIZE_XATTR, old, sizeof(old), 0), 0);
+	chmod_in_backing("r", 0644);
+	vfs_free(v);
+	cr_assert_eq(vfs_new(vol, NULL, NULL, &v), 0);
+	cr_assert_eq(vfs_lookup(v, &other, VFS_ROOT, "r", &e), 0);
+	cr_expect_eq(e.attr.st_mode, S_IFREG | 0644, "the old tag verifies");
+	cr_expect_eq(vfs_open(v, &other, e.ino, O_RDONLY, &f, &hint),
+		     -EACCES, "opened by the old mode");
+	cr_expect_eq(backing_mode("r"), 0600, "the header's, put back");
+	cr_assert_eq(vfs_open(v, &caller, e.ino, O_RDWR, &f, &hint), 0,
+		     "the owner still may");
+	vfs_opened(v, &hint);
+	cr_assert_eq(vfs_release(v, &caller, f), 0);
+	vfs_forget(v, e.ino, 1);
+}
