@@ -206,17 +206,18 @@ static void tag_set(struct cfile *f)
 	struct stat st;
 
 	if (f->tag != TAG_ABSENT || !f->writable || !f->vol->size_key ||
-	    f->dirty || fstat(f->fd, &st) ||
+	    f->dirty || !f->attrs_known || fstat(f->fd, &st) ||
 	    format_size_tag(f->vol->size_key, (uint64_t)st.st_ino, f->hdr.size,
-			    tag))
+			    &f->attrs, tag))
 		return;
 	if (!fsetxattr(f->fd, FORMAT_SIZE_XATTR, tag, sizeof(tag), 0))
 		f->tag = TAG_SET;
 }
 
 /*
- * At open: does the file carry a tag that verifies, and does it say the
- * header's size?  Tags are true after any crash (the first commit of an
+ * At open: does the file carry a tag that verifies (under the header's
+ * mode and owner), and does it say the header's size?  A header without
+ * them has no tag of this version.  Tags are true after any crash (the first commit of an
  * open removes the tag before it writes a header), so one that verifies
  * and differs was put back or planted.  Removed when we may write (a
  * failure only leaves it, reported, since the open file's size comes from
@@ -230,11 +231,11 @@ static void tag_check(struct cfile *f)
 	ssize_t len;
 
 	n->tag = CFILE_TAG_NONE;
-	if (!f->vol->size_key || fstat(f->fd, &st))
+	if (!f->vol->size_key || !f->attrs_known || fstat(f->fd, &st))
 		return;
 	len = fgetxattr(f->fd, FORMAT_SIZE_XATTR, tag, sizeof(tag));
 	if (len <= 0 || format_size_untag(f->vol->size_key,
-					  (uint64_t)st.st_ino, tag,
+					  (uint64_t)st.st_ino, &f->attrs, tag,
 					  (size_t)len, &n->tag_size))
 		return;
 	n->tag = n->tag_size == f->hdr.size ? CFILE_TAG_MATCHES :
@@ -243,9 +244,55 @@ static void tag_check(struct cfile *f)
 		n->tag_removed = !tag_remove(f);
 }
 
+static void attrs_of(const struct stat *st, struct format_attrs *a)
+{
+	*a = (struct format_attrs){ (uint32_t)st->st_mode & 07777u,
+				    (uint32_t)st->st_uid,
+				    (uint32_t)st->st_gid };
+}
+
+static bool attrs_eq(const struct format_attrs *a,
+		     const struct format_attrs *b)
+{
+	return a->mode == b->mode && a->uid == b->uid && a->gid == b->gid;
+}
+
+/* Gives the backing file the mode and owner authenticated: 0 or -errno. */
+static int attrs_restore(int fd, const struct format_attrs *a,
+			 const struct format_attrs *now)
+{
+	/* Owner first: a chown may clear the set-id bits the mode has. */
+	if ((a->uid != now->uid || a->gid != now->gid) &&
+	    fchown(fd, (uid_t)a->uid, (gid_t)a->gid))
+		return -errno;
+	return fchmod(fd, (mode_t)a->mode) ? -errno : 0;
+}
+
+/*
+ * At open: does the backing file show the mode and owner the header
+ * authenticates?  The kernel judges access by what stat shows, so a
+ * difference (a chmod or chown in the backing directory) is put back
+ * where we may, and told.
+ */
+static void attrs_check(struct cfile *f)
+{
+	struct cfile_note *n = &f->note;
+	struct stat st;
+
+	if (!f->attrs_known || fstat(f->fd, &st))
+		return;
+	attrs_of(&st, &n->backing);
+	if (attrs_eq(&n->backing, &f->attrs))
+		return;
+	n->attrs_differ = true;
+	n->attrs = f->attrs;
+	n->attrs_restored = !attrs_restore(f->fd, &f->attrs, &n->backing);
+}
+
 bool cfile_take_note(struct cfile *f, struct cfile_note *out)
 {
-	if (f->note.pick.refused < 0 && f->note.tag != CFILE_TAG_DIFFERS)
+	if (f->note.pick.refused < 0 && f->note.tag != CFILE_TAG_DIFFERS &&
+	    !f->note.attrs_differ)
 		return false;
 	if (atomic_exchange(&f->note_taken, true))
 		return false;
@@ -253,20 +300,32 @@ bool cfile_take_note(struct cfile *f, struct cfile_note *out)
 	return true;
 }
 
-/* Writes size and flags into the slot not holding the current header. */
+/*
+ * Writes size, flags, mode and owner into the slot not holding the
+ * current header.  A header that had no mode and owner (older phifs)
+ * gets the backing file's: trust on first use.
+ */
 static int commit_locked(struct cfile *f)
 {
 	struct format_header h = f->hdr;
 	uint8_t slot[FORMAT_SLOT_SIZE];
 	int other = !f->slot, rc;
+	struct stat st;
 
 	if (!f->dirty)
 		return 0;
+	if (!f->attrs_known) {
+		if (fstat(f->fd, &st))
+			return -errno;
+		attrs_of(&st, &f->attrs);
+		f->attrs_known = true;
+	}
 	rc = tag_remove(f);	/* before the header it would contradict */
 	if (rc)
 		return rc;
 	h.size = f->size;
-	h.flags = f->flags;
+	h.flags = f->flags | FORMAT_F_ATTRS;
+	h.attrs = f->attrs;
 	h.seq++;
 	rc = format_slot_encode(&h, &f->fk, slot);
 	if (!rc)
@@ -327,10 +386,16 @@ int cfile_create_as(int fd, const struct cfile_volume *vol,
 						vol->active_version);
 	struct crypto_key *dek = NULL;
 	struct cfile *f = NULL;
+	struct stat st;
 	int rc = -ENOMEM;
 
 	if (!kek)
 		return -ENOKEY;
+	/* The caller made fd with the mode and owner the file is to have. */
+	if (fstat(fd, &st))
+		return -errno;
+	h.flags = FORMAT_F_ATTRS;
+	attrs_of(&st, &h.attrs);
 	f = cfile_alloc(fd, vol);
 	dek = crypto_key_random();
 	if (!f || !dek)
@@ -358,6 +423,8 @@ int cfile_create_as(int fd, const struct cfile_volume *vol,
 		goto out;
 	f->hdr = h;
 	f->slot = 0;
+	f->attrs = h.attrs;
+	f->attrs_known = true;
 	f->tag = TAG_ABSENT;	/* a new file has none yet */
 	*out = f;
 	f = NULL;	/* transferred */
@@ -396,10 +463,13 @@ int cfile_open(int fd, const struct cfile_volume *vol, struct cfile **out)
 	}
 	f->slot = f->note.pick.slot;
 	f->size = f->hdr.size;
-	f->flags = f->hdr.flags;
+	f->flags = f->hdr.flags & (uint16_t)~FORMAT_F_ATTRS;
+	f->attrs = f->hdr.attrs;
+	f->attrs_known = f->hdr.flags & FORMAT_F_ATTRS;
 	f->note.seq = f->hdr.seq;
 	f->note.size = f->hdr.size;
 	tag_check(f);
+	attrs_check(f);
 	if (vol->journal_dirfd >= 0 && f->writable &&
 	    (!vol->journals || *vol->journals))
 		rc = cfile_journal_replay(f);
@@ -526,7 +596,8 @@ static void undo_grow(struct cfile *f, const struct grow_undo *old)
 
 	f->size = old->size;
 	f->flags = old->flags;
-	f->dirty = f->size != f->hdr.size || f->flags != f->hdr.flags;
+	f->dirty = f->size != f->hdr.size ||
+		   f->flags != (f->hdr.flags & (uint16_t)~FORMAT_F_ATTRS);
 	cfile_maps_forget(f);
 	/* Cut back, or if that fails, at least free what lies past. */
 	if (!fstat(f->fd, &st) && st.st_size > old->len &&
@@ -873,6 +944,51 @@ uint64_t cfile_size(struct cfile *f)
 	size = f->size;
 	pthread_rwlock_unlock(&f->lock);
 	return size;
+}
+
+int cfile_attrs(struct cfile *f, struct format_attrs *out)
+{
+	int rc = -ENODATA;
+
+	pthread_rwlock_rdlock(&f->lock);
+	if (f->attrs_known) {
+		*out = f->attrs;
+		rc = 0;
+	}
+	pthread_rwlock_unlock(&f->lock);
+	return rc;
+}
+
+bool cfile_attrs_differed(const struct cfile *f)
+{
+	return f->note.attrs_differ;
+}
+
+int cfile_set_attrs(struct cfile *f, const struct format_attrs *a)
+{
+	struct format_attrs old;
+	bool known, dirty;
+	int rc;
+
+	if (a->mode & ~07777u)
+		return -EINVAL;
+	if (!f->writable)
+		return -EBADF;
+	pthread_rwlock_wrlock(&f->lock);
+	old = f->attrs;
+	known = f->attrs_known;
+	dirty = f->dirty;
+	f->attrs = *a;
+	f->attrs_known = true;
+	f->dirty = true;
+	rc = commit_locked(f);
+	if (rc) {	/* the header in force still has the old ones */
+		f->attrs = old;
+		f->attrs_known = known;
+		f->dirty = dirty || f->size != f->hdr.size;
+	}
+	pthread_rwlock_unlock(&f->lock);
+	return rc;
 }
 
 int cfile_commit(struct cfile *f)

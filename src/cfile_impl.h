@@ -26,7 +26,7 @@
 /*
  * Lock order: lock, then map_lock.  `lock` is shared by readers and held
  * exclusively by anything that changes the file; it protects size, flags,
- * hdr, slot, dirty and jfd.  map_lock protects the map cache, which
+ * attrs, attrs_known, hdr, slot, dirty and jfd.  map_lock protects the map cache, which
  * readers fill too.  fd, vol and fk never change after open.
  */
 struct cfile {
@@ -43,7 +43,12 @@ struct cfile {
 	struct format_header hdr;	/* as last committed */
 	int slot;			/* slot holding hdr */
 	uint64_t size;
-	uint16_t flags;
+	uint16_t flags;			/* never FORMAT_F_ATTRS: see attrs */
+	/* Mode, owner and group as the header authenticates them; a header
+	 * without FORMAT_F_ATTRS (older phifs) has none until its next
+	 * commit, which takes the backing file's (trust on first use). */
+	struct format_attrs attrs;
+	bool attrs_known;
 	bool dirty;			/* size or flags differ from hdr */
 	pthread_mutex_t map_lock;
 	struct map_slot *maps;		/* cfile_map.c's, from the first map */

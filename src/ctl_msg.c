@@ -203,6 +203,7 @@ char *ctl_msg_status(const struct ctl_status *st)
 	put(o, "auth_failures", status_auth(vs, &bad), &bad);
 	put(o, "header_fallbacks", uint_of(vs->header_fallbacks), &bad);
 	put(o, "size_tag_mismatches", uint_of(vs->size_tag_mismatches), &bad);
+	put(o, "attr_mismatches", uint_of(vs->attr_mismatches), &bad);
 	put(loop, "kind", json_string(st->loop ? st->loop : "none"), &bad);
 	put(loop, "threads", uint_of(st->loop_threads), &bad);
 	put(loop, "max_threads", uint_of(st->loop_max_threads), &bad);
@@ -278,8 +279,10 @@ static void print_table(json_t *o, FILE *out)
 			json_integer_value(json_object_get(e, "time")));
 	}
 	fprintf(out, "%-16s %" PRIu64 " header slots refused, %" PRIu64
-		" size tags disagreeing\n", "header notes",
-		num(o, "header_fallbacks"), num(o, "size_tag_mismatches"));
+		" size tags disagreeing, %" PRIu64 " modes or owners changed "
+		"behind phifs\n", "header notes",
+		num(o, "header_fallbacks"), num(o, "size_tag_mismatches"),
+		num(o, "attr_mismatches"));
 	v = json_object_get(o, "loop");
 	fprintf(out, "%-16s %s, %" PRIu64 "/%" PRIu64 " threads, %" PRIu64
 		" requests\n", "request loop", str(v, "kind"),
@@ -358,6 +361,10 @@ static void print_prometheus(json_t *o, FILE *out)
 	       "Files whose valid size tag disagreed with the header.");
 	sample(out, "phifs_size_tag_mismatches_total", vol, NULL, NULL,
 	       num(o, "size_tag_mismatches"));
+	metric(out, "phifs_attr_mismatches_total", "counter",
+	       "Files whose backing mode or owner was not their header's.");
+	sample(out, "phifs_attr_mismatches_total", vol, NULL, NULL,
+	       num(o, "attr_mismatches"));
 	metric(out, "phifs_open_files", "gauge", "Files open now.");
 	sample(out, "phifs_open_files", vol, NULL, NULL,
 	       num(o, "open_files"));

@@ -26,7 +26,11 @@ enum {
 	S_RSVD1 = 60,
 	S_SIZE = 64,
 	S_WRAPPED = 72,
-	S_RSVD2 = S_WRAPPED + CRYPTO_WRAPPED_LEN,	/* 132 */
+	S_ATTRS = S_WRAPPED + CRYPTO_WRAPPED_LEN,	/* 132, with ATTRS */
+	S_MODE = S_ATTRS,
+	S_UID = S_ATTRS + 4,
+	S_GID = S_ATTRS + 8,
+	S_ATTRS_END = S_ATTRS + 12,			/* 144 */
 	S_MAC = FORMAT_SLOT_SIZE - CRYPTO_SHA256_LEN,	/* 224 */
 };
 
@@ -197,6 +201,11 @@ int format_slot_encode(const struct format_header *h,
 	format_put_le32(slot + S_DEKGEN, h->dek_gen);
 	format_put_le64(slot + S_SIZE, h->size);
 	memcpy(slot + S_WRAPPED, h->wrapped_dek, CRYPTO_WRAPPED_LEN);
+	if (h->flags & FORMAT_F_ATTRS) {
+		format_put_le32(slot + S_MODE, h->attrs.mode);
+		format_put_le32(slot + S_UID, h->attrs.uid);
+		format_put_le32(slot + S_GID, h->attrs.gid);
+	}
 	return crypto_hmac_sha256(fk->mac_key, slot, S_MAC, slot + S_MAC);
 }
 
@@ -213,6 +222,7 @@ int format_slot_parse(const uint8_t slot[FORMAT_SLOT_SIZE],
 		      struct format_header *h)
 {
 	struct format_header t;
+	int rsvd2;
 
 	if (memcmp(slot + S_MAGIC, slot_magic, sizeof(slot_magic)))
 		return -EUCLEAN;
@@ -222,9 +232,19 @@ int format_slot_parse(const uint8_t slot[FORMAT_SLOT_SIZE],
 		return -EUCLEAN;
 	if (t.version > FORMAT_VERSION || (t.flags & ~FORMAT_F_KNOWN))
 		return -EPROTO;
+	/* Without ATTRS the attributes' bytes are reserved, zero. */
+	rsvd2 = t.flags & FORMAT_F_ATTRS ? S_ATTRS_END : S_ATTRS;
 	if (!all_zero(slot + S_RSVD1, S_SIZE - S_RSVD1) ||
-	    !all_zero(slot + S_RSVD2, S_MAC - S_RSVD2))
+	    !all_zero(slot + rsvd2, S_MAC - rsvd2))
 		return -EUCLEAN;
+	memset(&t.attrs, 0, sizeof(t.attrs));
+	if (t.flags & FORMAT_F_ATTRS) {
+		t.attrs.mode = format_get_le32(slot + S_MODE);
+		t.attrs.uid = format_get_le32(slot + S_UID);
+		t.attrs.gid = format_get_le32(slot + S_GID);
+		if (t.attrs.mode & ~07777u)
+			return -EUCLEAN;
+	}
 	t.key_version = format_get_le32(slot + S_KEYVER);
 	t.seq = format_get_le64(slot + S_SEQ);
 	memcpy(t.volume_id, slot + S_VOLID, FORMAT_ID_LEN);
@@ -773,13 +793,17 @@ int format_record_open(const struct crypto_key *key,
 /* --- size tags --- */
 
 static int size_mac(const struct crypto_key *key, uint64_t ino, uint64_t size,
+		    const struct format_attrs *a,
 		    uint8_t mac[CRYPTO_SHA256_LEN])
 {
-	uint8_t msg[13 + 16];
+	uint8_t msg[13 + 16 + 12];
 
-	memcpy(msg, "phifs size v1", 13);
+	memcpy(msg, "phifs size v2", 13);
 	format_put_le64(msg + 13, ino);
 	format_put_le64(msg + 21, size);
+	format_put_le32(msg + 29, a->mode);
+	format_put_le32(msg + 33, a->uid);
+	format_put_le32(msg + 37, a->gid);
 	return crypto_hmac_sha256(key, msg, sizeof(msg), mac);
 }
 
@@ -798,11 +822,12 @@ static int size_pad(const struct crypto_key *key, uint64_t ino, uint64_t *pad)
 }
 
 int format_size_tag(const struct crypto_key *key, uint64_t ino, uint64_t size,
+		    const struct format_attrs *a,
 		    uint8_t out[FORMAT_SIZE_TAG_LEN])
 {
 	uint8_t mac[CRYPTO_SHA256_LEN];
 	uint64_t pad;
-	int rc = size_mac(key, ino, size, mac);
+	int rc = size_mac(key, ino, size, a, mac);
 
 	if (!rc)
 		rc = size_pad(key, ino, &pad);
@@ -814,7 +839,8 @@ int format_size_tag(const struct crypto_key *key, uint64_t ino, uint64_t size,
 }
 
 int format_size_untag(const struct crypto_key *key, uint64_t ino,
-		      const uint8_t *tag, size_t len, uint64_t *size)
+		      const struct format_attrs *a, const uint8_t *tag,
+		      size_t len, uint64_t *size)
 {
 	uint8_t mac[CRYPTO_SHA256_LEN];
 	uint64_t s, pad;
@@ -822,7 +848,7 @@ int format_size_untag(const struct crypto_key *key, uint64_t ino,
 	if (len != FORMAT_SIZE_TAG_LEN || size_pad(key, ino, &pad))
 		return -EBADMSG;
 	s = format_get_le64(tag) ^ pad;
-	if (s > FORMAT_MAX_SIZE || size_mac(key, ino, s, mac) ||
+	if (s > FORMAT_MAX_SIZE || size_mac(key, ino, s, a, mac) ||
 	    !crypto_memeq(mac, tag + 8, FORMAT_SIZE_TAG_LEN - 8))
 		return -EBADMSG;
 	*size = s;

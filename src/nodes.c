@@ -156,6 +156,7 @@ int nodes_put(struct nodes *t, struct node *n)
 	/* Stays in the table, closing, until its release is done. */
 	n->closing = true;
 	n->last_size = cfile_size(n->cf);
+	n->last_known = !cfile_attrs(n->cf, &n->last_attrs);
 	pthread_mutex_unlock(&t->lock);
 	r = cfile_release(n->cf);
 	if (!rc)
@@ -175,13 +176,28 @@ int nodes_put(struct nodes *t, struct node *n)
 
 int nodes_size(struct nodes *t, dev_t dev, ino_t ino, uint64_t *size)
 {
+	struct format_attrs a;
+	bool known;
+
+	return nodes_attrs(t, dev, ino, size, &a, &known);
+}
+
+int nodes_attrs(struct nodes *t, dev_t dev, ino_t ino, uint64_t *size,
+		struct format_attrs *a, bool *known)
+{
 	struct node *n;
 	int rc = -ENOENT;
 
 	pthread_mutex_lock(&t->lock);
 	n = find(t, dev, ino);
-	if (n) {	/* a closing node's cfile is being freed */
-		*size = n->closing ? n->last_size : cfile_size(n->cf);
+	if (n && n->closing) {	/* its cfile is being freed */
+		*size = n->last_size;
+		*a = n->last_attrs;
+		*known = n->last_known;
+		rc = 0;
+	} else if (n) {
+		*size = cfile_size(n->cf);
+		*known = !cfile_attrs(n->cf, a);
 		rc = 0;
 	}
 	pthread_mutex_unlock(&t->lock);

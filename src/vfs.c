@@ -1,6 +1,6 @@
 /*
- * vfs.c — the operations core: its state, the hooks, attributes (sizes are
- * always the authenticated ones), lookups and the operations on one inode,
+ * vfs.c — the operations core: its state, the hooks, attributes (sizes,
+ * and files' modes and owners, are always the authenticated ones), lookups and the operations on one inode,
  * and the ticker that commits sizes and keeps the inode table in bounds
  * (what it tells, and its figures, are in vfs_report.c).  Knows nothing
  * of FUSE; the backing directory is reached through
@@ -153,13 +153,38 @@ bool vfs_reclaim(struct vfs *v)
 
 /* --- attributes --- */
 
-/* The size in the header of the file on pathfd. */
-static int header_size(struct vfs *v, int pathfd, const struct stat *st,
-		       uint64_t *size)
+/* The backing's mode and owner, as a header would hold them. */
+static struct format_attrs backing_attrs(const struct stat *st)
 {
+	return (struct format_attrs){ (uint32_t)st->st_mode & 07777u,
+				      (uint32_t)st->st_uid,
+				      (uint32_t)st->st_gid };
+}
+
+/* Shows the authenticated mode and owner a in st: true if they differ. */
+static bool show_attrs(struct stat *st, const struct format_attrs *a)
+{
+	struct format_attrs b = backing_attrs(st);
+
+	st->st_mode = (st->st_mode & S_IFMT) | (mode_t)a->mode;
+	st->st_uid = (uid_t)a->uid;
+	st->st_gid = (gid_t)a->gid;
+	return b.mode != a->mode || b.uid != a->uid || b.gid != a->gid;
+}
+
+/*
+ * The size, mode and owner in the header of the file on pathfd, into
+ * *size and st (a header from before phifs kept mode and owner leaves
+ * the backing's).  *sure: st showed them already, nothing changed.
+ */
+static int header_attrs(struct vfs *v, int pathfd, struct stat *st,
+			uint64_t *size, bool *sure)
+{
+	struct format_attrs a;
 	struct cfile *cf;
 	int fd, rc, tries = 0;
 
+	*sure = false;
 	do
 		rc = backing_reopen(pathfd, O_RDONLY, &fd);
 	while (inodes_fd_wait(v->inodes, rc, &tries));
@@ -169,6 +194,7 @@ static int header_size(struct vfs *v, int pathfd, const struct stat *st,
 	if (!rc) {
 		vfs_report_open(v, NULL, st->st_dev, st->st_ino, cf);
 		*size = cfile_size(cf);
+		*sure = cfile_attrs(cf, &a) || !show_attrs(st, &a);
 		rc = cfile_release(cf);
 	} else if (vfs_integrity_error(rc)) {
 		/* Shown as size 0, and reported; reading the file then
@@ -181,44 +207,66 @@ static int header_size(struct vfs *v, int pathfd, const struct stat *st,
 	return rc;
 }
 
+/* Remembers a size checked now for (st's inode, its ctime). */
+static void memo(struct vfs *v, const struct stat *st, uint64_t size)
+{
+	struct timespec now;
+
+	if (!clock_gettime(CLOCK_REALTIME, &now))
+		size_memo_put(v->sizes, st, size, &now);
+}
+
 /*
  * The plaintext size of a regular file, always the authenticated one (the
  * kernel bounds reads by it, so a size anyone could set would turn a file
- * cut short into a silently shorter file): its open node's, else its size
- * tag's, else its header's.  Any failure but a damaged header is an
- * error, never a size: the kernel would keep a wrong one for a minute.
+ * cut short into a silently shorter file), and its authenticated mode and
+ * owner, written into st (the kernel judges access by them, so a chmod in
+ * the backing directory must not open a file to others): its open node's,
+ * else a size tag's that verifies under st's mode and owner, else its
+ * header's.  Any failure but a damaged header is an error, never a size:
+ * the kernel would keep a wrong one for a minute.
  */
-static int plain_size(struct vfs *v, int pathfd, int dirfd, const char *bname,
-		      const struct stat *st, uint64_t *size)
+static int plain_attrs(struct vfs *v, int pathfd, int dirfd, const char *bname,
+		       struct stat *st, uint64_t *size)
 {
 	uint8_t tag[FORMAT_SIZE_TAG_LEN];
-	struct timespec now;
+	struct format_attrs a;
+	bool known, sure;
 	ssize_t n;
+	int rc, own = -1;
 
-	if (!nodes_size(v->nodes, st->st_dev, st->st_ino, size) ||
-	    size_memo_get(v->sizes, st, size))
+	if (!nodes_attrs(v->nodes, st->st_dev, st->st_ino, size, &a, &known)) {
+		if (known)
+			show_attrs(st, &a);
+		return 0;
+	}
+	/* Remembered for this ctime, which any chmod or chown moves. */
+	if (size_memo_get(v->sizes, st, size))
 		return 0;
 	/* The tag sits in the inode: no read of the file's data.  Bound to
-	 * st_ino, so one read by name from a renamed file fails here. */
+	 * st_ino, so one read by name from a renamed file fails here, and
+	 * to the mode and owner, so it fails after a chmod in the backing. */
+	a = backing_attrs(st);
 	n = backing_getxattr(pathfd, dirfd, bname, FORMAT_SIZE_XATTR, tag,
 			     sizeof(tag));
 	if (n > 0 && !format_size_untag(v->vol->cv.size_key,
-					(uint64_t)st->st_ino, tag, (size_t)n,
-					size)) {
-		if (!clock_gettime(CLOCK_REALTIME, &now))
-			size_memo_put(v->sizes, st, *size, &now);
+					(uint64_t)st->st_ino, &a, tag,
+					(size_t)n, size)) {
+		memo(v, st, *size);
 		return 0;
 	}
 	if (pathfd < 0) {
-		int own, rc = backing_lookup(dirfd, bname, &own);
-
-		if (!rc) {
-			rc = header_size(v, own, st, size);
-			close(own);
-		}
-		return rc;
+		rc = backing_lookup(dirfd, bname, &own);
+		if (rc)
+			return rc;
+		pathfd = own;
 	}
-	return header_size(v, pathfd, st, size);
+	rc = header_attrs(v, pathfd, st, size, &sure);
+	if (!rc && sure)
+		memo(v, st, *size);
+	if (own >= 0)
+		close(own);
+	return rc;
 }
 
 int vfs_mount_sizes(struct vfs *v, int pathfd, int dirfd, const char *bname,
@@ -246,7 +294,7 @@ int vfs_mount_sizes(struct vfs *v, int pathfd, int dirfd, const char *bname,
 	/* The mark of a node record; an encrypted file may have it too. */
 	rc = st->st_mode & S_ISVTX ? vfs_node_attrs(v, pathfd, st) : -ENODATA;
 	if (rc == -ENODATA) {
-		rc = plain_size(v, pathfd, dirfd, bname, st, &size);
+		rc = plain_attrs(v, pathfd, dirfd, bname, st, &size);
 		if (!rc)
 			st->st_size = (off_t)size;
 	}
@@ -385,6 +433,92 @@ static int set_size(struct vfs *v, int pathfd, mode_t type, off_t size,
 	return rc;
 }
 
+/*
+ * The node of the file on pathfd, open for writing (to commit a header).
+ * A file the daemon itself may not write (not root, mode 0444) is made
+ * writable for the open only: a chmod is what would let it write again,
+ * and the chmod needs the header.  A crash in between leaves the backing
+ * mode wider than the header's, which the next open puts back.
+ */
+static int node_rw(struct vfs *v, int pathfd, struct node **out)
+{
+	struct stat st;
+	int rc, fd, tries = 0;
+
+	do
+		rc = backing_reopen(pathfd, O_RDWR, &fd);
+	while (inodes_fd_wait(v->inodes, rc, &tries));
+	if (rc == -EACCES && !v->as_root && !fstat(pathfd, &st) &&
+	    !backing_chmod(pathfd, (st.st_mode & 07777) | S_IRUSR | S_IWUSR)) {
+		rc = backing_reopen(pathfd, O_RDWR, &fd);
+		(void)backing_chmod(pathfd, st.st_mode & 07777);
+	}
+	return rc ? rc : nodes_get(v->nodes, fd, false, out);
+}
+
+/* Gives the backing file on pathfd the mode and owner a. */
+static int backing_set(int pathfd, const struct format_attrs *a, bool owner)
+{
+	int rc = 0;
+
+	/* Owner first: a chown clears the set-id bits of the mode. */
+	if (owner)
+		rc = vfs_sys(fchownat(pathfd, "", (uid_t)a->uid, (gid_t)a->gid,
+				      AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
+	return rc ? rc : backing_chmod(pathfd, (mode_t)a->mode);
+}
+
+/*
+ * chmod and chown of an encrypted file: its header authenticates mode and
+ * owner, so each change commits a header.  The backing file takes them
+ * first, so that what the backing refuses (EPERM) is refused before
+ * anything is committed; a commit that fails puts the backing back.
+ */
+static int set_file_attrs(struct vfs *v, int pathfd, const struct stat *attr,
+			  int set, struct vfs_file *f)
+{
+	const bool owner = set & (VFS_SET_UID | VFS_SET_GID);
+	struct format_attrs was, want;
+	struct node *n = f ? f->n : NULL;
+	struct stat st;
+	int rc = 0;
+
+	if (!n)
+		rc = node_rw(v, pathfd, &n);
+	if (!rc && fstat(pathfd, &st))
+		rc = -errno;
+	if (rc)
+		goto out;
+	/* A header from before phifs kept them: the backing's, trusted on
+	 * first use. */
+	if (cfile_attrs(n->cf, &was))
+		was = backing_attrs(&st);
+	want = was;
+	if (set & VFS_SET_UID)
+		want.uid = (uint32_t)attr->st_uid;
+	if (set & VFS_SET_GID)
+		want.gid = (uint32_t)attr->st_gid;
+	if (set & VFS_SET_MODE)
+		want.mode = (uint32_t)attr->st_mode & 07777u;
+	else if (owner)	/* chown drops set-id bits, as the backing does */
+		want.mode &= ~(uint32_t)(S_ISUID | S_ISGID);
+	rc = backing_set(pathfd, &want, owner);
+	if (!rc)
+		rc = cfile_set_attrs(n->cf, &want);
+	/* Opened read-only (the daemon may not write it): no header. */
+	if (rc == -EBADF)
+		rc = -EACCES;
+	if (rc)
+		(void)backing_set(pathfd, &was, owner);
+out:
+	if (n && !f) {
+		int r = nodes_put(v->nodes, n);
+
+		rc = rc ? rc : r;
+	}
+	return rc;
+}
+
 /* Applies a setattr to the object on fd, of type (S_IFMT bits). */
 static int set_attrs(struct vfs *v, int fd, mode_t type,
 		     const struct stat *attr, int set, struct vfs_file *f)
@@ -393,8 +527,13 @@ static int set_attrs(struct vfs *v, int fd, mode_t type,
 			  VFS_SET_MTIME_NOW;
 	int rc = 0;
 
+	if (S_ISREG(type) &&
+	    (set & (VFS_SET_MODE | VFS_SET_UID | VFS_SET_GID))) {
+		rc = set_file_attrs(v, fd, attr, set, f);
+		set &= ~(VFS_SET_MODE | VFS_SET_UID | VFS_SET_GID);
+	}
 	/* A device node keeps the mark of its record. */
-	if ((set & VFS_SET_MODE) && !S_ISLNK(type))
+	if (!rc && (set & VFS_SET_MODE) && !S_ISLNK(type))
 		rc = backing_chmod(fd, (attr->st_mode & 07777) |
 					       (S_ISCHR(type) || S_ISBLK(type) ?
 							S_ISVTX : 0));

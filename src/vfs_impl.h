@@ -35,6 +35,10 @@ struct vfs_told {
 	int refused;		/* the slot refused, or -1 */
 	int tag;		/* enum cfile_tag_state */
 	uint64_t tag_size;
+	/* A backing mode or owner found not the header's, and what it was
+	 * (a second change behind phifs's back is a second finding). */
+	bool attrs;
+	struct format_attrs backing;
 	bool named;		/* told with a path, not an inode number */
 };
 
@@ -75,7 +79,7 @@ struct vfs {
 	uint64_t n_auth;
 	unsigned auth_next;		/* the slot the next failure takes */
 	struct vfs_auth_failure auth[VFS_AUTH_KEPT];
-	uint64_t n_fallbacks, n_tag_mismatches;
+	uint64_t n_fallbacks, n_tag_mismatches, n_attr_mismatches;
 	struct vfs_told told[VFS_TOLD_KEPT];	/* header notes reported */
 	unsigned told_next;
 	pthread_mutex_t open_lock;	/* protects files and dirs */

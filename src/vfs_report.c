@@ -1,7 +1,8 @@
 /*
  * vfs_report.c — what the operations core tells: the operator's log lines
  * (integrity failures with path and block, backing I/O errors, sizes not
- * committed, header slots refused and size tags that disagree), the
+ * committed, header slots refused, size tags that disagree, and modes
+ * and owners changed behind our back), the
  * counters every operation passes, and the figures the control plane asks
  * for.  Knows nothing of FUSE or of how the figures are shown.
  */
@@ -150,7 +151,8 @@ static bool same_told(const struct vfs_told *a, const struct vfs_told *b)
 {
 	return a->dev == b->dev && a->ino == b->ino && a->seq == b->seq &&
 	       a->refused == b->refused && a->tag == b->tag &&
-	       a->tag_size == b->tag_size;
+	       a->tag_size == b->tag_size && a->attrs == b->attrs &&
+	       !memcmp(&a->backing, &b->backing, sizeof(a->backing));
 }
 
 /*
@@ -167,7 +169,10 @@ static bool to_tell(struct vfs *v, dev_t dev, ino_t ino,
 	struct vfs_told t = {
 		.dev = dev, .ino = ino, .seq = n->seq,
 		.refused = n->pick.refused, .tag = fb ? 0 : (int)n->tag,
-		.tag_size = fb ? 0 : n->tag_size, .named = named,
+		.tag_size = fb ? 0 : n->tag_size, .attrs = n->attrs_differ,
+		.backing = n->attrs_differ ? n->backing :
+					     (struct format_attrs){ 0 },
+		.named = named,
 	};
 	unsigned k;
 
@@ -185,6 +190,8 @@ static bool to_tell(struct vfs *v, dev_t dev, ino_t ino,
 			v->n_fallbacks++;
 		if (n->tag == CFILE_TAG_DIFFERS)
 			v->n_tag_mismatches++;
+		if (n->attrs_differ)
+			v->n_attr_mismatches++;
 	}
 	pthread_mutex_unlock(&v->auth_lock);
 	return tell;
@@ -231,6 +238,21 @@ static void tell_fallback(const char *path, const struct cfile_note *n)
 			(unsigned long long)n->size, tag_fate(n));
 }
 
+/* A mode or owner changed in the backing directory, behind our back. */
+static void tell_attrs(const char *path, const struct cfile_note *n)
+{
+	log_msg(LOG_KIND_INTEGRITY, LOG_ERR,
+		"%s: backing file has mode %04o, owner %u:%u but the header "
+		"says %04o, %u:%u: changed behind phifs's back; serving the "
+		"header's%s", path, (unsigned)n->backing.mode,
+		(unsigned)n->backing.uid, (unsigned)n->backing.gid,
+		(unsigned)n->attrs.mode, (unsigned)n->attrs.uid,
+		(unsigned)n->attrs.gid,
+		n->attrs_restored ? ", and gave them back to the backing file" :
+				    " (the backing file keeps its own: "
+				    "phifs may not change them)");
+}
+
 void vfs_report_open(struct vfs *v, struct inode *i, dev_t dev, ino_t ino,
 		     struct cfile *cf)
 {
@@ -239,16 +261,18 @@ void vfs_report_open(struct vfs *v, struct inode *i, dev_t dev, ino_t ino,
 
 	if (!cfile_take_note(cf, &n))
 		return;
-	/* The kernel may hold the tag's size from a lookup: once we serve
-	 * the header's, it must ask again. */
-	if (i && n.tag == CFILE_TAG_DIFFERS)
+	/* The kernel may hold the tag's size, or the backing's mode, from
+	 * a lookup: once we serve the header's, it must ask again. */
+	if (i && (n.tag == CFILE_TAG_DIFFERS || n.attrs_differ))
 		vfs_inval_attrs(v, inodes_id(i));
 	if (!to_tell(v, dev, ino, &n, name_of(v, dev, ino, path,
 					      sizeof(path))))
 		return;
+	if (n.attrs_differ)
+		tell_attrs(path, &n);
 	if (n.pick.refused >= 0)
 		tell_fallback(path, &n);
-	else
+	else if (n.tag == CFILE_TAG_DIFFERS)
 		log_msg(LOG_KIND_INTEGRITY, LOG_ERR,
 			"%s: size tag says %llu bytes but the header (slot %d, "
 			"seq %llu) says %llu: the tag was put back or planted, "
@@ -305,6 +329,7 @@ void vfs_stats(struct vfs *v, struct vfs_stats *st)
 	st->auth_kept = kept;
 	st->header_fallbacks = v->n_fallbacks;
 	st->size_tag_mismatches = v->n_tag_mismatches;
+	st->attr_mismatches = v->n_attr_mismatches;
 	pthread_mutex_unlock(&v->auth_lock);
 	pthread_mutex_lock(&v->open_lock);
 	st->open_files = list_length(v->files);

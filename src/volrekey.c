@@ -300,20 +300,39 @@ static int copy_xattrs(struct rekey *r, int old, int new, uint64_t ino)
 	return 0;
 }
 
-/* The copy on tfd takes the original's owner, mode and times, then is
- * synced: the last step before it may replace the original. */
-static int copy_inode(int tfd, const struct stat *st)
+/* The copy on tfd takes the original's owner, mode (a: those its header
+ * authenticates) and times. */
+static int copy_inode(int tfd, const struct stat *st,
+		      const struct format_attrs *a)
 {
 	struct timespec ts[2] = { st->st_atim, st->st_mtim };
 
 	/* chown first: it clears set-user-ID and set-group-ID bits. */
-	if ((st->st_uid != geteuid() || st->st_gid != getegid()) &&
-	    fchown(tfd, st->st_uid, st->st_gid))
+	if ((a->uid != geteuid() || a->gid != getegid()) &&
+	    fchown(tfd, a->uid, a->gid))
 		return -errno;
-	if (fchmod(tfd, st->st_mode & 07777) || futimens(tfd, ts) ||
-	    fsync(tfd))
+	if (fchmod(tfd, a->mode & 07777) || futimens(tfd, ts))
 		return -errno;
 	return 0;
+}
+
+/*
+ * The mode and owner the copy is to have: those the original's header
+ * authenticates, or for a header made before phifs kept them, the
+ * backing file's (as its next commit would record them).
+ */
+static int source_attrs(struct cfile *src, const struct stat *st,
+			struct format_attrs *a)
+{
+	int rc = cfile_attrs(src, a);
+
+	if (rc == -ENODATA) {
+		*a = (struct format_attrs){ .mode = st->st_mode & 07777,
+					    .uid = st->st_uid,
+					    .gid = st->st_gid };
+		rc = 0;
+	}
+	return rc;
 }
 
 static void temp_name(const uint8_t *id, char out[BACKING_REKEY_NAME_LEN + 1])
@@ -331,8 +350,12 @@ static int write_copy(struct rekey *r, struct cfile *src, int dirfd,
 		      const char *tmp, const struct stat *st, int fd)
 {
 	struct cfile *dst = NULL;
-	int tfd, rc;
+	struct format_attrs a;
+	int tfd, rc, rrc;
 
+	rc = source_attrs(src, st, &a);
+	if (rc)
+		return rc;
 	if (unlinkat(dirfd, tmp, 0) && errno != ENOENT)
 		return -errno;	/* a killed run's copy, never renamed */
 	tfd = openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
@@ -342,12 +365,18 @@ static int write_copy(struct rekey *r, struct cfile *src, int dirfd,
 	rc = cfile_rekey_copy(src, tfd, &r->v->cv, &dst);
 	if (!rc) {
 		r->p->dek_gen = cfile_dek_gen(dst);
-		rc = cfile_release(dst);	/* a fresh size tag, too */
+		rc = cfile_set_attrs(dst, &a);
+		/* The fresh size tag covers the mode and owner: they first. */
+		if (!rc)
+			rc = copy_inode(tfd, st, &a);
+		rrc = cfile_release(dst);
+		if (!rc)
+			rc = rrc;
 	}
 	if (!rc)
 		rc = copy_xattrs(r, fd, tfd, (uint64_t)st->st_ino);
 	if (!rc)
-		rc = copy_inode(tfd, st);
+		rc = fsync(tfd) ? -errno : 0;
 	close(tfd);
 	return rc;
 }

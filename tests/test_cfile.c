@@ -1093,7 +1093,10 @@ Test(cfile, a_fallback_under_a_valid_size_tag_is_told_with_the_tag)
 	cr_assert_eq(fgetxattr(fd, FORMAT_SIZE_XATTR, tag, sizeof(tag)),
 		     (ssize_t)sizeof(tag));
 	cr_assert_eq(fstat(fd, &st), 0);
-	cr_assert_eq(format_size_untag(sk, (uint64_t)st.st_ino, tag,
+	cr_assert_eq(format_size_untag(sk, (uint64_t)st.st_ino,
+				       &(struct format_attrs){
+					       st.st_mode & 07777, st.st_uid,
+					       st.st_gid }, tag,
 				       sizeof(tag), &said), 0);
 	cr_expect_eq(said, 8 * BS);
 	cr_assert_eq(cfile_open(fd, &cf_vol, &f), 0);
@@ -1480,4 +1483,112 @@ Test(cfile, a_punch_and_a_reservation_across_a_group_boundary)
 	all_of(f, seam + 20 * BS + 1, 12 * BS - 1, 'g');
 	all_of(f, seam + 32 * BS, 964 * BS, 0);
 	cfile_release(f);
+}
+
+/* --- mode, owner and group --- */
+
+static struct format_attrs fd_attrs(int fd)
+{
+	struct stat st;
+
+	cr_assert_eq(fstat(fd, &st), 0);
+	return (struct format_attrs){ st.st_mode & 07777, st.st_uid,
+				      st.st_gid };
+}
+
+Test(cfile, a_new_file_authenticates_its_mode_and_owner_and_a_change_commits)
+{
+	struct format_attrs a, want;
+	struct cfile *f, *g;
+	int fd;
+
+	f = cf_new("cfile", &fd);
+	want = fd_attrs(fd);
+	cr_assert_eq(cfile_attrs(f, &a), 0);
+	cr_expect_eq(a.mode, want.mode);
+	cr_expect_eq(a.uid, want.uid);
+	cr_expect_eq(a.gid, want.gid);
+	want.mode = 0640;
+	cr_assert_eq(fchmod(fd, 0640), 0);
+	cr_assert_eq(cfile_set_attrs(f, &want), 0);
+	want.mode = 010000;
+	cr_expect_eq(cfile_set_attrs(f, &want), -EINVAL);
+	/* Committed at once, before any close: a kill keeps it. */
+	cr_assert_eq(cfile_open(fd, &cf_vol, &g), 0);
+	cr_assert_eq(cfile_attrs(g, &a), 0);
+	cr_expect_eq(a.mode, 0640);
+	cr_expect(!cfile_attrs_differed(g), "the backing has them too");
+	cfile_release(g);
+	cfile_release(f);
+	close(fd);
+}
+
+Test(cfile, a_chmod_behind_our_back_is_told_and_put_back)
+{
+	struct format_attrs a, was;
+	struct cfile_note n;
+	struct cfile *f;
+	int fd;
+
+	f = cf_new("cfile", &fd);
+	was = fd_attrs(fd);
+	cr_assert_eq(cfile_release(f), 0);
+	/* The probe's attack: a file opened to everyone in the backing. */
+	cr_assert_eq(fchmod(fd, 0666 ^ was.mode ? 0666 : 0606), 0);
+	cr_assert_eq(cfile_open(fd, &cf_vol, &f), 0);
+	cr_assert_eq(cfile_attrs(f, &a), 0);
+	cr_expect_eq(a.mode, was.mode, "the header's mode wins");
+	cr_expect(cfile_attrs_differed(f));
+	cr_assert(cfile_take_note(f, &n));
+	cr_expect(n.attrs_differ);
+	cr_expect_eq(n.attrs.mode, was.mode);
+	cr_expect_neq(n.backing.mode, was.mode);
+	cr_expect(n.attrs_restored);
+	cr_expect_eq(fd_attrs(fd).mode, was.mode, "given back to the backing");
+	cr_expect_eq(n.pick.refused, -1, "nothing else to tell");
+	cr_assert_eq(cfile_release(f), 0);
+	close(fd);
+}
+
+Test(cfile, a_size_tag_vouches_for_mode_and_owner_and_is_set_again_after_a_change)
+{
+	uint8_t tag[FORMAT_SIZE_TAG_LEN];
+	struct format_attrs a;
+	struct crypto_key *sk;
+	struct cfile *f;
+	uint64_t said;
+	struct stat st;
+	int fd;
+
+	sk = with_size_key();
+	f = cf_new("cfile", &fd);
+	cr_assert_eq(cfile_pwrite(f, "abc", 3, 0), 3);
+	cr_assert_eq(cfile_release(f), 0);
+	cr_assert_eq(fstat(fd, &st), 0);
+	a = fd_attrs(fd);
+	cr_assert_eq(fgetxattr(fd, FORMAT_SIZE_XATTR, tag, sizeof(tag)),
+		     (ssize_t)sizeof(tag));
+	cr_assert_eq(format_size_untag(sk, st.st_ino, &a, tag, sizeof(tag),
+				       &said), 0);
+	cr_expect_eq(said, 3);
+	/* A chmod in the backing: the tag no longer verifies there. */
+	a.mode ^= 0044;
+	cr_expect_eq(format_size_untag(sk, st.st_ino, &a, tag, sizeof(tag),
+				       &said), -EBADMSG);
+	/* A chmod through cfile: a new header, and at the close a new tag
+	 * for the new mode. */
+	cr_assert_eq(cfile_open(fd, &cf_vol, &f), 0);
+	cr_assert_eq(fchmod(fd, a.mode), 0);
+	cr_assert_eq(cfile_set_attrs(f, &a), 0);
+	cr_expect_lt(fgetxattr(fd, FORMAT_SIZE_XATTR, tag, sizeof(tag)), 0,
+		     "the commit removed the tag");
+	cr_assert_eq(cfile_release(f), 0);
+	cr_assert_eq(fgetxattr(fd, FORMAT_SIZE_XATTR, tag, sizeof(tag)),
+		     (ssize_t)sizeof(tag));
+	cr_expect_eq(format_size_untag(sk, st.st_ino, &a, tag, sizeof(tag),
+				       &said), 0);
+	cr_expect_eq(said, 3);
+	close(fd);
+	cf_vol.size_key = NULL;
+	crypto_key_free(sk);
 }

@@ -142,6 +142,7 @@ static void sample_status(struct ctl_status *st)
 	st->vfs.auth[1].block = -1;
 	st->vfs.header_fallbacks = 6;
 	st->vfs.size_tag_mismatches = 7;
+	st->vfs.attr_mismatches = 8;
 	st->vfs.open_files = 4;
 	st->vfs.inodes = 10;
 	st->loop = "poll";
@@ -174,6 +175,7 @@ Test(ctl_msg, the_status_carries_every_figure)
 		     "{\"path\":\"/a/b.dcm\",\"block\":3,\"time\":1700000000}",
 		     "\"block\":-1", "\"kind\":\"poll\"", "\"requests\":123",
 		     "\"header_fallbacks\":6", "\"size_tag_mismatches\":7",
+		     "\"attr_mismatches\":8",
 		     NULL }, **w = want; *w; w++)
 		cr_assert(strstr(s, *w), "no %s in %s", *w, s);
 	free(s);
@@ -228,6 +230,8 @@ Test(ctl_msg, the_status_becomes_a_table_and_prometheus_text)
 		     "8899aabbccddeeff\"} 6\n",
 		     "phifs_size_tag_mismatches_total{volume=\"001122334455"
 		     "66778899aabbccddeeff\"} 7\n",
+		     "phifs_attr_mismatches_total{volume=\"00112233445566"
+		     "778899aabbccddeeff\"} 8\n",
 		     "version=\"2\",state=\"active\"} 1\n", NULL },
 	     **w = want; *w; w++)
 		cr_assert(strstr(t, *w), "no '%s' in\n%s", *w, t);

@@ -425,7 +425,7 @@ Test(format, tree_headers_need_the_sparse_flag_and_a_size_in_their_limit)
 	x.h.flags = FORMAT_F_TREE;
 	cr_assert_eq(format_slot_encode(&x.h, &x.fk, slot), 0);
 	cr_assert_eq(format_slot_parse(slot, &h), -EUCLEAN);
-	x.h.flags = 0x0004;	/* the next bit is still unknown */
+	x.h.flags = 0x0008;	/* the next bit is still unknown */
 	cr_assert_eq(format_slot_encode(&x.h, &x.fk, slot), 0);
 	cr_assert_eq(format_slot_parse(slot, &h), -EPROTO);
 	format_fkeys_release(&x.fk);
@@ -678,27 +678,79 @@ Test(format, empty_record_targets_and_unknown_kinds_are_refused)
 	cr_assert_eq(format_record_seal(kek1, vol, &r, rec), -EINVAL);
 }
 
-Test(format, a_size_tag_verifies_only_for_its_inode_size_and_key)
+Test(format, a_size_tag_verifies_only_for_its_inode_size_mode_owner_and_key)
 {
+	const struct format_attrs a = { 0600, 1000, 100 };
+	struct format_attrs b;
 	uint8_t tag[FORMAT_SIZE_TAG_LEN];
 	uint64_t size;
 
-	cr_assert_eq(format_size_tag(kek1, 77, 123456789, tag), 0);
+	cr_assert_eq(format_size_tag(kek1, 77, 123456789, &a, tag), 0);
 	cr_assert_neq(format_get_le64(tag), 123456789, "size in the clear");
-	cr_assert_eq(format_size_untag(kek1, 77, tag, sizeof(tag), &size), 0);
+	cr_assert_eq(format_size_untag(kek1, 77, &a, tag, sizeof(tag), &size),
+		     0);
 	cr_assert_eq(size, 123456789);
-	cr_assert_eq(format_size_untag(kek1, 78, tag, sizeof(tag), &size),
+	cr_assert_eq(format_size_untag(kek1, 78, &a, tag, sizeof(tag), &size),
 		     -EBADMSG, "a tag copied to another inode");
-	cr_assert_eq(format_size_untag(kek2, 77, tag, sizeof(tag), &size),
+	cr_assert_eq(format_size_untag(kek2, 77, &a, tag, sizeof(tag), &size),
 		     -EBADMSG);
-	cr_assert_eq(format_size_untag(kek1, 77, tag, sizeof(tag) - 1, &size),
-		     -EBADMSG);
+	cr_assert_eq(format_size_untag(kek1, 77, &a, tag, sizeof(tag) - 1,
+				       &size), -EBADMSG);
+	/* A chmod or chown in the backing: the tag no longer vouches. */
+	b = a, b.mode = 0666;
+	cr_assert_eq(format_size_untag(kek1, 77, &b, tag, sizeof(tag), &size),
+		     -EBADMSG, "mode changed");
+	b = a, b.uid = 1001;
+	cr_assert_eq(format_size_untag(kek1, 77, &b, tag, sizeof(tag), &size),
+		     -EBADMSG, "owner changed");
+	b = a, b.gid = 101;
+	cr_assert_eq(format_size_untag(kek1, 77, &b, tag, sizeof(tag), &size),
+		     -EBADMSG, "group changed");
 	for (unsigned i = 0; i < sizeof(tag); i++) {
 		tag[i] ^= 4;
-		cr_assert_eq(format_size_untag(kek1, 77, tag, sizeof(tag),
+		cr_assert_eq(format_size_untag(kek1, 77, &a, tag, sizeof(tag),
 					       &size), -EBADMSG, "byte %u", i);
 		tag[i] ^= 4;
 	}
+}
+
+Test(format, a_header_with_attrs_authenticates_mode_owner_and_group)
+{
+	struct hdr_fixture x;
+	struct format_header h;
+	uint8_t slot[FORMAT_SLOT_SIZE];
+
+	make_header(&x, 1, vol);
+	x.h.flags = FORMAT_F_ATTRS;
+	x.h.attrs = (struct format_attrs){ 04755, 1000, 100 };
+	cr_assert_eq(format_slot_encode(&x.h, &x.fk, slot), 0);
+	cr_assert_eq(format_slot_parse(slot, &h), 0);
+	cr_assert_eq(format_slot_verify(slot, &x.fk), 0);
+	cr_expect_eq(h.flags, FORMAT_F_ATTRS);
+	cr_expect_eq(h.attrs.mode, 04755);
+	cr_expect_eq(h.attrs.uid, 1000);
+	cr_expect_eq(h.attrs.gid, 100);
+	/* Each byte of them is under the MAC. */
+	for (unsigned i = 132; i < 144; i++) {
+		slot[i] ^= 1;
+		cr_expect_neq(format_slot_parse(slot, &h) == 0 &&
+			      format_slot_verify(slot, &x.fk) == 0, true,
+			      "byte %u", i);
+		slot[i] ^= 1;
+	}
+	/* Without the flag those bytes are reserved; a mode is 07777 at
+	 * most. */
+	x.h.flags = 0;
+	cr_assert_eq(format_slot_encode(&x.h, &x.fk, slot), 0);
+	cr_assert_eq(format_slot_parse(slot, &h), 0);
+	cr_expect_eq(h.attrs.mode, 0, "no flag, no attributes");
+	slot[136] = 1;
+	cr_expect_eq(format_slot_parse(slot, &h), -EUCLEAN);
+	x.h.flags = FORMAT_F_ATTRS;
+	x.h.attrs.mode = 010000;
+	cr_assert_eq(format_slot_encode(&x.h, &x.fk, slot), 0);
+	cr_expect_eq(format_slot_parse(slot, &h), -EUCLEAN);
+	format_fkeys_release(&x.fk);
 }
 
 /* --- extended attributes --- */

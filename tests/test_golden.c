@@ -5,7 +5,9 @@
  * holes and a sparse file's map lies 135 MB into it.  Never edit the golden
  * data: a format change that cannot read it is a new format version.
  * tests/data/golden_tree holds a sparse file with the TREE flag, written by
- * the version that added it, under the same keystore.
+ * the version that added it, under the same keystore; golden_attrs a
+ * file with the ATTRS flag (mode, owner and group in the header), the same
+ * way.
  *
  * PHIFS_REGEN_GOLDEN=1 rewrites the TREE file, only ever for a change of
  * its layout; the version 1 files were made once by the version before
@@ -160,11 +162,14 @@ Test(golden, the_v1_dense_file_reads_back)
 	static char text[16384], out[16384];
 	size_t n = dense_text(text, sizeof(text));
 	int fd = load_extents("golden_v1/dense.ext");
+	struct format_attrs a;
 	struct cfile_note note;
 	struct cfile *f;
 
 	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
 	cr_expect(!cfile_take_note(f, &note), "both slots sound");
+	cr_expect_eq(cfile_attrs(f, &a), -ENODATA,
+		     "a v1 header keeps no mode or owner: the backing's count");
 	cr_assert_eq(cfile_size(f), n);
 	cr_assert_eq(cfile_pread(f, out, sizeof(out), 0), (ssize_t)n);
 	cr_assert_arr_eq(out, text, n);
@@ -212,6 +217,41 @@ static void reads(struct cfile *f, uint64_t off, const char *want, size_t n)
 	cr_assert_arr_eq(out, want, n, "at %llu", (unsigned long long)off);
 }
 
+#define ATTRS_GOLDEN ((struct format_attrs){ 02640, 1234, 5678 })
+
+Test(golden, regenerate_attrs_only_when_asked)
+{
+	struct cfile *f;
+	int fd;
+
+	if (!getenv("PHIFS_REGEN_GOLDEN_ATTRS"))
+		cr_skip_test("set PHIFS_REGEN_GOLDEN_ATTRS=1 to rewrite it");
+	fd = tu_memfd("attrs");
+	cr_assert_eq(cfile_create(fd, &vol, &f), 0);
+	cr_assert_eq(cfile_pwrite(f, "attrs", 5, 0), 5);
+	cr_assert_eq(cfile_set_attrs(f, &ATTRS_GOLDEN), 0);
+	cr_assert_eq(cfile_release(f), 0);
+	save_extents(fd, "golden_attrs/dense.ext");
+}
+
+Test(golden, the_attrs_file_reads_back_with_its_mode_and_owner)
+{
+	int fd = load_extents("golden_attrs/dense.ext");
+	struct format_attrs a;
+	struct cfile *f;
+
+	cr_assert_eq(header_flags(fd), FORMAT_F_ATTRS);
+	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
+	cr_assert_eq(cfile_size(f), 5);
+	reads(f, 0, "attrs", 5);
+	cr_assert_eq(cfile_attrs(f, &a), 0);
+	cr_expect_eq(a.mode, ATTRS_GOLDEN.mode);
+	cr_expect_eq(a.uid, ATTRS_GOLDEN.uid);
+	cr_expect_eq(a.gid, ATTRS_GOLDEN.gid);
+	cfile_release(f);
+	close(fd);
+}
+
 Test(golden, the_v1_sparse_file_takes_writes_and_keeps_its_layout)
 {
 	int fd = load_extents("golden_v1/sparse.ext");
@@ -221,7 +261,8 @@ Test(golden, the_v1_sparse_file_takes_writes_and_keeps_its_layout)
 	cr_assert_eq(cfile_pwrite(f, "far", 3, 1ULL << 30), 3);
 	cr_assert_eq(cfile_pwrite(f, "mid", 3, 300 * 4096), 3);
 	cr_assert_eq(cfile_release(f), 0);
-	cr_assert_eq(header_flags(fd), FORMAT_F_SPARSE);
+	/* Its first commit records the backing's mode and owner. */
+	cr_assert_eq(header_flags(fd), FORMAT_F_SPARSE | FORMAT_F_ATTRS);
 	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
 	reads(f, 0, "head", 4);
 	reads(f, SPARSE_TAIL_AT, "tail", 4);
@@ -231,7 +272,7 @@ Test(golden, the_v1_sparse_file_takes_writes_and_keeps_its_layout)
 	cr_assert_eq(cfile_truncate(f, SPARSE_TAIL_AT + 4), 0);
 	cr_assert_eq(cfile_pwrite(f, "again", 5, 3ULL << 30), 5);
 	cr_assert_eq(cfile_release(f), 0);
-	cr_assert_eq(header_flags(fd), FORMAT_F_SPARSE);
+	cr_assert_eq(header_flags(fd), FORMAT_F_SPARSE | FORMAT_F_ATTRS);
 	cr_assert_eq(cfile_open(fd, &vol, &f), 0);
 	reads(f, 3ULL << 30, "again", 5);
 	reads(f, 1ULL << 30, "\0\0\0", 3);

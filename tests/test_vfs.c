@@ -872,3 +872,137 @@ Test(vfs, a_forged_or_copied_attribute_fails_is_not_listed_and_is_logged)
 	log_close();
 	log_set_sink(NULL);
 }
+
+/* --- mode and owner, as the header authenticates them --- */
+
+static mode_t backing_mode(const char *name)
+{
+	char path[160];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	cr_assert_eq(stat(path, &st), 0);
+	return st.st_mode & 07777;
+}
+
+static void chmod_in_backing(const char *name, mode_t mode)
+{
+	char path[160];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	cr_assert_eq(chmod(path, mode), 0);
+}
+
+Test(vfs, a_chmod_in_the_backing_is_undone_told_once_and_counted)
+{
+	struct vfs_entry e;
+	struct vfs_file *f;
+	struct vfs_stats st;
+	struct stat sa;
+
+	cr_assert_eq(vfs_create(v, &caller, VFS_ROOT, "m", 0600,
+				O_CREAT | O_RDWR, &e, &f), 0);
+	cr_assert_eq(vfs_write(v, &caller, f, "secret", 6, 0), 6);
+	cr_assert_eq(vfs_release(v, &caller, f), 0);
+	chmod_in_backing("m", 0666);	/* the probe's attack */
+	vfs_free(v);		/* a fresh core: nothing told yet */
+	cr_assert_eq(vfs_new(vol, NULL, NULL, &v), 0);
+	log_to_sink();
+	for (int k = 0; k < 2; k++) {
+		cr_assert_eq(vfs_lookup(v, &caller, VFS_ROOT, "m", &e), 0);
+		cr_expect_eq(e.attr.st_mode, S_IFREG | 0600,
+			     "the header's mode: %o", e.attr.st_mode);
+		cr_assert_eq(vfs_getattr(v, &caller, e.ino, &sa), 0);
+		cr_expect_eq(sa.st_mode, S_IFREG | 0600);
+		cr_expect_eq(sa.st_size, 6);
+		vfs_forget(v, e.ino, 1);
+	}
+	cr_expect_eq(backing_mode("m"), 0600, "put back in the backing");
+	vfs_stats(v, &st);
+	cr_expect_eq(st.attr_mismatches, 1, "one file, one finding");
+	/* Found by the lookup, before the name is the table's: told by
+	 * inode number. */
+	cr_expect(strstr(logged, ": backing file has mode 0666"),
+		  "logged: %s", logged);
+	cr_expect_eq(strchr(logged, '\n'), logged + strlen(logged) - 1,
+		     "one line: %s", logged);
+	log_close();
+	log_set_sink(NULL);
+}
+
+Test(vfs, chmod_through_the_core_commits_the_header_of_a_closed_file)
+{
+	struct vfs_entry e;
+	struct vfs_file *f;
+	struct stat sa = { .st_mode = 0640 };
+
+	cr_assert_eq(vfs_create(v, &caller, VFS_ROOT, "c", 0600,
+				O_CREAT | O_RDWR, &e, &f), 0);
+	cr_assert_eq(vfs_release(v, &caller, f), 0);
+	cr_assert_eq(vfs_setattr(v, &caller, e.ino, &sa, VFS_SET_MODE, NULL),
+		     0);
+	cr_expect_eq(sa.st_mode, S_IFREG | 0640);
+	cr_expect_eq(backing_mode("c"), 0640);
+	/* Had only the backing changed, the header would put 0600 back. */
+	vfs_free(v);
+	cr_assert_eq(vfs_new(vol, NULL, NULL, &v), 0);
+	cr_assert_eq(vfs_lookup(v, &caller, VFS_ROOT, "c", &e), 0);
+	cr_expect_eq(e.attr.st_mode, S_IFREG | 0640);
+	cr_assert_eq(vfs_open(v, &caller, e.ino, O_RDONLY, &f,
+			      &(struct vfs_hint){ 0 }), 0);
+	cr_assert_eq(vfs_release(v, &caller, f), 0);
+	cr_expect_eq(backing_mode("c"), 0640);
+	/* And through an open handle. */
+	cr_assert_eq(vfs_open(v, &caller, e.ino, O_RDWR, &f,
+			      &(struct vfs_hint){ 0 }), 0);
+	sa.st_mode = 0604;
+	cr_assert_eq(vfs_setattr(v, &caller, e.ino, &sa, VFS_SET_MODE, f), 0);
+	cr_expect_eq(sa.st_mode, S_IFREG | 0604);
+	chmod_in_backing("c", 0666);
+	cr_assert_eq(vfs_getattr(v, &caller, e.ino, &sa), 0);
+	cr_expect_eq(sa.st_mode, S_IFREG | 0604, "open: the node's mode");
+	cr_assert_eq(vfs_release(v, &caller, f), 0);
+	vfs_forget(v, e.ino, 1);
+}
+
+/*
+ * A size tag of an older mode, put back with that mode: stat believes it
+ * (only the header could tell), but the open finds the backing's mode not
+ * the header's and judges the opener on the header's.
+ */
+Test(vfs, an_open_after_an_old_tag_and_mode_are_put_back_is_judged_on_the_header)
+{
+	static const struct vfs_caller other = { .uid = 999, .gid = 999 };
+	uint8_t old[FORMAT_SIZE_TAG_LEN];
+	struct stat sa = { .st_mode = 0600 };
+	struct vfs_hint hint = { 0 };
+	struct vfs_entry e;
+	struct vfs_file *f;
+	char path[160];
+
+	cr_assert_eq(vfs_create(v, &caller, VFS_ROOT, "r", 0644,
+				O_CREAT | O_RDWR, &e, &f), 0);
+	cr_assert_eq(vfs_write(v, &caller, f, "once open", 9, 0), 9);
+	cr_assert_eq(vfs_release(v, &caller, f), 0);
+	snprintf(path, sizeof(path), "%s/r", dir);
+	if (getxattr(path, FORMAT_SIZE_XATTR, old, sizeof(old)) !=
+	    (ssize_t)sizeof(old))
+		cr_skip_test("no size tags here: %s", strerror(errno));
+	cr_assert_eq(vfs_setattr(v, &caller, e.ino, &sa, VFS_SET_MODE, NULL),
+		     0);
+	vfs_forget(v, e.ino, 1);
+	cr_assert_eq(setxattr(path, FORMAT_SIZE_XATTR, old, sizeof(old), 0), 0);
+	chmod_in_backing("r", 0644);
+	vfs_free(v);
+	cr_assert_eq(vfs_new(vol, NULL, NULL, &v), 0);
+	cr_assert_eq(vfs_lookup(v, &other, VFS_ROOT, "r", &e), 0);
+	cr_expect_eq(e.attr.st_mode, S_IFREG | 0644, "the old tag verifies");
+	cr_expect_eq(vfs_open(v, &other, e.ino, O_RDONLY, &f, &hint),
+		     -EACCES, "opened by the old mode");
+	cr_expect_eq(backing_mode("r"), 0600, "the header's, put back");
+	cr_assert_eq(vfs_open(v, &caller, e.ino, O_RDWR, &f, &hint), 0,
+		     "the owner still may");
+	vfs_opened(v, &hint);
+	cr_assert_eq(vfs_release(v, &caller, f), 0);
+	vfs_forget(v, e.ino, 1);
+}

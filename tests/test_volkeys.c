@@ -497,6 +497,7 @@ Test(volkeys, a_rekey_keeps_holes_mode_owner_times_and_attributes)
 	struct stat st, st2;
 	struct cfile *f;
 	uint64_t tsize;
+	struct format_attrs ta;
 	ssize_t n;
 	char err[512];
 	int fd;
@@ -511,6 +512,9 @@ Test(volkeys, a_rekey_keeps_holes_mode_owner_times_and_attributes)
 	cr_assert_eq(cfile_pwrite(f, "head", 4, 0), 4);
 	cr_assert_eq(cfile_truncate(f, 64 << 20), 0);
 	cr_assert_eq(cfile_pwrite(f, "tail", 4, 64 << 20), 4);
+	ta = (struct format_attrs){ .mode = 0640, .uid = geteuid(),
+				    .gid = getegid() };
+	cr_assert_eq(cfile_set_attrs(f, &ta), 0);	/* a chmod, as the mount's */
 	cr_assert_eq(cfile_release(f), 0);
 	fstat(fd, &st);
 	cr_assert_eq(format_xattr_bname(nkey, st.st_ino, "user.note", bname),
@@ -520,7 +524,7 @@ Test(volkeys, a_rekey_keeps_holes_mode_owner_times_and_attributes)
 	cr_assert_gt(n, 0);
 	if (fsetxattr(fd, bname, sealed, (size_t)n, 0))
 		cr_skip_test("%s has no user xattrs", dir);
-	cr_assert_eq(fchmod(fd, 0640), 0);
+	cr_assert_eq(fchmod(fd, 0640), 0);	/* the backing follows */
 	cr_assert_eq(futimens(fd, ts), 0);
 	fstat(fd, &st);
 	close(fd);
@@ -552,6 +556,8 @@ Test(volkeys, a_rekey_keeps_holes_mode_owner_times_and_attributes)
 	cr_assert_eq(memcmp(buf, "\0\0\0\0\0\0\0\0", 8), 0);
 	cr_assert_eq(cfile_pread(f, buf, 8, 64 << 20), 4);
 	cr_assert_eq(memcmp(buf, "tail", 4), 0);
+	cr_assert_eq(cfile_attrs(f, &ta), 0);
+	cr_assert_eq(ta.mode, 0640, "the header's mode went with the copy");
 	cfile_release(f);
 	/* The attribute, sealed again for the new inode; a fresh size tag. */
 	cr_assert_eq(format_xattr_bname(nkey, st2.st_ino, "user.note", bname),
@@ -564,7 +570,9 @@ Test(volkeys, a_rekey_keeps_holes_mode_owner_times_and_attributes)
 	cr_assert_eq(memcmp(val, "kept", 4), 0);
 	n = fgetxattr(fd, FORMAT_SIZE_XATTR, tag, sizeof(tag));
 	cr_assert_eq(n, FORMAT_SIZE_TAG_LEN);
-	cr_assert_eq(format_size_untag(vol->size_key, st2.st_ino, tag,
+	ta = (struct format_attrs){ .mode = st2.st_mode & 07777,
+				    .uid = st2.st_uid, .gid = st2.st_gid };
+	cr_assert_eq(format_size_untag(vol->size_key, st2.st_ino, &ta, tag,
 				       (size_t)n, &tsize), 0);
 	cr_assert_eq(tsize, (64 << 20) + 4);
 	close(fd);
@@ -654,6 +662,17 @@ Test(volkeys, a_sticky_encrypted_file_is_counted_rotated_and_rekeyed)
 	 * retire after a rotation that skipped it would leave keyless. */
 	make_file("t", 5000);
 	snprintf(path, sizeof(path), "%s/t", dir);
+	{
+		struct format_attrs a = { .mode = 0600 | S_ISVTX,
+					  .uid = geteuid(), .gid = getegid() };
+		struct cfile *f;
+		int fd = open(path, O_RDWR);
+
+		cr_assert_eq(cfile_open(fd, &vol->cv, &f), 0);
+		cr_assert_eq(cfile_set_attrs(f, &a), 0);	/* as the mount's chmod */
+		cr_assert_eq(cfile_release(f), 0);
+		close(fd);
+	}
 	cr_assert_eq(chmod(path, 0600 | S_ISVTX), 0);
 	cr_assert_eq(files_of(1), NFILES + 1);
 	cr_assert_eq(volkeys_rotate(vol, false, NULL, NULL, &p, err,
@@ -671,4 +690,36 @@ Test(volkeys, a_sticky_encrypted_file_is_counted_rotated_and_rekeyed)
 	cr_assert(reads_back(vol, "t", 5000));
 	cr_assert_eq(stat(path, &st), 0);
 	cr_assert(st.st_mode & S_ISVTX, "the mark kept");
+}
+
+/* A mode changed in the backing behind phifs's back is not what a rekey
+ * copies: the copy has the mode and owner the header authenticates. */
+Test(volkeys, rekey_copies_the_authenticated_mode_not_the_backing_one)
+{
+	struct format_attrs ta;
+	struct volrekey_progress p;
+	struct cfile *f;
+	char path[PATH_MAX], err[512];
+	struct stat st;
+	char *one[] = { path };
+	int fd;
+
+	unlink_hard_link();
+	snprintf(path, sizeof(path), "%s/private", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	cr_assert_eq(cfile_create(fd, &vol->cv, &f), 0);
+	cr_assert_eq(cfile_pwrite(f, "chart", 5, 0), 5);
+	cr_assert_eq(cfile_release(f), 0);
+	cr_assert_eq(fchmod(fd, 0666), 0);	/* the attack */
+	close(fd);
+	cr_assert_eq(volrekey_run(vol, one, 1, NULL, NULL, &p, err,
+				  sizeof(err)), 0, "%s", err);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0600);
+	fd = open(path, O_RDONLY);
+	cr_assert_eq(cfile_open(fd, &vol->cv, &f), 0);
+	cr_assert_eq(cfile_attrs(f, &ta), 0);
+	cr_assert_eq(ta.mode, 0600);
+	cfile_release(f);
+	close(fd);
 }

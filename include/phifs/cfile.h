@@ -60,14 +60,16 @@ struct cfile_volume {
 
 /*
  * Makes fd (empty, opened O_RDWR) a new encrypted file of size 0 with a fresh
- * file ID and DEK; writes both header slots.  fd stays the caller's: cfile
+ * file ID and DEK; writes both header slots, which authenticate fd's mode
+ * (its permission bits), owner and group as they are now.  fd stays the caller's: cfile
  * never closes it.
  */
 int cfile_create(int fd, const struct cfile_volume *vol, struct cfile **out);
 /*
  * Opens the encrypted file on fd (O_RDWR, or O_RDONLY for reading only).
  * Opened read-write, it first finishes a rewrite that a killed process left
- * in its journal.
+ * in its journal.  A backing mode or owner that is not the header's is
+ * given the header's (fchmod, fchown: where the process may), and noted.
  */
 int cfile_open(int fd, const struct cfile_volume *vol, struct cfile **out);
 
@@ -78,7 +80,8 @@ int cfile_open(int fd, const struct cfile_volume *vol, struct cfile **out);
  * chosen (a tag rolled back or planted: tags are true after any crash).
  * The header always wins; a differing tag is removed when the file is open
  * for writing (tag_removed), so that stat shows the header's size after
- * the close.
+ * the close.  Also a backing mode or owner that is not the header's
+ * (attrs_differ below).
  */
 enum cfile_tag_state {
 	CFILE_TAG_NONE,		/* none, or one that does not verify */
@@ -93,6 +96,13 @@ struct cfile_note {
 	enum cfile_tag_state tag;
 	uint64_t tag_size;		/* what a verified tag says */
 	bool tag_removed;
+	/* The backing file's mode or owner differed from the header's (a
+	 * chmod or chown behind phifs's back): the header's are in force,
+	 * and were given back to the backing file when attrs_restored. */
+	bool attrs_differ;
+	bool attrs_restored;
+	struct format_attrs attrs;	/* the header's */
+	struct format_attrs backing;	/* what the backing file had */
 };
 
 /*
@@ -141,6 +151,25 @@ void cfile_readahead(struct cfile *f, uint64_t off, uint64_t len);
 int cfile_fsync(struct cfile *f, int datasync);
 /* Commits the header if the size changed since the last commit. */
 int cfile_commit(struct cfile *f);
+
+/*
+ * The permission bits (07777), owner and group f's header authenticates:
+ * 0, or -ENODATA for a header made before phifs kept them (the backing
+ * file's are then the file's, until its next header commit records them:
+ * trust on first use).  Thread-safe.
+ */
+int cfile_attrs(struct cfile *f, struct format_attrs *out);
+/*
+ * Commits a header with mode, owner and group a (crash-atomic, as every
+ * commit); the caller changes the backing file's to match.  -EBADF when
+ * f is open read-only, -EINVAL for a mode past 07777.
+ */
+int cfile_set_attrs(struct cfile *f, const struct format_attrs *a);
+/*
+ * Whether the open of f found the backing file's mode or owner not the
+ * header's: then the kernel may have judged an access by forged ones.
+ */
+bool cfile_attrs_differed(const struct cfile *f);
 /* Commits, then frees.  NULL does nothing.  Returns the commit's result. */
 int cfile_release(struct cfile *f);
 /*

@@ -35,7 +35,20 @@
 #define FORMAT_F_SPARSE 0x0001u	/* hole maps are in force */
 #define FORMAT_F_TREE 0x0002u	/* with SPARSE: maps form a tree, and a
 				 * map the tree says is absent is a hole */
-#define FORMAT_F_KNOWN (FORMAT_F_SPARSE | FORMAT_F_TREE)
+#define FORMAT_F_ATTRS 0x0004u	/* the slot authenticates the file's
+				 * mode, owner and group (format_attrs) */
+#define FORMAT_F_KNOWN (FORMAT_F_SPARSE | FORMAT_F_TREE | FORMAT_F_ATTRS)
+
+/*
+ * A file's permission bits (at most 07777), owner and group, as a header
+ * with FORMAT_F_ATTRS authenticates them: these win over the backing
+ * file's own, which anyone with write access to the backing can change.
+ */
+struct format_attrs {
+	uint32_t mode;
+	uint32_t uid;
+	uint32_t gid;
+};
 
 /*
  * The map tree of a TREE file (docs/FORMAT.md, "Map tree"): node (0, g) is
@@ -64,6 +77,7 @@ struct format_header {
 	uint32_t dek_gen;	/* DEK generation, bumped by rekey */
 	uint64_t size;		/* authenticated plaintext size */
 	uint8_t wrapped_dek[CRYPTO_WRAPPED_LEN];
+	struct format_attrs attrs;	/* with FORMAT_F_ATTRS, else zeros */
 };
 
 /*
@@ -257,21 +271,27 @@ int format_journal_open(const struct format_fkeys *fk,
 
 /*
  * A closed file's backing xattr FORMAT_SIZE_XATTR may hold its committed
- * size, masked and tagged: size XOR pad (8) || HMAC-SHA256(size key,
- * "phifs size v1" || backing inode number (8) || size (8)), first 16 bytes;
- * pad = first 8 bytes of HMAC-SHA256(size key, "phifs size pad v1" || inode
- * number).  stat reads it
- * instead of the header; a tag that does not verify (forged, copied from
- * another inode, or absent) sends stat to the header.
+ * size, masked and tagged together with its authenticated mode, owner and
+ * group (tag version 2): size XOR pad (8) || HMAC-SHA256(size key,
+ * "phifs size v2" || backing inode number (8) || size (8) || mode (4) ||
+ * uid (4) || gid (4)), first 16 bytes; pad = first 8 bytes of
+ * HMAC-SHA256(size key, "phifs size pad v1" || inode number).  stat checks
+ * it against the backing's own mode and owner: it verifies only when they
+ * are the authenticated ones, so a tag that verifies vouches for the size
+ * and for them.  One that does not (forged, copied from another inode,
+ * a version 1 tag, absent, or a mode or owner changed in the backing)
+ * sends stat to the header.
  */
 #define FORMAT_SIZE_XATTR "user.phifs.size"
 #define FORMAT_SIZE_TAG_LEN 24u
 
 int format_size_tag(const struct crypto_key *key, uint64_t ino, uint64_t size,
+		    const struct format_attrs *a,
 		    uint8_t out[FORMAT_SIZE_TAG_LEN]);
 /* 0 and *size, or -EBADMSG. */
 int format_size_untag(const struct crypto_key *key, uint64_t ino,
-		      const uint8_t *tag, size_t len, uint64_t *size);
+		      const struct format_attrs *a, const uint8_t *tag,
+		      size_t len, uint64_t *size);
 
 /* --- extended attributes --- */
 

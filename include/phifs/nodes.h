@@ -22,7 +22,9 @@ struct node {
 	ino_t ino;
 	unsigned refs;		/* under the table's lock, as are: */
 	bool closing;		/* its last close is under way */
-	uint64_t last_size;	/* when closing: its size */
+	uint64_t last_size;	/* when closing: its size, */
+	struct format_attrs last_attrs;	/* mode and owner, */
+	bool last_known;	/* and whether its header has them */
 	struct node *next;
 };
 
@@ -47,6 +49,12 @@ int nodes_put(struct nodes *t, struct node *n);
 
 /* The plaintext size of an inode if it is open: 0, or -ENOENT if not. */
 int nodes_size(struct nodes *t, dev_t dev, ino_t ino, uint64_t *size);
+/*
+ * The same, and the mode and owner its header authenticates into *a with
+ * *known true (false for a header that has none yet: cfile_attrs).
+ */
+int nodes_attrs(struct nodes *t, dev_t dev, ino_t ino, uint64_t *size,
+		struct format_attrs *a, bool *known);
 /*
  * How many files are open.  Sequentially consistent with nodes_get's
  * insert, so that a thread that says it is going idle, then finds no file

@@ -98,3 +98,66 @@ Test(mount_owner, files_belong_to_their_creator_and_modes_hold)
 		     "bob made a folder in root's 0755 folder");
 	mu_unmount(v);
 }
+
+static int try_append(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND);
+
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	return errno == EACCES ? 13 : 1;
+}
+
+/*
+ * The probe's attack: chmod 666 on the backing file of a 0600 file, right
+ * after a denied open (which makes the kernel ask for fresh attributes).
+ * The header authenticates the mode, so the mount keeps serving 0600 and
+ * puts it back in the backing.
+ */
+Test(mount_owner, a_chmod_in_the_backing_opens_nothing_to_others)
+{
+	static const char *const extra[] = { "-o", "allow_other", NULL };
+	struct mu_vol *v;
+	struct stat st;
+	char path[512];
+
+	mu_require_fuse();
+	if (geteuid() != 0)
+		mu_skip("needs root: the daemon must be able to chown");
+	v = mu_vol_new(0);
+	cr_assert_eq(chmod(v->dir, 0755), 0);
+	cr_assert_eq(mu_phifs(v, false, NULL, NULL, NULL, extra), 0, "%s",
+		     v->err);
+	cr_assert_eq(chmod(v->mnt, 01777), 0);
+	snprintf(path, sizeof(path), "%s", mu_m(v, "alice.txt"));
+	cr_assert_eq(as_user(ALICE, make_private, path), 0);
+	cr_assert_eq(as_user(BOB, try_read, path), 13);
+
+	cr_assert_eq(chmod(mu_b(v, "alice.txt"), 0666), 0);
+	cr_assert_eq(as_user(BOB, try_read, path), 13,
+		     "bob read a 0600 file made 0666 in the backing");
+	cr_assert_eq(as_user(BOB, try_append, path), 13,
+		     "bob may append to it");
+	cr_assert_eq(stat(path, &st), 0);
+	cr_expect_eq(st.st_mode & 07777, 0600, "mode %o", st.st_mode);
+	cr_assert_eq(stat(mu_b(v, "alice.txt"), &st), 0);
+	cr_expect_eq(st.st_mode & 07777, 0600, "put back in the backing");
+
+	/* The owner too: a chown in the backing gives bob nothing. */
+	cr_assert_eq(chown(mu_b(v, "alice.txt"), BOB, BOB), 0);
+	cr_assert_eq(as_user(BOB, try_read, path), 13,
+		     "bob read a file chowned to him in the backing");
+	cr_assert_eq(as_user(ALICE, try_read, path), 0);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_expect_eq(st.st_uid, ALICE);
+
+	/* A chmod through the mount is the owner's, and holds. */
+	cr_assert_eq(chmod(path, 0644), 0);
+	cr_assert_eq(as_user(BOB, try_read, path), 0);
+	cr_assert_eq(stat(mu_b(v, "alice.txt"), &st), 0);
+	cr_expect_eq(st.st_mode & 07777, 0644);
+	cr_expect_eq(st.st_uid, ALICE);
+	mu_unmount(v);
+}
