@@ -8,29 +8,8 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 daemon="$1/phifs"
 tmp=$(mktemp -d)
 trap 'chmod -R u+w "$tmp"; rm -rf "$tmp"' EXIT
-passed=0 failed=0
-
-# expect NAME CODE PATTERN -- CMD...: exit code, and stderr one line (or
-# none) matching.
-expect() {
-  local name=$1 code=$2 pat=$3
-  shift 4
-  local err rc
-  err=$("$@" 2>&1 >/dev/null </dev/null); rc=$?
-  if [ "$rc" -eq "$code" ] && grep -Eq -- "$pat" <<<"$err" &&
-     [ "$(printf '%s' "$err" | wc -l)" -eq 0 ]; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $name: exit $rc (want $code), stderr: $err"
-  fi
-}
-check() {	# NAME CMD...: the command succeeds
-  local name=$1
-  shift
-  if "$@" >/dev/null 2>&1; then passed=$((passed + 1));
-  else failed=$((failed + 1)); echo "FAIL: $name"; fi
-}
+# shellcheck source=cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
 
 expect "help" 0 "" -- "$ctl" --help
 check "help lists init" sh -c "'$ctl' --help | grep -q 'init --key SRC BACKING'"

@@ -14,29 +14,8 @@ gen="$1/audit_gen"
 pyv="$(cd "$(dirname "$0")/.." && pwd)/tools/audit-verify.py"
 tmp=$(mktemp -d)
 trap 'chmod -R u+w "$tmp"; rm -rf "$tmp"' EXIT
-passed=0 failed=0
-
-# expect NAME CODE PATTERN -- CMD...: exit code, and stderr one line (or
-# none) matching.
-expect() {
-  local name=$1 code=$2 pat=$3
-  shift 4
-  local err rc
-  err=$("$@" 2>&1 >/dev/null </dev/null); rc=$?
-  if [ "$rc" -eq "$code" ] && grep -Eq -- "$pat" <<<"$err" &&
-     [ "$(printf '%s' "$err" | wc -l)" -eq 0 ]; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $name: exit $rc (want $code), stderr: $err"
-  fi
-}
-check() {	# NAME CMD...: the command succeeds
-  local name=$1
-  shift
-  if "$@" >/dev/null 2>&1; then passed=$((passed + 1));
-  else failed=$((failed + 1)); echo "FAIL: $name"; fi
-}
+# shellcheck source=cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
 # both NAME CODE PATTERN ARGS...: `phifsctl audit verify ARGS` as expect
 # does, and audit-verify.py ARGS with the same exit code and fault place.
 both() {
