@@ -317,13 +317,14 @@ static void cfile_free(struct cfile *f)
 int cfile_create(int fd, const struct cfile_volume *vol, struct cfile **out)
 {
 	uint8_t region[FORMAT_HEADER_SIZE] = { 0 };
+	/* Read once: the header names the version whose KEK wraps. */
+	uint32_t active = vol->active_version;
 	struct format_header h = {
 		.version = FORMAT_VERSION,
-		.key_version = vol->active_version,
+		.key_version = active,
 		.dek_gen = 1,
 	};
-	const struct crypto_key *kek = vol->kek(vol->kek_arg,
-						vol->active_version);
+	const struct crypto_key *kek = vol->kek(vol->kek_arg, active);
 	struct crypto_key *dek = NULL;
 	struct cfile *f = NULL;
 	int rc = -ENOMEM;

@@ -273,12 +273,56 @@ static int marker_read(const struct volume *v, uint32_t *target)
 	return 0;
 }
 
+/* keys_rotate() for volume_keys_change(); *arg, the version it must make. */
+static int rotate_change(struct keys_store *ks, void *arg, char *err,
+			 size_t err_len)
+{
+	uint32_t want = *(uint32_t *)arg, t;
+	int rc = keys_rotate(ks, &t);
+
+	if (!rc && t != want)
+		rc = -ESTALE;	/* cannot be: one change at a time */
+	if (rc)
+		return errmsg(err, err_len, rc, "new master key version: %s",
+			      strerror(-rc));
+	return 0;
+}
+
+/* Retires the decrypt-only versions of ks; *arg counts them in a
+ * volkeys_progress. */
+static int retire_change(struct keys_store *ks, void *arg, char *err,
+			 size_t err_len)
+{
+	struct volkeys_progress *p = arg;
+	size_t n = keys_versions(ks, NULL, 0);
+	struct keys_version_info *vi = calloc(n ? n : 1, sizeof(*vi));
+	int rc = 0;
+
+	if (!vi)
+		return errmsg(err, err_len, -ENOMEM, "out of memory");
+	n = keys_versions(ks, vi, n);
+	p->nretired = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		if (vi[i].state != KEYS_DECRYPT_ONLY)
+			continue;
+		rc = keys_retire(ks, vi[i].version);
+		if (!rc && p->nretired < 8)
+			p->retired[p->nretired] = vi[i].version;
+		p->nretired += !rc;
+	}
+	free(vi);
+	if (rc)
+		return errmsg(err, err_len, rc, "retire: %s", strerror(-rc));
+	return 0;
+}
+
 /* Starts a rotation (marker, then the keystore naming the new version)
  * or finds the one a kill left unfinished. */
 static int rotation_begin(struct volume *v, struct volkeys_progress *p,
 			  char *err, size_t err_len)
 {
-	char buf[64], kerr[KEYS_ERR_LEN];
+	struct keys_version_info *vi;
+	char buf[64];
 	uint32_t t;
 	int rc = marker_read(v, &t), n;
 
@@ -291,10 +335,18 @@ static int rotation_begin(struct volume *v, struct volkeys_progress *p,
 		p->resumed = true;
 		return 0;
 	}
-	rc = keys_rotate(v->keys, &t);
-	if (rc)
-		return errmsg(err, err_len, rc, "new master key version: %s",
-			      strerror(-rc));
+	t = keys_versions(v->keys, NULL, 0);
+	vi = calloc(t, sizeof(*vi));
+	if (!vi)
+		return errmsg(err, err_len, -ENOMEM, "out of memory");
+	(void)keys_versions(v->keys, vi, t);
+	if (vi[t - 1].version == UINT32_MAX) {
+		free(vi);
+		return errmsg(err, err_len, -EOVERFLOW, "new master key "
+			      "version: %s", strerror(EOVERFLOW));
+	}
+	t = vi[t - 1].version + 1;	/* the one keys_rotate makes */
+	free(vi);
 	/* The marker first: one naming a version the keystore lacks is
 	 * stale, and ignored. */
 	n = snprintf(buf, sizeof(buf), MARKER_MAGIC "%u\n", (unsigned)t);
@@ -303,9 +355,10 @@ static int rotation_begin(struct volume *v, struct volkeys_progress *p,
 	if (rc)
 		return errmsg(err, err_len, rc, "%s/%s: %s", BACKING_META,
 			      VOLKEYS_MARKER, strerror(-rc));
-	if (keys_save(v->keys, v->metafd, kerr, sizeof(kerr)))
-		return errmsg(err, err_len, -EIO, "%s", kerr);
-	v->cv.active_version = t;
+	/* Published, not changed in place: a daemon's workers read it. */
+	rc = volume_keys_change(v, rotate_change, &t, err, err_len);
+	if (rc)
+		return rc;
 	p->target = t;
 	return 0;
 }
@@ -314,26 +367,14 @@ static int rotation_begin(struct volume *v, struct volkeys_progress *p,
 static int rotation_end(struct volume *v, bool keep_old,
 			struct volkeys_progress *p, char *err, size_t err_len)
 {
-	size_t n = keys_versions(v->keys, NULL, 0);
-	struct keys_version_info *vi = calloc(n ? n : 1, sizeof(*vi));
-	char kerr[KEYS_ERR_LEN];
 	int rc = 0;
 
-	if (!vi)
-		return errmsg(err, err_len, -ENOMEM, "out of memory");
-	n = keys_versions(v->keys, vi, n);
-	for (size_t i = 0; i < n && !keep_old && !rc; i++) {
-		if (vi[i].state != KEYS_DECRYPT_ONLY)
-			continue;
-		rc = keys_retire(v->keys, vi[i].version);
-		if (!rc && p->nretired < 8)
-			p->retired[p->nretired] = vi[i].version;
-		p->nretired += !rc;
+	if (!keep_old) {
+		rc = volume_keys_change(v, retire_change, p, err, err_len);
+		if (rc)
+			return rc;
 	}
-	free(vi);
-	if (!rc && keys_save(v->keys, v->metafd, kerr, sizeof(kerr)))
-		return errmsg(err, err_len, -EIO, "%s", kerr);
-	if (!rc && unlinkat(v->metafd, VOLKEYS_MARKER, 0) && errno != ENOENT)
+	if (unlinkat(v->metafd, VOLKEYS_MARKER, 0) && errno != ENOENT)
 		rc = -errno;
 	if (!rc && fsync(v->metafd))
 		rc = -errno;
@@ -414,11 +455,22 @@ static int retire_check(const struct volkeys_count *c, uint32_t version,
 		      (unsigned)version);
 }
 
+static int retire_one(struct keys_store *ks, void *arg, char *err,
+		      size_t err_len)
+{
+	uint32_t version = *(uint32_t *)arg;
+	int rc = keys_retire(ks, version);
+
+	if (rc)
+		return errmsg(err, err_len, rc, "version %u: %s",
+			      (unsigned)version, strerror(-rc));
+	return 0;
+}
+
 int volkeys_retire(struct volume *v, uint32_t version, char *err,
 		   size_t err_len)
 {
 	struct volkeys_count c;
-	char kerr[KEYS_ERR_LEN];
 	int rc;
 
 	rc = volkeys_count(v, &c, err, err_len);
@@ -427,11 +479,5 @@ int volkeys_retire(struct volume *v, uint32_t version, char *err,
 	volkeys_count_release(&c);
 	if (rc)
 		return rc;
-	rc = keys_retire(v->keys, version);
-	if (rc)
-		return errmsg(err, err_len, rc, "version %u: %s",
-			      (unsigned)version, strerror(-rc));
-	if (keys_save(v->keys, v->metafd, kerr, sizeof(kerr)))
-		return errmsg(err, err_len, -EIO, "%s", kerr);
-	return 0;
+	return volume_keys_change(v, retire_one, &version, err, err_len);
 }

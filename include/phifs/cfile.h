@@ -38,7 +38,11 @@ struct cfile_volume {
 	const uint8_t *volume_id;	/* FORMAT_ID_LEN bytes */
 	format_kek_fn kek;		/* KEK by master key version */
 	void *kek_arg;
-	uint32_t active_version;	/* wraps the DEKs of new files */
+	/*
+	 * Wraps the DEKs of new files.  Atomic: a daemon's rotation moves it
+	 * while workers create files, after kek already knows the version.
+	 */
+	_Atomic uint32_t active_version;
 	/*
 	 * Folder for the journals of in-place rewrites, or -1 for none.
 	 * Without one, a process killed inside a rewrite of committed blocks
