@@ -210,6 +210,7 @@ struct pass {
 	struct volkeys_progress *p;
 	volkeys_progress_fn fn;
 	void *arg;
+	const struct volkeys_ops *ops;	/* NULL: cfile_rewrap */
 };
 
 static int estimate_visit(struct walk *w, int dirfd, const char *name)
@@ -228,10 +229,15 @@ static int rewrap_visit(struct walk *w, int dirfd, const char *name)
 
 	fd = openat(dirfd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK |
 		    O_CLOEXEC);
-	rc = fd < 0 ? -errno : cfile_rewrap(fd, &w->v->cv, p->target, NULL);
+	if (fd < 0)
+		rc = -errno;
+	else if (ps->ops)
+		rc = ps->ops->rewrap(ps->ops->arg, fd, p->target);
+	else
+		rc = cfile_rewrap(fd, &w->v->cv, p->target, NULL);
 	if (fd >= 0)
 		close(fd);
-	if (rc == -ENOMEM)
+	if (rc == -ENOMEM || rc == -ECANCELED)
 		return rc;
 	if (!rc)
 		p->done++;
@@ -384,11 +390,42 @@ static int rotation_end(struct volume *v, bool keep_old,
 	return 0;
 }
 
+/*
+ * More passes while files keep turning up on an older version (moved by a
+ * rename from a folder not walked yet into one walked already), at most
+ * ops->passes; the first pass's skipped count is the one told.
+ */
+static int more_passes(struct walk *w, struct pass *ps, char *err,
+		       size_t err_len)
+{
+	struct volkeys_progress *p = ps->p;
+	uint64_t skipped = p->skipped, before;
+	int rc = 0;
+
+	for (unsigned k = 1; ps->ops && k < ps->ops->passes && !rc; k++) {
+		before = p->done + p->failed;
+		rc = walk(w, err, err_len);
+		p->skipped = skipped;
+		if (p->done + p->failed == before)
+			break;
+	}
+	return rc;
+}
+
 int volkeys_rotate(struct volume *v, bool keep_old, volkeys_progress_fn fn,
 		   void *arg, struct volkeys_progress *p, char *err,
 		   size_t err_len)
 {
-	struct pass ps = { .p = p, .fn = fn, .arg = arg };
+	return volkeys_rotate_with(v, keep_old, NULL, fn, arg, p, err,
+				   err_len);
+}
+
+int volkeys_rotate_with(struct volume *v, bool keep_old,
+			const struct volkeys_ops *ops, volkeys_progress_fn fn,
+			void *arg, struct volkeys_progress *p, char *err,
+			size_t err_len)
+{
+	struct pass ps = { .p = p, .fn = fn, .arg = arg, .ops = ops };
 	struct walk w = { .v = v, .visit = estimate_visit, .arg = p };
 	int rc;
 
@@ -403,6 +440,8 @@ int volkeys_rotate(struct volume *v, bool keep_old, volkeys_progress_fn fn,
 		fn(arg, p);
 	if (!rc)
 		rc = walk(&w, err, err_len);
+	if (!rc)
+		rc = more_passes(&w, &ps, err, err_len);
 	if (rc)
 		return rc;
 	if (p->failed)

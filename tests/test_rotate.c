@@ -14,7 +14,10 @@
 
 #include "phifs/cfile.h"
 #include "phifs/keys.h"
+#include "phifs/nodes.h"
+#include "phifs/rotate.h"
 #include "phifs/volume.h"
+#include "testutil.h"
 #include "volfixture.h"
 
 static char dir[64], keyfile[128];
@@ -167,4 +170,154 @@ Test(rotate, a_failed_change_publishes_nothing)
 	cr_assert_eq(vol->keys, before);
 	cr_assert_eq(vol->cv.active_version, active);
 	cr_assert_eq(keys_versions(vol->keys, NULL, 0), 1);
+}
+
+/* --- re-wrapping while files are open (nodes_rewrap, rotate) --- */
+
+/* A new file `name` of the volume on fd (O_RDWR), as the mount makes one. */
+static int new_backing(const char *name)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_RDWR | O_CREAT, 0600);
+	cr_assert_geq(fd, 0, "%s", path);
+	return fd;
+}
+
+static uint32_t version_of(const char *name)
+{
+	uint32_t ver = 0;
+	int fd = new_backing(name);
+
+	cr_assert_eq(cfile_header_version(fd, &vol->cv, &ver), 0);
+	close(fd);
+	return ver;
+}
+
+static uint32_t new_version(void)
+{
+	char err[256];
+
+	cr_assert_eq(volume_keys_change(vol, rotate_change, NULL, err,
+					sizeof(err)), 0, "%s", err);
+	return vol->cv.active_version;
+}
+
+Test(rotate, an_open_file_is_rewrapped_through_its_cfile)
+{
+	struct nodes *t;
+	struct node *n;
+	uint8_t buf[10000], back[10000];
+	struct cfile *f;
+	uint32_t v2;
+	int fd, fd2;
+
+	memset(buf, 'x', sizeof(buf));
+	cr_assert_eq(nodes_new(&vol->cv, &t), 0);
+	cr_assert_eq(nodes_get(t, new_backing("open"), true, &n), 0);
+	cr_assert_eq(cfile_pwrite(n->cf, buf, 5000, 0), 5000);
+	v2 = new_version();
+	/* The walk's own fd, as volkeys opens it. */
+	fd2 = new_backing("open");
+	cr_assert_eq(nodes_rewrap(t, fd2, v2), 0);
+	cr_assert_eq(version_of("open"), v2);
+	/* Its size, pending at the re-wrap, went with it; later writes and
+	 * commits stay on v2 (a re-wrap behind the cfile's back would be
+	 * undone by this commit, which starts from the cfile's header). */
+	cr_assert_eq(cfile_pwrite(n->cf, buf + 5000, 5000, 5000), 5000);
+	cr_assert_eq(cfile_commit(n->cf), 0);
+	cr_assert_eq(version_of("open"), v2);
+	cr_assert_eq(nodes_rewrap(t, fd2, v2), -EALREADY);
+	cr_assert_eq(nodes_put(t, n), 0);
+	close(fd2);
+	nodes_free(t);
+	fd = new_backing("open");
+	cr_assert_eq(cfile_open(fd, &vol->cv, &f), 0);
+	cr_assert_eq(cfile_size(f), sizeof(buf));
+	cr_assert_eq(cfile_pread(f, back, sizeof(back), 0), sizeof(back));
+	cr_assert_arr_eq(back, buf, sizeof(buf));
+	cr_assert_eq(cfile_release(f), 0);
+	/* Both slots on v2: the old version opens nothing here. */
+	cr_assert_eq(cfile_rewrap(fd, &vol->cv, v2, NULL), -EALREADY);
+	close(fd);
+}
+
+Test(rotate, closed_and_being_made_files)
+{
+	struct nodes *t;
+	struct cfile *f;
+	uint32_t v2;
+	int fd = new_backing("closed"), empty = new_backing("empty");
+
+	cr_assert_eq(cfile_create(fd, &vol->cv, &f), 0);
+	cr_assert_eq(cfile_pwrite(f, "abc", 3, 0), 3);
+	cr_assert_eq(cfile_release(f), 0);
+	cr_assert_eq(nodes_new(&vol->cv, &t), 0);
+	v2 = new_version();
+	cr_assert_eq(nodes_rewrap(t, fd, v2), 0);
+	cr_assert_eq(version_of("closed"), v2);
+	/* No header yet: a create under way, which takes the active one. */
+	cr_assert_eq(nodes_rewrap(t, empty, v2), -EALREADY);
+	nodes_free(t);
+	close(fd);
+	close(empty);
+}
+
+static struct rotate *rot;
+
+static bool rotation_ended(void *arg)
+{
+	struct rotate_status *st = arg;
+
+	rotate_get(rot, st);
+	return st->state != ROTATE_RUNNING;
+}
+
+Test(rotate, the_daemons_rotation_runs_on_its_own_thread)
+{
+	struct rotate_status *st = calloc(1, sizeof(*st));
+	struct vfs *v;
+	unsigned id;
+
+	cr_assert_not_null(st);
+	for (int i = 0; i < 20; i++) {
+		char name[16];
+		struct cfile *f;
+		int fd;
+
+		snprintf(name, sizeof(name), "f%d", i);
+		fd = new_backing(name);
+		cr_assert_eq(cfile_create(fd, &vol->cv, &f), 0);
+		cr_assert_eq(cfile_release(f), 0);
+		close(fd);
+	}
+	cr_assert_eq(vfs_new(vol, NULL, NULL, &v), 0);
+	cr_assert_eq(rotate_new(vol, v, &rot), 0);
+	rotate_get(rot, st);
+	cr_assert_eq(st->state, ROTATE_NONE);
+	cr_assert_eq(rotate_start(rot, false, &id), 0);
+	cr_assert_eq(id, 1);
+	cr_assert(tu_wait_until(rotation_ended, st, 20000));
+	cr_assert_eq(st->state, ROTATE_DONE, "%s", st->error);
+	cr_assert_eq(st->p.target, 2);
+	cr_assert_eq(st->p.done, 20);
+	cr_assert_eq(st->p.estimate, 20);
+	cr_assert_eq(st->p.nretired, 1);
+	cr_assert_eq(st->p.retired[0], 1);
+	cr_assert_null(keys_kek(vol->keys, 1), "v1 retired in the keystore");
+	cr_assert_eq(version_of("f7"), 2);
+	/* Again, keeping the old one. */
+	cr_assert_eq(rotate_start(rot, true, &id), 0);
+	cr_assert_eq(id, 2);
+	cr_assert(tu_wait_until(rotation_ended, st, 20000));
+	cr_assert_eq(st->state, ROTATE_DONE, "%s", st->error);
+	cr_assert_eq(st->p.nretired, 0);
+	cr_assert_not_null(keys_kek(vol->keys, 2), "v2 kept decrypt-only");
+	rotate_stop(rot);
+	cr_assert_eq(rotate_start(rot, false, &id), -ESHUTDOWN);
+	rotate_free(rot);
+	vfs_free(v);
+	free(st);
 }

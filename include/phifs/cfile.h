@@ -157,7 +157,7 @@ int64_t cfile_fault(struct cfile *f);
 
 /* The file's 128-bit ID and the master key version wrapping its DEK. */
 const uint8_t *cfile_file_id(const struct cfile *f);
-uint32_t cfile_key_version(const struct cfile *f);
+uint32_t cfile_key_version(struct cfile *f);
 
 /*
  * On a file no cfile has open (an offline volume): the master key version
@@ -174,5 +174,13 @@ int cfile_header_version(int fd, const struct cfile_volume *vol,
  */
 int cfile_rewrap(int fd, const struct cfile_volume *vol, uint32_t version,
 		 uint32_t *from);
+/*
+ * cfile_rewrap() for an open file, through f and under its lock: pending
+ * size committed first, then both slots re-wrapped, and f's header
+ * becomes the new one, so later commits stay on `version`.  -EALREADY
+ * when both slots are on it; -EBADF when f is open read-only (it never
+ * writes its header then: cfile_rewrap() on another fd is safe).
+ */
+int cfile_rewrap_open(struct cfile *f, uint32_t version);
 
 #endif
