@@ -377,13 +377,14 @@ int cfile_create_as(int fd, const struct cfile_volume *vol,
 		    const uint8_t *file_id, uint32_t dek_gen, struct cfile **out)
 {
 	uint8_t region[FORMAT_HEADER_SIZE] = { 0 };
+	/* Read once: the header names the version whose KEK wraps. */
+	uint32_t active = vol->active_version;
 	struct format_header h = {
 		.version = FORMAT_VERSION,
-		.key_version = vol->active_version,
+		.key_version = active,
 		.dek_gen = dek_gen,
 	};
-	const struct crypto_key *kek = vol->kek(vol->kek_arg,
-						vol->active_version);
+	const struct crypto_key *kek = vol->kek(vol->kek_arg, active);
 	struct crypto_key *dek = NULL;
 	struct cfile *f = NULL;
 	struct stat st;
@@ -536,6 +537,52 @@ int cfile_rewrap(int fd, const struct cfile_volume *vol, uint32_t version,
 				(uint64_t)rw.idx[i] * FORMAT_SLOT_STRIDE);
 	if (!rc && from)
 		*from = rw.from;
+	return rc;
+}
+
+/*
+ * The re-wrap of an open file must go through its cfile: f->hdr is what its
+ * next commit starts from, so slots rewritten behind its back would be
+ * overwritten by a header under the old version, or lose a size.
+ */
+static int rewrap_locked(struct cfile *f, uint32_t version)
+{
+	const struct crypto_key *kek = f->vol->kek(f->vol->kek_arg, version);
+	uint8_t region[FORMAT_HEADER_SIZE];
+	struct format_rewrap rw;
+	struct format_header h;
+	int rc;
+
+	if (!kek)
+		return -ENOKEY;
+	if (!f->writable)
+		return -EBADF;
+	rc = commit_locked(f);	/* the header on disk is then f->hdr */
+	if (!rc)
+		rc = read_region(f->fd, region);
+	if (!rc)
+		rc = format_header_rewrap(region, f->vol->volume_id,
+					  f->vol->kek, f->vol->kek_arg,
+					  version, kek, &rw);
+	for (int i = 0; i < 2 && !rc; i++)
+		rc = ioutil_pwrite_all(f->fd, rw.slot[i], FORMAT_SLOT_SIZE,
+				(uint64_t)rw.idx[i] * FORMAT_SLOT_STRIDE);
+	if (!rc)
+		rc = format_slot_parse(rw.slot[1], &h);
+	if (rc)
+		return rc;
+	f->hdr = h;
+	f->slot = rw.idx[1];
+	return 0;
+}
+
+int cfile_rewrap_open(struct cfile *f, uint32_t version)
+{
+	int rc;
+
+	pthread_rwlock_wrlock(&f->lock);
+	rc = rewrap_locked(f, version);
+	pthread_rwlock_unlock(&f->lock);
 	return rc;
 }
 
@@ -1040,9 +1087,14 @@ const uint8_t *cfile_file_id(const struct cfile *f)
 	return f->fk.file_id;
 }
 
-uint32_t cfile_key_version(const struct cfile *f)
+uint32_t cfile_key_version(struct cfile *f)
 {
-	return f->hdr.key_version;
+	uint32_t v;
+
+	pthread_rwlock_rdlock(&f->lock);	/* a re-wrap changes it */
+	v = f->hdr.key_version;
+	pthread_rwlock_unlock(&f->lock);
+	return v;
 }
 
 uint32_t cfile_dek_gen(const struct cfile *f)

@@ -170,15 +170,16 @@ static void on_signal(uv_signal_t *s, int signum)
 static char *answer(struct ctl *c, const char *line, size_t len)
 {
 	struct ctl_status *st;
-	enum ctl_cmd cmd;
+	struct ctl_req req;
 	char why[512];
 	bool policy;
+	unsigned id;
 	char *a;
 	int rc;
 
-	if (ctl_msg_parse(line, len, &cmd, why, sizeof(why)))
+	if (ctl_msg_parse_req(line, len, &req, why, sizeof(why)))
 		return ctl_msg_error(why);
-	switch (cmd) {
+	switch (req.cmd) {
 	case CTL_STATUS:
 		st = calloc(1, sizeof(*st));
 		if (!st)
@@ -201,6 +202,17 @@ static char *answer(struct ctl *c, const char *line, size_t len)
 	case CTL_UNMOUNT:
 		begin_stop(c, "control socket");
 		return ctl_msg_ok();
+	case CTL_KEY_ROTATE:
+		if (!c->ops->key_rotate)
+			return ctl_msg_error("key-rotate: not served here");
+		if (c->stopping)
+			return ctl_msg_error("key-rotate: unmounting");
+		*why = 0;
+		rc = c->ops->key_rotate(c->arg, req.keep_old, &id, why,
+					sizeof(why));
+		if (rc && !*why)
+			snprintf(why, sizeof(why), "%s", strerror(-rc));
+		return rc ? ctl_msg_error(why) : ctl_msg_rotate_started(id);
 	}
 	return ctl_msg_error("unknown command");
 }

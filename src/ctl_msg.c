@@ -23,13 +23,42 @@ static const struct {
 	{ "flush", CTL_FLUSH },
 	{ "reload", CTL_RELOAD },
 	{ "unmount", CTL_UNMOUNT },
+	{ "key-rotate", CTL_KEY_ROTATE },
 };
 
 int ctl_msg_parse(const char *line, size_t len, enum ctl_cmd *cmd,
 		  char *err, size_t err_len)
 {
+	struct ctl_req req;
+	int rc = ctl_msg_parse_req(line, len, &req, err, err_len);
+
+	if (!rc)
+		*cmd = req.cmd;
+	return rc;
+}
+
+/* The fields a command takes besides cmd and version. */
+static int req_fields(json_t *o, struct ctl_req *req, char *err,
+		      size_t err_len)
+{
+	json_t *k = json_object_get(o, "keep_old");
+
+	req->keep_old = false;
+	if (req->cmd != CTL_KEY_ROTATE || !k)
+		return 0;
+	if (!json_is_boolean(k)) {
+		snprintf(err, err_len, "\"keep_old\" is true or false");
+		return -EINVAL;
+	}
+	req->keep_old = json_is_true(k);
+	return 0;
+}
+
+int ctl_msg_parse_req(const char *line, size_t len, struct ctl_req *req,
+		      char *err, size_t err_len)
+{
 	json_error_t je;
-	json_t *req, *name, *ver;
+	json_t *req_json, *name, *ver;
 	int rc = -EINVAL;
 
 	/* JSON_DISALLOW_NULL is not enough for a NUL inside the line. */
@@ -37,16 +66,16 @@ int ctl_msg_parse(const char *line, size_t len, enum ctl_cmd *cmd,
 		snprintf(err, err_len, "not JSON: a NUL byte");
 		return -EINVAL;
 	}
-	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
-	if (!req) {
+	req_json = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+	if (!req_json) {
 		snprintf(err, err_len, "not JSON: %s", je.text);
 		return -EINVAL;
 	}
-	if (!json_is_object(req)) {
+	if (!json_is_object(req_json)) {
 		snprintf(err, err_len, "a request is a JSON object");
 		goto out;
 	}
-	ver = json_object_get(req, "version");
+	ver = json_object_get(req_json, "version");
 	if (ver && (!json_is_integer(ver) ||
 		    json_integer_value(ver) < 1 ||
 		    json_integer_value(ver) > CTL_PROTO_VERSION)) {
@@ -54,15 +83,15 @@ int ctl_msg_parse(const char *line, size_t len, enum ctl_cmd *cmd,
 			 "(this daemon speaks %d)", CTL_PROTO_VERSION);
 		goto out;
 	}
-	name = json_object_get(req, "cmd");
+	name = json_object_get(req_json, "cmd");
 	if (!json_is_string(name)) {
 		snprintf(err, err_len, "no \"cmd\" string in the request");
 		goto out;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(json_string_value(name), commands[i].name)) {
-			*cmd = commands[i].cmd;
-			rc = 0;
+			req->cmd = commands[i].cmd;
+			rc = req_fields(req_json, req, err, err_len);
 			goto out;
 		}
 	/* Quoted with escapes: the name came from the client. */
@@ -73,7 +102,7 @@ int ctl_msg_parse(const char *line, size_t len, enum ctl_cmd *cmd,
 		free(q);
 	}
 out:
-	json_decref(req);
+	json_decref(req_json);
 	return rc;
 }
 
@@ -169,6 +198,41 @@ static json_t *status_auth(const struct vfs_stats *vs, int *bad)
 	return a;
 }
 
+static json_t *status_rotation(const struct ctl_rotation *r, int *bad)
+{
+	json_t *o = json_object(), *ret = json_array();
+
+	put(o, "id", uint_of(r->id), bad);
+	put(o, "state", json_string(r->state), bad);
+	put(o, "phase", json_string(r->phase), bad);
+	put(o, "keep_old", json_boolean(r->keep_old), bad);
+	put(o, "resumed", json_boolean(r->resumed), bad);
+	put(o, "target", uint_of(r->target), bad);
+	put(o, "total", uint_of(r->total), bad);
+	put(o, "done", uint_of(r->done), bad);
+	put(o, "skipped", uint_of(r->skipped), bad);
+	put(o, "failed", uint_of(r->failed), bad);
+	put(o, "first_failed", json_string(r->first_failed), bad);
+	put(o, "first_error", json_string(r->first_error), bad);
+	for (unsigned i = 0; i < r->nretired && i < 8 && ret; i++)
+		if (json_array_append_new(ret, uint_of(r->retired[i])))
+			(*bad)++;
+	put(o, "retired", ret, bad);
+	put(o, "nretired", uint_of(r->nretired), bad);
+	put(o, "seconds", json_real(r->seconds), bad);
+	put(o, "error", json_string(r->error), bad);
+	return o;
+}
+
+char *ctl_msg_rotate_started(unsigned id)
+{
+	json_t *o = answer(true);
+
+	if (o && json_object_set_new(o, "rotation", uint_of(id)))
+		json_decref(o), o = NULL;
+	return line_of(o);
+}
+
 char *ctl_msg_status(const struct ctl_status *st)
 {
 	const struct vfs_stats *vs = &st->vfs;
@@ -209,6 +273,8 @@ char *ctl_msg_status(const struct ctl_status *st)
 	put(loop, "max_threads", uint_of(st->loop_max_threads), &bad);
 	put(loop, "requests", uint_of(st->loop_requests), &bad);
 	put(o, "loop", loop, &bad);
+	if (st->rotation.state[0])
+		put(o, "rotation", status_rotation(&st->rotation, &bad), &bad);
 	if (bad) {
 		json_decref(o);
 		return NULL;
@@ -288,6 +354,13 @@ static void print_table(json_t *o, FILE *out)
 		" requests\n", "request loop", str(v, "kind"),
 		num(v, "threads"), num(v, "max_threads"),
 		num(v, "requests"));
+	v = json_object_get(o, "rotation");
+	if (v)
+		fprintf(out, "%-16s %s, to v%" PRIu64 ": %" PRIu64 "/%" PRIu64
+			" files (%" PRIu64 " failed)\n", "key rotation",
+			str(v, "state"), num(v, "target"),
+			num(v, "done") + num(v, "skipped") + num(v, "failed"),
+			num(v, "total"), num(v, "failed"));
 }
 
 /* Prometheus label values escape \, " and newlines. */
@@ -416,6 +489,61 @@ int ctl_msg_format(const char *ans, enum ctl_format fmt, FILE *out,
 		print_prometheus(o, out);
 	else
 		print_table(o, out);
+	rc = 0;
+out:
+	json_decref(o);
+	return rc;
+}
+
+/* A string field of o into buf; "" when absent. */
+static void str_into(json_t *o, const char *key, char *buf, size_t len)
+{
+	json_t *v = json_object_get(o, key);
+
+	snprintf(buf, len, "%s", json_is_string(v) ? json_string_value(v) : "");
+}
+
+int ctl_msg_rotation(const char *ans, struct ctl_rotation *out, char *why,
+		     size_t why_len)
+{
+	json_t *o = json_loads(ans, 0, NULL), *r, *ret;
+	int rc = -EPROTO;
+
+	snprintf(why, why_len, "not a status answer");
+	if (!json_is_object(o))
+		goto out;
+	if (!json_is_true(json_object_get(o, "ok"))) {
+		str_into(o, "error", why, why_len);
+		rc = -EINVAL;
+		goto out;
+	}
+	if (!json_object_get(o, "pid"))
+		goto out;
+	r = json_object_get(o, "rotation");
+	rc = -ENOENT;
+	if (!json_is_object(r))
+		goto out;
+	memset(out, 0, sizeof(*out));
+	str_into(r, "state", out->state, sizeof(out->state));
+	str_into(r, "phase", out->phase, sizeof(out->phase));
+	str_into(r, "first_failed", out->first_failed,
+		 sizeof(out->first_failed));
+	str_into(r, "first_error", out->first_error, sizeof(out->first_error));
+	str_into(r, "error", out->error, sizeof(out->error));
+	out->id = (unsigned)num(r, "id");
+	out->keep_old = json_is_true(json_object_get(r, "keep_old"));
+	out->resumed = json_is_true(json_object_get(r, "resumed"));
+	out->target = (uint32_t)num(r, "target");
+	out->total = num(r, "total");
+	out->done = num(r, "done");
+	out->skipped = num(r, "skipped");
+	out->failed = num(r, "failed");
+	out->nretired = (unsigned)num(r, "nretired");
+	out->seconds = json_number_value(json_object_get(r, "seconds"));
+	ret = json_object_get(r, "retired");
+	for (size_t i = 0; i < json_array_size(ret) && i < 8; i++)
+		out->retired[i] = (uint32_t)json_integer_value(
+			json_array_get(ret, i));
 	rc = 0;
 out:
 	json_decref(o);

@@ -186,6 +186,47 @@ void keys_free(struct keys_store *ks)
 	free(ks);
 }
 
+/* A copy of key k, or NULL (ENOMEM); NULL stays NULL in *out. */
+static int key_dup(const struct crypto_key *k, struct crypto_key **out)
+{
+	*out = k ? crypto_key_from(k->bytes) : NULL;
+	return k && !*out ? -ENOMEM : 0;
+}
+
+int keys_copy(const struct keys_store *ks, struct keys_store **out)
+{
+	struct keys_store *c = calloc(1, sizeof(*c));
+	int rc = -ENOMEM;
+
+	if (!c)
+		return -ENOMEM;
+	*c = *ks;
+	c->root = c->audit = NULL;
+	c->slots = calloc(ks->nslots ? ks->nslots : 1, sizeof(*c->slots));
+	c->versions = calloc(ks->nversions ? ks->nversions : 1,
+			     sizeof(*c->versions));
+	if (!c->slots || !c->versions) {
+		c->nversions = 0;
+		goto out;
+	}
+	memcpy(c->slots, ks->slots, ks->nslots * sizeof(*c->slots));
+	memcpy(c->versions, ks->versions,
+	       ks->nversions * sizeof(*c->versions));
+	for (size_t i = 0; i < ks->nversions; i++)
+		c->versions[i].kek = NULL;	/* keys_free on the way out */
+	for (size_t i = 0; i < ks->nversions; i++)
+		if (key_dup(ks->versions[i].kek, &c->versions[i].kek))
+			goto out;
+	if (key_dup(ks->root, &c->root) || key_dup(ks->audit, &c->audit))
+		goto out;
+	*out = c;
+	c = NULL;	/* transferred */
+	rc = 0;
+out:
+	keys_free(c);
+	return rc;
+}
+
 int keys_create(const struct keys_secret *s, const struct keys_params *p,
 		struct keys_store **out)
 {

@@ -34,6 +34,7 @@
 #include "phifs/loop.h"
 #include "phifs/mountcheck.h"
 #include "phifs/policy.h"
+#include "phifs/rotate.h"
 #include "phifs/secmem.h"
 #include "phifs/sysnames.h"
 #include "phifs/volume.h"
@@ -494,6 +495,7 @@ struct serving {
 	struct fuse_session *se;
 	int mounted;
 	struct ctl *ctl;
+	struct rotate *rot;		/* key-rotate's */
 	const struct args *a;
 	struct loop_stats loop;
 	struct timespec started;	/* CLOCK_MONOTONIC */
@@ -553,6 +555,43 @@ static int serve_session(const struct args *a, struct serving *s)
 
 /* --- the control plane's side (ctl_ops) --- */
 
+/* The last key rotation, for the status; nothing when none ran. */
+static void status_rotation(struct serving *s, struct ctl_rotation *out)
+{
+	struct rotate_status *rs = malloc(sizeof(*rs));
+	const struct volkeys_progress *p;
+
+	if (!rs || !s->rot) {
+		free(rs);
+		return;
+	}
+	rotate_get(s->rot, rs);
+	p = &rs->p;
+	if (rs->state != ROTATE_NONE) {
+		snprintf(out->state, sizeof(out->state), "%s",
+			 rotate_state_name(rs->state));
+		snprintf(out->phase, sizeof(out->phase), "%s",
+			 p->phase == VOLKEYS_RETIRING ? "retire" : "rewrap");
+		out->id = rs->id;
+		out->keep_old = rs->keep_old;
+		out->resumed = p->resumed;
+		out->target = p->target;
+		out->total = p->estimate;
+		out->done = p->done;
+		out->skipped = p->skipped;
+		out->failed = p->failed;
+		out->seconds = rs->seconds;
+		snprintf(out->first_failed, sizeof(out->first_failed), "%s",
+			 p->failed ? p->first_bad : "");
+		snprintf(out->first_error, sizeof(out->first_error), "%s",
+			 p->failed ? strerror(-p->first_err) : "");
+		out->nretired = (unsigned)p->nretired;
+		memcpy(out->retired, p->retired, sizeof(out->retired));
+		snprintf(out->error, sizeof(out->error), "%s", rs->error);
+	}
+	free(rs);
+}
+
 static void ctl_status(void *arg, struct ctl_status *st)
 {
 	struct serving *s = arg;
@@ -584,6 +623,7 @@ static void ctl_status(void *arg, struct ctl_status *st)
 						memory_order_relaxed);
 	st->loop_requests = atomic_load_explicit(&s->loop.requests,
 						 memory_order_relaxed);
+	status_rotation(s, &st->rotation);
 }
 
 /*
@@ -725,7 +765,24 @@ static void ctl_stop(void *arg)
 	pthread_mutex_unlock(&s->wake_lock);
 }
 
+static int ctl_key_rotate(void *arg, bool keep_old, unsigned *id, char *why,
+			  size_t len)
+{
+	struct serving *s = arg;
+	int rc = rotate_start(s->rot, keep_old, id);
+
+	if (rc == -EBUSY)
+		snprintf(why, len, "a key rotation is running already");
+	else if (rc)
+		snprintf(why, len, "key rotation: %s", strerror(-rc));
+	else
+		log_msg(LOG_KIND_LIFECYCLE, LOG_INFO, "key rotation %u "
+			"started%s", *id, keep_old ? " (keep old)" : "");
+	return rc;
+}
+
 static const struct ctl_ops control = {
+	.key_rotate = ctl_key_rotate,
 	.status = ctl_status,
 	.serving = ctl_serving,
 	.flush = ctl_flush,
@@ -764,6 +821,9 @@ static int serve_control(const struct args *a, struct serving *s)
 	if (sigaction(SIGUSR2, &sa, NULL))
 		return say(EXIT_FAILURE, "sigaction: %s", strerror(errno));
 	s->main_thread = pthread_self();
+	rc = rotate_new(s->vol, fs_vfs(s->fs), &s->rot);
+	if (rc)
+		return say(EXIT_FAILURE, "%s", strerror(-rc));
 	rc = ctl_new(path, &control, s, &s->ctl, err, sizeof(err));
 	if (rc)
 		return say(EXIT_FAILURE, "%s", err);
@@ -820,6 +880,10 @@ static int serve_mounted(const struct args *a, struct serving *s,
 /* Unmounts and lets go of all s holds; rc is serve()'s exit status. */
 static void serve_end(const struct args *a, struct serving *s, int rc)
 {
+	/* A rotation stops at its next file; its marker lets the next one
+	 * finish the job. */
+	if (s->rot)
+		rotate_stop(s->rot);
 	if (s->mounted)
 		fuse_session_unmount(s->se);
 	if (s->se)
@@ -831,6 +895,7 @@ static void serve_end(const struct args *a, struct serving *s, int rc)
 			a->mountpoint, rc);
 	/* Before the core goes: the status reads it until here. */
 	ctl_free(s->ctl);
+	rotate_free(s->rot);	/* the status read it until here */
 	if (s->fargs)
 		fuse_opt_free_args(&s->fa);
 	fs_free(s->fs);

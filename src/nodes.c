@@ -230,6 +230,39 @@ int nodes_commit_all(struct nodes *t,
 	return rc;
 }
 
+int nodes_rewrap(struct nodes *t, int fd, uint32_t version)
+{
+	struct node *n;
+	struct stat st;
+	int rc, r;
+
+	if (fstat(fd, &st))
+		return -errno;
+	pthread_mutex_lock(&t->lock);
+	while ((n = find(t, st.st_dev, st.st_ino)) && n->closing)
+		pthread_cond_wait(&t->closed, &t->lock);
+	if (!n) {
+		/* Closed: the table's lock keeps any open from starting, as
+		 * nodes_get opens under it.  A file still without a header
+		 * is one being made, under the active version. */
+		if (fstat(fd, &st))
+			rc = -errno;
+		else if (st.st_size == 0)
+			rc = -EALREADY;
+		else
+			rc = cfile_rewrap(fd, t->vol, version, NULL);
+		pthread_mutex_unlock(&t->lock);
+		return rc;
+	}
+	n->refs++;	/* held open while its cfile re-wraps */
+	pthread_mutex_unlock(&t->lock);
+	rc = cfile_rewrap_open(n->cf, version);
+	if (rc == -EBADF)	/* a read-only cfile never writes its header */
+		rc = cfile_rewrap(fd, t->vol, version, NULL);
+	r = nodes_put(t, n);
+	return rc ? rc : r;
+}
+
 size_t nodes_count(struct nodes *t)
 {
 	return t->count;

@@ -651,3 +651,8 @@ void vfs_releasedir(struct vfs *v, const struct vfs_caller *c,
 	dir_close(v, d);
 	vfs_record(v, c, &r, 0, NULL, 0);
 }
+
+int vfs_rewrap(struct vfs *v, int fd, uint32_t version)
+{
+	return nodes_rewrap(v->nodes, fd, version);
+}

@@ -70,6 +70,9 @@ struct vfs {
 	unsigned n_inval;
 	bool ticking;
 	_Atomic bool ticker_idle;	/* waits untimed: no file is open */
+	/* Renames begun and ended in the backing: a walk of the tree (a
+	 * rotation's) is complete only if none ran while it did. */
+	_Atomic uint64_t renames_begun, renames_ended;
 	/* The figures of vfs_stats: relaxed atomics, no lock, in stripes
 	 * that threads spread over, so that workers on different CPUs do
 	 * not fight over one cache line for every read and write. */

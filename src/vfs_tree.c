@@ -7,6 +7,7 @@
 #include "vfs_impl.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -286,7 +287,9 @@ static int rename_entry(struct vfs *v, struct inode *p, const char *name,
 	if (rc || (rc = pfd = inodes_pin(v->inodes, p)) < 0)
 		return rc;
 	if ((rc = qfd = inodes_pin(v->inodes, q)) >= 0) {
+		atomic_fetch_add(&v->renames_begun, 1);
 		rc = vfs_sys(renameat2(pfd, a, qfd, b, flags));
+		atomic_fetch_add(&v->renames_ended, 1);
 		inodes_unpin(v->inodes, q);
 	}
 	inodes_unpin(v->inodes, p);
@@ -308,4 +311,11 @@ int vfs_rename(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
 				  rename_entry(v, vfs_inode(v, parent), name,
 					       vfs_inode(v, newparent),
 					       newname, flags));
+}
+
+void vfs_renames(struct vfs *v, uint64_t out[2])
+{
+	/* Ended first: then a rename seen ended was seen begun too. */
+	out[1] = atomic_load(&v->renames_ended);
+	out[0] = atomic_load(&v->renames_begun);
 }

@@ -232,6 +232,7 @@ struct pass {
 	struct volkeys_progress *p;
 	volkeys_progress_fn fn;
 	void *arg;
+	const struct volkeys_ops *ops;	/* NULL: cfile_rewrap */
 };
 
 static int estimate_visit(struct volkeys_walk *w, int dirfd, const char *name)
@@ -250,10 +251,15 @@ static int rewrap_visit(struct volkeys_walk *w, int dirfd, const char *name)
 
 	fd = openat(dirfd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK |
 		    O_CLOEXEC);
-	rc = fd < 0 ? -errno : cfile_rewrap(fd, &w->v->cv, p->target, NULL);
+	if (fd < 0)
+		rc = -errno;
+	else if (ps->ops)
+		rc = ps->ops->rewrap(ps->ops->arg, fd, p->target);
+	else
+		rc = cfile_rewrap(fd, &w->v->cv, p->target, NULL);
 	if (fd >= 0)
 		close(fd);
-	if (rc == -ENOMEM)
+	if (rc == -ENOMEM || rc == -ECANCELED)
 		return rc;
 	if (!rc)
 		p->done++;
@@ -295,12 +301,56 @@ static int marker_read(const struct volume *v, uint32_t *target)
 	return 0;
 }
 
+/* keys_rotate() for volume_keys_change(); *arg, the version it must make. */
+static int rotate_change(struct keys_store *ks, void *arg, char *err,
+			 size_t err_len)
+{
+	uint32_t want = *(uint32_t *)arg, t;
+	int rc = keys_rotate(ks, &t);
+
+	if (!rc && t != want)
+		rc = -ESTALE;	/* cannot be: one change at a time */
+	if (rc)
+		return errmsg(err, err_len, rc, "new master key version: %s",
+			      strerror(-rc));
+	return 0;
+}
+
+/* Retires the decrypt-only versions of ks; *arg counts them in a
+ * volkeys_progress. */
+static int retire_change(struct keys_store *ks, void *arg, char *err,
+			 size_t err_len)
+{
+	struct volkeys_progress *p = arg;
+	size_t n = keys_versions(ks, NULL, 0);
+	struct keys_version_info *vi = calloc(n ? n : 1, sizeof(*vi));
+	int rc = 0;
+
+	if (!vi)
+		return errmsg(err, err_len, -ENOMEM, "out of memory");
+	n = keys_versions(ks, vi, n);
+	p->nretired = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		if (vi[i].state != KEYS_DECRYPT_ONLY)
+			continue;
+		rc = keys_retire(ks, vi[i].version);
+		if (!rc && p->nretired < 8)
+			p->retired[p->nretired] = vi[i].version;
+		p->nretired += !rc;
+	}
+	free(vi);
+	if (rc)
+		return errmsg(err, err_len, rc, "retire: %s", strerror(-rc));
+	return 0;
+}
+
 /* Starts a rotation (marker, then the keystore naming the new version)
  * or finds the one a kill left unfinished. */
 static int rotation_begin(struct volume *v, struct volkeys_progress *p,
 			  char *err, size_t err_len)
 {
-	char buf[64], kerr[KEYS_ERR_LEN];
+	struct keys_version_info *vi;
+	char buf[64];
 	uint32_t t;
 	int rc = marker_read(v, &t), n;
 
@@ -313,10 +363,18 @@ static int rotation_begin(struct volume *v, struct volkeys_progress *p,
 		p->resumed = true;
 		return 0;
 	}
-	rc = keys_rotate(v->keys, &t);
-	if (rc)
-		return errmsg(err, err_len, rc, "new master key version: %s",
-			      strerror(-rc));
+	t = keys_versions(v->keys, NULL, 0);
+	vi = calloc(t, sizeof(*vi));
+	if (!vi)
+		return errmsg(err, err_len, -ENOMEM, "out of memory");
+	(void)keys_versions(v->keys, vi, t);
+	if (vi[t - 1].version == UINT32_MAX) {
+		free(vi);
+		return errmsg(err, err_len, -EOVERFLOW, "new master key "
+			      "version: %s", strerror(EOVERFLOW));
+	}
+	t = vi[t - 1].version + 1;	/* the one keys_rotate makes */
+	free(vi);
 	/* The marker first: one naming a version the keystore lacks is
 	 * stale, and ignored. */
 	n = snprintf(buf, sizeof(buf), MARKER_MAGIC "%u\n", (unsigned)t);
@@ -325,9 +383,10 @@ static int rotation_begin(struct volume *v, struct volkeys_progress *p,
 	if (rc)
 		return errmsg(err, err_len, rc, "%s/%s: %s", BACKING_META,
 			      VOLKEYS_MARKER, strerror(-rc));
-	if (keys_save(v->keys, v->metafd, kerr, sizeof(kerr)))
-		return errmsg(err, err_len, -EIO, "%s", kerr);
-	v->cv.active_version = t;
+	/* Published, not changed in place: a daemon's workers read it. */
+	rc = volume_keys_change(v, rotate_change, &t, err, err_len);
+	if (rc)
+		return rc;
 	p->target = t;
 	return 0;
 }
@@ -336,26 +395,14 @@ static int rotation_begin(struct volume *v, struct volkeys_progress *p,
 static int rotation_end(struct volume *v, bool keep_old,
 			struct volkeys_progress *p, char *err, size_t err_len)
 {
-	size_t n = keys_versions(v->keys, NULL, 0);
-	struct keys_version_info *vi = calloc(n ? n : 1, sizeof(*vi));
-	char kerr[KEYS_ERR_LEN];
 	int rc = 0;
 
-	if (!vi)
-		return errmsg(err, err_len, -ENOMEM, "out of memory");
-	n = keys_versions(v->keys, vi, n);
-	for (size_t i = 0; i < n && !keep_old && !rc; i++) {
-		if (vi[i].state != KEYS_DECRYPT_ONLY)
-			continue;
-		rc = keys_retire(v->keys, vi[i].version);
-		if (!rc && p->nretired < 8)
-			p->retired[p->nretired] = vi[i].version;
-		p->nretired += !rc;
+	if (!keep_old) {
+		rc = volume_keys_change(v, retire_change, p, err, err_len);
+		if (rc)
+			return rc;
 	}
-	free(vi);
-	if (!rc && keys_save(v->keys, v->metafd, kerr, sizeof(kerr)))
-		return errmsg(err, err_len, -EIO, "%s", kerr);
-	if (!rc && unlinkat(v->metafd, VOLKEYS_MARKER, 0) && errno != ENOENT)
+	if (unlinkat(v->metafd, VOLKEYS_MARKER, 0) && errno != ENOENT)
 		rc = -errno;
 	if (!rc && fsync(v->metafd))
 		rc = -errno;
@@ -365,11 +412,60 @@ static int rotation_end(struct volume *v, bool keep_old,
 	return 0;
 }
 
+/* Renames so far, as ops tell them; none without ops (a locked volume). */
+static void renames_now(const struct pass *ps, uint64_t out[2])
+{
+	out[0] = out[1] = 0;
+	if (ps->ops && ps->ops->renames)
+		ps->ops->renames(ps->ops->arg, out);
+}
+
+/*
+ * Walks the tree until one walk ran with no rename begun, ended or under
+ * way (a rename may move a file from a folder not walked yet into one
+ * walked already), at most ops->passes walks in all; -EAGAIN when none
+ * did.  The first walk's skipped count is the one told.
+ */
+static int settled_passes(struct volkeys_walk *w, struct pass *ps,
+			  char *err, size_t err_len)
+{
+	struct volkeys_progress *p = ps->p;
+	unsigned passes = ps->ops && ps->ops->passes ? ps->ops->passes : 1;
+	uint64_t skipped = 0, was[2], now[2];
+	int rc = 0;
+
+	for (unsigned k = 0; k < passes && !rc; k++) {
+		renames_now(ps, was);
+		rc = walk(w, err, err_len);
+		if (k == 0)
+			skipped = p->skipped;
+		p->skipped = skipped;
+		renames_now(ps, now);
+		if (!rc && was[0] == was[1] && now[0] == was[0] &&
+		    now[1] == was[1])
+			return 0;
+	}
+	if (rc)
+		return rc;
+	return errmsg(err, err_len, -EAGAIN, "files were renamed during each "
+		      "of %u passes, so one may have been missed; older "
+		      "versions stay decrypt-only: run rotate again", passes);
+}
+
 int volkeys_rotate(struct volume *v, bool keep_old, volkeys_progress_fn fn,
 		   void *arg, struct volkeys_progress *p, char *err,
 		   size_t err_len)
 {
-	struct pass ps = { .p = p, .fn = fn, .arg = arg };
+	return volkeys_rotate_with(v, keep_old, NULL, fn, arg, p, err,
+				   err_len);
+}
+
+int volkeys_rotate_with(struct volume *v, bool keep_old,
+			const struct volkeys_ops *ops, volkeys_progress_fn fn,
+			void *arg, struct volkeys_progress *p, char *err,
+			size_t err_len)
+{
+	struct pass ps = { .p = p, .fn = fn, .arg = arg, .ops = ops };
 	struct volkeys_walk w = { .v = v, .visit = estimate_visit, .arg = p };
 	int rc;
 
@@ -383,7 +479,7 @@ int volkeys_rotate(struct volume *v, bool keep_old, volkeys_progress_fn fn,
 	if (!rc && fn)
 		fn(arg, p);
 	if (!rc)
-		rc = walk(&w, err, err_len);
+		rc = settled_passes(&w, &ps, err, err_len);
 	if (rc)
 		return rc;
 	if (p->failed)
@@ -436,11 +532,22 @@ static int retire_check(const struct volkeys_count *c, uint32_t version,
 		      (unsigned)version);
 }
 
+static int retire_one(struct keys_store *ks, void *arg, char *err,
+		      size_t err_len)
+{
+	uint32_t version = *(uint32_t *)arg;
+	int rc = keys_retire(ks, version);
+
+	if (rc)
+		return errmsg(err, err_len, rc, "version %u: %s",
+			      (unsigned)version, strerror(-rc));
+	return 0;
+}
+
 int volkeys_retire(struct volume *v, uint32_t version, char *err,
 		   size_t err_len)
 {
 	struct volkeys_count c;
-	char kerr[KEYS_ERR_LEN];
 	int rc;
 
 	rc = volkeys_count(v, &c, err, err_len);
@@ -449,11 +556,5 @@ int volkeys_retire(struct volume *v, uint32_t version, char *err,
 	volkeys_count_release(&c);
 	if (rc)
 		return rc;
-	rc = keys_retire(v->keys, version);
-	if (rc)
-		return errmsg(err, err_len, rc, "version %u: %s",
-			      (unsigned)version, strerror(-rc));
-	if (keys_save(v->keys, v->metafd, kerr, sizeof(kerr)))
-		return errmsg(err, err_len, -EIO, "%s", kerr);
-	return 0;
+	return volume_keys_change(v, retire_one, &version, err, err_len);
 }

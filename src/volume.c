@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,12 @@
 #include <unistd.h>
 
 #include "phifs/errmsg.h"
+
+/* A snapshot no longer in force, kept for workers that may still use it. */
+struct volume_keys_old {
+	struct keys_store *ks;
+	struct volume_keys_old *next;
+};
 
 /* Takes the lock or says who holds it; writes our pid into it. */
 static int take_lock(struct volume *v, const char *dir, char *err,
@@ -95,11 +102,16 @@ int volume_open(const char *dir, const char *keyspec, bool lock,
 {
 	struct keys_secret *sec = NULL;
 	struct volume *v = calloc(1, sizeof(*v));
+	struct keys_store *ks = NULL;
 	char kerr[KEYS_ERR_LEN];
 	int rc;
 
 	if (!v)
 		return errmsg(err, err_len, -ENOMEM, "out of memory");
+	if (pthread_mutex_init(&v->keys_lock, NULL)) {
+		free(v);
+		return errmsg(err, err_len, -ENOMEM, "out of memory");
+	}
 	v->metafd = v->lockfd = v->journalfd = -1;
 	v->backing.rootfd = -1;
 	rc = backing_open(&v->backing, dir);
@@ -125,21 +137,22 @@ int volume_open(const char *dir, const char *keyspec, bool lock,
 		rc = errmsg(err, err_len, rc, "%s", kerr);
 		goto out;
 	}
-	rc = keys_load(v->metafd, sec, &v->keys, kerr, sizeof(kerr));
+	rc = keys_load(v->metafd, sec, &ks, kerr, sizeof(kerr));
 	if (rc) {
 		rc = errmsg(err, err_len, rc, "%s: %s", dir, kerr);
 		goto out;
 	}
-	rc = keys_volume_key(v->keys, "phifs size v1", &v->size_key);
+	v->keys = ks;
+	rc = keys_volume_key(ks, "phifs size v1", &v->size_key);
 	if (rc) {
 		rc = errmsg(err, err_len, rc, "%s: %s", dir, strerror(-rc));
 		goto out;
 	}
 	v->cv = (struct cfile_volume){
-		.volume_id = keys_volume_id(v->keys),
-		.kek = keys_kek_fn,
-		.kek_arg = v->keys,
-		.active_version = keys_active_version(v->keys),
+		.volume_id = keys_volume_id(ks),	/* the same in all */
+		.kek = volume_kek,
+		.kek_arg = v,
+		.active_version = keys_active_version(ks),
 		.journal_dirfd = v->journalfd,
 		.journals = &v->journals,
 		.size_key = v->size_key,
@@ -158,6 +171,14 @@ void volume_close(struct volume *v)
 		return;
 	crypto_key_free(v->size_key);
 	keys_free(v->keys);
+	while (v->old) {
+		struct volume_keys_old *o = v->old;
+
+		v->old = o->next;
+		keys_free(o->ks);	/* wipes */
+		free(o);
+	}
+	pthread_mutex_destroy(&v->keys_lock);
 	if (v->journalfd >= 0)
 		close(v->journalfd);
 	if (v->lockfd >= 0)
@@ -166,6 +187,58 @@ void volume_close(struct volume *v)
 		close(v->metafd);
 	backing_close(&v->backing);
 	free(v);
+}
+
+const struct crypto_key *volume_kek(void *arg, uint32_t version)
+{
+	struct volume *v = arg;
+
+	return keys_kek(atomic_load_explicit(&v->keys, memory_order_acquire),
+			version);
+}
+
+/*
+ * Why keep every old snapshot until unmount rather than free it after a
+ * grace period: cv.kek hands out a pointer into the snapshot that the
+ * caller uses after the call, so no cheap count could tell when the last
+ * user has let go.  A rotation adds one small store; rotations are rare.
+ */
+int volume_keys_change(struct volume *v,
+		       int (*change)(struct keys_store *ks, void *arg,
+				     char *err, size_t err_len),
+		       void *arg, char *err, size_t err_len)
+{
+	struct volume_keys_old *o = calloc(1, sizeof(*o));
+	struct keys_store *cur, *next = NULL;
+	int rc;
+
+	if (!o)
+		return errmsg(err, err_len, -ENOMEM, "out of memory");
+	pthread_mutex_lock(&v->keys_lock);
+	cur = v->keys;
+	rc = keys_copy(cur, &next);
+	if (rc) {
+		rc = errmsg(err, err_len, rc, "keystore: out of memory");
+		goto out;
+	}
+	rc = change(next, arg, err, err_len);
+	if (!rc && keys_save(next, v->metafd, err, err_len))
+		rc = -EIO;
+	if (rc)
+		goto out;
+	o->ks = cur;
+	o->next = v->old;
+	v->old = o;
+	o = NULL;	/* kept */
+	atomic_store_explicit(&v->keys, next, memory_order_release);
+	/* After the store: whoever sees the new version finds its KEK. */
+	v->cv.active_version = keys_active_version(next);
+	next = NULL;	/* published */
+out:
+	pthread_mutex_unlock(&v->keys_lock);
+	keys_free(next);
+	free(o);
+	return rc;
 }
 
 /*

@@ -20,6 +20,7 @@
 #include "phifs/crypto.h"
 #include "phifs/keys.h"
 #include "phifs/vfs.h"
+#include "testutil.h"
 #include "volfixture.h"
 
 static char dir[64], keyfile[96];
@@ -319,7 +320,8 @@ struct opener {
 	pthread_t t;
 	uint64_t ino;
 	atomic_bool *stop;
-	long opens, wrong;
+	atomic_long opens;
+	long wrong;
 };
 
 static void *open_rdwr(void *arg)
@@ -331,10 +333,20 @@ static void *open_rdwr(void *arg)
 	while (!atomic_load(o->stop)) {
 		int rc = open_as(&w, o->ino, O_RDWR);
 
-		o->opens++;
+		atomic_fetch_add(&o->opens, 1);
 		o->wrong += rc != -EACCES;
 	}
 	return NULL;
+}
+
+static bool openers_started(void *arg)
+{
+	struct opener *o = arg;
+
+	for (int i = 0; i < 4; i++)
+		if (!atomic_load(&o[i].opens))
+			return false;
+	return true;
 }
 
 static struct policy *compile(const char *text)
@@ -364,6 +376,9 @@ Test(access, a_swap_under_requests_gives_each_the_old_or_the_new_whole)
 		cr_assert_eq(pthread_create(&o[i].t, NULL, open_rdwr, &o[i]),
 			     0);
 	}
+	/* Every opener running before the swaps, however busy the machine. */
+	cr_assert(tu_wait_until(openers_started, o, 30000),
+		  "the openers never got to open");
 	for (int i = 0; i < 1000; i++) {
 		q = compile(i % 2 ? read_only : write_only);
 		cr_assert_eq(access_swap(acc, q), 0);
@@ -372,8 +387,8 @@ Test(access, a_swap_under_requests_gives_each_the_old_or_the_new_whole)
 	for (int i = 0; i < 4; i++) {
 		cr_assert_eq(pthread_join(o[i].t, NULL), 0);
 		cr_expect_eq(o[i].wrong, 0, "thread %d: %ld of %ld opens let "
-			     "in", i, o[i].wrong, o[i].opens);
-		opens += o[i].opens;
+			     "in", i, o[i].wrong, atomic_load(&o[i].opens));
+		opens += atomic_load(&o[i].opens);
 	}
 	cr_expect_gt(opens, 0);
 	/* And the last swap holds: the write-only policy refuses a read. */

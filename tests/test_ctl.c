@@ -59,6 +59,72 @@ Test(ctl_msg, every_command_is_parsed)
 
 #define PARSE_BAD(lit, why) parse_bad(lit, sizeof(lit) - 1, why)
 
+Test(ctl_msg, key_rotate_and_its_keep_old)
+{
+	struct ctl_req req;
+	char err[256] = "";
+	const char *l = "{\"cmd\":\"key-rotate\",\"keep_old\":true}";
+
+	cr_assert_eq(parse_ok("{\"cmd\":\"key-rotate\"}"), CTL_KEY_ROTATE);
+	cr_assert_eq(ctl_msg_parse_req(l, strlen(l), &req, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(req.cmd, CTL_KEY_ROTATE);
+	cr_assert(req.keep_old);
+	l = "{\"cmd\":\"key-rotate\"}";
+	cr_assert_eq(ctl_msg_parse_req(l, strlen(l), &req, err, sizeof(err)),
+		     0);
+	cr_assert_not(req.keep_old);
+	PARSE_BAD("{\"cmd\":\"key-rotate\",\"keep_old\":1}", "keep_old");
+}
+
+Test(ctl_msg, the_rotation_travels_in_the_status)
+{
+	struct ctl_status *st = calloc(1, sizeof(*st));
+	struct ctl_rotation r;
+	char why[256], *a;
+
+	cr_assert_not_null(st);
+	a = ctl_msg_status(st);
+	cr_assert_not_null(a);
+	cr_assert_null(strstr(a, "rotation"), "%s", a);
+	cr_assert_eq(ctl_msg_rotation(a, &r, why, sizeof(why)), -ENOENT);
+	free(a);
+	strcpy(st->rotation.state, "failed");
+	strcpy(st->rotation.phase, "rewrap");
+	strcpy(st->rotation.first_failed, "d/x");
+	strcpy(st->rotation.first_error, "Input/output error");
+	strcpy(st->rotation.error, "1 file(s) not re-wrapped");
+	st->rotation.id = 3;
+	st->rotation.keep_old = true;
+	st->rotation.target = 9;
+	st->rotation.total = 100;
+	st->rotation.done = 98;
+	st->rotation.skipped = 1;
+	st->rotation.failed = 1;
+	st->rotation.nretired = 2;
+	st->rotation.retired[0] = 7;
+	st->rotation.retired[1] = 8;
+	st->rotation.seconds = 1.5;
+	a = ctl_msg_status(st);
+	cr_assert_not_null(a);
+	cr_assert_eq(ctl_msg_rotation(a, &r, why, sizeof(why)), 0, "%s", why);
+	free(a);
+	cr_assert_str_eq(r.state, "failed");
+	cr_assert_str_eq(r.first_failed, "d/x");
+	cr_assert_str_eq(r.error, "1 file(s) not re-wrapped");
+	cr_assert(r.keep_old && !r.resumed);
+	cr_assert_eq(r.id, 3);
+	cr_assert_eq(r.target, 9);
+	cr_assert_eq(r.total + r.done + r.skipped + r.failed, 200);
+	cr_assert_eq(r.nretired, 2);
+	cr_assert_eq(r.retired[1], 8);
+	cr_assert_float_eq(r.seconds, 1.5, 1e-9);
+	cr_assert_eq(ctl_msg_rotation("{\"ok\":false,\"error\":\"busy\"}",
+				      &r, why, sizeof(why)), -EINVAL);
+	cr_assert_str_eq(why, "busy");
+	free(st);
+}
+
 Test(ctl_msg, bad_requests_are_refused_with_a_reason)
 {
 	static const char nul[] = "{\"cmd\":\"sta\0tus\"}";
@@ -261,7 +327,8 @@ Test(ctl_msg, error_and_foreign_answers_are_not_formatted)
 /* ---- the control loop on a socket of its own ---- */
 
 struct fake {
-	atomic_int flushes, reloads, stops;
+	atomic_int flushes, reloads, stops, rotations;
+	atomic_bool keep_old;
 };
 
 static void fake_status(void *arg, struct ctl_status *st)
@@ -295,7 +362,23 @@ static bool fake_serving(void *arg)
 	return true;
 }
 
+/* The first starts (as rotation 7); the ones after find it running. */
+static int fake_rotate(void *arg, bool keep_old, unsigned *id, char *why,
+		       size_t len)
+{
+	struct fake *f = arg;
+
+	if (atomic_fetch_add(&f->rotations, 1)) {
+		snprintf(why, len, "a key rotation is running already");
+		return -EBUSY;
+	}
+	f->keep_old = keep_old;
+	*id = 7;
+	return 0;
+}
+
 static const struct ctl_ops fake_ops = {
+	.key_rotate = fake_rotate,
 	.status = fake_status,
 	.serving = fake_serving,
 	.flush = fake_flush,
@@ -367,8 +450,21 @@ Test(ctl_loop, commands_reach_the_daemon)
 	a = ask("{\"cmd\":\"nope\"}");
 	cr_assert(strstr(a, "\"ok\":false") && strstr(a, "unknown command"));
 	free(a);
+	a = ask("{\"cmd\":\"key-rotate\",\"keep_old\":true}");
+	cr_assert(strstr(a, "\"ok\":true") && strstr(a, "\"rotation\":7"),
+		  "%s", a);
+	cr_assert(fake.keep_old);
+	free(a);
+	a = ask("{\"cmd\":\"key-rotate\"}");
+	cr_assert(strstr(a, "\"ok\":false") && strstr(a, "running already"),
+		  "%s", a);
+	free(a);
 	a = ask("{\"cmd\":\"unmount\"}");
 	cr_assert(strstr(a, "\"ok\":true"));
+	free(a);
+	a = ask("{\"cmd\":\"key-rotate\"}");
+	cr_assert(strstr(a, "\"ok\":false") && strstr(a, "unmounting"),
+		  "%s", a);
 	free(a);
 	/* The stop is asked again until the daemon is gone. */
 	cr_assert(wait_until(&fake.stops, 3, 5000));

@@ -723,3 +723,68 @@ Test(volkeys, rekey_copies_the_authenticated_mode_not_the_backing_one)
 	cfile_release(f);
 	close(fd);
 }
+
+/* --- a rotation while renames run --- */
+
+static int plain_rewrap(void *arg, int fd, uint32_t version)
+{
+	uint32_t from;
+
+	return cfile_rewrap(fd, arg, version, &from);
+}
+
+/* Tells a rename begun and ended between any two asks. */
+static void busy_renames(void *arg, uint64_t out[2])
+{
+	static uint64_t n;
+
+	(void)arg;
+	n++;
+	out[0] = out[1] = n;
+}
+
+/* Tells one rename under way, and then nothing more. */
+static void stuck_rename(void *arg, uint64_t out[2])
+{
+	(void)arg;
+	out[0] = 1;
+	out[1] = 0;
+}
+
+/* A walk that a rename may have outrun proves nothing: no old key goes. */
+Test(volkeys, renames_during_every_walk_retire_nothing)
+{
+	void (*kinds[])(void *, uint64_t[2]) = { busy_renames, stuck_rename };
+
+	for (size_t k = 0; k < 2; k++) {
+		struct volkeys_ops ops = { .rewrap = plain_rewrap,
+					   .renames = kinds[k],
+					   .arg = &vol->cv, .passes = 3 };
+		struct volkeys_progress p;
+		char err[512];
+		uint32_t from = keys_active_version(vol->keys);
+
+		cr_assert_eq(volkeys_rotate_with(vol, false, &ops, NULL, NULL,
+						 &p, err, sizeof(err)),
+			     -EAGAIN);
+		cr_assert(strstr(err, "renamed"), "%s", err);
+		cr_assert_eq(p.nretired, 0);
+		cr_assert_not_null(keys_kek(vol->keys, from),
+				   "v%u kept for a file a rename may have "
+				   "hidden", from);
+	}
+}
+
+/* With no rename under way, the same run retires the old version. */
+Test(volkeys, a_walk_with_no_rename_retires)
+{
+	struct volkeys_ops ops = { .rewrap = plain_rewrap, .arg = &vol->cv,
+				   .passes = 3 };
+	struct volkeys_progress p;
+	char err[512];
+
+	cr_assert_eq(volkeys_rotate_with(vol, false, &ops, NULL, NULL, &p, err,
+					 sizeof(err)), 0, "%s", err);
+	cr_assert_eq(p.nretired, 1);
+	cr_assert_null(keys_kek(vol->keys, 1));
+}

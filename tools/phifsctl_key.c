@@ -4,7 +4,8 @@
  * volkeys, volrekey)
  * per step, a table or JSON out, one line on stderr when something fails.
  * Every command but list takes the volume lock, so no daemon mounts the
- * volume half-way through.  Holds no logic a test would want to reach.
+ * volume half-way through; rotate on a mounted volume asks its daemon
+ * (key-rotate on the control socket) and watches its status.  Holds no logic a test would want to reach.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "phifs/ctl.h"
 #include "phifs/keys.h"
 #include "phifs/volkeys.h"
 #include "phifs/volrekey.h"
@@ -131,9 +133,9 @@ static int open_volume(const struct key_args *a, bool lock, const char *cmd,
 	int rc = volume_open(a->pos[0], a->key, lock, vol, err, sizeof(err));
 
 	if (rc == -EBUSY)
-		return fail("%s; key %s works on an unmounted volume only in "
-			    "this version (through the daemon's control "
-			    "socket: not yet), unmount it first", err, cmd);
+		return fail("%s; key %s works on an unmounted volume only "
+			    "(rotate works on a mounted one too), unmount it "
+			    "first", err, cmd);
 	if (rc)
 		return fail("%s", err);
 	return 0;
@@ -365,6 +367,121 @@ static void rotate_summary(const struct key_args *a,
 		       p->retired[i], i + 1 == nr ? "\n" : "");
 }
 
+/* --- rotate on a mounted volume: the daemon's job, asked and watched --- */
+
+#define ASK_MS 10000
+#define POLL_MS 100
+
+/* The daemon's answer to req, or 1 with one line on stderr. */
+static int ask_daemon(const char *sock, const char *req, char **answer)
+{
+	int rc = ctl_request(sock, req, ASK_MS, answer);
+
+	if (rc == -ENOENT || rc == -ECONNREFUSED)
+		return fail("%s: no daemon answers (the volume is locked, "
+			    "yet no daemon serves its control socket)", sock);
+	if (rc)
+		return fail("%s: %s", sock, strerror(-rc));
+	return 0;
+}
+
+/* The daemon's rotation `id` until it ends, its progress shown meanwhile. */
+static int watch_rotation(const char *sock, unsigned id, struct show *s,
+			  struct ctl_rotation *r)
+{
+	static const char req[] = "{\"cmd\":\"status\",\"version\":1}";
+	struct timespec pause = { 0, POLL_MS * 1000000L };
+	struct volkeys_progress p;
+	char *ans = NULL, why[256];
+	int rc;
+
+	for (;;) {
+		if ((rc = ask_daemon(sock, req, &ans)))
+			return rc;
+		rc = ctl_msg_rotation(ans, r, why, sizeof(why));
+		free(ans);
+		if (rc)
+			return fail("%s: %s", sock, rc == -ENOENT ?
+				    "the daemon shows no rotation" : why);
+		if (r->id != id)
+			return fail("%s: another rotation (%u) started",
+				    sock, r->id);
+		if (strcmp(r->state, "running"))
+			return 0;
+		memset(&p, 0, sizeof(p));
+		p.phase = strcmp(r->phase, "retire") ? VOLKEYS_PASS :
+						       VOLKEYS_RETIRING;
+		p.target = r->target;
+		p.estimate = r->total;
+		p.done = r->done;
+		p.skipped = r->skipped;
+		p.failed = r->failed;
+		if (p.target)
+			progress(s, &p);
+		nanosleep(&pause, NULL);
+	}
+}
+
+/*
+ * rotate while mounted: the key is checked here (whoever asks must hold
+ * it), the daemon rotates, and the summary is the offline one.
+ */
+static int rotate_online(const struct key_args *a, struct show *s)
+{
+	struct ctl_rotation *r = calloc(1, sizeof(*r));
+	struct volkeys_progress *p = calloc(1, sizeof(*p));
+	char sock[PATH_MAX], err[512], req[96];
+	struct volume *vol = NULL;
+	char *ans = NULL;
+	const char *at;
+	unsigned id = 0;
+	int rc;
+
+	if (!r || !p) {
+		rc = fail("out of memory");
+		goto out;
+	}
+	if (volume_open(a->pos[0], a->key, false, &vol, err, sizeof(err))) {
+		rc = fail("%s", err);
+		goto out;
+	}
+	snprintf(sock, sizeof(sock), "%s/%s/%s", a->pos[0], KEYS_DIR,
+		 CTL_SOCKET_NAME);
+	snprintf(req, sizeof(req), "{\"cmd\":\"key-rotate\",\"version\":1,"
+		 "\"keep_old\":%s}", a->keep_old ? "true" : "false");
+	if ((rc = ask_daemon(sock, req, &ans)))
+		goto out;
+	at = strstr(ans, "\"rotation\":");
+	if (!strstr(ans, "\"ok\":true") || !at) {
+		rc = ctl_msg_rotation(ans, r, err, sizeof(err)) == -EINVAL ?
+			fail("%s: %s", a->pos[0], err) :
+			fail("%s: %s", sock, ans);
+		goto out;
+	}
+	id = (unsigned)strtoul(at + strlen("\"rotation\":"), NULL, 10);
+	if ((rc = watch_rotation(sock, id, s, r)))
+		goto out;
+	if (s->tty)
+		fputc('\n', stderr);
+	p->target = r->target;
+	p->resumed = r->resumed;
+	p->done = r->done;
+	p->skipped = r->skipped;
+	p->failed = r->failed;
+	p->nretired = r->nretired;
+	memcpy(p->retired, r->retired, sizeof(p->retired));
+	if (!strcmp(r->state, "done"))
+		rotate_summary(a, p, r->seconds);
+	else
+		rc = fail("%s: %s", a->pos[0], r->error);
+out:
+	free(ans);
+	volume_close(vol);
+	free(p);
+	free(r);
+	return rc;
+}
+
 static int key_rotate(int argc, char **argv)
 {
 	const char *env = getenv("PHIFS_TEST_ROTATE_KILL");
@@ -377,13 +494,19 @@ static int key_rotate(int argc, char **argv)
 
 	rc = key_args(argc, argv, O_KEY | O_JSON | O_KEEPOLD | O_TIMEOUT, 1,
 		      &a);
-	if (rc || (rc = open_volume(&a, true, "rotate", &vol)))
+	if (rc)
 		return rc;
+	s.start = s.last = now_s();
+	/* Mounted (the lock is held): the daemon does it. */
+	rc = volume_open(a.pos[0], a.key, true, &vol, err, sizeof(err));
+	if (rc == -EBUSY)
+		return rotate_online(&a, &s);
+	if (rc)
+		return fail("%s", err);
 	if (env && !strcmp(env, "retire"))
 		s.kill_at_retire = true;
 	else if (env)
 		s.kill_after = atol(env);
-	s.start = s.last = now_s();
 	rc = volkeys_rotate(vol, a.keep_old, progress, &s, &p, err,
 			    sizeof(err));
 	if (s.tty)

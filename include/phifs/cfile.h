@@ -38,7 +38,11 @@ struct cfile_volume {
 	const uint8_t *volume_id;	/* FORMAT_ID_LEN bytes */
 	format_kek_fn kek;		/* KEK by master key version */
 	void *kek_arg;
-	uint32_t active_version;	/* wraps the DEKs of new files */
+	/*
+	 * Wraps the DEKs of new files.  Atomic: a daemon's rotation moves it
+	 * while workers create files, after kek already knows the version.
+	 */
+	_Atomic uint32_t active_version;
 	/*
 	 * Folder for the journals of in-place rewrites, or -1 for none.
 	 * Without one, a process killed inside a rewrite of committed blocks
@@ -182,7 +186,7 @@ int64_t cfile_fault(struct cfile *f);
 
 /* The file's 128-bit ID and the master key version wrapping its DEK. */
 const uint8_t *cfile_file_id(const struct cfile *f);
-uint32_t cfile_key_version(const struct cfile *f);
+uint32_t cfile_key_version(struct cfile *f);
 
 /* The generation of the file's DEK (1 at creation, + 1 per rekey). */
 uint32_t cfile_dek_gen(const struct cfile *f);
@@ -214,5 +218,13 @@ int cfile_header_version(int fd, const struct cfile_volume *vol,
  */
 int cfile_rewrap(int fd, const struct cfile_volume *vol, uint32_t version,
 		 uint32_t *from);
+/*
+ * cfile_rewrap() for an open file, through f and under its lock: pending
+ * size committed first, then both slots re-wrapped, and f's header
+ * becomes the new one, so later commits stay on `version`.  -EALREADY
+ * when both slots are on it; -EBADF when f is open read-only (it never
+ * writes its header then: cfile_rewrap() on another fd is safe).
+ */
+int cfile_rewrap_open(struct cfile *f, uint32_t version);
 
 #endif

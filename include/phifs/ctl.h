@@ -30,7 +30,33 @@
 #define CTL_STOP_REPEAT_MS 100		/* ops->stop again until ctl_free */
 #define CTL_MAX_VERSIONS 32
 
-enum ctl_cmd { CTL_STATUS, CTL_FLUSH, CTL_RELOAD, CTL_UNMOUNT };
+enum ctl_cmd { CTL_STATUS, CTL_FLUSH, CTL_RELOAD, CTL_UNMOUNT,
+	       CTL_KEY_ROTATE };
+
+/* A request, parsed. */
+struct ctl_req {
+	enum ctl_cmd cmd;
+	bool keep_old;		/* key-rotate: "keep_old" */
+};
+
+/*
+ * The last key rotation since the mount (docs/CONTROL.md, `key-rotate`),
+ * in the status as "rotation" unless state is empty (none yet).
+ */
+struct ctl_rotation {
+	char state[16];			/* "running", "done", "failed" */
+	unsigned id;			/* 1 for the first since the mount */
+	char phase[16];			/* "rewrap", "retire" */
+	bool keep_old, resumed;
+	uint32_t target;		/* the version files move to */
+	uint64_t total, done, skipped, failed;
+	double seconds;
+	char first_failed[PATH_MAX];	/* from the backing root */
+	char first_error[128];
+	uint32_t retired[8];
+	unsigned nretired;		/* may exceed 8 */
+	char error[PATH_MAX + 256];	/* why it failed */
+};
 
 /* What `status` answers; the daemon fills it (ctl_ops.status). */
 struct ctl_status {
@@ -48,6 +74,7 @@ struct ctl_status {
 	const char *loop;		/* "poll" or "libfuse" */
 	unsigned loop_threads, loop_max_threads;
 	uint64_t loop_requests;		/* 0 where the loop does not count */
+	struct ctl_rotation rotation;
 };
 
 /*
@@ -66,6 +93,13 @@ struct ctl_ops {
 	int (*flush)(void *arg);
 	int (*reload)(void *arg, char *changed, size_t len, bool *policy);
 	void (*stop)(void *arg);
+	/*
+	 * Starts a master key rotation on a thread of the daemon's and
+	 * returns at once: 0 and its id, or -errno with why in `why`.  NULL:
+	 * the command is refused.
+	 */
+	int (*key_rotate)(void *arg, bool keep_old, unsigned *id, char *why,
+			  size_t len);
 };
 
 struct ctl;
@@ -123,11 +157,23 @@ int ctl_notify_addr(const char *env, struct sockaddr_un *sa,
  */
 int ctl_msg_parse(const char *line, size_t len, enum ctl_cmd *cmd,
 		  char *err, size_t err_len);
+/* The same, with the request's other fields. */
+int ctl_msg_parse_req(const char *line, size_t len, struct ctl_req *req,
+		      char *err, size_t err_len);
 /* Answers, each one malloc'd line ending in "\n"; NULL on ENOMEM. */
 char *ctl_msg_error(const char *why);
 char *ctl_msg_ok(void);
 char *ctl_msg_reload(const char *changed, bool policy);
 char *ctl_msg_status(const struct ctl_status *st);
+/* key-rotate's answer: {"ok": true, "rotation": id}. */
+char *ctl_msg_rotate_started(unsigned id);
+/*
+ * The "rotation" of a status answer into *out: 0, -ENOENT when it has
+ * none, -EPROTO when answer is not a status answer, -EINVAL when it is an
+ * error answer (why then says so in one line).
+ */
+int ctl_msg_rotation(const char *answer, struct ctl_rotation *out,
+		     char *why, size_t why_len);
 
 enum ctl_format { CTL_FORMAT_TABLE, CTL_FORMAT_PROMETHEUS };
 /*

@@ -9,7 +9,9 @@
  * Functions return 0 or -errno.  Where an `err` buffer is taken, a failure
  * also leaves there one line for a human naming the thing at fault (never
  * key material).  A struct keys_store is not thread-safe for changes; after
- * loading, concurrent keys_kek() calls are safe.
+ * loading, concurrent keys_kek() calls are safe.  A daemon that changes
+ * its keys while workers read them changes a keys_copy() and publishes
+ * that (volume_keys_change()), never the store the workers read.
  */
 #ifndef PHIFS_KEYS_H
 #define PHIFS_KEYS_H
@@ -133,6 +135,8 @@ int keys_decode(const uint8_t *buf, size_t len, const struct keys_secret *s,
 		struct keys_store **out);
 
 void keys_free(struct keys_store *ks);
+/* A deep copy: its own slots, versions and keys (in secmem).  -ENOMEM. */
+int keys_copy(const struct keys_store *ks, struct keys_store **out);
 
 const uint8_t *keys_volume_id(const struct keys_store *ks);
 uint32_t keys_active_version(const struct keys_store *ks);

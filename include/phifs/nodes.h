@@ -64,6 +64,15 @@ int nodes_attrs(struct nodes *t, dev_t dev, ino_t ino, uint64_t *size,
 size_t nodes_count(struct nodes *t);
 
 /*
+ * Re-wraps the encrypted file on fd (O_RDWR; still the caller's) to master
+ * key version `version`: through its cfile when it is open
+ * (cfile_rewrap_open), else directly (cfile_rewrap) while no open of any
+ * file can start.  -EALREADY when it is on it already, or is empty (being
+ * made: the create takes the active version).
+ */
+int nodes_rewrap(struct nodes *t, int fd, uint32_t version);
+
+/*
  * Commits the header of every open file whose size changed; calls failed
  * (if not NULL, out of the table's lock) for each that could not be, up
  * to 16 a call.  0, or the first error.

@@ -188,6 +188,18 @@ const char *vfs_err_name(enum vfs_err e);
 int vfs_flush(struct vfs *v);
 
 /* The path of inode ino from the mount's root, and every path of it. */
+/*
+ * Re-wraps the backing file on fd (O_RDWR, the caller's) to master key
+ * version `version` without racing the mount's opens and commits
+ * (nodes_rewrap): for a rotation while mounted.  -EALREADY when on it.
+ */
+int vfs_rewrap(struct vfs *v, int fd, uint32_t version);
+/*
+ * Renames begun and ended in the backing so far ([0], [1]): a walk of the
+ * tree that began and ended with the same pair, begun equal to ended,
+ * missed nothing a rename could have moved past it.
+ */
+void vfs_renames(struct vfs *v, uint64_t out[2]);
 int vfs_path(struct vfs *v, uint64_t ino, char *buf, size_t len);
 int vfs_paths(struct vfs *v, uint64_t ino,
 	      int (*fn)(void *arg, const char *path), void *arg);

@@ -1,5 +1,6 @@
 /*
- * volkeys.h — key work on a whole volume that no daemon has mounted: how
+ * volkeys.h — key work on a whole volume that no daemon has mounted (or,
+ * for the rotation, through a daemon's volkeys_ops: rotate.h): how
  * many files each master key version wraps, counted from their headers; a
  * master key rotation (new version, every file's DEK re-wrapped, old
  * versions retired), resumable after a kill; and retiring a version no file
@@ -79,6 +80,28 @@ typedef void (*volkeys_progress_fn)(void *arg,
 int volkeys_rotate(struct volume *v, bool keep_old, volkeys_progress_fn fn,
 		   void *arg, struct volkeys_progress *p, char *err,
 		   size_t err_len);
+
+/*
+ * How a mounted volume's daemon re-wraps (volkeys_rotate_with): rewrap(arg,
+ * fd, version) instead of cfile_rewrap on the file's fd (O_RDWR, the
+ * caller's), returning as it does.  renames(arg, out) tells renames
+ * begun and ended so far (vfs_renames): the tree is walked again, up to
+ * `passes` times in all, until a walk ran with no rename under way, since
+ * a rename may move a file from a folder not walked yet into one walked
+ * already.  Without such a walk older versions are not retired (a missed
+ * file would lose its key) and the rotation fails with -EAGAIN, its
+ * marker kept for a rerun.
+ */
+struct volkeys_ops {
+	int (*rewrap)(void *arg, int fd, uint32_t version);
+	void (*renames)(void *arg, uint64_t out[2]);
+	void *arg;
+	unsigned passes;
+};
+int volkeys_rotate_with(struct volume *v, bool keep_old,
+			const struct volkeys_ops *ops, volkeys_progress_fn fn,
+			void *arg, struct volkeys_progress *p, char *err,
+			size_t err_len);
 
 /*
  * Destroys the key of a decrypt-only version after counting that no file
