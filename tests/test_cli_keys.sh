@@ -227,7 +227,7 @@ gens "$tmp/vol" > "$tmp/g0"
 sparse_kb=$(du -k "$tmp/vol/d/e/sparse" | cut -f1)
 out=$("$ctl" key rekey --key "$k1" "$tmp/vol" one empty "$tmp/vol/d/e/sparse" page multi 2>&1); rc=$?
 check "rekey of named paths ($out)" test $rc -eq 0
-check "its summary" grep -q "^rekeyed 5 file(s) (10.3 MiB) under fresh keys, 0 done before the kill" <<<"$out"
+check "its summary" grep -q "^rekeyed 5 file(s) (10.3 MiB) under fresh keys, 0 hard-linked left" <<<"$out"
 gens "$tmp/vol" > "$tmp/g1"
 check "the five named went up one generation, no other" went_up "$tmp/g0" "$tmp/g1" 5
 check "the sparse file kept its holes" test "$(du -k "$tmp/vol/d/e/sparse" | cut -f1)" -le $((sparse_kb + 8))

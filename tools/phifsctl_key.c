@@ -574,10 +574,12 @@ static void rekey_summary(const struct key_args *a,
 		       p->refused, p->failed, p->bytes, p->strays, secs);
 		return;
 	}
-	printf("%s %" PRIu64 " file(s) (%.1f MiB) under fresh keys, %" PRIu64
-	       " done before the kill, %" PRIu64 " hard-linked left, %"
-	       PRIu64 " failed, in %.1f s", p->resumed ? "finished rekeying:"
-	       : "rekeyed", p->done, (double)p->bytes / 1048576.0, p->skipped,
+	printf("%s %" PRIu64 " file(s) (%.1f MiB) under fresh keys",
+	       p->resumed ? "finished rekeying:" : "rekeyed", p->done,
+	       (double)p->bytes / 1048576.0);
+	if (p->resumed)	/* only a stopped run leaves files done */
+		printf(", %" PRIu64 " done before it stopped", p->skipped);
+	printf(", %" PRIu64 " hard-linked left, %" PRIu64 " failed, in %.1f s",
 	       p->refused, p->failed, secs);
 	if (p->strays)
 		printf("; %" PRIu64 " stray cop%s removed", p->strays,
