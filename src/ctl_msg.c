@@ -394,23 +394,29 @@ static void sample(FILE *out, const char *name, const char *vol,
 	fprintf(out, "\"} %" PRIu64 "\n", value);
 }
 
+/* A metric with one unlabelled sample. */
+static void single(FILE *out, const char *vol, const char *name,
+		   const char *type, const char *help, uint64_t value)
+{
+	metric(out, name, type, help);
+	sample(out, name, vol, NULL, NULL, value);
+}
+
 static void print_prometheus(json_t *o, FILE *out)
 {
 	const char *vol = str(o, "volume"), *k;
 	json_t *v, *e;
 	size_t i;
 
-	metric(out, "phifs_uptime_seconds", "gauge", "Seconds since mount.");
-	sample(out, "phifs_uptime_seconds", vol, NULL, NULL,
+	single(out, vol, "phifs_uptime_seconds", "gauge",
+	       "Seconds since mount.",
 	       num(o, "uptime_s"));
 	v = json_object_get(o, "bytes");
-	metric(out, "phifs_read_bytes_total", "counter",
-	       "Plaintext bytes read through the mount.");
-	sample(out, "phifs_read_bytes_total", vol, NULL, NULL,
+	single(out, vol, "phifs_read_bytes_total", "counter",
+	       "Plaintext bytes read through the mount.",
 	       num(v, "read"));
-	metric(out, "phifs_written_bytes_total", "counter",
-	       "Plaintext bytes written through the mount.");
-	sample(out, "phifs_written_bytes_total", vol, NULL, NULL,
+	single(out, vol, "phifs_written_bytes_total", "counter",
+	       "Plaintext bytes written through the mount.",
 	       num(v, "written"));
 	metric(out, "phifs_operations_total", "counter",
 	       "Operations served, by kind.");
@@ -422,27 +428,24 @@ static void print_prometheus(json_t *o, FILE *out)
 	json_object_foreach(json_object_get(o, "errors"), k, e)
 		sample(out, "phifs_errors_total", vol, "error", k,
 		       (uint64_t)json_integer_value(e));
-	metric(out, "phifs_auth_failures_total", "counter",
-	       "Blocks and headers that failed authentication.");
-	sample(out, "phifs_auth_failures_total", vol, NULL, NULL,
+	single(out, vol, "phifs_auth_failures_total", "counter",
+	       "Blocks and headers that failed authentication.",
 	       num(json_object_get(o, "auth_failures"), "total"));
-	metric(out, "phifs_header_fallbacks_total", "counter",
-	       "Files opened from the older header slot, the newer refused.");
-	sample(out, "phifs_header_fallbacks_total", vol, NULL, NULL,
+	single(out, vol, "phifs_header_fallbacks_total", "counter",
+	       "Files opened from the older header slot, the newer refused.",
 	       num(o, "header_fallbacks"));
-	metric(out, "phifs_size_tag_mismatches_total", "counter",
-	       "Files whose valid size tag disagreed with the header.");
-	sample(out, "phifs_size_tag_mismatches_total", vol, NULL, NULL,
+	single(out, vol, "phifs_size_tag_mismatches_total", "counter",
+	       "Files whose valid size tag disagreed with the header.",
 	       num(o, "size_tag_mismatches"));
-	metric(out, "phifs_attr_mismatches_total", "counter",
-	       "Files whose backing mode or owner was not their header's.");
-	sample(out, "phifs_attr_mismatches_total", vol, NULL, NULL,
+	single(out, vol, "phifs_attr_mismatches_total", "counter",
+	       "Files whose backing mode or owner was not their header's.",
 	       num(o, "attr_mismatches"));
-	metric(out, "phifs_open_files", "gauge", "Files open now.");
-	sample(out, "phifs_open_files", vol, NULL, NULL,
+	single(out, vol, "phifs_open_files", "gauge",
+	       "Files open now.",
 	       num(o, "open_files"));
-	metric(out, "phifs_inodes", "gauge", "Inodes the kernel holds.");
-	sample(out, "phifs_inodes", vol, NULL, NULL, num(o, "inodes"));
+	single(out, vol, "phifs_inodes", "gauge",
+	       "Inodes the kernel holds.",
+	       num(o, "inodes"));
 	metric(out, "phifs_key_version_info", "gauge",
 	       "Master key versions, with their state.");
 	json_array_foreach(json_object_get(o, "key_versions"), i, e) {
@@ -456,12 +459,11 @@ static void print_prometheus(json_t *o, FILE *out)
 		fputs("\"} 1\n", out);
 	}
 	v = json_object_get(o, "loop");
-	metric(out, "phifs_loop_requests_total", "counter",
-	       "FUSE requests taken by the request loop.");
-	sample(out, "phifs_loop_requests_total", vol, NULL, NULL,
+	single(out, vol, "phifs_loop_requests_total", "counter",
+	       "FUSE requests taken by the request loop.",
 	       num(v, "requests"));
-	metric(out, "phifs_loop_threads", "gauge", "Request loop workers.");
-	sample(out, "phifs_loop_threads", vol, NULL, NULL,
+	single(out, vol, "phifs_loop_threads", "gauge",
+	       "Request loop workers.",
 	       num(v, "threads"));
 }
 
