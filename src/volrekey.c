@@ -264,27 +264,31 @@ static int copy_xattrs(struct rekey *r, int old, int new, uint64_t ino)
 	char bname[FORMAT_XATTR_BNAME_MAX];
 	const uint8_t *vid = r->v->cv.volume_id;
 	struct stat st;
-	ssize_t len = flistxattr(old, list, sizeof(list)), n, vlen;
+	ssize_t len = flistxattr(old, list, sizeof(list)), n, vlen = 0;
 
 	if (len < 0)
 		return errno == ENOTSUP ? 0 : -errno;
 	if (fstat(new, &st))
 		return -errno;
-	for (char *a = list; a < list + len; a += strlen(a) + 1) {
+	for (char *a = list; a < list + len && vlen >= 0; a += strlen(a) + 1) {
 		if (!strcmp(a, FORMAT_SIZE_XATTR))
 			continue;
 		n = fgetxattr(old, a, r->xbuf, FORMAT_XATTR_SEALED_MAX);
-		if (n < 0)
-			return -errno;
+		if (n < 0) {
+			vlen = -errno;
+			break;
+		}
 		if (!format_xattr_is(a)) {
 			if (fsetxattr(new, a, r->xbuf, (size_t)n, 0))
-				return -errno;
+				vlen = -errno;
 			continue;
 		}
 		vlen = format_xattr_open(r->xkey, vid, ino, a, r->xbuf,
 					 (size_t)n, name, r->xval);
-		if (vlen == -EBADMSG)
+		if (vlen == -EBADMSG) {
+			vlen = 0;
 			continue;
+		}
 		if (vlen >= 0)
 			vlen = format_xattr_bname(r->xname_key,
 				(uint64_t)st.st_ino, name, bname) ?: vlen;
@@ -292,12 +296,14 @@ static int copy_xattrs(struct rekey *r, int old, int new, uint64_t ino)
 			n = format_xattr_seal(r->xkey, vid, (uint64_t)st.st_ino,
 					      bname, name, r->xval,
 					      (size_t)vlen, r->xbuf);
-		if (vlen < 0 || n < 0)
-			return (int)(vlen < 0 ? vlen : n);
-		if (fsetxattr(new, bname, r->xbuf, (size_t)n, 0))
-			return -errno;
+		if (vlen >= 0 && n < 0)
+			vlen = n;
+		else if (vlen >= 0 && fsetxattr(new, bname, r->xbuf, (size_t)n, 0))
+			vlen = -errno;
 	}
-	return 0;
+	/* The plain attribute name may itself be PHI. */
+	secmem_wipe(name, sizeof(name));
+	return vlen < 0 ? (int)vlen : 0;
 }
 
 /* The copy on tfd takes the original's owner, mode (a: those its header
