@@ -258,7 +258,7 @@ static int key_remove_slot(int argc, char **argv)
 {
 	struct volume *vol = NULL;
 	struct key_args a;
-	uint32_t id;
+	uint32_t id = 0;
 	int rc;
 
 	rc = key_args(argc, argv, O_KEY | O_FORCE | O_TIMEOUT, 2, &a);
@@ -630,7 +630,7 @@ static int key_retire(int argc, char **argv)
 	struct volume *vol = NULL;
 	struct key_args a;
 	char err[PATH_MAX + 256];
-	uint32_t ver;
+	uint32_t ver = 0;
 	int rc;
 
 	rc = key_args(argc, argv, O_KEY | O_TIMEOUT, 2, &a);
