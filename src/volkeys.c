@@ -99,6 +99,8 @@ static int walk_entry(struct volkeys_walk *w, int dfd, const char *name, bool ro
 	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW))
 		return errno == ENOENT ? 0 : -errno;
 	if (S_ISDIR(st.st_mode)) {
+		if (w->other && (rc = w->other(w, dfd, name, &st)))
+			return rc;
 		sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 			     O_CLOEXEC);
 		return sub < 0 ? -errno : walk_dir(w, sub, false);
@@ -106,7 +108,7 @@ static int walk_entry(struct volkeys_walk *w, int dfd, const char *name, bool ro
 	/* Symlinks, node records and anything else hold no DEK. */
 	if (!S_ISREG(st.st_mode) ||
 	    ((st.st_mode & S_ISVTX) && volkeys_is_record(dfd, name)))
-		return 0;
+		return w->other ? w->other(w, dfd, name, &st) : 0;
 	if (st.st_nlink > 1) {
 		rc = volkeys_seen_add(&w->seen, st.st_dev, st.st_ino);
 		if (rc <= 0)

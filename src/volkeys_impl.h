@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "phifs/volume.h"
@@ -39,6 +40,10 @@ struct volkeys_walk {
 	/* A rekey's temporary file (backing_is_rekey_temp), or NULL to skip
 	 * them as the daemon does. */
 	int (*stray)(struct volkeys_walk *w, int dirfd, const char *name);
+	/* Every other entry (a folder before its walk, a symlink, a node
+	 * record, a FIFO...), or NULL to pass them by. */
+	int (*other)(struct volkeys_walk *w, int dirfd, const char *name,
+		     const struct stat *st);
 	void *arg;
 	char path[PATH_MAX];	/* of the entry being visited, from root */
 	size_t plen;

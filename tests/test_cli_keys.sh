@@ -167,6 +167,7 @@ check "rotate --json" grep -Eq '^\{"version": 3, "resumed": false, "rewrapped": 
 for at in 0 1 17 $nfiles retire; do
   PHIFS_TEST_ROTATE_KILL=$at "$ctl" key rotate --key "$k1" "$tmp/vol" >/dev/null 2>&1; rc=$?
   check "rotate killed at $at" test $rc -eq 137
+  check "fsck passes after a kill at $at" "$ctl" fsck --key "$k1" "$tmp/vol"
   check "every file reads after a kill at $at" verify "$tmp/vol"
   if [ "$at" = 1 ]; then
     old=$("$ctl" key list --key "$k1" "$tmp/vol" | awk '$2 == "decrypt-only" { v = $1 } END { print v }')
@@ -254,6 +255,7 @@ for at in 0 1:copied 7:logged 20 44:copied; do
   cp "$tmp/g2" "$tmp/gk"
   PHIFS_TEST_REKEY_KILL=$at "$ctl" key rekey --key "$k1" "$tmp/vol" >/dev/null 2>&1; rc=$?
   check "rekey killed at $at" test $rc -eq 137
+  check "fsck passes after a kill at $at" "$ctl" fsck --key "$k1" "$tmp/vol"
   check "every file reads after a kill at $at" verify "$tmp/vol"
   case $at in *:*)
     check "a copy was left beside its file at $at" test -n "$(find "$tmp/vol" -name '.phifs-rekey-*')"

@@ -69,6 +69,13 @@ static const char usage_text[] =
 	"                                   uid's gid and groups from the system's\n"
 	"                                   databases unless given\n"
 	"\n"
+	"Health:\n"
+	"  fsck --key SRC [--key-timeout SECONDS] BACKING\n"
+	"                                   every header, block, symlink, node\n"
+	"                                   record and sealed attribute\n"
+	"                                   authenticates; exit 0 sound, 1 not;\n"
+	"                                   unmounted volumes only\n"
+	"\n"
 	"Running daemon (its control socket: --socket PATH, or that of BACKING):\n"
 	"  status [--json | --prometheus] [--socket PATH | BACKING]\n"
 	"                                   figures since mount: a table, the\n"
@@ -378,5 +385,7 @@ int main(int argc, char **argv)
 		return cmd_key(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "audit"))
 		return cmd_audit(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "fsck"))
+		return cmd_fsck(argc - 1, argv + 1);
 	return usage("unknown command '%s'", argv[1]);
 }

@@ -21,6 +21,10 @@ int cmd_policy(int argc, char **argv);
 
 /* `phifsctl audit SUBCOMMAND ...`, argv[0] being "audit" (phifsctl_audit.c). */
 int cmd_audit(int argc, char **argv);
+/* `phifsctl fsck ...`, argv[0] being "fsck" (phifsctl_fsck.c). */
+int cmd_fsck(int argc, char **argv);
+/* Sets --key-timeout (whole seconds) for cmd's key sources; 0 or exit 2. */
+int set_timeout(const char *cmd, const char *s);
 struct keys_store;
 /* "audit key: ed25519 sha256:<fingerprint>" for `key list`; 0 or exit 1. */
 int print_audit_fingerprint(const struct keys_store *ks);

@@ -43,8 +43,7 @@ static int bad_option(const char *cmd, char **argv)
 	return usage("key %s: unknown option '%s'", cmd, argv[optind - 1]);
 }
 
-/* Sets the --key-timeout of cmd: key sources, in whole seconds. */
-static int set_timeout(const char *cmd, const char *s)
+int set_timeout(const char *cmd, const char *s)
 {
 	char *end;
 	long sec = strtol(s, &end, 10);

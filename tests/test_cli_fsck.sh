@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# test_cli_fsck.sh — `phifsctl fsck` as an admin meets it: a sound volume
+# passes with every object counted; each kind of damage or tampering
+# (a flipped block, a file cut short, blocks swapped, a header that no
+# longer opens, a planted symlink, an altered node record, a sealed
+# attribute copied to another file) fails naming the path and what; what
+# a crash or a change behind phifs's back leaves (a chmod of the backing
+# file, an unfinished rewrite, a rekey's copy) is a note, and passes.
+# Usage: test_cli_fsck.sh BUILD_DIR
+set -u
+ctl="$1/phifsctl"
+daemon="$1/phifs"
+tmp=$(mktemp -d)
+dpid=
+cleanup() {
+  if [ -n "$dpid" ]; then fusermount3 -u "$tmp/mnt" 2>/dev/null; wait "$dpid"; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+# shellcheck source=cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
+
+"$ctl" keygen "$tmp/k" >/dev/null && "$ctl" keygen "$tmp/wrong" >/dev/null
+mkdir "$tmp/vol" "$tmp/mnt"
+"$ctl" init --key "file:$tmp/k" "$tmp/vol" >/dev/null
+k="file:$tmp/k"
+
+expect "fsck needs --key" 2 "fsck: --key SRC is required" -- "$ctl" fsck "$tmp/vol"
+expect "fsck needs BACKING" 2 "fsck: expected BACKING" -- "$ctl" fsck --key "$k"
+expect "fsck takes no --json" 2 "fsck: unknown option '--json'" -- "$ctl" fsck --json --key "$k" "$tmp/vol"
+expect "fsck with a wrong key" 1 "wrong key" -- "$ctl" fsck --key "file:$tmp/wrong" "$tmp/vol"
+check "an empty volume is sound" "$ctl" fsck --key "$k" "$tmp/vol"
+
+if ! { [ -c /dev/fuse ] && ( exec 3<>/dev/fuse ) 2>/dev/null && command -v fusermount3 >/dev/null; }; then
+  echo "cli_fsck: no usable /dev/fuse: the checks that need files did not run"
+  mount_vol "$tmp/vol" || exit 1
+python3 -c "import os; os.setxattr('$tmp/mnt/d/big', 'user.a', b'1'); os.setxattr('$tmp/mnt/d', 'user.b', b'2')" ||
+  echo "FAIL: setting attributes"
+umount_vol
+out=$("$ctl" fsck --key "$k" "$tmp/vol" 2>&1); rc=$?
+check "sealed attributes are counted ($out)" sh -c "[ $rc -eq 0 ] && grep -q '2 extended attribute(s): 0 problem(s)' <<'X'
+$out
+X"
+damage "os.setxattr('d/other', sealed('d/big'), os.getxattr('d/big', sealed('d/big')))" "$tmp/vol"
+check "a sealed attribute copied to another file fails ($out)" sh -c "[ $rc -eq 1 ] && grep -q '^d/other: extended attribute user.phifs.x.[0-9a-f]* fails authentication' <<'X'
+$out
+X"
+
+damage "os.setxattr('d', sealed('d'), b'x' * 40)" "$tmp/vol"
+check "an altered folder attribute fails ($out)" sh -c "[ $rc -eq 1 ] && grep -q '^d: extended attribute' <<'X'
+$out
+X"
+
+echo "cli_fsck: $passed passed, $failed failed"
+  [ "$failed" -eq 0 ]; exit
+fi
+
+mount_vol() {
+  local i
+  "$daemon" -f --key "$k" "$1" "$tmp/mnt" 2>>"$tmp/daemon.log" &
+  dpid=$!
+  for ((i = 0; i < 200; i++)); do
+    mountpoint -q "$tmp/mnt" && return 0
+    kill -0 "$dpid" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "FAIL: mount of $1"; cat "$tmp/daemon.log"; return 1
+}
+umount_vol() { fusermount3 -u "$tmp/mnt"; wait "$dpid"; dpid=; }
+
+mount_vol "$tmp/vol" || exit 1
+(
+  cd "$tmp/mnt" && mkdir -p d/e && : > empty && printf x > one &&
+  head -c 100000 /dev/urandom > d/big && head -c 100000 /dev/urandom > d/other &&
+  truncate -s 10M d/e/sparse && printf tail >> d/e/sparse &&
+  ln d/big d/e/link && ln -s one sym && ln -s "$(printf 'y%.0s' $(seq 3500))" long &&
+  mkfifo fifo && mknod dev c 1 3
+) || echo "FAIL: filling the volume"
+expect "fsck of a mounted volume is refused" 1 "fsck works on an unmounted volume only, unmount it first" -- "$ctl" fsck --key "$k" "$tmp/vol"
+umount_vol
+
+out=$("$ctl" fsck --key "$k" "$tmp/vol" 2>&1); rc=$?
+check "a sound volume passes ($out)" test $rc -eq 0
+check "and everything is counted once" grep -qx "checked 5 file(s) (10.2 MiB), 3 folder(s), 1 symlink(s), 2 node record(s), 1 other(s), 0 extended attribute(s): 0 problem(s), 0 note(s)" <<<"$out"
+
+# damage SCRIPT [VOL]: runs SCRIPT (python) in a copy of the volume, or in
+# VOL itself, and fsck on it.  Sealed attributes are bound to their backing
+# inode, which a copy changes: those cases run in place, last.
+damage() {
+  local c=${2:-$tmp/c}
+  [ $# -eq 2 ] || { rm -rf "$c"; cp -a "$tmp/vol" "$c"; }
+  (cd "$c" && python3 -c "
+import os
+def flip(p, off):
+    with open(p, 'r+b') as f:
+        f.seek(off); b = f.read(1); f.seek(off); f.write(bytes([b[0] ^ 1]))
+def sealed(p):
+    return [n for n in os.listxattr(p, follow_symlinks=False) if n.startswith('user.phifs.x.')][0]
+$1") || echo "FAIL: damaging the copy: $1"
+  out=$("$ctl" fsck --key "$k" "$c" 2>&1); rc=$?
+}
+blk() { echo $((1024 + $1 * 4124 + 100)); }	# a byte inside stored block N
+
+damage "flip('d/big', $(blk 3))"
+check "a flipped block fails ($out)" test $rc -eq 1
+check "naming the file and block" grep -Eqx "d/(big|e/link): block 3 fails authentication" <<<"$out"
+check "and nothing else" grep -q ": 1 problem(s), 0 note(s)$" <<<"$out"
+
+damage "os.truncate('d/other', 1024 + 10 * 4124)"
+check "a file cut short fails ($out)" sh -c "[ $rc -eq 1 ] && grep -q '^d/other: block 10 fails authentication' <<'X'
+$out
+X"
+
+damage "
+a = open('d/other', 'r+b'); a.seek($(blk 1) - 100); x = a.read(4124); a.seek($(blk 2) - 100); y = a.read(4124)
+a.seek($(blk 1) - 100); a.write(y); a.seek($(blk 2) - 100); a.write(x); a.close()"
+check "swapped blocks fail, both named ($out)" sh -c "[ $rc -eq 1 ] && [ \$(grep -Ec '^d/other: block [12] fails authentication' <<'X'
+$out
+X
+) -eq 2 ]"
+
+damage "flip('one', 100); flip('one', 612)"
+check "a header that no longer opens ($out)" sh -c "[ $rc -eq 1 ] && grep -q '^one: header does not open: ' <<'X'
+$out
+X"
+
+damage "flip('one', 612)"
+check "a damaged newest slot is a note ($out)" sh -c "[ $rc -eq 0 ] && grep -q '^note: one: header slot 1 refused' <<'X'
+$out
+X"
+
+damage "os.unlink('sym'); os.symlink('phifs1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'sym')"
+check "a planted symlink fails ($out)" sh -c "[ $rc -eq 1 ] && grep -q '^sym: symlink target fails authentication' <<'X'
+$out
+X"
+
+damage "flip('long', 40)"
+check "an altered node record fails ($out)" sh -c "[ $rc -eq 1 ] && grep -q '^long: node record fails authentication' <<'X'
+$out
+X"
+
+damage "os.chmod('d/other', 0o666)"
+check "a chmod behind phifs's back is a note ($out)" sh -c "[ $rc -eq 0 ] && grep -q '^note: d/other: backing mode 0666 .*, the header.s 0644 .*put back' <<'X'
+$out
+X"
+check "and the mode is put back" test "$(stat -c %a "$tmp/c/d/other")" = 644
+
+damage "
+import subprocess
+hexid = open('d/other', 'rb').read()[40:56].hex()
+open('.phifs/journal/' + hexid, 'wb').close()"
+check "an unfinished rewrite is a note ($out)" sh -c "[ $rc -eq 0 ] && grep -q '^note: d/other: a rewrite was interrupted' <<'X'
+$out
+X"
+
+damage "open('d/.phifs-rekey-00000000000000000000000000000000', 'wb').close()"
+check "a rekey's copy is a note ($out)" sh -c "[ $rc -eq 0 ] && grep -q '^note: d/.phifs-rekey-.*rerun it to finish' <<'X'
+$out
+X"
+
+mount_vol "$tmp/vol" || exit 1
+python3 -c "import os; os.setxattr('$tmp/mnt/d/big', 'user.a', b'1'); os.setxattr('$tmp/mnt/d', 'user.b', b'2')" ||
+  echo "FAIL: setting attributes"
+umount_vol
+out=$("$ctl" fsck --key "$k" "$tmp/vol" 2>&1); rc=$?
+check "sealed attributes are counted ($out)" sh -c "[ $rc -eq 0 ] && grep -q '2 extended attribute(s): 0 problem(s)' <<'X'
+$out
+X"
+damage "os.setxattr('d/other', sealed('d/big'), os.getxattr('d/big', sealed('d/big')))" "$tmp/vol"
+check "a sealed attribute copied to another file fails ($out)" sh -c "[ $rc -eq 1 ] && grep -q '^d/other: extended attribute user.phifs.x.[0-9a-f]* fails authentication' <<'X'
+$out
+X"
+
+damage "os.setxattr('d', sealed('d'), b'x' * 40)" "$tmp/vol"
+check "an altered folder attribute fails ($out)" sh -c "[ $rc -eq 1 ] && grep -q '^d: extended attribute' <<'X'
+$out
+X"
+
+echo "cli_fsck: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
