@@ -23,6 +23,9 @@
 #include "volkeys_impl.h"
 
 #define MARKER_MAGIC "phifs rotation v1\ntarget "
+/* Re-wraps in flight in an offline rotation: enough to keep a disk's
+ * queue busy with the cold inode and header reads. */
+#define ROTATE_THREADS 8
 
 static size_t seen_hash(dev_t dev, ino_t ino, size_t cap)
 {
@@ -86,7 +89,8 @@ bool volkeys_is_record(int dirfd, const char *name)
 static int walk_dir(struct volkeys_walk *w, int fd, bool root);
 
 /* One directory entry: a folder walked, an encrypted file visited. */
-static int walk_entry(struct volkeys_walk *w, int dfd, const char *name, bool root)
+static int walk_entry(struct volkeys_walk *w, int dfd, const char *name,
+		      unsigned char type, bool root)
 {
 	struct stat st;
 	int rc, sub;
@@ -96,6 +100,10 @@ static int walk_entry(struct volkeys_walk *w, int dfd, const char *name, bool ro
 	if (!strcmp(name, ".") || !strcmp(name, "..") ||
 	    backing_is_meta(name, root))
 		return 0;
+	if (type == DT_REG && w->by_type)
+		return w->visit(w, dfd, name);
+	if (type == DT_REG && w->pool)
+		return volkeys_pool_submit(w->pool, dfd, name, w->path);
 	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW))
 		return errno == ENOENT ? 0 : -errno;
 	if (S_ISDIR(st.st_mode)) {
@@ -123,7 +131,7 @@ static int walk_dir(struct volkeys_walk *w, int fd, bool root)
 	size_t plen = w->plen;
 	struct dirent *de;
 	DIR *d = fdopendir(fd);
-	int rc = 0;
+	int rc = 0, rc2;
 
 	if (!d) {
 		rc = -errno;
@@ -142,13 +150,15 @@ static int walk_dir(struct volkeys_walk *w, int fd, bool root)
 			de->d_name);
 		if (w->plen >= sizeof(w->path))
 			w->plen = sizeof(w->path) - 1;
-		rc = walk_entry(w, dirfd(d), de->d_name, root);
+		rc = walk_entry(w, dirfd(d), de->d_name, de->d_type, root);
 		if (rc)
 			break;
 		w->path[w->plen = plen] = 0;
 	}
+	/* Its visits use its descriptor: all end before it closes. */
+	rc2 = w->pool ? volkeys_pool_drain(w->pool) : 0;
 	closedir(d);
-	return rc;
+	return rc ? rc : rc2;
 }
 
 int volkeys_walk_dir(struct volkeys_walk *w, int fd, const char *prefix,
@@ -263,6 +273,7 @@ static int rewrap_visit(struct volkeys_walk *w, int dirfd, const char *name)
 		close(fd);
 	if (rc == -ENOMEM || rc == -ECANCELED)
 		return rc;
+	volkeys_walk_lock(w);
 	if (!rc)
 		p->done++;
 	else if (rc == -EALREADY)
@@ -273,6 +284,7 @@ static int rewrap_visit(struct volkeys_walk *w, int dirfd, const char *name)
 	}
 	if (ps->fn)
 		ps->fn(ps->arg, p);
+	volkeys_walk_unlock(w);
 	return 0;
 }
 
@@ -468,7 +480,10 @@ int volkeys_rotate_with(struct volume *v, bool keep_old,
 			size_t err_len)
 {
 	struct pass ps = { .p = p, .fn = fn, .arg = arg, .ops = ops };
-	struct volkeys_walk w = { .v = v, .visit = estimate_visit, .arg = p };
+	struct volkeys_walk w = {
+		.v = v, .visit = estimate_visit, .arg = p, .by_type = true,
+	};
+	struct volkeys_pool *pool = NULL;
 	int rc;
 
 	memset(p, 0, sizeof(*p));
@@ -478,10 +493,16 @@ int volkeys_rotate_with(struct volume *v, bool keep_old,
 		rc = walk(&w, err, err_len);
 	w.visit = rewrap_visit;
 	w.arg = &ps;
+	w.by_type = false;
 	if (!rc && fn)
 		fn(arg, p);
+	/* Offline, the pass waits on the disk; a daemon's pass stays on one
+	 * thread, beside the users it serves. */
+	if (!rc && !ops && (rc = volkeys_pool_new(&w, ROTATE_THREADS, &pool)))
+		errmsg(err, err_len, rc, "threads: %s", strerror(-rc));
 	if (!rc)
 		rc = settled_passes(&w, &ps, err, err_len);
+	volkeys_pool_free(pool);
 	if (rc)
 		return rc;
 	if (p->failed)

@@ -9,6 +9,7 @@
 #define PHIFS_VOLKEYS_IMPL_H
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
@@ -48,7 +49,33 @@ struct volkeys_walk {
 	char path[PATH_MAX];	/* of the entry being visited, from root */
 	size_t plen;
 	struct seen seen;
+	/* Regular files seen by their listing's type only (no stat): for an
+	 * estimate, where a node record counted is no harm. */
+	bool by_type;
+	/* When set, regular files are visited on its threads, and visit
+	 * takes volkeys_walk_lock() around what it shares. */
+	struct volkeys_pool *pool;
+	pthread_mutex_t *lock;	/* the pool's, in a worker's view */
 };
+
+/* Around what a visit shares with the other visits: no-ops without a pool. */
+void volkeys_walk_lock(struct volkeys_walk *w);
+void volkeys_walk_unlock(struct volkeys_walk *w);
+
+/*
+ * `threads` workers that visit w's regular files, set as w->pool until
+ * freed.  A visit's error stops the walk (the first one is returned by the
+ * submit or drain after it).
+ */
+int volkeys_pool_new(struct volkeys_walk *w, unsigned threads,
+		     struct volkeys_pool **out);
+void volkeys_pool_free(struct volkeys_pool *p);
+/* Queues the regular file name in dirfd (path: its path from the root);
+ * waits for room.  0, or the first visit error. */
+int volkeys_pool_submit(struct volkeys_pool *p, int dirfd, const char *name,
+			const char *path);
+/* Waits until every queued visit has ended: 0 or the first visit error. */
+int volkeys_pool_drain(struct volkeys_pool *p);
 
 /*
  * Walks the folder on fd (owned; a -errno instead is returned as the

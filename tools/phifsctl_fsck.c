@@ -67,7 +67,7 @@ int cmd_fsck(int argc, char **argv)
 {
 	struct volfsck_report rep;
 	struct volume *vol = NULL;
-	const char *key, *backing;
+	const char *key = NULL, *backing = NULL;
 	char err[PATH_MAX + 256];
 	int rc = fsck_args(argc, argv, &key, &backing);
 
