@@ -99,17 +99,31 @@ struct vfs_req {
 				 * the buffer's */
 	/* For operations on an open file: who opened it. */
 	const struct vfs_caller *opener;
+	/* For record: allow refused it (the result is its refusal). */
+	bool refused;
 };
 
 struct vfs_hooks {
 	/* 0 to go ahead, or -errno (-EACCES) to refuse. */
 	int (*allow)(void *arg, const struct vfs_caller *c,
 		     const struct vfs_req *r);
-	/* The result (0, a byte count, or -errno; a refusal too); for reads
-	 * and writes the plaintext bytes moved. */
-	void (*record)(void *arg, const struct vfs_caller *c,
-		       const struct vfs_req *r, long result,
-		       const void *bytes, size_t len);
+	/*
+	 * The result (0, a byte count, or -errno; a refusal too, with
+	 * r->refused); for reads and writes the plaintext bytes moved.  0,
+	 * or -EIO when the result could not be recorded: a read then
+	 * returns no bytes and fails with EIO, and so does a change that was
+	 * made (except one that handed out an entry or an open file).
+	 */
+	int (*record)(void *arg, const struct vfs_caller *c,
+		      const struct vfs_req *r, long result,
+		      const void *bytes, size_t len);
+	/*
+	 * A file's block (-1: its header) failed authentication, met by c's
+	 * operation (c NULL: by the daemon's own, as a stat's size).  path
+	 * is empty when no name is known for it.
+	 */
+	void (*integrity)(void *arg, const struct vfs_caller *c,
+			  const char *path, int64_t block);
 };
 
 /* What the core asks of the layer above; called without locks held. */
