@@ -201,7 +201,6 @@ const char *vfs_err_name(enum vfs_err e);
  */
 int vfs_flush(struct vfs *v);
 
-/* The path of inode ino from the mount's root, and every path of it. */
 /*
  * Re-wraps the backing file on fd (O_RDWR, the caller's) to master key
  * version `version` without racing the mount's opens and commits
@@ -214,6 +213,12 @@ int vfs_rewrap(struct vfs *v, int fd, uint32_t version);
  * missed nothing a rename could have moved past it.
  */
 void vfs_renames(struct vfs *v, uint64_t out[2]);
+/*
+ * The path of inode ino from the mount's root into buf (-ENAMETOOLONG
+ * past len, -ENOENT when no name reaches it), and every path of it to fn:
+ * inodes_paths, so fn runs under the inode table's lock and must not call
+ * back into the vfs.
+ */
 int vfs_path(struct vfs *v, uint64_t ino, char *buf, size_t len);
 int vfs_paths(struct vfs *v, uint64_t ino,
 	      int (*fn)(void *arg, const char *path), void *arg);
