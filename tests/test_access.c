@@ -190,6 +190,37 @@ Test(access, a_hard_link_grants_only_what_every_name_allows)
 	cr_expect_eq(open_as(&clinic, chart, O_RDONLY), 0);
 }
 
+Test(access, a_refusal_names_the_permission_the_path_and_the_rule)
+{
+	struct vfs_req r = { .op = VFS_OPEN, .flags = O_RDONLY };
+	char why[512] = "";
+	uint64_t p, b, chart;
+
+	callers();
+	p = mkdir_as(&root_, VFS_ROOT, "p");
+	b = mkdir_as(&root_, VFS_ROOT, "b");
+	chart = create_as(&root_, p, "chart");
+	r.ino = chart;
+	cr_expect_eq(access_check(acc, &biller.c, &r, why, sizeof(why)),
+		     -EACCES);
+	cr_expect_str_eq(why, "read /p/chart: no role grants it; defaults: "
+			 "unmatched = deny (built in)");
+	/* A hard link is judged on every name: the one that refused is
+	 * named, not the one asked by. */
+	{
+		struct vfs_entry e;
+
+		cr_assert_eq(vfs_link(v, &root_.c, chart, b, "l", &e), 0);
+		r.ino = e.ino;
+		vfs_forget(v, e.ino, 1);
+	}
+	why[0] = 0;
+	cr_expect_eq(access_check(acc, &clinic.c, &r, why, sizeof(why)),
+		     -EACCES);
+	cr_expect(strstr(why, "read /b/l: "), "%s", why);
+	cr_expect_eq(access_check(acc, &root_.c, &r, why, sizeof(why)), 0);
+}
+
 Test(access, a_rename_needs_write_on_both_ends)
 {
 	uint64_t p, b;
