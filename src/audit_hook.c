@@ -83,10 +83,11 @@ int audit_hook_op(const struct vfs_req *r, enum audit_op *op)
 
 /*
  * What a refusal is recorded as refusing: the operation's own op, or for
- * those not recorded when allowed, the nearest: reading a link's target
- * or an attribute is a read, listing a folder an open of it.  Lookups and
- * stat are refused without a record: the kernel asks them at every step
- * of every path, and the open or change that needed them is recorded.
+ * those not recorded when allowed, the nearest the log's ops have: reading
+ * a link's target or an attribute is a read; a lookup, a stat or a
+ * listing an open (of the name looked at), since a refused lookup is all
+ * the daemon sees of a refused open(2) of a path below.  The rule names
+ * the permission refused (traverse, list) exactly.
  */
 static int denied_op(const struct vfs_req *r, enum audit_op *op)
 {
@@ -95,6 +96,8 @@ static int denied_op(const struct vfs_req *r, enum audit_op *op)
 	case VFS_GETXATTR:
 		*op = AUDIT_READ;
 		return 0;
+	case VFS_LOOKUP:
+	case VFS_GETATTR:
 	case VFS_OPENDIR:
 	case VFS_LISTXATTR:
 		*op = AUDIT_OPEN;
@@ -257,7 +260,7 @@ static void paths_of(struct audit_hook *h, const struct vfs_req *r,
 		rec->path2_len = strlen(r->name2);
 		break;
 	case VFS_MKNOD: case VFS_MKDIR: case VFS_UNLINK: case VFS_RMDIR:
-	case VFS_CREATE:
+	case VFS_CREATE: case VFS_LOOKUP:
 		rec->path_len = path_of(h, r->ino, r->name, p1);
 		break;
 	default:		/* the object itself */
