@@ -406,3 +406,76 @@ Test(mount_audit, sigterm_and_the_unmount_command_seal_the_log)
 	cr_expect_eq(count(AUDIT_UNMOUNT), 2);
 	release_records();
 }
+
+/* phifsctl with args and BACKING; its exit status. */
+static int phifsctl(const struct mu_vol *v, const char *args)
+{
+	char cmd[1024];
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "%s/phifsctl %s %s >/dev/null 2>&1",
+		 PHIFS_BIN_DIR, args, v->backing);
+	st = system(cmd);
+	cr_assert(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+Test(mount_audit, reloads_rotations_and_flushes_reach_the_log)
+{
+	struct mu_vol *v = mu_vol_new(0);
+	char policy[256], opt[300], args[300];
+	static char out[65536];
+	const struct audit_record *r;
+	FILE *f, *p;
+	size_t n;
+
+	mu_require_fuse();
+	snprintf(policy, sizeof(policy), "%s/policy.ini", v->dir);
+	f = fopen(policy, "w");
+	cr_assert_not_null(f);
+	fputs("[defaults]\nroot = allow\n", f);
+	cr_assert_eq(fclose(f), 0);
+	snprintf(opt, sizeof(opt), "policy=%s", policy);
+	mount_with(v, "", "-o", opt);
+	mu_write_file(mu_m(v, "a"), "x", 1);
+	cr_expect_eq(phifsctl(v, "reload"), 0);
+	/* A policy that does not parse is refused, and recorded so. */
+	f = fopen(policy, "w");
+	cr_assert_not_null(f);
+	fputs("[defaults]\nroot = sometimes\n", f);
+	cr_assert_eq(fclose(f), 0);
+	cr_expect_neq(phifsctl(v, "reload"), 0);
+	snprintf(args, sizeof(args), "key rotate --key file:%s", v->key);
+	cr_expect_eq(phifsctl(v, args), 0, "online key rotation");
+	/* flush: every record so far durable, as the status says */
+	cr_expect_eq(phifsctl(v, "flush"), 0);
+	snprintf(args, sizeof(args), "%s/phifsctl status --json %s",
+		 PHIFS_BIN_DIR, v->backing);
+	p = popen(args, "r");
+	cr_assert_not_null(p);
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	cr_assert_eq(pclose(p), 0);
+	{
+		const char *a = strstr(out, "\"audit\":");
+		const char *w = a ? strstr(a, "\"written\":") : NULL;
+		const char *s = a ? strstr(a, "\"synced\":") : NULL;
+
+		cr_assert(w && s, "%s", out);
+		cr_expect_eq(strtoull(w + 10, NULL, 10),
+			     strtoull(s + 9, NULL, 10), "%s", out);
+		cr_expect_gt(strtoull(w + 10, NULL, 10), 2, "%s", out);
+	}
+	mu_unmount(v);
+
+	cr_expect_eq(verify(v), 0);
+	load_records(v);
+	cr_assert_eq(count(AUDIT_POLICY_RELOAD), 2);
+	cr_expect_eq(nth(AUDIT_POLICY_RELOAD, 0)->result, 0);
+	cr_expect_eq(nth(AUDIT_POLICY_RELOAD, 1)->result, -EINVAL);
+	cr_assert_eq(count(AUDIT_KEY_ROTATE), 1);
+	r = nth(AUDIT_KEY_ROTATE, 0);
+	cr_expect_eq(r->result, 0);
+	cr_expect_eq(r->version, 2);
+	release_records();
+}
