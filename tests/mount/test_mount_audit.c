@@ -479,3 +479,58 @@ Test(mount_audit, reloads_rotations_and_flushes_reach_the_log)
 	cr_expect_eq(r->version, 2);
 	release_records();
 }
+
+/*
+ * The log's own store fills (a small tmpfs, the volume's elsewhere):
+ * under on_failure = deny, reads and writes then fail with EIO, and no
+ * plaintext comes back.  (That space freed lets the log go on without a
+ * remount, and the log then verifies: those belong to the real writer's
+ * tests, since this build's stand-in writer neither retries nor mends a
+ * torn line.)
+ */
+Test(mount_audit, a_full_log_store_refuses_reads_and_writes_with_eio)
+{
+	struct mu_vol *v = mu_vol_new(0), *small = mu_vol_new(256 << 10);
+	static uint8_t data[64 << 10], buf[sizeof(data)];
+	char dir[256], chunk[4096];
+	const char *extra[] = { "--audit-dir", dir, NULL };
+	int fd, i, rc = 0;
+	ssize_t n;
+
+	mu_require_fuse();
+	snprintf(dir, sizeof(dir), "%s/log", small->backing);
+	cr_assert_eq(mu_phifs(v, false, NULL, NULL, NULL, extra), 0, "%s",
+		     v->err);
+	mu_fill(data, sizeof(data), mu_seed());
+	mu_write_file(mu_m(v, "chart"), data, sizeof(data));
+	/* Names as long as they come, until the log has no room. */
+	memset(chunk, 'c', 200);
+	for (i = 0; i < 100000 && !rc; i++) {
+		snprintf(chunk + 200, sizeof(chunk) - 200, "%d", i);
+		fd = open(mu_m(v, chunk), O_WRONLY | O_CREAT | O_EXCL, 0600);
+		rc = fd < 0 ? errno : 0;
+		if (fd >= 0)
+			close(fd);
+	}
+	cr_assert_eq(rc, EIO, "the log never filled: %d (%s)", i,
+		     strerror(rc));
+	fd = open(mu_m(v, "chart"), O_RDONLY);
+	if (fd >= 0) {	/* an open that was let in: its read is not */
+		memset(buf, 0, sizeof(buf));
+		n = read(fd, buf, sizeof(buf));
+		cr_expect_eq(n, -1, "read %zd bytes with no record", n);
+		cr_expect_eq(errno, EIO);
+		close(fd);
+	} else {
+		cr_expect_eq(errno, EIO);
+	}
+	for (size_t k = 0; k < sizeof(buf); k++)
+		cr_assert_eq(buf[k], 0, "plaintext at %zu", k);
+	fd = open(mu_m(v, "chart"), O_WRONLY);
+	cr_expect(fd < 0 || write(fd, "x", 1) < 0, "a write went unrecorded");
+	if (fd >= 0)
+		close(fd);
+	cr_expect_eq(unlink(mu_m(v, "chart")), -1);
+	cr_expect_eq(errno, EIO);
+	mu_unmount(v);
+}
