@@ -34,7 +34,7 @@ expect "init refuses a non-empty folder" 1 "full: not empty \\(holds 'plain.txt'
 check "a refused init leaves the folder as it was" test ! -e "$tmp/full/.phifs"
 expect "init of a missing dir" 1 "nowhere" -- "$ctl" init --key "file:$tmp/k1" "$tmp/nowhere"
 expect "init" 0 "" -- "$ctl" init --key "file:$tmp/k1" "$tmp/vol"
-check "init prints the audit key's fingerprint, the one key list prints" sh -c "mkdir '$tmp/vol2' && a=\$('$ctl' init --key 'file:$tmp/k1' '$tmp/vol2' | grep -E '^audit key: ed25519 sha256:[0-9a-f]{32}\$') && '$ctl' key list --key 'file:$tmp/k1' '$tmp/vol2' | grep -qxF \"\$a\""
+check "init prints the audit key's fingerprint, the one key list prints" sh -c "mkdir '$tmp/volfpr' && a=\$('$ctl' init --key 'file:$tmp/k1' '$tmp/volfpr' | grep -E '^audit key: ed25519 sha256:[0-9a-f]{32}\$') && '$ctl' key list --key 'file:$tmp/k1' '$tmp/volfpr' | grep -qxF \"\$a\""
 check "keystore exists" test -f "$tmp/vol/.phifs/keystore"
 expect "init twice" 1 "already a phifs volume" -- "$ctl" init --key "file:$tmp/k1" "$tmp/vol"
 check "key list shows v1 active" sh -c "'$ctl' key list --key 'file:$tmp/k1' '$tmp/vol' | grep -Eq '^1 +active'"
