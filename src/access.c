@@ -220,7 +220,25 @@ struct judge {
 	enum policy_op op;
 	const char *name;	/* NULL: the path itself */
 	int paths;		/* judged so far */
+	char *why;		/* a refusal's rule goes here, or NULL */
+	size_t why_len;
 };
+
+/* What refused, for the audit log: "op path: the rule (file:line)". */
+static void say_why(const struct judge *j, const char *path,
+		    const struct policy_decision *d)
+{
+	char rule[512];
+	const char *r = rule;
+
+	if (!j->why)
+		return;
+	policy_decision_format(d, rule, sizeof(rule));
+	if (!strncmp(r, "deny: ", 6))
+		r += 6;
+	snprintf(j->why, j->why_len, "%s %s: %s", policy_op_name(j->op),
+		 path, r);
+}
 
 static int judge_path(void *arg, const char *path)
 {
@@ -232,12 +250,19 @@ static int judge_path(void *arg, const char *path)
 		int n = snprintf(full, sizeof(full), "%s/%s",
 				 strcmp(path, "/") ? path : "", j->name);
 
-		if (n < 0 || (size_t)n >= sizeof(full))
+		if (n < 0 || (size_t)n >= sizeof(full)) {
+			if (j->why)
+				snprintf(j->why, j->why_len, "%s: path too "
+					 "long to judge",
+					 policy_op_name(j->op));
 			return -EACCES;	/* no policy path: never granted */
+		}
 		path = full;
 	}
 	j->paths++;
 	policy_decide(j->p, j->pc, j->op, path, &d);
+	if (!d.allow)
+		say_why(j, path, &d);
 	return d.allow ? 0 : -EACCES;
 }
 
@@ -246,18 +271,22 @@ static int judge_path(void *arg, const char *path)
  * path reaches (unlinked, or under a removed folder) cannot be judged:
  * refused, unless unnamed_ok.
  */
-static int judge(const struct access *a, const struct policy *p,
-		 const struct policy_caller *pc, enum policy_op op,
-		 uint64_t ino, const char *name, bool unnamed_ok)
+static int judge(struct judge *j, uint64_t ino, bool unnamed_ok)
 {
-	struct judge j = { .a = a, .p = p, .pc = pc, .op = op, .name = name };
-	int rc = vfs_paths(a->v, ino, judge_path, &j);
+	int rc = vfs_paths(j->a->v, ino, judge_path, j);
 
-	if (rc == -ENOENT && !j.paths)	/* vfs_paths: no path */
+	if ((rc == -ENOENT || !rc) && !j->paths) {	/* no path */
+		if (!unnamed_ok && j->why)
+			snprintf(j->why, j->why_len, "%s: no path reaches "
+				 "it", policy_op_name(j->op));
 		return unnamed_ok ? 0 : -EACCES;
+	}
+	if (rc == -ENAMETOOLONG && j->why)
+		snprintf(j->why, j->why_len, "%s: path too long to judge",
+			 policy_op_name(j->op));
 	if (rc)
 		return rc == -ENOMEM ? rc : -EACCES;
-	return j.paths || unnamed_ok ? 0 : -EACCES;
+	return 0;
 }
 
 /*
@@ -270,10 +299,9 @@ static bool unnamed_ok(const struct vfs_req *r)
 	return r->op == VFS_GETATTR || (r->op == VFS_SETATTR && r->opener);
 }
 
-static int allow(void *arg, const struct vfs_caller *c,
-		 const struct vfs_req *r)
+int access_check(struct access *a, const struct vfs_caller *c,
+		 const struct vfs_req *r, char *why, size_t why_len)
 {
-	struct access *a = arg;
 	struct policy_caller pc = { .uid = c->uid, .gid = c->gid };
 	struct access_need n;
 	const struct rules *rs;
@@ -298,14 +326,23 @@ static int allow(void *arg, const struct vfs_caller *c,
 		pc.user = name;
 	for (int i = 0; !rc && i < n.n; i++) {
 		bool second = n.check[i].second;
+		struct judge j = {
+			.a = a, .p = rs->p, .pc = &pc, .op = n.check[i].op,
+			.name = n.check[i].whole ? NULL :
+				second ? r->name2 : r->name,
+			.why = why, .why_len = why_len,
+		};
 
-		rc = judge(a, rs->p, &pc, n.check[i].op,
-			   second ? r->ino2 : r->ino,
-			   n.check[i].whole ? NULL :
-			   second ? r->name2 : r->name, unnamed_ok(r));
+		rc = judge(&j, second ? r->ino2 : r->ino, unnamed_ok(r));
 	}
 	leave(a, slot);
 	return rc;
+}
+
+static int allow(void *arg, const struct vfs_caller *c,
+		 const struct vfs_req *r)
+{
+	return access_check(arg, c, r, NULL, 0);
 }
 
 const struct vfs_hooks access_hooks = { .allow = allow };

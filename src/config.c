@@ -8,6 +8,7 @@
 #include "phifs/config.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,48 +18,77 @@
 
 #define FIELD(f) offsetof(struct config, f)
 
+/* The first of each is the default (0 in a zeroed struct config). */
+const char *const config_audit_syncs[] = { "batch", "always", "none", NULL };
+const char *const config_audit_failures[] = { "deny", "allow", NULL };
+const char *const config_audit_reads[] = { "normal", "strict", NULL };
+const char *const config_audit_paths[] = { "plain", "pseudonymous", NULL };
+
 const struct config_setting config_settings[] = {
 	{ "key", CONFIG_STRING, FIELD(key), true, true, 0, "SRC",
-	  "file:PATH, cmd:COMMAND or passphrase" },
+	  "file:PATH, cmd:COMMAND or passphrase", NULL, NULL },
 	{ "key_timeout", CONFIG_SECONDS, FIELD(key_timeout), true, true, 0,
-	  "SECONDS", "how long a cmd: key source may take (default 30)" },
+	  "SECONDS", "how long a cmd: key source may take (default 30)", NULL, NULL },
 	{ "foreground", CONFIG_BOOL, FIELD(foreground), false, false, 'f',
 	  NULL, "stay in the foreground (default: daemonize once\n"
-	  "the mount is ready)" },
+	  "the mount is ready)", NULL, NULL },
 	{ "policy", CONFIG_STRING, FIELD(policy), true, true, 0, "FILE",
 	  "access policy by role, uid and group\n"
-	  "(docs/POLICY.md); re-read on reload" },
+	  "(docs/POLICY.md); re-read on reload", NULL, NULL },
 	{ "policy_cache", CONFIG_BOOL, FIELD(policy_cache), true, true, 0,
 	  NULL, "under --policy, let the kernel answer lookups and\n"
 	  "stat for 60 s from what any user looked up: faster,\n"
 	  "but shows names and attributes across users\n"
-	  "(SECURITY.md); default: each one is judged" },
+	  "(SECURITY.md); default: each one is judged", NULL, NULL },
 	{ "audit_dir", CONFIG_STRING, FIELD(audit_dir), true, true, 0, "DIR",
-	  "integrity log folder (not in this build yet)" },
+	  "integrity log folder (default BACKING/.phifs/audit;\n"
+	  "more in the config file's [audit] section)", NULL, NULL },
+	{ "no_audit", CONFIG_BOOL, FIELD(no_audit), true, true, 0, NULL,
+	  "keep no integrity log (default: one is kept)", NULL, NULL },
 	{ "socket", CONFIG_STRING, FIELD(socket), true, true, 0, "PATH",
-	  "control socket (default BACKING/.phifs/control.sock)" },
+	  "control socket (default BACKING/.phifs/control.sock)", NULL, NULL },
 	{ "options", CONFIG_OPTIONS, FIELD(options), false, false, 'o',
 	  "OPT[,OPT...]", "FUSE mount options, e.g. allow_other; also\n"
 	  "key=SRC, key_timeout=SECONDS, policy=FILE,\n"
 	  "audit_dir=DIR, socket=PATH, no_poll, no_xattr,\n"
 	  "nonempty and policy_cache,\n"
-	  "as an fstab line gives them" },
+	  "as an fstab line gives them", NULL, NULL },
 	{ "nonempty", CONFIG_BOOL, FIELD(nonempty), true, true, 0, NULL,
 	  "mount over a folder that is not empty, hiding its\n"
-	  "files (default: refused)" },
+	  "files (default: refused)", NULL, NULL },
 	{ "poll", CONFIG_NOT_BOOL, FIELD(no_poll), false, false, 0, NULL,
-	  NULL },
+	  NULL, NULL, NULL },
 	{ "no_poll", CONFIG_BOOL, FIELD(no_poll), true, true, 0, NULL,
 	  "idle workers sleep at once (default: poll for the\n"
 	  "next request for up to 64 us: faster, more CPU);\n"
-	  "config: poll = no; fstab: -o no_poll" },
+	  "config: poll = no; fstab: -o no_poll", NULL, NULL },
 	{ "xattr", CONFIG_NOT_BOOL, FIELD(no_xattr), false, false, 0, NULL,
-	  NULL },
+	  NULL, NULL, NULL },
 	{ "no_xattr", CONFIG_BOOL, FIELD(no_xattr), true, true, 0, NULL,
 	  "refuse extended attributes: the kernel then stops\n"
 	  "asking for security.capability before every write,\n"
-	  "which makes small writes faster; config: xattr = no" },
-	{ NULL, 0, 0, false, false, 0, NULL, NULL },
+	  "which makes small writes faster; config: xattr = no", NULL, NULL },
+	/* The [audit] section (docs/AUDIT.md, "Settings"). */
+	{ .name = "dir", .kind = CONFIG_STRING, .offset = FIELD(audit_dir),
+	  .section = "audit" },
+	{ .name = "sync", .kind = CONFIG_CHOICE, .offset = FIELD(audit_sync),
+	  .section = "audit", .choices = config_audit_syncs },
+	{ .name = "on_failure", .kind = CONFIG_CHOICE,
+	  .offset = FIELD(audit_on_failure), .section = "audit",
+	  .choices = config_audit_failures },
+	{ .name = "segment_size", .kind = CONFIG_COUNT,
+	  .offset = FIELD(audit_segment_size), .section = "audit" },
+	{ .name = "segment_age", .kind = CONFIG_SECONDS,
+	  .offset = FIELD(audit_segment_age), .section = "audit" },
+	{ .name = "checkpoint_records", .kind = CONFIG_COUNT,
+	  .offset = FIELD(audit_checkpoint_records), .section = "audit" },
+	{ .name = "checkpoint_ms", .kind = CONFIG_COUNT,
+	  .offset = FIELD(audit_checkpoint_ms), .section = "audit" },
+	{ .name = "reads", .kind = CONFIG_CHOICE, .offset = FIELD(audit_reads),
+	  .section = "audit", .choices = config_audit_reads },
+	{ .name = "paths", .kind = CONFIG_CHOICE, .offset = FIELD(audit_paths),
+	  .section = "audit", .choices = config_audit_paths },
+	{ NULL, 0, 0, false, false, 0, NULL, NULL, NULL, NULL },
 };
 
 /* Compares the first n bytes of a with all of b, '-' and '_' alike. */
@@ -76,19 +106,34 @@ static bool same_name(const char *a, size_t n, const char *b)
 	return i == n && !b[i];
 }
 
-static const struct config_setting *find(const char *name, size_t n)
+/* The setting name in section (NULL: the top level and [phifs]). */
+static const struct config_setting *find_in(const char *section,
+					    const char *name, size_t n)
 {
 	const struct config_setting *s;
 
 	for (s = config_settings; s->name; s++)
-		if (same_name(name, n, s->name))
+		if (same_name(name, n, s->name) &&
+		    (section ? s->section && !strcmp(section, s->section) :
+			       !s->section))
 			return s;
 	return NULL;
+}
+
+static const struct config_setting *find(const char *name, size_t n)
+{
+	return find_in(NULL, name, n);
 }
 
 const struct config_setting *config_find(const char *name)
 {
 	return find(name, strlen(name));
+}
+
+const struct config_setting *config_find_in(const char *section,
+					    const char *name)
+{
+	return find_in(section, name, strlen(name));
 }
 
 static int parse_bool(const char *v, bool *out)
@@ -118,6 +163,47 @@ static int parse_seconds(const char *v, unsigned *out)
 		return -EINVAL;
 	*out = (unsigned)n;
 	return 0;
+}
+
+/* A whole number from 1 up (a count, bytes, milliseconds). */
+static int parse_count(const char *v, uint64_t *out)
+{
+	unsigned long long n;
+	char *end;
+
+	if (!v || *v < '0' || *v > '9')
+		return -EINVAL;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno || *end || n < 1)
+		return -EINVAL;
+	*out = n;
+	return 0;
+}
+
+/* One of the names in choices: its index. */
+static int parse_choice(const char *v, const char *const *choices,
+			unsigned *out)
+{
+	for (unsigned i = 0; v && choices[i]; i++) {
+		if (!strcmp(v, choices[i])) {
+			*out = i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* "a, b or c", for a refusal. */
+static void say_choices(const char *const *choices, char *buf, size_t len)
+{
+	size_t at = 0;
+
+	buf[0] = 0;
+	for (unsigned i = 0; choices[i] && at < len; i++)
+		at += (size_t)snprintf(buf + at, len - at, "%s%s",
+				       i ? choices[i + 1] ? ", " : " or " : "",
+				       choices[i]);
 }
 
 static int set_str(char **dst, const char *v)
@@ -191,7 +277,14 @@ static int set_options(struct config *c, const char *list, char *why,
 int config_set(struct config *c, const char *name, const char *value,
 	       char *why, size_t why_len)
 {
-	const struct config_setting *s = config_find(name);
+	return config_set_in(c, NULL, name, value, why, why_len);
+}
+
+int config_set_in(struct config *c, const char *section, const char *name,
+		  const char *value, char *why, size_t why_len)
+{
+	const struct config_setting *s = find_in(section, name, strlen(name));
+	char names[128];
 	void *field;
 	bool b;
 	int rc;
@@ -213,6 +306,18 @@ int config_set(struct config *c, const char *name, const char *value,
 		break;
 	case CONFIG_SECONDS:
 		rc = parse_seconds(value, field);
+		break;
+	case CONFIG_COUNT:
+		rc = parse_count(value, field);
+		break;
+	case CONFIG_CHOICE:
+		rc = parse_choice(value, s->choices, field);
+		if (rc == -EINVAL) {
+			say_choices(s->choices, names, sizeof(names));
+			snprintf(why, why_len, "bad value for '%s' (%s)",
+				 s->name, names);
+			return rc;
+		}
 		break;
 	case CONFIG_OPTIONS:
 		/* set_options says why itself: the element may be at fault. */
@@ -237,23 +342,32 @@ struct parse {
 	struct config *c;
 	int set_at[CONFIG_MAX_SETTINGS];	/* line of each setting, or 0 */
 	int phifs_at;		/* line of [phifs], or 0 */
+	int audit_at;		/* line of [audit], or 0 */
+	const char *section;	/* NULL: top level or [phifs] */
 };
 
 static int on_section(void *ctx, char *name, int line, char *why,
 		      size_t why_len)
 {
 	struct parse *p = ctx;
+	int *at;
 
-	if (strcmp(name, "phifs")) {
+	if (!strcmp(name, "phifs")) {
+		at = &p->phifs_at;
+		p->section = NULL;
+	} else if (!strcmp(name, "audit")) {
+		at = &p->audit_at;
+		p->section = "audit";
+	} else {
 		snprintf(why, why_len, "unknown section [%s]", name);
 		return -EINVAL;
 	}
-	if (p->phifs_at) {
-		snprintf(why, why_len, "section [phifs] given twice (first at "
-			 "line %d)", p->phifs_at);
+	if (*at) {
+		snprintf(why, why_len, "section [%s] given twice (first at "
+			 "line %d)", name, *at);
 		return -EINVAL;
 	}
-	p->phifs_at = line;
+	*at = line;
 	return 0;
 }
 
@@ -263,9 +377,11 @@ static int on_setting(void *ctx, char *name, char *value, int line,
 	struct parse *p = ctx;
 	const struct config_setting *s, *t;
 
-	s = config_find(name);
+	s = find_in(p->section, name, strlen(name));
 	if (!s) {
-		snprintf(why, why_len, "unknown setting '%s'", name);
+		snprintf(why, why_len, "unknown setting '%s'%s%s%s", name,
+			 p->section ? " in [" : "",
+			 p->section ? p->section : "", p->section ? "]" : "");
 		return -EINVAL;
 	}
 	/*
@@ -282,7 +398,7 @@ static int on_setting(void *ctx, char *name, char *value, int line,
 		}
 	}
 	p->set_at[s - config_settings] = line;
-	return config_set(p->c, s->name, value, why, why_len);
+	return config_set_in(p->c, s->section, s->name, value, why, why_len);
 }
 
 static const struct ini_ops config_ini_ops = {

@@ -167,6 +167,27 @@ static void on_signal(uv_signal_t *s, int signum)
 }
 
 /* The answer to one request line; NULL on ENOMEM. */
+static char *audit_anchor(struct ctl *c)
+{
+	char *line = c->ops->audit_anchor ? malloc(CTL_MAX_ANCHOR) : NULL;
+	char why[128], *a;
+	int rc;
+
+	if (!c->ops->audit_anchor)
+		return ctl_msg_error("audit-anchor: not served here");
+	if (!line)
+		return NULL;
+	rc = c->ops->audit_anchor(c->arg, line, CTL_MAX_ANCHOR);
+	if (rc == -ENOENT)
+		snprintf(why, sizeof(why), "audit-anchor: this mount keeps "
+			 "no integrity log");
+	else if (rc)
+		snprintf(why, sizeof(why), "audit-anchor: %s", strerror(-rc));
+	a = rc ? ctl_msg_error(why) : ctl_msg_anchor(line);
+	free(line);
+	return a;
+}
+
 static char *answer(struct ctl *c, const char *line, size_t len)
 {
 	struct ctl_status *st;
@@ -191,8 +212,9 @@ static char *answer(struct ctl *c, const char *line, size_t len)
 	case CTL_FLUSH:
 		rc = do_flush(c, "control socket");
 		if (rc) {
-			snprintf(why, sizeof(why), "not every size could be "
-				 "committed: %s", strerror(-rc));
+			snprintf(why, sizeof(why), "not every size or log "
+				 "record could be made durable: %s",
+				 strerror(-rc));
 			return ctl_msg_error(why);
 		}
 		return ctl_msg_ok();
@@ -213,6 +235,8 @@ static char *answer(struct ctl *c, const char *line, size_t len)
 		if (rc && !*why)
 			snprintf(why, sizeof(why), "%s", strerror(-rc));
 		return rc ? ctl_msg_error(why) : ctl_msg_rotate_started(id);
+	case CTL_AUDIT_ANCHOR:
+		return audit_anchor(c);
 	}
 	return ctl_msg_error("unknown command");
 }

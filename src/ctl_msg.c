@@ -24,6 +24,7 @@ static const struct {
 	{ "reload", CTL_RELOAD },
 	{ "unmount", CTL_UNMOUNT },
 	{ "key-rotate", CTL_KEY_ROTATE },
+	{ "audit-anchor", CTL_AUDIT_ANCHOR },
 };
 
 int ctl_msg_parse(const char *line, size_t len, enum ctl_cmd *cmd,
@@ -233,6 +234,56 @@ char *ctl_msg_rotate_started(unsigned id)
 	return line_of(o);
 }
 
+char *ctl_msg_anchor(const char *line)
+{
+	json_t *o = answer(true);
+
+	if (o && json_object_set_new(o, "anchor", json_string(line)))
+		json_decref(o), o = NULL;
+	return line_of(o);
+}
+
+int ctl_msg_anchor_of(const char *ans, char *buf, size_t cap, char *why,
+		      size_t why_len)
+{
+	json_t *o = json_loads(ans, 0, NULL);
+	json_t *ok = json_object_get(o, "ok");
+	json_t *a = json_object_get(o, "anchor");
+	int rc = -EINVAL;
+
+	if (json_is_false(ok))
+		snprintf(why, why_len, "%s",
+			 json_string_value(json_object_get(o, "error")) ?
+			 json_string_value(json_object_get(o, "error")) : "");
+	else if (!json_is_true(ok) || !json_is_string(a) ||
+		 strlen(json_string_value(a)) >= cap)
+		snprintf(why, why_len, "the daemon's answer is not understood");
+	else
+		rc = 0;
+	if (!rc)
+		snprintf(buf, cap, "%s", json_string_value(a));
+	json_decref(o);
+	return rc;
+}
+
+static json_t *status_audit(const struct ctl_audit *a, int *bad)
+{
+	json_t *o = json_object();
+
+	put(o, "dir", json_string(a->dir), bad);
+	put(o, "queued", uint_of(a->queued), bad);
+	put(o, "written", uint_of(a->written), bad);
+	put(o, "synced", uint_of(a->synced), bad);
+	put(o, "lag_ms", uint_of(a->lag_ms), bad);
+	put(o, "checkpoint_seq", uint_of(a->checkpoint_seq), bad);
+	put(o, "checkpoint_ts", json_integer(a->checkpoint_ts), bad);
+	put(o, "failures", uint_of(a->failures), bad);
+	put(o, "refused", uint_of(a->refused), bad);
+	put(o, "dropped", uint_of(a->dropped), bad);
+	put(o, "failing", json_boolean(a->failing), bad);
+	return o;
+}
+
 char *ctl_msg_status(const struct ctl_status *st)
 {
 	const struct vfs_stats *vs = &st->vfs;
@@ -275,6 +326,8 @@ char *ctl_msg_status(const struct ctl_status *st)
 	put(o, "loop", loop, &bad);
 	if (st->rotation.state[0])
 		put(o, "rotation", status_rotation(&st->rotation, &bad), &bad);
+	if (st->audit.on)
+		put(o, "audit", status_audit(&st->audit, &bad), &bad);
 	if (bad) {
 		json_decref(o);
 		return NULL;
@@ -361,6 +414,21 @@ static void print_table(json_t *o, FILE *out)
 			str(v, "state"), num(v, "target"),
 			num(v, "done") + num(v, "skipped") + num(v, "failed"),
 			num(v, "total"), num(v, "failed"));
+	v = json_object_get(o, "audit");
+	if (v)
+		fprintf(out, "%-16s %s%s\n%-16s %" PRIu64 " queued, lag %"
+			PRIu64 " ms, %" PRIu64 " written, %" PRIu64
+			" durable\n%-16s seq %" PRIu64 " at %" JSON_INTEGER_FORMAT
+			"\n%-16s %" PRIu64 " failures, %" PRIu64 " refused, %"
+			PRIu64 " dropped\n", "integrity log", str(v, "dir"),
+			json_is_true(json_object_get(v, "failing")) ?
+			" (FAILING)" : "", "  records", num(v, "queued"),
+			num(v, "lag_ms"), num(v, "written"), num(v, "synced"),
+			"  checkpoint", num(v, "checkpoint_seq"),
+			json_integer_value(json_object_get(v,
+							   "checkpoint_ts")),
+			"  failures", num(v, "failures"), num(v, "refused"),
+			num(v, "dropped"));
 }
 
 /* Prometheus label values escape \, " and newlines. */
@@ -400,6 +468,36 @@ static void single(FILE *out, const char *vol, const char *name,
 {
 	metric(out, name, type, help);
 	sample(out, name, vol, NULL, NULL, value);
+}
+
+static void print_audit_metrics(json_t *v, const char *vol, FILE *out)
+{
+	single(out, vol, "phifs_audit_queued", "gauge",
+	       "Integrity log records waiting to be written.",
+	       num(v, "queued"));
+	single(out, vol, "phifs_audit_lag_milliseconds", "gauge",
+	       "Age of the oldest integrity log record queued.",
+	       num(v, "lag_ms"));
+	single(out, vol, "phifs_audit_written_seq", "gauge",
+	       "Last integrity log record written.", num(v, "written"));
+	single(out, vol, "phifs_audit_synced_seq", "gauge",
+	       "Last integrity log record durable.", num(v, "synced"));
+	single(out, vol, "phifs_audit_checkpoint_seq", "gauge",
+	       "Last signed checkpoint of the integrity log.",
+	       num(v, "checkpoint_seq"));
+	single(out, vol, "phifs_audit_checkpoint_timestamp_seconds", "gauge",
+	       "When the last checkpoint was signed.",
+	       num(v, "checkpoint_ts"));
+	single(out, vol, "phifs_audit_failures_total", "counter",
+	       "Integrity log write or sync errors.", num(v, "failures"));
+	single(out, vol, "phifs_audit_refused_total", "counter",
+	       "Operations refused because their record could not be kept.",
+	       num(v, "refused"));
+	single(out, vol, "phifs_audit_dropped_total", "counter",
+	       "Records lost under on_failure = allow.", num(v, "dropped"));
+	single(out, vol, "phifs_audit_failing", "gauge",
+	       "1 while the integrity log cannot keep records.",
+	       json_is_true(json_object_get(v, "failing")));
 }
 
 static void print_prometheus(json_t *o, FILE *out)
@@ -465,6 +563,9 @@ static void print_prometheus(json_t *o, FILE *out)
 	single(out, vol, "phifs_loop_threads", "gauge",
 	       "Request loop workers.",
 	       num(v, "threads"));
+	v = json_object_get(o, "audit");
+	if (v)
+		print_audit_metrics(v, vol, out);
 }
 
 int ctl_msg_format(const char *ans, enum ctl_format fmt, FILE *out,

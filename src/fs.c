@@ -30,7 +30,13 @@ struct fs {
 	struct vfs *vfs;
 	struct fuse_session *se;
 	double cache_s;		/* CACHE_SECONDS, or 0; set before mounting */
+	bool direct;		/* files opened for direct I/O */
 };
+
+static bool direct_of(fuse_req_t req)
+{
+	return ((struct fs *)fuse_req_userdata(req))->direct;
+}
 
 static double cache_of(fuse_req_t req)
 {
@@ -265,6 +271,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uintptr_t)f;
+	fi->direct_io = direct_of(req);
 	if (fuse_reply_open(req, fi))	/* the open was interrupted */
 		(void)vfs_release(v, NULL, f);
 	vfs_opened(v, &hint);		/* after the reply */
@@ -286,6 +293,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	fi->fh = (uintptr_t)f;
+	fi->direct_io = direct_of(req);
 	p = entry_param(req, &e);
 	if (fuse_reply_create(req, &p, fi)) {
 		(void)vfs_release(v, NULL, f);
@@ -697,6 +705,11 @@ void fs_set_session(struct fs *fs, struct fuse_session *se)
 void fs_set_cache(struct fs *fs, bool cache)
 {
 	fs->cache_s = cache ? CACHE_SECONDS : 0;
+}
+
+void fs_set_direct_io(struct fs *fs, bool direct)
+{
+	fs->direct = direct;
 }
 
 int fs_set_mountpoint(struct fs *fs, const char *path)

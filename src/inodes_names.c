@@ -261,61 +261,34 @@ int inodes_path_of(struct inodes *t, dev_t dev, ino_t ino, char *buf,
 	return n < 0 ? (int)n : 0;
 }
 
-/* Every path of i, NUL-separated, in a malloc'd buffer; *count of them. */
-static int all_paths(struct inodes *t, struct inode *i, char **out,
-		     size_t *count)
+/*
+ * One buffer on the stack and fn called under the lock: the paths are one
+ * consistent snapshot (a rename cannot slip a name past the walk), and a
+ * decision per request allocates nothing.  fn must not call back into the
+ * table; the policy's decision, its one user, takes no lock at all.
+ */
+int inodes_paths(struct inodes *t, struct inode *i,
+		 int (*fn)(void *arg, const char *path), void *arg)
 {
-	size_t cap = PATH_MAX, used = 0, n = 0;
-	char *buf = malloc(cap), *more;
+	char buf[PATH_MAX];
+	size_t n = 0;
 	int rc = 0;
 
-	if (!buf)
-		return -ENOMEM;
+	if (i->root)
+		return fn(arg, "/");
 	pthread_mutex_lock(&t->lock);
 	for (struct ilink *l = i->names; l && !rc; l = l->cnext) {
-		ssize_t len;
+		ssize_t len = path_of(l, buf, sizeof(buf));
 
-		if (cap - used < PATH_MAX) {
-			if (!(more = realloc(buf, cap *= 2))) {
-				rc = -ENOMEM;
-				break;
-			}
-			buf = more;
-		}
-		len = path_of(l, buf + used, PATH_MAX);
 		if (len >= 0) {
-			used += (size_t)len + 1;
 			n++;
+			rc = fn(arg, buf);
 		} else if (len != -ENOENT) {	/* a name in a lost folder */
 			rc = (int)len;
 		}
 	}
 	pthread_mutex_unlock(&t->lock);
-	if (!rc && !n)
-		rc = -ENOENT;
-	if (rc) {
-		free(buf);
-		return rc;
-	}
-	*out = buf;
-	*count = n;
-	return 0;
-}
-
-int inodes_paths(struct inodes *t, struct inode *i,
-		 int (*fn)(void *arg, const char *path), void *arg)
-{
-	size_t count = 0;
-	char *buf = NULL, *p;
-	int rc;
-
-	if (i->root)
-		return fn(arg, "/");
-	rc = all_paths(t, i, &buf, &count);
-	for (p = buf; !rc && count--; p += strlen(p) + 1)
-		rc = fn(arg, p);
-	free(buf);
-	return rc;
+	return rc ? rc : n ? 0 : -ENOENT;
 }
 
 int inodes_pin_parent(struct inodes *t, struct inode *i,

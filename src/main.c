@@ -25,6 +25,9 @@
 #include <unistd.h>
 
 #include "phifs/access.h"
+#include "phifs/audit.h"
+#include "phifs/audit_hook.h"
+#include "phifs/audit_writer.h"
 #include "phifs/config.h"
 #include "phifs/ctl.h"
 #include "phifs/fs.h"
@@ -52,7 +55,7 @@ static void usage(void)
 	      "\n"
 	      "Mounts the phifs volume in BACKING (made by phifsctl init) at "
 	      "MOUNTPOINT.\n\n", stdout);
-	for (s = config_settings; s->name; s++) {
+	for (s = config_settings; s->name && !s->section; s++) {
 		char flag[64];
 		const char *h;
 		int n;
@@ -83,7 +86,15 @@ static void usage(void)
 	fputs("  --config FILE       INI file holding any of these settings:",
 	      stdout);
 	col = 80;
-	for (s = config_settings; s->name; s++) {
+	for (s = config_settings; s->name && !s->section; s++) {
+		if (col + (int)strlen(s->name) + 2 > 78)
+			col = printf("\n%*s", HELP_COL, "") - 1;
+		col += printf(" %s%s", s->name,
+			      s[1].name && !s[1].section ? "," : "\n");
+	}
+	fputs("                      and in its [audit] section:", stdout);
+	col = 80;
+	for (; s->name; s++) {
 		if (col + (int)strlen(s->name) + 2 > 78)
 			col = printf("\n%*s", HELP_COL, "") - 1;
 		col += printf(" %s%s", s->name, s[1].name ? "," : "\n");
@@ -375,9 +386,12 @@ static int parse_args(int argc, char **argv, struct args *a)
 	if (!a->cfg.key)
 		return say(EXIT_USAGE, "--key SRC is required (see phifs --help)");
 	/* Refuse, never ignore, a security setting this build cannot honour. */
-	if (a->cfg.audit_dir)
-		return say(EXIT_USAGE, "audit-dir %s: the integrity log is not "
-			   "in this build yet", a->cfg.audit_dir);
+	if (a->cfg.audit_paths)
+		return say(EXIT_USAGE, "[audit] paths = pseudonymous: not in "
+			   "this build yet");
+	if (a->cfg.no_audit && a->cfg.audit_dir)
+		return say(EXIT_USAGE, "audit-dir %s and no-audit: give one or "
+			   "the other", a->cfg.audit_dir);
 	rc = check_fuse_options(a);
 	if (!rc && a->cfg.policy)
 		rc = load_policy(a);
@@ -488,6 +502,9 @@ struct serving {
 	struct volume *vol;
 	struct fs *fs;
 	struct access *access;		/* the policy's hook, or NULL */
+	struct audit_writer *aw;	/* the integrity log, or NULL */
+	struct audit_hook *ah;		/* its hook, with the policy's */
+	char audit_dir[PATH_MAX];	/* absolute */
 	char *opts;
 	char *fargv[4];
 	struct fuse_args fa;
@@ -592,6 +609,27 @@ static void status_rotation(struct serving *s, struct ctl_rotation *out)
 	free(rs);
 }
 
+static void status_audit(struct serving *s, struct ctl_audit *out)
+{
+	struct audit_writer_stats ws;
+
+	if (!s->aw)
+		return;
+	audit_writer_stats(s->aw, &ws);
+	out->on = true;
+	snprintf(out->dir, sizeof(out->dir), "%s", s->audit_dir);
+	out->queued = ws.queued;
+	out->written = ws.written;
+	out->synced = ws.synced;
+	out->lag_ms = ws.lag_ms;
+	out->checkpoint_seq = ws.checkpoint_seq;
+	out->checkpoint_ts = ws.checkpoint_ts;
+	out->failures = ws.failures;
+	out->refused = ws.refused;
+	out->dropped = ws.dropped;
+	out->failing = ws.failing;
+}
+
 static void ctl_status(void *arg, struct ctl_status *st)
 {
 	struct serving *s = arg;
@@ -624,6 +662,7 @@ static void ctl_status(void *arg, struct ctl_status *st)
 	st->loop_requests = atomic_load_explicit(&s->loop.requests,
 						 memory_order_relaxed);
 	status_rotation(s, &st->rotation);
+	status_audit(s, &st->audit);
 }
 
 /*
@@ -652,11 +691,47 @@ static bool ctl_serving(void *arg)
 	return true;
 }
 
+/* How long a flush waits for the log's records to be durable. */
+#define AUDIT_FLUSH_MS 5000
+
 static int ctl_flush(void *arg)
 {
 	struct serving *s = arg;
+	int rc = vfs_flush(fs_vfs(s->fs)), e;
 
-	return vfs_flush(fs_vfs(s->fs));
+	if (s->aw && (e = audit_writer_flush(s->aw, AUDIT_FLUSH_MS))) {
+		log_msg(LOG_KIND_IO, LOG_ERR, "integrity log: flush: %s",
+			strerror(-e));
+		rc = rc ? rc : e;
+	}
+	return rc;
+}
+
+static int ctl_audit_anchor(void *arg, char *buf, size_t cap)
+{
+	struct serving *s = arg;
+	size_t len;
+
+	return s->aw ? audit_writer_anchor(s->aw, buf, cap, &len) : -ENOENT;
+}
+
+/* A record of the daemon's own; a failure is told, not fatal. */
+static void audit_event(struct serving *s, enum audit_op op, int64_t result,
+			uint32_t version)
+{
+	int rc;
+
+	if (!s->ah)
+		return;
+	rc = audit_hook_event(s->ah, op, NULL, result, version);
+	if (rc)
+		log_msg(LOG_KIND_IO, LOG_ERR, "integrity log: %s record not "
+			"kept: %s", audit_op_name(op), strerror(-rc));
+}
+
+static void rotated(void *arg, int rc, uint32_t version)
+{
+	audit_event(arg, AUDIT_KEY_ROTATE, rc, version);
 }
 
 /* Does setting t differ between x and y? */
@@ -672,6 +747,10 @@ static bool differs(const struct config_setting *t, const struct config *x,
 		return (sx == NULL) != (sy == NULL) ||
 		       (sx && strcmp(sx, sy));
 	}
+	if (t->kind == CONFIG_COUNT)
+		return *(const uint64_t *)px != *(const uint64_t *)py;
+	if (t->kind == CONFIG_SECONDS || t->kind == CONFIG_CHOICE)
+		return *(const unsigned *)px != *(const unsigned *)py;
 	return *(const bool *)px != *(const bool *)py;
 }
 
@@ -744,6 +823,7 @@ static int ctl_reload(void *arg, char *changed, size_t len, bool *policy)
 	if (!rc && s->access) {
 		rc = reload_policy(s, changed, len);
 		*policy = !rc;
+		audit_event(s, AUDIT_POLICY_RELOAD, rc, 0);
 	}
 	return rc;
 }
@@ -782,6 +862,7 @@ static int ctl_key_rotate(void *arg, bool keep_old, unsigned *id, char *why,
 }
 
 static const struct ctl_ops control = {
+	.audit_anchor = ctl_audit_anchor,
 	.key_rotate = ctl_key_rotate,
 	.status = ctl_status,
 	.serving = ctl_serving,
@@ -824,6 +905,7 @@ static int serve_control(const struct args *a, struct serving *s)
 	rc = rotate_new(s->vol, fs_vfs(s->fs), &s->rot);
 	if (rc)
 		return say(EXIT_FAILURE, "%s", strerror(-rc));
+	rotate_on_done(s->rot, rotated, s);
 	rc = ctl_new(path, &control, s, &s->ctl, err, sizeof(err));
 	if (rc)
 		return say(EXIT_FAILURE, "%s", err);
@@ -848,6 +930,11 @@ static int serve_mounted(const struct args *a, struct serving *s,
 		return say(EXIT_FAILURE, "cannot mount %s on %s", a->backing,
 			   a->mountpoint);
 	s->mounted = 1;
+	/* No operation is served unrecorded: a log that cannot say so much
+	 * ends the mount. */
+	if (s->ah && audit_hook_event(s->ah, AUDIT_MOUNT, NULL, 0, 0))
+		return say(EXIT_FAILURE, "%s: the integrity log cannot keep "
+			   "records", s->audit_dir);
 	if (ready_fd >= 0) {
 		detach(ready_fd);
 		log_detached();
@@ -877,6 +964,20 @@ static int serve_mounted(const struct args *a, struct serving *s,
 	return rc < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+/* The unmount's record, then the log sealed; no request runs now. */
+static void serve_audit_end(struct serving *s, int rc)
+{
+	if (!s->aw)
+		return;
+	if (s->mounted)
+		audit_event(s, AUDIT_UNMOUNT, rc ? -EIO : 0, 0);
+	rc = audit_writer_close(s->aw);
+	s->aw = NULL;
+	if (rc)
+		log_msg(LOG_KIND_IO, LOG_ERR, "integrity log %s: not sealed: "
+			"%s", s->audit_dir, strerror(-rc));
+}
+
 /* Unmounts and lets go of all s holds; rc is serve()'s exit status. */
 static void serve_end(const struct args *a, struct serving *s, int rc)
 {
@@ -896,10 +997,12 @@ static void serve_end(const struct args *a, struct serving *s, int rc)
 	/* Before the core goes: the status reads it until here. */
 	ctl_free(s->ctl);
 	rotate_free(s->rot);	/* the status read it until here */
+	serve_audit_end(s, rc);
 	if (s->fargs)
 		fuse_opt_free_args(&s->fa);
 	fs_free(s->fs);
 	access_free(s->access);		/* no request runs after fs_free */
+	audit_hook_free(s->ah);
 	volume_close(s->vol);
 	free(s->opts);
 }
@@ -919,6 +1022,90 @@ static int serve_policy(struct args *a, struct serving *s)
 	 * whoever asks: only with no caching is each one judged.
 	 */
 	fs_set_cache(s->fs, a->cfg.policy_cache);
+	return EXIT_SUCCESS;
+}
+
+static int audit_put(void *arg, const struct audit_record *r)
+{
+	return audit_writer_put(arg, r);
+}
+
+static int audit_ready(void *arg)
+{
+	return audit_writer_ready(arg);
+}
+
+/* Where the log goes: --audit-dir, absolute, or BACKING/.phifs/audit. */
+static int audit_dir_of(const struct args *a, struct serving *s)
+{
+	char cwd[PATH_MAX];
+	const char *d = a->cfg.audit_dir;
+	int n;
+
+	if (!d)
+		n = snprintf(s->audit_dir, sizeof(s->audit_dir),
+			     "%s/.phifs/audit", s->backing);
+	else if (d[0] == '/')
+		n = snprintf(s->audit_dir, sizeof(s->audit_dir), "%s", d);
+	else if (getcwd(cwd, sizeof(cwd)))
+		n = snprintf(s->audit_dir, sizeof(s->audit_dir), "%s/%s",
+			     cwd, d);
+	else
+		return say(EXIT_FAILURE, "getcwd: %s", strerror(errno));
+	if (n >= (int)sizeof(s->audit_dir))
+		return say(EXIT_FAILURE, "audit-dir: path too long");
+	return EXIT_SUCCESS;
+}
+
+static const enum audit_sync syncs[] = {
+	AUDIT_SYNC_BATCH, AUDIT_SYNC_ALWAYS, AUDIT_SYNC_NONE,
+};
+
+/*
+ * Opens the integrity log and makes it, with the policy if there is one,
+ * the core's hooks, before any request.  Every read goes through the
+ * daemon under reads = strict.
+ */
+static int serve_audit(const struct args *a, struct serving *s)
+{
+	const struct config *c = &a->cfg;
+	struct audit_writer_conf wc = {
+		.dir = s->audit_dir,
+		.sync = syncs[c->audit_sync],
+		.deny_on_failure = c->audit_on_failure == 0,
+		.segment_bytes = c->audit_segment_size,
+		.segment_ms = (uint64_t)c->audit_segment_age * 1000,
+		.checkpoint_records = c->audit_checkpoint_records,
+		.checkpoint_ms = c->audit_checkpoint_ms,
+		.key = keys_audit_key(s->vol->keys),
+	};
+	struct audit_writer_opened op;
+	struct audit_sink sink = { audit_put, audit_ready, NULL };
+	int rc;
+
+	if (c->no_audit)
+		return EXIT_SUCCESS;
+	rc = audit_dir_of(a, s);
+	if (rc)
+		return rc;
+	rc = audit_writer_open(&wc, &s->aw, &op);
+	if (rc == -EKEYREJECTED)
+		return say(EXIT_FAILURE, "%s: its audit.pub is another "
+			   "volume's key", s->audit_dir);
+	if (rc)
+		return say(EXIT_FAILURE, "integrity log %s: %s", s->audit_dir,
+			   strerror(-rc));
+	if (op.recovered)
+		log_msg(LOG_KIND_LIFECYCLE, LOG_WARNING, "integrity log %s: "
+			"the last mount did not end sealed; recovered after "
+			"record %llu (%llu torn bytes cut)", s->audit_dir,
+			(unsigned long long)op.last_seq,
+			(unsigned long long)op.cut_bytes);
+	sink.arg = s->aw;
+	if (audit_hook_new(fs_vfs(s->fs), s->access, &sink, &s->ah))
+		return say(EXIT_FAILURE, "%s", strerror(ENOMEM));
+	vfs_set_hooks(fs_vfs(s->fs), &audit_hook_hooks, s->ah);
+	fs_set_direct_io(s->fs, c->audit_reads == 1);
 	return EXIT_SUCCESS;
 }
 
@@ -951,6 +1138,8 @@ static int serve(struct args *a, int ready_fd)
 	rc = serve_session(a, &s);
 	if (rc == EXIT_SUCCESS && a->policy)
 		rc = serve_policy(a, &s);
+	if (rc == EXIT_SUCCESS)
+		rc = serve_audit(a, &s);
 	if (rc == EXIT_SUCCESS)
 		rc = serve_control(a, &s);
 	if (rc == EXIT_SUCCESS)

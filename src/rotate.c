@@ -27,6 +27,8 @@ struct rotate {
 	bool started;		/* thread not joined yet */
 	bool stopped;
 	atomic_bool cancel;
+	void (*done)(void *arg, int rc, uint32_t version);
+	void *done_arg;
 };
 
 static double since(const struct timespec *t0)
@@ -132,9 +134,18 @@ static void *run(void *arg)
 			"master key v%u in force, %llu file(s) re-wrapped, "
 			"%zu version(s) retired", id, (unsigned)target,
 			(unsigned long long)p->done, nretired);
+	if (r->done)
+		r->done(r->done_arg, rc, target);
 	free(p);
 	free(err);
 	return NULL;
+}
+
+void rotate_on_done(struct rotate *r,
+		    void (*fn)(void *arg, int rc, uint32_t version), void *arg)
+{
+	r->done = fn;
+	r->done_arg = arg;
 }
 
 int rotate_start(struct rotate *r, bool keep_old, unsigned *id)

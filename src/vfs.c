@@ -67,22 +67,26 @@ int vfs_allow(struct vfs *v, const struct vfs_caller *c,
 		       v->hooks->allow(v->hooks_arg, c, r) : 0;
 }
 
-void vfs_record(struct vfs *v, const struct vfs_caller *c,
-		const struct vfs_req *r, long result, const void *bytes,
-		size_t len)
+int vfs_record(struct vfs *v, const struct vfs_caller *c,
+	       const struct vfs_req *r, long result, const void *bytes,
+	       size_t len)
 {
 	vfs_count(v, r->op, result);
 	if (v->hooks && v->hooks->record)
-		v->hooks->record(v->hooks_arg, c, r, result, bytes, len);
+		return v->hooks->record(v->hooks_arg, c, r, result, bytes,
+					len);
+	return 0;
 }
 
-int vfs_gate(struct vfs *v, const struct vfs_caller *c,
-	     const struct vfs_req *r)
+int vfs_gate(struct vfs *v, const struct vfs_caller *c, struct vfs_req *r)
 {
 	int rc = vfs_allow(v, c, r);
 
-	if (rc)
-		vfs_record(v, c, r, rc, NULL, 0);
+	if (rc) {
+		r->refused = true;
+		(void)vfs_record(v, c, r, rc, NULL, 0);	/* refused anyway */
+		r->refused = false;
+	}
 	return rc;
 }
 
@@ -375,7 +379,7 @@ int vfs_lookup(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
 	rc = vfs_name_in(v, p, name, bname);
 	if (!rc)
 		rc = vfs_entry_of(v, p, name, bname, e);
-	return vfs_done(v, c, &r, rc);
+	return vfs_made(v, c, &r, rc);
 }
 
 void vfs_forget(struct vfs *v, uint64_t ino, uint64_t n)
@@ -568,7 +572,7 @@ int vfs_setattr(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
 	fd = rc = inodes_pin(v->inodes, i);
 	if (fd >= 0) {
 		rc = set_attrs(v, fd, inodes_type(i), attr, set, f);
-		vfs_report(v, i, f ? f->n->cf : NULL, rc);
+		vfs_report(v, c, i, f ? f->n->cf : NULL, rc);
 		if (!rc)
 			rc = vfs_fd_attrs(v, fd, attr);
 		inodes_unpin(v->inodes, i);

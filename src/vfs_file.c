@@ -151,7 +151,7 @@ static int open_node(struct vfs *v, struct inode *i, struct vfs_file *f)
 	rc = open_backing(v, i, f->flags, &fd, &f->cold);
 	if (!rc)
 		rc = nodes_get(v->nodes, fd, false, &f->n);
-	vfs_report(v, i, NULL, rc);
+	vfs_report(v, &f->opener, i, NULL, rc);
 	if (!rc)
 		vfs_report_open(v, i, inodes_dev(i), inodes_ino(i), f->n->cf);
 	if (!rc && cfile_attrs_differed(f->n->cf) &&
@@ -205,7 +205,7 @@ int vfs_open(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
 		vfs_wake_ticker(v);
 		*out = f;
 	}
-	return vfs_done(v, c, &r, rc);
+	return vfs_made(v, c, &r, rc);
 }
 
 void vfs_opened(struct vfs *v, struct vfs_hint *h)
@@ -341,7 +341,7 @@ int vfs_create(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
 			     .flags = flags, .mode = mode, .opener = c };
 	int rc = vfs_gate(v, c, &r);
 
-	return rc ? rc : vfs_done(v, c, &r,
+	return rc ? rc : vfs_made(v, c, &r,
 				  vfs_make_file(v, c, vfs_inode(v, parent),
 						name, mode, flags, e, out));
 }
@@ -369,8 +369,12 @@ ssize_t vfs_read(struct vfs *v, const struct vfs_caller *c,
 	 * it will ask for next. */
 	if (n >= STREAM_READ)
 		cfile_readahead(f->n->cf, off + (uint64_t)n, (uint64_t)n);
-	vfs_report(v, f->i, f->n->cf, n);
-	vfs_record(v, c, &r, n, buf, n > 0 ? (size_t)n : 0);
+	vfs_report(v, c, f->i, f->n->cf, n);
+	/* No plaintext leaves without its record (fail closed). */
+	if (vfs_record(v, c, &r, n, buf, n > 0 ? (size_t)n : 0) && n >= 0) {
+		explicit_bzero(buf, (size_t)n);
+		return -EIO;
+	}
 	return n;
 }
 
@@ -418,8 +422,10 @@ ssize_t vfs_write(struct vfs *v, const struct vfs_caller *c,
 	if (f->flags & O_APPEND)
 		r.off = off = cfile_size(f->n->cf);
 	n = write_retrying(v, f->n->cf, buf, size, off);
-	vfs_report(v, f->i, f->n->cf, n);
-	vfs_record(v, c, &r, n, buf, n > 0 ? (size_t)n : 0);
+	vfs_report(v, c, f->i, f->n->cf, n);
+	/* Written, but unrecorded: the writer is told it failed. */
+	if (vfs_record(v, c, &r, n, buf, n > 0 ? (size_t)n : 0) && n >= 0)
+		return -EIO;
 	return n;
 }
 
@@ -452,7 +458,7 @@ int vfs_fallocate(struct vfs *v, const struct vfs_caller *c,
 	if (rc)
 		return rc;
 	rc = fallocate_retrying(v, f->n->cf, mode, off, len);
-	vfs_report(v, f->i, f->n->cf, rc);
+	vfs_report(v, c, f->i, f->n->cf, rc);
 	return vfs_done(v, c, &r, rc);
 }
 
@@ -487,8 +493,8 @@ int vfs_release(struct vfs *v, const struct vfs_caller *c,
 			inodes_set_last(v->inodes, f->i, &st);
 		closer_put(v->closer, gone);
 	}
-	if (c)
-		vfs_record(v, c, &r, rc, NULL, 0);
+	if (c)	/* never refused: it ends what was let in */
+		(void)vfs_record(v, c, &r, rc, NULL, 0);
 	untrack(v, &f->link);
 	free(f);
 	return rc;
@@ -552,7 +558,7 @@ int vfs_opendir(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
 		track(v, &v->dirs, &d->link);
 		*out = d;
 	}
-	return vfs_done(v, c, &r, rc);
+	return vfs_made(v, c, &r, rc);
 }
 
 /*
@@ -649,7 +655,7 @@ void vfs_releasedir(struct vfs *v, const struct vfs_caller *c,
 	struct vfs_req r = { .op = VFS_RELEASEDIR, .ino = inodes_id(d->i) };
 
 	dir_close(v, d);
-	vfs_record(v, c, &r, 0, NULL, 0);
+	(void)vfs_record(v, c, &r, 0, NULL, 0);	/* the same */
 }
 
 int vfs_rewrap(struct vfs *v, int fd, uint32_t version)

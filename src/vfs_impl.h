@@ -128,23 +128,47 @@ static inline int vfs_sys(int r)
 	return r < 0 ? -errno : 0;
 }
 
-/* The hooks, each operation exactly once: allow before, record after. */
+/*
+ * The hooks, each operation exactly once: allow before, record after.
+ * vfs_record passes on the record hook's answer: -EIO when the result
+ * could not be recorded.
+ */
 int vfs_allow(struct vfs *v, const struct vfs_caller *c,
 	      const struct vfs_req *r);
-void vfs_record(struct vfs *v, const struct vfs_caller *c,
-		const struct vfs_req *r, long result, const void *bytes,
-		size_t len);
-/* Records an allowed operation's result, and passes it on. */
+int vfs_record(struct vfs *v, const struct vfs_caller *c,
+	       const struct vfs_req *r, long result, const void *bytes,
+	       size_t len);
+/*
+ * Records an allowed operation's result, and passes it on; a success
+ * whose record was not kept becomes that failure (fail closed).
+ */
 static inline int vfs_done(struct vfs *v, const struct vfs_caller *c,
 			   const struct vfs_req *r, int rc)
 {
-	vfs_record(v, c, r, rc, NULL, 0);
+	int e = vfs_record(v, c, r, rc, NULL, 0);
+
+	return rc ? rc : e;
+}
+
+/*
+ * The same for operations that hand out what they made (an entry with a
+ * lookup counted, an open file): that stands whatever the record's fate,
+ * for the kernel would never give it back.  The allow hook asked whether
+ * the log could keep records before, and every read and write of what
+ * was handed out is recorded, or refused, on its own.
+ */
+static inline int vfs_made(struct vfs *v, const struct vfs_caller *c,
+			   const struct vfs_req *r, int rc)
+{
+	(void)vfs_record(v, c, r, rc, NULL, 0);
 	return rc;
 }
 
-/* allow, then record a refusal; for operations that end there. */
-int vfs_gate(struct vfs *v, const struct vfs_caller *c,
-	     const struct vfs_req *r);
+/*
+ * allow, then record a refusal (r->refused set during the call); for
+ * operations that end there.
+ */
+int vfs_gate(struct vfs *v, const struct vfs_caller *c, struct vfs_req *r);
 
 struct inode *vfs_inode(struct vfs *v, uint64_t ino);
 /* Translates a name in folder p: the one place names cross over. */
@@ -181,7 +205,8 @@ int vfs_make_file(struct vfs *v, const struct vfs_caller *c, struct inode *p,
  * (with the block, when cf names one) or a backing I/O error.  And any
  * failure to commit i's size.  rc >= 0 tells nothing.
  */
-void vfs_report(struct vfs *v, struct inode *i, struct cfile *cf, long rc);
+void vfs_report(struct vfs *v, const struct vfs_caller *c, struct inode *i,
+		struct cfile *cf, long rc);
 void vfs_report_size(struct vfs *v, struct inode *i, int rc);
 bool vfs_integrity_error(long rc);
 /* Counts an operation's result (every one passes here exactly once). */

@@ -90,17 +90,29 @@ static void remember_auth(struct vfs *v, const char *path, int64_t block)
 	pthread_mutex_unlock(&v->auth_lock);
 }
 
-static void report_at(struct vfs *v, dev_t dev, ino_t ino, struct cfile *cf,
-		      bool size, long rc)
+/* The hooks hear of a failed authentication, with the path if known. */
+static void tell_hooks(struct vfs *v, const struct vfs_caller *c,
+		       const char *path, bool named, int64_t block)
+{
+	if (v->hooks && v->hooks->integrity)
+		v->hooks->integrity(v->hooks_arg, c, named ? path : "",
+				    block);
+}
+
+static void report_at(struct vfs *v, const struct vfs_caller *c, dev_t dev,
+		      ino_t ino, struct cfile *cf, bool size, long rc)
 {
 	char path[PATH_MAX];
 	int64_t block = cf ? cfile_fault(cf) : -1;
+	bool named;
 
 	if (rc >= 0 || (!size && !vfs_integrity_error(rc) && rc != -EIO))
 		return;
-	name_of(v, dev, ino, path, sizeof(path));
-	if (!size && vfs_integrity_error(rc))
+	named = name_of(v, dev, ino, path, sizeof(path));
+	if (!size && vfs_integrity_error(rc)) {
 		remember_auth(v, path, block);
+		tell_hooks(v, c, path, named, block);
+	}
 	if (size)
 		log_msg(LOG_KIND_SIZE, LOG_ERR, "%s: not committed: %s",
 			path, strerror((int)-rc));
@@ -116,14 +128,15 @@ static void report_at(struct vfs *v, dev_t dev, ino_t ino, struct cfile *cf,
 		log_msg(LOG_KIND_IO, LOG_ERR, "%s: backing I/O error", path);
 }
 
-void vfs_report(struct vfs *v, struct inode *i, struct cfile *cf, long rc)
+void vfs_report(struct vfs *v, const struct vfs_caller *c, struct inode *i,
+		struct cfile *cf, long rc)
 {
-	report_at(v, inodes_dev(i), inodes_ino(i), cf, false, rc);
+	report_at(v, c, inodes_dev(i), inodes_ino(i), cf, false, rc);
 }
 
 void vfs_report_at(struct vfs *v, dev_t dev, ino_t ino, long rc)
 {
-	report_at(v, dev, ino, NULL, false, rc);
+	report_at(v, NULL, dev, ino, NULL, false, rc);
 }
 
 void vfs_report_xattr(struct vfs *v, struct inode *i, const char *bname)
@@ -137,12 +150,12 @@ void vfs_report_xattr(struct vfs *v, struct inode *i, const char *bname)
 
 void vfs_report_size(struct vfs *v, struct inode *i, int rc)
 {
-	report_at(v, inodes_dev(i), inodes_ino(i), NULL, true, rc);
+	report_at(v, NULL, inodes_dev(i), inodes_ino(i), NULL, true, rc);
 }
 
 void vfs_commit_failed(void *arg, dev_t dev, ino_t ino, int rc)
 {
-	report_at(arg, dev, ino, NULL, true, rc);
+	report_at(arg, NULL, dev, ino, NULL, true, rc);
 }
 
 /* --- what an open found in a header --- */

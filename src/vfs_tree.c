@@ -115,7 +115,7 @@ int vfs_mknod(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
 						.rec = &rec }, e);
 	else
 		rc = -EINVAL;
-	return vfs_done(v, c, &r, rc);
+	return vfs_made(v, c, &r, rc);
 }
 
 int vfs_mkdir(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
@@ -126,7 +126,7 @@ int vfs_mkdir(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
 	const struct made m = { .mode = S_IFDIR | mode };
 	int rc = vfs_gate(v, c, &r);
 
-	return rc ? rc : vfs_done(v, c, &r,
+	return rc ? rc : vfs_made(v, c, &r,
 				  make_entry(v, c, vfs_inode(v, parent), name,
 					     &m, e));
 }
@@ -149,21 +149,21 @@ int vfs_symlink(struct vfs *v, const struct vfs_caller *c,
 		if (!rc)
 			rc = make_entry(v, c, vfs_inode(v, parent), name,
 					&(struct made){ .link = sealed }, e);
-		return vfs_done(v, c, &r, rc);
+		return vfs_made(v, c, &r, rc);
 	}
 	/* Sealed, a long target outgrows a backing symlink's 4095 bytes:
 	 * a node record holds it. */
 	if (strlen(target) > FORMAT_RECORD_TARGET_MAX)
-		return vfs_done(v, c, &r, -ENAMETOOLONG);
+		return vfs_made(v, c, &r, -ENAMETOOLONG);
 	rec = calloc(1, sizeof(*rec));
 	if (!rec)
-		return vfs_done(v, c, &r, -ENOMEM);
+		return vfs_made(v, c, &r, -ENOMEM);
 	rec->kind = FORMAT_RECORD_SYMLINK;
 	memcpy(rec->target, target, strlen(target) + 1);
 	rc = make_entry(v, c, vfs_inode(v, parent), name,
 			&(struct made){ .mode = 0644, .rec = rec }, e);
 	free(rec);
-	return vfs_done(v, c, &r, rc);
+	return vfs_made(v, c, &r, rc);
 }
 
 static int link_entry(struct vfs *v, struct inode *i, struct inode *p,
@@ -192,7 +192,7 @@ int vfs_link(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
 			     .name2 = name };
 	int rc = vfs_gate(v, c, &r);
 
-	return rc ? rc : vfs_done(v, c, &r,
+	return rc ? rc : vfs_made(v, c, &r,
 				  link_entry(v, vfs_inode(v, ino),
 					     vfs_inode(v, parent), name, e));
 }

@@ -278,7 +278,11 @@ ssize_t vfs_getxattr(struct vfs *v, const struct vfs_caller *c, uint64_t ino,
 	if (rc)
 		return rc;
 	n = get_attr(v, vfs_inode(v, ino), name, buf, size);
-	vfs_record(v, c, &r, n, NULL, 0);
+	if (vfs_record(v, c, &r, n, NULL, 0) && n >= 0) {
+		if (buf && size)
+			explicit_bzero(buf, size);
+		return -EIO;
+	}
 	return n;
 }
 
@@ -292,7 +296,8 @@ ssize_t vfs_listxattr(struct vfs *v, const struct vfs_caller *c,
 	if (rc)
 		return rc;
 	n = list_attrs(v, vfs_inode(v, ino), buf, size);
-	vfs_record(v, c, &r, n, NULL, 0);
+	if (vfs_record(v, c, &r, n, NULL, 0) && n >= 0)
+		return -EIO;
 	return n;
 }
 

@@ -190,6 +190,90 @@ Test(access, a_hard_link_grants_only_what_every_name_allows)
 	cr_expect_eq(open_as(&clinic, chart, O_RDONLY), 0);
 }
 
+Test(access, a_refusal_names_the_permission_the_path_and_the_rule)
+{
+	struct vfs_req r = { .op = VFS_OPEN, .flags = O_RDONLY };
+	char why[512] = "";
+	uint64_t p, b, chart;
+
+	callers();
+	p = mkdir_as(&root_, VFS_ROOT, "p");
+	b = mkdir_as(&root_, VFS_ROOT, "b");
+	chart = create_as(&root_, p, "chart");
+	r.ino = chart;
+	cr_expect_eq(access_check(acc, &biller.c, &r, why, sizeof(why)),
+		     -EACCES);
+	cr_expect_str_eq(why, "read /p/chart: no role grants it; defaults: "
+			 "unmatched = deny (built in)");
+	/* A hard link is judged on every name: the one that refused is
+	 * named, not the one asked by. */
+	{
+		struct vfs_entry e;
+
+		cr_assert_eq(vfs_link(v, &root_.c, chart, b, "l", &e), 0);
+		r.ino = e.ino;
+		vfs_forget(v, e.ino, 1);
+	}
+	why[0] = 0;
+	cr_expect_eq(access_check(acc, &clinic.c, &r, why, sizeof(why)),
+		     -EACCES);
+	cr_expect(strstr(why, "read /b/l: "), "%s", why);
+	cr_expect_eq(access_check(acc, &root_.c, &r, why, sizeof(why)), 0);
+}
+
+/*
+ * Allocations made by this thread while counting is on: the test binary
+ * is linked with --wrap for malloc, calloc and realloc.
+ */
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t n);
+static _Thread_local bool counting;
+static _Thread_local unsigned allocs;
+
+void *__wrap_malloc(size_t n)
+{
+	allocs += counting;
+	return __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+	allocs += counting;
+	return __real_calloc(n, size);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+	allocs += counting;
+	return __real_realloc(p, n);
+}
+
+/* Issue 14, item 8: a decision allocates nothing, hard links and all. */
+Test(access, a_decision_allocates_nothing)
+{
+	struct vfs_req r = { .op = VFS_OPEN, .flags = O_RDWR };
+	struct vfs_entry e;
+	char why[512];
+	uint64_t p, b;
+
+	callers();
+	p = mkdir_as(&root_, VFS_ROOT, "p");
+	b = mkdir_as(&root_, VFS_ROOT, "b");
+	r.ino = create_as(&root_, p, "chart");
+	cr_assert_eq(vfs_link(v, &root_.c, r.ino, b, "l", &e), 0);
+	vfs_forget(v, e.ino, 1);
+	counting = true;
+	cr_expect_eq(access_check(acc, &clinic.c, &r, why, sizeof(why)),
+		     -EACCES);
+	cr_expect_eq(access_check(acc, &root_.c, &r, NULL, 0), 0);
+	counting = false;
+	cr_expect_eq(allocs, 0, "%u allocations", allocs);
+}
+
 Test(access, a_rename_needs_write_on_both_ends)
 {
 	uint64_t p, b;

@@ -34,6 +34,7 @@ expect "init refuses a non-empty folder" 1 "full: not empty \\(holds 'plain.txt'
 check "a refused init leaves the folder as it was" test ! -e "$tmp/full/.phifs"
 expect "init of a missing dir" 1 "nowhere" -- "$ctl" init --key "file:$tmp/k1" "$tmp/nowhere"
 expect "init" 0 "" -- "$ctl" init --key "file:$tmp/k1" "$tmp/vol"
+check "init prints the audit key's fingerprint, the one key list prints" sh -c "mkdir '$tmp/volfpr' && a=\$('$ctl' init --key 'file:$tmp/k1' '$tmp/volfpr' | grep -E '^audit key: ed25519 sha256:[0-9a-f]{32}\$') && '$ctl' key list --key 'file:$tmp/k1' '$tmp/volfpr' | grep -qxF \"\$a\""
 check "keystore exists" test -f "$tmp/vol/.phifs/keystore"
 expect "init twice" 1 "already a phifs volume" -- "$ctl" init --key "file:$tmp/k1" "$tmp/vol"
 check "key list shows v1 active" sh -c "'$ctl' key list --key 'file:$tmp/k1' '$tmp/vol' | grep -Eq '^1 +active'"
@@ -67,8 +68,16 @@ expect "an invalid policy via -o too" 2 "bad.ini:2:" -- "$daemon" -o "key=file:$
 # One settings table for the file, -o and argv; the command line wins.
 printf '[phifs]\nkey = file:%s\n' "$tmp/k1" > "$tmp/k1.conf"
 printf 'key = file:%s\n' "$tmp/nokey" > "$tmp/nokey.conf"
-expect "audit-dir via -o refused too" 2 "audit-dir /a:" -- "$daemon" -o "key=file:$tmp/k1,audit_dir=/a" "$tmp/vol" "$tmp/mnt"
-expect "--audit-dir refused" 2 "audit-dir /a:" -- "$daemon" --key "file:$tmp/k1" --audit-dir /a "$tmp/vol" "$tmp/mnt"
+expect "audit-dir and no-audit via -o refused" 2 "audit-dir /a and no-audit:" -- "$daemon" -o "key=file:$tmp/k1,audit_dir=/a,no_audit" "$tmp/vol" "$tmp/mnt"
+expect "--audit-dir and --no-audit refused" 2 "audit-dir /a and no-audit:" -- "$daemon" --key "file:$tmp/k1" --audit-dir /a --no-audit "$tmp/vol" "$tmp/mnt"
+# The [audit] section: strict, named by file and line; what this build
+# cannot honour refused, never ignored.
+printf '[phifs]\nkey = file:%s\n[audit]\nsync = always\npaths = pseudonymous\n' "$tmp/k1" > "$tmp/pseudo.conf"
+expect "[audit] paths = pseudonymous refused" 2 "paths = pseudonymous: not in this build yet" -- "$daemon" --config "$tmp/pseudo.conf" "$tmp/vol" "$tmp/mnt"
+printf '[phifs]\nkey = file:%s\n[audit]\nsync = sometimes\n' "$tmp/k1" > "$tmp/sync.conf"
+expect "[audit] bad sync names file and line" 2 "sync.conf:4: bad value for 'sync' \\(batch, always or none\\)" -- "$daemon" --config "$tmp/sync.conf" "$tmp/vol" "$tmp/mnt"
+printf '[audit]\nkey = file:%s\n' "$tmp/k1" > "$tmp/akey.conf"
+expect "[audit] takes only its own settings" 2 "akey.conf:2: unknown setting 'key' in \\[audit\\]" -- "$daemon" --config "$tmp/akey.conf" "$tmp/vol" "$tmp/mnt"
 expect "-o bool with a bad value" 2 "bad value for 'no_poll'" -- "$daemon" -o "no_poll=maybe" --key "file:$tmp/k1" "$tmp/vol" "$tmp/mnt"
 expect "-o string given bare" 2 "bad value for 'key'" -- "$daemon" -o key "$tmp/vol" "$tmp/mnt"
 expect "config naming a folder" 2 "$tmp: is a folder, not a config file" -- "$daemon" --config "$tmp" --key "file:$tmp/k1" "$tmp/vol" "$tmp/mnt"

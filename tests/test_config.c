@@ -384,6 +384,48 @@ Test(config, an_unreadable_file_is_named)
 		  strstr(err, strerror(ENOENT)), "%s", err);
 }
 
+#define REFUSED(t, line, why) assert_refused(t, sizeof(t) - 1, line, why)
+
+Test(config, the_audit_section_sets_the_log_and_names_its_mistakes)
+{
+	static const char text[] =
+		"[phifs]\nkey = file:/k\n"
+		"[audit]\ndir = /var/log/phifs\nsync = always\n"
+		"on_failure = allow\nsegment_size = 1048576\n"
+		"segment_age = 60\ncheckpoint_records = 500\n"
+		"checkpoint_ms = 250\nreads = strict\n";
+	struct config c = { 0 };
+	char err[256];
+
+	write_ini(text);
+	cr_assert_eq(config_load(path, &c, err, sizeof(err)), 0, "%s", err);
+	cr_expect_str_eq(c.key, "file:/k");
+	cr_expect_str_eq(c.audit_dir, "/var/log/phifs");
+	cr_expect_str_eq(config_audit_syncs[c.audit_sync], "always");
+	cr_expect_str_eq(config_audit_failures[c.audit_on_failure], "allow");
+	cr_expect_eq(c.audit_segment_size, 1048576);
+	cr_expect_eq(c.audit_segment_age, 60);
+	cr_expect_eq(c.audit_checkpoint_records, 500);
+	cr_expect_eq(c.audit_checkpoint_ms, 250);
+	cr_expect_str_eq(config_audit_reads[c.audit_reads], "strict");
+	cr_expect_eq(c.audit_paths, 0, "plain by default");
+	config_release(&c);
+
+	REFUSED("[audit]\nsync = sometimes\n", 2,
+		       "bad value for 'sync' (batch, always or none)");
+	REFUSED("[audit]\npaths = hashed\n", 2,
+		       "bad value for 'paths' (plain or pseudonymous)");
+	REFUSED("[audit]\ncheckpoint_ms = 0\n", 2,
+		       "bad value for 'checkpoint_ms'");
+	REFUSED("[audit]\nkey = file:/k\n", 2,
+		       "unknown setting 'key' in [audit]");
+	REFUSED("sync = always\n", 1, "unknown setting 'sync'");
+	REFUSED("audit_dir = /a\n[audit]\ndir = /b\n", 3,
+		       "'dir' given twice (first at line 1)");
+	REFUSED("[audit]\n[audit]\n", 2,
+		       "section [audit] given twice (first at line 1)");
+}
+
 Test(config, names_take_dash_and_underscore_alike)
 {
 	cr_assert_eq(config_find("audit-dir"), config_find("audit_dir"));
@@ -403,7 +445,11 @@ Test(config, the_table_is_well_formed)
 		/* A setting on the command line says what it does. */
 		if (s->long_opt || s->short_opt)
 			cr_assert(s->help && *s->help, "%s", s->name);
-		cr_assert_eq(config_find(s->name), s, "%s", s->name);
+		cr_assert_eq(s->section ? config_find_in(s->section, s->name) :
+				      config_find(s->name), s, "%s", s->name);
+		/* a section's settings come from its file only */
+		cr_assert(!s->section || (!s->long_opt && !s->by_o &&
+					  !s->short_opt), "%s", s->name);
 		cr_assert_lt(s - config_settings, CONFIG_MAX_SETTINGS);
 	}
 }

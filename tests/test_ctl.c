@@ -305,6 +305,60 @@ Test(ctl_msg, the_status_becomes_a_table_and_prometheus_text)
 	free(s);
 }
 
+Test(ctl_msg, the_integrity_log_travels_in_the_status_and_the_anchor_alone)
+{
+	struct ctl_status st;
+	char *s, *t, why[256], line[CTL_MAX_ANCHOR];
+	int rc;
+
+	sample_status(&st);
+	s = ctl_msg_status(&st);
+	cr_assert_null(strstr(s, "\"audit\""), "no log, no figures: %s", s);
+	free(s);
+	st.audit = (struct ctl_audit){ .on = true, .dir = "/var/log/ward",
+				       .queued = 3, .written = 120,
+				       .synced = 117, .lag_ms = 4,
+				       .checkpoint_seq = 100,
+				       .checkpoint_ts = 1700000000,
+				       .failures = 1, .refused = 2,
+				       .dropped = 0, .failing = true };
+	s = ctl_msg_status(&st);
+	cr_assert(strstr(s, "\"audit\":{\"dir\":\"/var/log/ward\","
+			 "\"queued\":3,\"written\":120,\"synced\":117,"
+			 "\"lag_ms\":4,\"checkpoint_seq\":100,"
+			 "\"checkpoint_ts\":1700000000,\"failures\":1,"
+			 "\"refused\":2,\"dropped\":0,\"failing\":true}"),
+		  "%s", s);
+	t = format(s, CTL_FORMAT_TABLE, &rc, why, sizeof(why));
+	cr_assert_eq(rc, 0, "%s", why);
+	cr_expect(strstr(t, "/var/log/ward (FAILING)"), "%s", t);
+	cr_expect(strstr(t, "3 queued, lag 4 ms, 120 written, 117 durable"),
+		  "%s", t);
+	free(t);
+	t = format(s, CTL_FORMAT_PROMETHEUS, &rc, why, sizeof(why));
+	cr_assert_eq(rc, 0, "%s", why);
+	cr_expect(strstr(t, "phifs_audit_refused_total{volume=\"0011223344"
+			 "5566778899aabbccddeeff\"} 2\n"), "%s", t);
+	cr_expect(strstr(t, "phifs_audit_failing{volume=\"00112233445566"
+			 "778899aabbccddeeff\"} 1\n"), "%s", t);
+	free(t);
+	free(s);
+
+	cr_assert_eq(parse_ok("{\"cmd\":\"audit-anchor\"}"),
+		     CTL_AUDIT_ANCHOR);
+	s = ctl_msg_anchor("{\"seq\":7,\"op\":\"checkpoint\"}");
+	cr_assert_eq(ctl_msg_anchor_of(s, line, sizeof(line), why,
+				       sizeof(why)), 0, "%s", why);
+	cr_expect_str_eq(line, "{\"seq\":7,\"op\":\"checkpoint\"}");
+	free(s);
+	s = ctl_msg_error("audit-anchor: this mount keeps no integrity log");
+	cr_expect_eq(ctl_msg_anchor_of(s, line, sizeof(line), why,
+				       sizeof(why)), -EINVAL);
+	cr_expect_str_eq(why, "audit-anchor: this mount keeps no integrity "
+			 "log");
+	free(s);
+}
+
 Test(ctl_msg, error_and_foreign_answers_are_not_formatted)
 {
 	char why[256], *t;

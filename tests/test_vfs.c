@@ -43,11 +43,13 @@ struct event {
 	int flags;		/* the request's */
 	uint64_t off;
 	size_t req_len;
+	bool refused;		/* record: told it was allow's refusal */
 };
 
 static struct event ev[256];
 static size_t nev;
 static bool deny;
+static bool unrecorded;	/* the record hook fails */
 
 static void note(char kind, const struct vfs_caller *c,
 		 const struct vfs_req *r, long result, const void *bytes,
@@ -80,15 +82,31 @@ static int h_allow(void *arg, const struct vfs_caller *c,
 	return deny ? -EACCES : 0;
 }
 
-static void h_record(void *arg, const struct vfs_caller *c,
-		     const struct vfs_req *r, long result, const void *bytes,
-		     size_t len)
+static int h_record(void *arg, const struct vfs_caller *c,
+		    const struct vfs_req *r, long result, const void *bytes,
+		    size_t len)
 {
 	(void)arg;
 	note('R', c, r, result, bytes, len);
+	ev[nev - 1].refused = r->refused;
+	return unrecorded ? -EIO : 0;
 }
 
-static const struct vfs_hooks hooks = { h_allow, h_record };
+/* The last authentication failure told, and by whose operation. */
+static char told_path[256];
+static int64_t told_block = -2;
+static uid_t told_uid;
+
+static void h_integrity(void *arg, const struct vfs_caller *c,
+			const char *path, int64_t block)
+{
+	(void)arg;
+	snprintf(told_path, sizeof(told_path), "%s", path);
+	told_block = block;
+	told_uid = c ? c->uid : (uid_t)-1;
+}
+
+static const struct vfs_hooks hooks = { h_allow, h_record, h_integrity };
 
 static int three_groups(void *ctx, gid_t *out, size_t max)
 {
@@ -120,6 +138,8 @@ static void setup(void)
 	vfs_set_hooks(v, &hooks, NULL);
 	nev = 0;
 	deny = false;
+	unrecorded = false;
+	told_block = -2;
 	groups.n = -1;
 }
 
@@ -528,7 +548,8 @@ Test(vfs, a_hook_that_refuses_everything_leaves_the_backing_untouched)
 	cr_expect_eq(nev - script_start, 2 * 29);
 	for (size_t k = script_start; k < nev; k += 2)
 		cr_expect(ev[k].kind == 'A' && ev[k + 1].kind == 'R' &&
-				  ev[k + 1].result == -EACCES,
+				  ev[k + 1].result == -EACCES &&
+				  ev[k + 1].refused,
 			  "event %zu", k);
 	deny = false;
 	vfs_releasedir(v, &caller, d);
@@ -655,8 +676,49 @@ Test(vfs, a_block_that_fails_authentication_is_logged_with_path_and_block)
 	cr_assert_eq(vfs_release(v, &caller, f), 0);
 	cr_expect(strstr(logged, "/ward/chart: block 2 fails authentication"),
 		  "logged: %s", logged);
+	/* and the hooks hear of it, for the integrity log */
+	cr_expect_str_eq(told_path, "/ward/chart");
+	cr_expect_eq(told_block, 2);
+	cr_expect_eq(told_uid, caller.uid);
 	log_close();
 	log_set_sink(NULL);
+}
+
+/* --- fail closed: a result the record hook cannot keep --- */
+
+Test(vfs, a_read_whose_record_is_not_kept_fails_and_returns_no_plaintext)
+{
+	struct vfs_entry e;
+	struct vfs_file *f;
+	char buf[16];
+
+	cr_assert_eq(vfs_create(v, &caller, VFS_ROOT, "chart", 0644,
+				O_CREAT | O_RDWR, &e, &f), 0);
+	cr_assert_eq(vfs_write(v, &caller, f, "secret", 6, 0), 6);
+	unrecorded = true;
+	memset(buf, 0, sizeof(buf));
+	cr_expect_eq(vfs_read(v, &caller, f, buf, sizeof(buf), 0), -EIO);
+	cr_expect_eq(ev[nev - 1].result, 6, "the hook saw the read");
+	for (size_t k = 0; k < sizeof(buf); k++)
+		cr_expect_eq(buf[k], 0, "plaintext left in byte %zu", k);
+	cr_expect_eq(vfs_write(v, &caller, f, "more", 4, 6), -EIO);
+	cr_expect_eq(vfs_unlink(v, &caller, VFS_ROOT, "chart"), -EIO);
+	unrecorded = false;
+	cr_assert_eq(vfs_release(v, &caller, f), 0);
+}
+
+Test(vfs, an_open_file_or_entry_handed_out_stands_when_its_record_fails)
+{
+	struct vfs_entry e;
+	struct vfs_file *f;
+
+	unrecorded = true;
+	/* The kernel would never give them back: they are not undone. */
+	cr_expect_eq(vfs_mkdir(v, &caller, VFS_ROOT, "d", 0755, &e), 0);
+	cr_expect_eq(vfs_create(v, &caller, e.ino, "f", 0644,
+				O_CREAT | O_RDWR, &e, &f), 0);
+	unrecorded = false;
+	cr_assert_eq(vfs_release(v, &caller, f), 0);
 }
 
 /* The header slot with the higher seq of the backing file at path. */

@@ -84,6 +84,9 @@ static const char usage_text[] =
 	"  reload [--socket PATH | BACKING] re-read the config file, put the\n"
 	"                                   policy file in force again (SIGHUP)\n"
 	"  unmount [--socket PATH | BACKING] unmount cleanly (SIGTERM)\n"
+	"  audit-anchor [--socket PATH | BACKING]\n"
+	"                                   sign a checkpoint of the integrity\n"
+	"                                   log now and print its line\n"
 	"\n"
 	"Key sources (SRC): file:PATH, cmd:COMMAND, passphrase\n"
 	"Options: -h, --help   --version\n";
@@ -247,7 +250,7 @@ static int cmd_init(int argc, char **argv)
 		goto out;
 	}
 	printf("initialised phifs volume %s (master key v1)\n", backing);
-	rc = 0;
+	rc = print_audit_fingerprint(ks);
 out:
 	keys_free(ks);
 	keys_secret_free(sec);
@@ -334,7 +337,10 @@ static int cmd_status(int argc, char **argv)
 	return rc;
 }
 
-/* flush, reload, unmount: the answer as it came, or its error. */
+/*
+ * flush, reload, unmount: the answer as it came, or its error;
+ * audit-anchor: the checkpoint line alone.
+ */
 static int cmd_simple(int argc, char **argv)
 {
 	char path[PATH_MAX];
@@ -346,7 +352,16 @@ static int cmd_simple(int argc, char **argv)
 		rc = ask(path, argv[0], &answer);
 	if (rc)
 		return rc;
-	if (strstr(answer, "\"ok\":true"))
+	if (!strcmp(argv[0], "audit-anchor") &&
+	    strstr(answer, "\"ok\":true")) {
+		char line[CTL_MAX_ANCHOR], why[512];
+
+		if (ctl_msg_anchor_of(answer, line, sizeof(line), why,
+				      sizeof(why)))
+			rc = fail("%s: %s", path, why);
+		else
+			puts(line);
+	} else if (strstr(answer, "\"ok\":true"))
 		puts(answer);
 	else
 		rc = fail("%s: %s", path, answer);
@@ -377,7 +392,7 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "status"))
 		return cmd_status(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "flush") || !strcmp(argv[1], "reload") ||
-	    !strcmp(argv[1], "unmount"))
+	    !strcmp(argv[1], "unmount") || !strcmp(argv[1], "audit-anchor"))
 		return cmd_simple(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "policy"))
 		return cmd_policy(argc - 1, argv + 1);

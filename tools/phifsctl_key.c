@@ -376,7 +376,10 @@ static int ask_daemon(const char *sock, const char *req, char **answer)
 {
 	int rc = ctl_request(sock, req, ASK_MS, answer);
 
-	if (rc == -ENOENT || rc == -ECONNREFUSED)
+	/* A daemon killed while it held our request resets the connection:
+	 * gone all the same. */
+	if (rc == -ENOENT || rc == -ECONNREFUSED || rc == -ECONNRESET ||
+	    rc == -EPIPE)
 		return fail("%s: no daemon answers (the volume is locked, "
 			    "yet no daemon serves its control socket)", sock);
 	if (rc)

@@ -33,6 +33,15 @@ int access_swap(struct access *a, struct policy *p);
 void access_free(struct access *a);
 
 /*
+ * The allow hook's judgement, for hooks built on it (the audit log's): 0,
+ * -EACCES with what refused in why (when why is not NULL: the permission,
+ * the path judged and the rule that decided, as "read /a/b: unmatched =
+ * deny (policy.ini:4)"), or -ENOMEM.  Thread-safe.
+ */
+int access_check(struct access *a, const struct vfs_caller *c,
+		 const struct vfs_req *r, char *why, size_t why_len);
+
+/*
  * The hooks to give vfs_set_hooks with the access as their arg.  allow is
  * thread-safe; a refusal is -EACCES.
  */

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Strings are malloc'd; NULL when not set. */
 struct config {
@@ -23,7 +24,24 @@ struct config {
 	bool no_xattr;		/* refuse extended attributes (ENOSYS) */
 	bool nonempty;		/* may mount over a folder with files */
 	bool policy_cache;	/* under a policy, the kernel's caches kept */
+	bool no_audit;		/* keep no integrity log */
+	/* [audit]; choices are indexes into the config_audit_* lists, the
+	 * default 0; a count of 0 is the writer's default */
+	unsigned audit_sync;
+	unsigned audit_on_failure;
+	unsigned audit_reads;
+	unsigned audit_paths;
+	uint64_t audit_segment_size;	/* bytes */
+	unsigned audit_segment_age;	/* seconds */
+	uint64_t audit_checkpoint_records;
+	uint64_t audit_checkpoint_ms;
 };
+
+/* The names each [audit] choice takes, in index order, NULL-ended. */
+extern const char *const config_audit_syncs[];	/* batch always none */
+extern const char *const config_audit_failures[];	/* deny allow */
+extern const char *const config_audit_reads[];	/* normal strict */
+extern const char *const config_audit_paths[];	/* plain pseudonymous */
 
 #define CONFIG_SECONDS_MAX 86400
 /* A config file's longest line: a key file's path of PATH_MAX and more. */
@@ -38,6 +56,8 @@ enum config_kind {
 	CONFIG_NOT_BOOL,	/* as CONFIG_BOOL, stored negated (poll) */
 	CONFIG_OPTIONS,		/* a mount option list; see config_set */
 	CONFIG_SECONDS,		/* unsigned, 1 to CONFIG_SECONDS_MAX */
+	CONFIG_COUNT,		/* uint64_t, 1 and up */
+	CONFIG_CHOICE,		/* unsigned: the index of one of choices */
 };
 
 /*
@@ -53,15 +73,21 @@ struct config_setting {
 	char short_opt;		/* -X on the command line, or 0 */
 	const char *arg;	/* the value's placeholder in --help, or NULL */
 	const char *help;	/* for --help; later lines are indented */
+	const char *section;	/* "audit": only in that section of the
+				 * file; NULL: top level, [phifs], -o, argv */
+	const char *const *choices;	/* CONFIG_CHOICE's names */
 };
 
 /* Every setting, ended by an entry whose name is NULL.  Read-only. */
 extern const struct config_setting config_settings[];
 
 /*
- * The setting called name ('-' and '_' alike), or NULL.
+ * The setting called name ('-' and '_' alike), or NULL: at the top level,
+ * and in a section of the file (config_find_in, "audit").
  */
 const struct config_setting *config_find(const char *name);
+const struct config_setting *config_find_in(const char *section,
+					    const char *name);
 
 /*
  * Sets name to value in c, over what c holds.  value NULL means given bare
@@ -77,9 +103,13 @@ const struct config_setting *config_find(const char *name);
  */
 int config_set(struct config *c, const char *name, const char *value,
 	       char *why, size_t why_len);
+/* config_set for a setting of section (NULL: the top level). */
+int config_set_in(struct config *c, const char *section, const char *name,
+		  const char *value, char *why, size_t why_len);
 
 /*
- * Reads settings from path (top level or section [phifs]) into c, over what
+ * Reads settings from path (top level or section [phifs], and the [audit]
+ * section's own) into c, over what
  * c holds.  -EINVAL for an unknown setting or section, a bad value, a
  * syntax error, a NUL byte, a line longer than CONFIG_MAX_LINE, a setting
  * given twice in the file (options lines excepted: they add up) or [phifs]

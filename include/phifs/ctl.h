@@ -31,7 +31,10 @@
 #define CTL_MAX_VERSIONS 32
 
 enum ctl_cmd { CTL_STATUS, CTL_FLUSH, CTL_RELOAD, CTL_UNMOUNT,
-	       CTL_KEY_ROTATE };
+	       CTL_KEY_ROTATE, CTL_AUDIT_ANCHOR };
+
+/* A checkpoint line of the integrity log, as audit-anchor answers it. */
+#define CTL_MAX_ANCHOR 4096
 
 /* A request, parsed. */
 struct ctl_req {
@@ -58,6 +61,17 @@ struct ctl_rotation {
 	char error[PATH_MAX + 256];	/* why it failed */
 };
 
+/* The integrity log's figures (audit_writer_stats), when on is set. */
+struct ctl_audit {
+	bool on;
+	char dir[PATH_MAX];
+	uint64_t queued, written, synced, lag_ms;
+	uint64_t checkpoint_seq;	/* 0: none yet */
+	int64_t checkpoint_ts;
+	uint64_t failures, refused, dropped;
+	bool failing;
+};
+
 /* What `status` answers; the daemon fills it (ctl_ops.status). */
 struct ctl_status {
 	long pid;
@@ -75,6 +89,7 @@ struct ctl_status {
 	unsigned loop_threads, loop_max_threads;
 	uint64_t loop_requests;		/* 0 where the loop does not count */
 	struct ctl_rotation rotation;
+	struct ctl_audit audit;
 };
 
 /*
@@ -100,6 +115,12 @@ struct ctl_ops {
 	 */
 	int (*key_rotate)(void *arg, bool keep_old, unsigned *id, char *why,
 			  size_t len);
+	/*
+	 * Signs a checkpoint of the integrity log now and copies its line
+	 * into buf (CTL_MAX_ANCHOR): 0, -ENOENT when no log is kept, or
+	 * -errno.  NULL: the command is refused.
+	 */
+	int (*audit_anchor)(void *arg, char *buf, size_t cap);
 };
 
 struct ctl;
@@ -167,6 +188,14 @@ char *ctl_msg_reload(const char *changed, bool policy);
 char *ctl_msg_status(const struct ctl_status *st);
 /* key-rotate's answer: {"ok": true, "rotation": id}. */
 char *ctl_msg_rotate_started(unsigned id);
+/* audit-anchor's answer: {"ok": true, "anchor": line}. */
+char *ctl_msg_anchor(const char *line);
+/*
+ * The anchor line of an audit-anchor answer into buf: 0, or -EINVAL with
+ * why (the daemon's error, or an answer not understood).
+ */
+int ctl_msg_anchor_of(const char *answer, char *buf, size_t cap, char *why,
+		      size_t why_len);
 /*
  * The "rotation" of a status answer into *out: 0, -ENOENT when it has
  * none, -EPROTO when answer is not a status answer, -EINVAL when it is an

@@ -32,6 +32,14 @@ void fs_set_session(struct fs *fs, struct fuse_session *se);
  * Before mounting only.
  */
 void fs_set_cache(struct fs *fs, bool cache);
+
+/*
+ * Whether files are opened for direct I/O: the page cache then serves no
+ * read, so every read(2) reaches the daemon (and the integrity log,
+ * `reads = strict`), at the cost of the kernel's read-ahead and caching.
+ * Before mounting only.
+ */
+void fs_set_direct_io(struct fs *fs, bool direct);
 /* The mount point's absolute path (copied), for tuning the mount's
  * readahead once the kernel has answered INIT. */
 int fs_set_mountpoint(struct fs *fs, const char *path);

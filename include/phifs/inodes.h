@@ -110,8 +110,12 @@ int inodes_path(struct inodes *t, struct inode *i, char *buf, size_t len);
  * the kernel does not know it. */
 int inodes_path_of(struct inodes *t, dev_t dev, ino_t ino, char *buf,
 		   size_t len);
-/* Calls fn with each path of i until fn returns non-zero (returned); 0,
- * -ENOENT for no name, or -ENAMETOOLONG past PATH_MAX. */
+/*
+ * Calls fn with each path of i until fn returns non-zero (returned); 0,
+ * -ENOENT for no name, or -ENAMETOOLONG past PATH_MAX.  Allocates
+ * nothing; fn runs under the table's lock, so it must not call into the
+ * table (nor wait on anything that does).
+ */
 int inodes_paths(struct inodes *t, struct inode *i,
 		 int (*fn)(void *arg, const char *path), void *arg);
 /*

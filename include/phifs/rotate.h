@@ -56,6 +56,14 @@ int rotate_start(struct rotate *r, bool keep_old, unsigned *id);
  * No rotation starts after.  For the unmount.
  */
 void rotate_stop(struct rotate *r);
+/*
+ * fn(arg, 0 or -errno, the version put in force) at the end of each
+ * rotation, on its thread (for the integrity log).  Set before the first
+ * rotate_start.
+ */
+void rotate_on_done(struct rotate *r,
+		    void (*fn)(void *arg, int rc, uint32_t version), void *arg);
+
 /* The last rotation's state and figures. */
 void rotate_get(struct rotate *r, struct rotate_status *out);
 const char *rotate_state_name(enum rotate_state st);

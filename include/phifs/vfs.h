@@ -99,17 +99,31 @@ struct vfs_req {
 				 * the buffer's */
 	/* For operations on an open file: who opened it. */
 	const struct vfs_caller *opener;
+	/* For record: allow refused it (the result is its refusal). */
+	bool refused;
 };
 
 struct vfs_hooks {
 	/* 0 to go ahead, or -errno (-EACCES) to refuse. */
 	int (*allow)(void *arg, const struct vfs_caller *c,
 		     const struct vfs_req *r);
-	/* The result (0, a byte count, or -errno; a refusal too); for reads
-	 * and writes the plaintext bytes moved. */
-	void (*record)(void *arg, const struct vfs_caller *c,
-		       const struct vfs_req *r, long result,
-		       const void *bytes, size_t len);
+	/*
+	 * The result (0, a byte count, or -errno; a refusal too, with
+	 * r->refused); for reads and writes the plaintext bytes moved.  0,
+	 * or -EIO when the result could not be recorded: a read then
+	 * returns no bytes and fails with EIO, and so does a change that was
+	 * made (except one that handed out an entry or an open file).
+	 */
+	int (*record)(void *arg, const struct vfs_caller *c,
+		      const struct vfs_req *r, long result,
+		      const void *bytes, size_t len);
+	/*
+	 * A file's block (-1: its header) failed authentication, met by c's
+	 * operation (c NULL: by the daemon's own, as a stat's size).  path
+	 * is empty when no name is known for it.
+	 */
+	void (*integrity)(void *arg, const struct vfs_caller *c,
+			  const char *path, int64_t block);
 };
 
 /* What the core asks of the layer above; called without locks held. */
@@ -187,7 +201,6 @@ const char *vfs_err_name(enum vfs_err e);
  */
 int vfs_flush(struct vfs *v);
 
-/* The path of inode ino from the mount's root, and every path of it. */
 /*
  * Re-wraps the backing file on fd (O_RDWR, the caller's) to master key
  * version `version` without racing the mount's opens and commits
@@ -200,6 +213,12 @@ int vfs_rewrap(struct vfs *v, int fd, uint32_t version);
  * missed nothing a rename could have moved past it.
  */
 void vfs_renames(struct vfs *v, uint64_t out[2]);
+/*
+ * The path of inode ino from the mount's root into buf (-ENAMETOOLONG
+ * past len, -ENOENT when no name reaches it), and every path of it to fn:
+ * inodes_paths, so fn runs under the inode table's lock and must not call
+ * back into the vfs.
+ */
 int vfs_path(struct vfs *v, uint64_t ino, char *buf, size_t len);
 int vfs_paths(struct vfs *v, uint64_t ino,
 	      int (*fn)(void *arg, const char *path), void *arg);

@@ -739,9 +739,10 @@ int mu_phifs(struct mu_vol *v, bool foreground, const char *key,
 	return 0;
 }
 
-static void mount_checked(struct mu_vol *v, bool fg)
+static void mount_checked(struct mu_vol *v, bool fg,
+			  const char *const *extra)
 {
-	int st = mu_phifs(v, fg, NULL, NULL, NULL, NULL);
+	int st = mu_phifs(v, fg, NULL, NULL, NULL, extra);
 
 	cr_assert(st == 0, "phifs%s exited %d (want 0); stderr: %s",
 		  fg ? " -f" : "", st, v->err);
@@ -751,12 +752,19 @@ static void mount_checked(struct mu_vol *v, bool fg)
 
 void mu_mount(struct mu_vol *v)
 {
-	mount_checked(v, false);
+	mount_checked(v, false, NULL);
 }
 
 void mu_mount_fg(struct mu_vol *v)
 {
-	mount_checked(v, true);
+	mount_checked(v, true, NULL);
+}
+
+void mu_mount_no_audit(struct mu_vol *v)
+{
+	static const char *const no_audit[] = { "--no-audit", NULL };
+
+	mount_checked(v, false, no_audit);
 }
 
 /* Whether a process that is not our child is gone (or a zombie). */

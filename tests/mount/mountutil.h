@@ -78,6 +78,12 @@ int mu_phifs(struct mu_vol *v, bool foreground, const char *key,
 /* mu_phifs() with the volume's own key and paths, asserting success. */
 void mu_mount(struct mu_vol *v);
 void mu_mount_fg(struct mu_vol *v);
+/*
+ * mu_mount without the integrity log, for tests of the space the files
+ * take on a small store: a log there fills it too, and then (fail
+ * closed) refuses reads and writes with EIO, as test_mount_audit shows.
+ */
+void mu_mount_no_audit(struct mu_vol *v);
 
 /*
  * fusermount3 -u with retries, umount -l as a last resort; then waits for the

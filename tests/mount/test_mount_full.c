@@ -80,7 +80,7 @@ Test(mount_full, a_full_backing_store_gives_enospc_and_loses_nothing_written)
 	mu_fill(pattern, FILL_MAX, 3);
 	mu_fill(pre, PRE_SIZE + 5000, 1);
 	v = mu_vol_new(8 << 20);
-	mu_mount(v);
+	mu_mount_no_audit(v);
 
 	/* A file with a partial last block, and one to delete later. */
 	mu_write_file(mu_m(v, "pre"), pre, PRE_SIZE);
@@ -142,7 +142,7 @@ Test(mount_full, a_full_backing_store_gives_enospc_and_loses_nothing_written)
 
 	/* Everything acknowledged is there after a remount. */
 	mu_unmount(v);
-	mu_mount(v);
+	mu_mount_no_audit(v);
 	expect_file(mu_m(v, "f1"), 2, F1_SIZE, "after a remount");
 	cr_assert(stat(mu_m(v, "pre"), &st) == 0);
 	cr_assert((size_t)st.st_size >= pre_acked, "pre shrank to %lld bytes; "
@@ -196,7 +196,7 @@ Test(mount_full, a_full_backing_store_gives_enospc_and_loses_nothing_written)
 	close(fd);
 	expect_file(mu_m(v, "pre"), 1, PRE_SIZE + 5000, "after the delete");
 	mu_unmount(v);
-	mu_mount(v);
+	mu_mount_no_audit(v);
 	expect_file(mu_m(v, "pre"), 1, PRE_SIZE + 5000, "after the delete and "
 		    "a remount");
 	mu_unmount(v);
@@ -226,7 +226,7 @@ Test(mount_full, far_writes_cost_little_and_failed_ones_leave_nothing)
 
 	mu_require_fuse();
 	v = mu_vol_new(0);
-	mu_mount(v);
+	mu_mount_no_audit(v);
 	fd = open(mu_m(v, "far"), O_RDWR | O_CREAT, 0600);
 	cr_assert(fd >= 0);
 	cr_assert(pwrite(fd, "h", 1, 0) == 1);
