@@ -7,7 +7,7 @@
  * Pure: no threads, no FUSE, no policy; the only file I/O is in
  * audit_dir_* (reading a log folder for phifsctl).  The writer (queue,
  * logger thread, segments on disk) lives above this and is not here.
- * jansson is included by this module's .c files only.
+ * No JSON library: the one canonical form is written and scanned by hand.
  *
  * Functions return 0 or -errno.  Not thread-safe for one record or chain;
  * distinct objects may be used from distinct threads.
@@ -85,7 +85,8 @@ int audit_op_parse(const char *name, enum audit_op *op);
  * in '\n' into buf, sets r->hash, and stores the line's length in *len.
  * -ENOSPC if cap is too small (AUDIT_MAX_LINE suffices for paths up to
  * 4,096 bytes and a rule up to 1,024, however escaped), -EINVAL
- * for an op out of range or a NUL in a path.  Allocates inside jansson.
+ * for an op out of range, a value out of its range or a NUL in a path.
+ * Allocates nothing.
  */
 int audit_record_encode(struct audit_record *r, char *buf, size_t cap,
 			size_t *len);
@@ -93,8 +94,9 @@ int audit_record_encode(struct audit_record *r, char *buf, size_t cap,
 /*
  * Parses one line (without its '\n') strictly: a known op with exactly its
  * fields, every value in range, the hash matching, and the line byte for
- * byte as audit_record_encode() writes it.  On failure -EBADMSG and why in
- * err.  On success r owns its strings: audit_record_release() them.
+ * byte as audit_record_encode() writes it (no other spelling is taken).
+ * On failure -EBADMSG and why in err (-ENOMEM if it could not check).  On
+ * success r owns its strings: audit_record_release() them.
  */
 int audit_record_parse(const char *line, size_t len, struct audit_record *r,
 		       char *err, size_t err_len);
