@@ -8,6 +8,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <ftw.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -748,4 +749,116 @@ Test(audit, a_log_folder_is_read_in_order)
 	audit_dir_release(&set);
 	cr_assert_eq(nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS), 0);
 	free(dir);
+}
+
+/* The test key: bytes 0, 1, .. 31. */
+static struct crypto_key *path_key(uint8_t first)
+{
+	uint8_t b[CRYPTO_KEY_LEN];
+
+	for (int i = 0; i < CRYPTO_KEY_LEN; i++)
+		b[i] = (uint8_t)(first + i);
+	return crypto_key_from(b);
+}
+
+static const char *pseudo(const struct crypto_key *k, const char *p,
+			  size_t n, char *out)
+{
+	size_t len;
+
+	cr_assert_eq(audit_path_pseudonym(k, p, n, out, 8192, &len), 0);
+	cr_assert_eq(strlen(out), len);
+	return out;
+}
+
+Test(audit, a_pseudonym_is_an_hmac_per_component_with_the_slashes_kept)
+{
+	struct crypto_key *k = path_key(0), *k2 = path_key(1);
+	static char a[8192], b[8192];
+	size_t len;
+
+	/* docs/AUDIT.md's example, checked with Python's hmac module. */
+	cr_assert_str_eq(pseudo(k, "/ward 3/Jane Doe", 16, a),
+			 "/~3d181033462cf353afe98011963d8e2b"
+			 "/~2c9a24dcb58af60485b462a336d11cc1");
+	cr_assert_str_eq(pseudo(k, "/a\nb", 4, a),
+			 "/~203016a4ddf61e48573e46dd19df038b");
+	/* Deterministic; another key, other pseudonyms. */
+	pseudo(k, "/ward 3/Jane Doe", 16, a);
+	cr_assert_str_eq(pseudo(k, "/ward 3/Jane Doe", 16, b), a);
+	pseudo(k, "/ward 3", 7, a);
+	cr_assert_str_neq(pseudo(k2, "/ward 3", 7, b), a);
+	/* Components independent: one name, one pseudonym at any depth. */
+	pseudo(k, "/x/ward 3", 9, a);
+	pseudo(k, "/ward 3", 7, b);
+	cr_assert_str_eq(a + 1 + AUDIT_PSEUDONYM_LEN, b);
+	/* Slashes where they were: leading, doubled, trailing, none. */
+	cr_assert_str_eq(pseudo(k, "", 0, a), "");
+	cr_assert_str_eq(pseudo(k, "/", 1, a), "/");
+	pseudo(k, "a//b/", 5, a);
+	cr_assert_eq(strlen(a), 2 * AUDIT_PSEUDONYM_LEN + 3);
+	cr_assert_eq(a[0], '~');
+	cr_assert_eq(memcmp(a + AUDIT_PSEUDONYM_LEN, "//~", 3), 0);
+	cr_assert_eq(a[strlen(a) - 1], '/');
+	/* -ENOSPC with the size needed; a NUL is no path. */
+	cr_assert_eq(audit_path_pseudonym(k, "/ab", 3, a, 34, &len), -ENOSPC);
+	cr_assert_eq(len, 34);
+	cr_assert_eq(audit_path_pseudonym(k, "/ab", 3, a, 35, &len), 0);
+	cr_assert_eq(audit_path_pseudonym(k, "/a\0b", 4, a, sizeof(a), &len),
+		     -EINVAL);
+	crypto_key_free(k);
+	crypto_key_free(k2);
+}
+
+Test(audit, hostile_names_become_plain_pseudonyms_that_encode_as_utf8)
+{
+	struct crypto_key *k = path_key(0);
+	static char out[65536];
+	struct audit_record r;
+	size_t n, len;
+
+	for (unsigned i = 0; i < TESTLOG_NAMES; i++) {
+		n = testlog_name(i, path, sizeof(path));
+		cr_assert_eq(audit_path_pseudonym(k, path, n, out, sizeof(out),
+						  &len), 0);
+		cr_assert_eq(strspn(out, "/~0123456789abcdef"), len,
+			     "name %u: %s", i, out);
+		simple(&r, AUDIT_OPEN);
+		r.path = out;
+		r.path_len = len;
+		cr_assert_eq(audit_record_encode(&r, line, sizeof(line), &n), 0);
+		cr_assert_not_null(strstr(line, "\"path\":\"/~"),
+				   "plain, not base64");
+	}
+	crypto_key_free(k);
+}
+
+static bool glob_finds(const struct crypto_key *k, const char *glob,
+		       const char *name)
+{
+	static char g[8192], p[8192];
+
+	cr_assert_eq(audit_glob_pseudonym(k, glob, g, sizeof(g)), 0);
+	pseudo(k, name, strlen(name), p);
+	return fnmatch(g, p, 0) == 0;
+}
+
+Test(audit, a_glob_finds_pseudonyms_by_its_literal_components)
+{
+	struct crypto_key *k = path_key(0);
+	char g[40];
+
+	cr_assert(glob_finds(k, "/ward 3/Jane Doe", "/ward 3/Jane Doe"));
+	cr_assert_not(glob_finds(k, "/ward 3/Jane Doe", "/ward 3/John Doe"));
+	cr_assert(glob_finds(k, "/ward 3/*", "/ward 3/Jane Doe"));
+	cr_assert(glob_finds(k, "/ward 3/*", "/ward 3/a/b"), "* spans, as plain");
+	cr_assert(glob_finds(k, "/ward ?/Jane Doe", "/ward 7/Jane Doe"));
+	cr_assert(glob_finds(k, "/w*/Jane Doe", "/anything/Jane Doe"),
+		  "a wildcard component matches any one name");
+	cr_assert_not(glob_finds(k, "/w*/Jane Doe", "/a/b/Jane Doe"));
+	cr_assert(glob_finds(k, "/a\\*b", "/a*b"), "an escaped star is a name");
+	cr_assert_not(glob_finds(k, "/a\\*b", "/axb"));
+	cr_assert(glob_finds(k, "*/Jane Doe", "/x/y/Jane Doe"));
+	cr_assert_eq(audit_glob_pseudonym(k, "/a/b", g, 2 * 34), -ENOSPC);
+	crypto_key_free(k);
 }

@@ -141,6 +141,39 @@ int audit_pub_parse(const char *text, size_t len,
 int audit_pub_fingerprint(const uint8_t pub[CRYPTO_ED25519_PUB_LEN],
 			  char fpr[AUDIT_FPR_LEN + 1]);
 
+/*
+ * Pseudonymous paths (`paths = pseudonymous`; docs/AUDIT.md, "Pseudonymous
+ * paths"): the log is PHI too.  Each component of a path (a maximal run of
+ * bytes other than '/') becomes '~' and the first 16 bytes of
+ * HMAC-SHA256(key, component) as 32 lower-case hex digits; every '/' stays
+ * where it was, so depth shows, and one name has one pseudonym anywhere in
+ * the volume.  The key is keys_volume_key(ks, AUDIT_PATH_KEY_PURPOSE): the
+ * same for the volume's life, whatever the master key version.
+ */
+#define AUDIT_PATH_KEY_PURPOSE "phifs audit path v1"
+#define AUDIT_PSEUDONYM_MARK '~'
+#define AUDIT_PSEUDONYM_LEN 33		/* '~' and 32 hex digits */
+
+/*
+ * The pseudonym of path into out, NUL-ended; its length (the NUL not
+ * counted) in *out_len, set also when the answer is -ENOSPC (cap must
+ * exceed it).  -EINVAL for a NUL in path.  An empty path stays empty.
+ */
+int audit_path_pseudonym(const struct crypto_key *k, const char *path,
+			 size_t len, char *out, size_t cap, size_t *out_len);
+
+/*
+ * A glob for `audit show --path` (fnmatch(3), no flags) turned to match
+ * pseudonyms: a literal component becomes its pseudonym (backslash
+ * escapes undone first), a component of '*' alone stays '*' (any run, as
+ * in a plain glob), and any other component with a wildcard becomes '~'
+ * and 32 '?', which matches exactly one component whatever its name.
+ * -ENOSPC if out (cap bytes) is too small; 33 bytes per component and one
+ * per '/', plus the NUL, always suffice.
+ */
+int audit_glob_pseudonym(const struct crypto_key *k, const char *glob,
+			 char *out, size_t cap);
+
 /* One segment as the verifier is handed it. */
 struct audit_segment {
 	const char *name;		/* its file name */
