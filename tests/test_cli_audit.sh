@@ -115,6 +115,25 @@ expect "show --since of no time" 2 "bad time 'yesterday'" -- "$ctl" audit show -
 # The volume's own audit key: pubkey and its fingerprint in key list.
 mkdir "$tmp/vol"
 "$ctl" init --key "file:$tmp/k" "$tmp/vol" >/dev/null
+
+# Pseudonymous paths: the same log, its paths under the volume's path key.
+rm -rf "$tmp/plog"; mkdir "$tmp/plog"
+"$gen" "$tmp/plog" "$tmp/k" 4 3 pseudo "$tmp/vol" "file:$tmp/k"
+prows() { "$ctl" audit show "$@" | tail -n +2 | wc -l; }
+check "a pseudonymous log names no one" sh -c "! grep -q 'ward\|Jane\|caf' '$tmp'/plog/seg-*"
+check "and has a pseudonym for every component" grep -q '"path":"/~[0-9a-f]\{32\}/~[0-9a-f]\{32\}"' "$(seg plog 1)"
+both "it verifies without a key" 0 "" "$tmp/plog"
+check "show --path without the key finds no name" test "$(prows --path $'/a\nb/*' "$tmp/plog")" -eq 0
+check "with --key it finds what the plain log shows" test "$(prows --key "file:$tmp/k" --path $'/a\nb/*' "$tmp/plog" "$tmp/vol")" -eq "$(prows --path $'/a\nb/*' "$tmp/log")"
+check "and that is not nothing" test "$(prows --path $'/a\nb/*' "$tmp/log")" -gt 0
+check "a name with quotes and a backslash, escaped in the glob" test "$(prows --key "file:$tmp/k" --path '/ward 3/Jane "JD" Doe\\notes.txt' "$tmp/plog" "$tmp/vol")" -eq 2
+check "a name that is not UTF-8" test "$(prows --key "file:$tmp/k" --path $'/bad\xff\xfe utf8/\xc3(' "$tmp/plog" "$tmp/vol")" -eq 3
+check "a wildcard component matches any one name" test "$(prows --key "file:$tmp/k" --path $'/b*/\xc3(' "$tmp/plog" "$tmp/vol")" -eq 3
+mkdir "$tmp/vol2"; "$ctl" init --key "file:$tmp/k2" "$tmp/vol2" >/dev/null
+check "another volume's key finds nothing" test "$(prows --key "file:$tmp/k2" --path $'/a\nb/*' "$tmp/plog" "$tmp/vol2")" -eq 0
+expect "show --key needs BACKING" 2 "with --key, expected DIR BACKING" -- "$ctl" audit show --key "file:$tmp/k" --path / "$tmp/plog"
+expect "show --key needs --path" 2 "give --path GLOB" -- "$ctl" audit show --key "file:$tmp/k" "$tmp/plog" "$tmp/vol"
+expect "show --key with a wrong key" 1 "" -- "$ctl" audit show --key "file:$tmp/k2" --path / "$tmp/plog" "$tmp/vol"
 "$ctl" audit pubkey --key "file:$tmp/k" "$tmp/vol" >"$tmp/vol.pub"
 check "pubkey prints an audit.pub line" grep -Eq '^ed25519 [0-9a-f]{64}$' "$tmp/vol.pub"
 fpr=$(cut -d' ' -f2 "$tmp/vol.pub" | xxd -r -p | sha256sum | cut -c1-32)
