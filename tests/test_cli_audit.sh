@@ -109,6 +109,20 @@ check "--path finds a name with a newline" test "$(rows --path '/a?b/*')" -eq 2
 check "--path finds a name that is not UTF-8" test "$(rows --path $'/bad\xff*')" -eq 3
 check "--since/--until" test "$(rows --since 2026-11-30T00:53:25Z --until @1796000008)" -eq 5
 check "--json is one valid object per line, as logged" sh -c "'$ctl' audit show --json '$tmp/log' | python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin]' && test \$('$ctl' audit show --json '$tmp/log' | wc -l) -eq 16"
+check "--since alone" test "$(rows --since @1796000010)" -eq 3
+check "--until alone, a date is its midnight" test "$(rows --until 2026-11-30)" -eq 0
+check "--since a minute, no seconds" test "$(rows --since 2026-11-30T00:54)" -eq 0
+check "--since a date" test "$(rows --since 2026-11-30)" -eq 16
+check "filters together: all must hold" test "$(rows --op read --uid 1001)" -eq 1
+check "--uid of no one" test "$(rows --uid 4242)" -eq 0
+check "--json with filters: only those lines" sh -c "test \$('$ctl' audit show --json --op read '$tmp/log' | grep -c '\"op\":\"read\"') -eq 2 && test \$('$ctl' audit show --json --op read '$tmp/log' | wc -l) -eq 2"
+check "the table holds no control byte from a name" sh -c "! '$ctl' audit show '$tmp/log' | LC_ALL=C grep -q \$'[\x01-\x09\x0b-\x1f\x7f]'"
+check "and shows them as \\xNN" sh -c "'$ctl' audit show '$tmp/log' | grep -qF '/a\x0ab/line\x0d\x09break'"
+cp "$(seg log 5)" "$tmp/seg5"; sed -i '2s/"uid":100[0-9]/"uid":7/' "$(seg log 5)"
+expect "show skips a bad line with a warning" 0 "seg-00000000000000000005.jsonl: a bad line skipped \(bad hash\); run audit verify" -- "$ctl" audit show "$tmp/log"
+check "and shows the rest" test "$(rows 2>/dev/null)" -eq 15
+cp "$tmp/seg5" "$(seg log 5)"
+expect "show of no folder" 1 "nowhere" -- "$ctl" audit show "$tmp/nowhere"
 expect "show --op of no op" 2 "unknown op 'peek'" -- "$ctl" audit show --op peek "$tmp/log"
 expect "show --since of no time" 2 "bad time 'yesterday'" -- "$ctl" audit show --since yesterday "$tmp/log"
 
