@@ -519,6 +519,8 @@ int audit_record_scan(const char *line, size_t len, struct audit_record *r,
 		s.end = h ? h : line + len;
 		if ((rc = scan_head(&s)) || (rc = scan_tail(&s)))
 			return rc;
+		if (s.p < s.end)
+			return wrong_key(&s, K_HASH);
 		return h ? bad(&s, "bad value of field 'hash'") :
 		       not_canonical(&s);
 	}

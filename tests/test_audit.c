@@ -264,6 +264,11 @@ Test(audit, the_scanner_takes_one_spelling_only)
 	refused(&r, "\"}", "\"} ", "not a JSON object");
 	refused(&r, "{\"seq\":1,", "{\"seq\":1,\"x\":1,", "unknown field 'x'");
 	refused(&r, "\"op\":\"open\"", "\"op\":\"Open\"", "no known op");
+	/* A field after prev, the hash where it should not be. */
+	refused(&r, ",\"hash\":\"", ",\"off\":1,\"hash\":\"",
+		"unknown field 'off' for op open");
+	refused(&r, "\"}", "\",\"x\":1}", "bad value of field 'hash'");
+	refused(&r, "\"}", "0\"}", "bad value of field 'hash'");
 	/* The time: its one spelling, a real date. */
 	refused(&r, "00.000000001Z", "00.000000001z", "bad value of field 'ts'");
 	refused(&r, "2026-12-07", "2026-02-29", "canonical");
