@@ -1,24 +1,22 @@
 /*
  * audit_record.c — one integrity-log record as one canonical JSON line and
  * back (docs/AUDIT.md, "Records").  Pure: no I/O, no threads; knows nothing
- * of segments, the writer or FUSE.  The canonical form is what jansson
- * writes with JSON_COMPACT | JSON_PRESERVE_ORDER for the fields in the one
- * fixed order below, so the parser checks a line by encoding what it read
- * and comparing bytes: one record has one line, and one line one record.
+ * of segments, the writer or FUSE.  The canonical form is written by hand
+ * (it is what jansson writes with JSON_COMPACT | JSON_PRESERVE_ORDER for
+ * the fields in the one fixed order below, and tests/test_audit.c holds
+ * jansson to it), so a line costs no allocation, and audit_parse.c scans
+ * exactly these bytes: one record has one line, and one line one record.
  */
 #include "phifs/audit.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "audit_impl.h"
 
-#define DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER)
 #define HASH_KEY ",\"hash\":\""
 
 static const char *const op_names[AUDIT_OP_COUNT] = {
@@ -80,261 +78,141 @@ int audit_op_parse(const char *name, enum audit_op *op)
 	return -EINVAL;
 }
 
-void audit_hex(const uint8_t *p, size_t n, char *out)
+/* "key":"escaped" when the bytes are UTF-8, else "key_b64":"base64". */
+static void put_bytes(struct audit_out *o, const char *key, const char *s,
+		      size_t n)
 {
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* Lower-case hex of exactly n bytes only. */
-int audit_unhex(const char *s, size_t slen, uint8_t *p, size_t n)
-{
-	if (slen != 2 * n)
-		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -EINVAL;
-		p[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return 0;
-}
-
-static const char b64_digits[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* RFC 4648 base64 with padding; out holds 4 * ((n + 2) / 3) + 1. */
-static void b64_encode(const uint8_t *p, size_t n, char *out)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16;
-
-		if (i + 1 < n)
-			v |= (uint32_t)p[i + 1] << 8;
-		if (i + 2 < n)
-			v |= p[i + 2];
-		out[o++] = b64_digits[v >> 18 & 63];
-		out[o++] = b64_digits[v >> 12 & 63];
-		out[o++] = i + 1 < n ? b64_digits[v >> 6 & 63] : '=';
-		out[o++] = i + 2 < n ? b64_digits[v & 63] : '=';
-	}
-	out[o] = '\0';
-}
-
-/* Decodes into a new buffer; a non-canonical form is caught by the
- * caller's re-encoding, so this only refuses what is no base64. */
-static int b64_decode(const char *s, size_t n, char **out, size_t *out_len)
-{
-	size_t o = 0;
-	char *p;
-
-	if (n % 4)
-		return -EINVAL;
-	p = malloc(n / 4 * 3 + 1);
-	if (!p)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i += 4) {
-		uint32_t v = 0;
-		int pad = 0;
-
-		for (int j = 0; j < 4; j++) {
-			const char *d = s[i + j] ? strchr(b64_digits, s[i + j])
-						 : NULL;
-
-			if (s[i + j] == '=' && i + 4 == n && j >= 2 &&
-			    (j == 3 || s[i + 3] == '=')) {
-				pad++;
-				v <<= 6;
-				continue;
-			}
-			if (!d || pad) {
-				free(p);
-				return -EINVAL;
-			}
-			v = v << 6 | (uint32_t)(d - b64_digits);
-		}
-		p[o++] = (char)(v >> 16);
-		if (pad < 2)
-			p[o++] = (char)(v >> 8);
-		if (pad < 1)
-			p[o++] = (char)v;
-	}
-	p[o] = '\0';
-	*out = p;
-	*out_len = o;
-	return 0;
-}
-
-/*
- * A byte string as "key" when it is UTF-8 (jansson checks), else as
- * "key_b64", so that any bytes round-trip and the line stays one JSON
- * object.
- */
-static int set_bytes(json_t *o, const char *key, const char *s, size_t n)
-{
-	char k[32];
-	json_t *v;
-	char *b;
-	int rc;
-
 	if (!s)
 		s = "", n = 0;
-	if (memchr(s, 0, n))
-		return -EINVAL;
-	v = json_stringn(s, n);
-	if (v)
-		return json_object_set_new(o, key, v) ? -ENOMEM : 0;
-	b = malloc(4 * ((n + 2) / 3) + 1);
-	if (!b)
-		return -ENOMEM;
-	b64_encode((const uint8_t *)s, n, b);
-	snprintf(k, sizeof(k), "%s_b64", key);
-	rc = json_object_set_new(o, k, json_string(b)) ? -ENOMEM : 0;
-	free(b);
-	return rc;
+	audit_out_bytes(o, ",\"", 2);
+	audit_out_bytes(o, key, strlen(key));
+	if (audit_utf8_valid(s, n)) {
+		audit_out_bytes(o, "\":\"", 3);
+		audit_out_escaped(o, s, n);
+	} else {
+		audit_out_bytes(o, "_b64\":\"", 7);
+		audit_out_b64(o, s, n);
+	}
+	audit_out_bytes(o, "\"", 1);
 }
 
-static int set_int(json_t *o, const char *key, int64_t v)
+/* ,"key": then the value's first byte is the caller's. */
+static void put_key(struct audit_out *o, const char *key)
 {
-	return json_object_set_new(o, key, json_integer(v)) ? -ENOMEM : 0;
+	audit_out_bytes(o, ",\"", 2);
+	audit_out_bytes(o, key, strlen(key));
+	audit_out_bytes(o, "\":", 2);
 }
 
-static int set_u64(json_t *o, const char *key, uint64_t v)
+static void put_i64(struct audit_out *o, const char *key, int64_t v)
 {
-	if (v > INT64_MAX)
-		return -EINVAL;
-	return set_int(o, key, (int64_t)v);
+	put_key(o, key);
+	audit_out_i64(o, v);
 }
 
-static int set_hex(json_t *o, const char *key, const uint8_t *p, size_t n)
+static void put_hex(struct audit_out *o, const char *key, const uint8_t *p,
+		    size_t n)
 {
-	char h[2 * CRYPTO_ED25519_SIG_LEN + 1];
-
-	audit_hex(p, n, h);
-	return json_object_set_new(o, key, json_string(h)) ? -ENOMEM : 0;
+	put_key(o, key);
+	audit_out_bytes(o, "\"", 1);
+	audit_out_hex(o, p, n);
+	audit_out_bytes(o, "\"", 1);
 }
 
-int audit_format_ts(int64_t sec, uint32_t nsec, char out[AUDIT_TS_LEN + 1])
+static void put_op(struct audit_out *o, const char *key, enum audit_op op)
 {
-	char tmp[80];
-	struct tm tm;
-	time_t t = (time_t)sec;
+	put_key(o, key);
+	audit_out_bytes(o, "\"", 1);
+	audit_out_bytes(o, op_names[op], strlen(op_names[op]));
+	audit_out_bytes(o, "\"", 1);
+}
 
-	if (nsec >= 1000000000u || !gmtime_r(&t, &tm) ||
-	    tm.tm_year + 1900 < 1970 || tm.tm_year + 1900 > 9999)
+/* What the encoder refuses rather than write a line no parser takes. */
+static int check_values(const struct audit_record *r)
+{
+	unsigned f;
+
+	if ((unsigned)r->op >= AUDIT_OP_COUNT)
 		return -EINVAL;
-	/* The compiler cannot see the fields' ranges: print wide, copy. */
-	if (snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%09uZ",
-		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		     tm.tm_min, tm.tm_sec, nsec) != AUDIT_TS_LEN)
+	f = op_fields(r->op);
+	if (r->seq > INT64_MAX || ((f & F_OFF) && r->off > INT64_MAX) ||
+	    ((f & F_LEN) && r->len > INT64_MAX) ||
+	    ((f & F_BLOCK) && r->block > INT64_MAX) ||
+	    ((f & F_REQ) && (unsigned)r->req >= AUDIT_OP_COUNT))
 		return -EINVAL;
-	memcpy(out, tmp, AUDIT_TS_LEN + 1);
+	if ((r->path && memchr(r->path, 0, r->path_len)) ||
+	    ((f & F_PATH2) && r->path2 && memchr(r->path2, 0, r->path2_len)))
+		return -EINVAL;
 	return 0;
 }
 
-/* The fields every record has, in their order, up to and with path2. */
-static int build_head(json_t *o, const struct audit_record *r)
+/* The fields every record has, in their order, up to and with path. */
+static void put_head(struct audit_out *o, const struct audit_record *r,
+		     const char ts[AUDIT_TS_LEN + 1])
 {
-	char ts[AUDIT_TS_LEN + 1];
-	int rc;
-
-	if ((rc = set_u64(o, "seq", r->seq)) ||
-	    (rc = audit_format_ts(r->ts_sec, r->ts_nsec, ts)))
-		return rc;
-	if (json_object_set_new(o, "ts", json_string(ts)) ||
-	    json_object_set_new(o, "op", json_string(op_names[r->op])))
-		return -ENOMEM;
-	if ((rc = set_int(o, "uid", r->uid)) ||
-	    (rc = set_int(o, "gid", r->gid)) ||
-	    (rc = set_int(o, "pid", r->pid)) ||
-	    (rc = set_bytes(o, "comm", r->comm,
-			    strnlen(r->comm, AUDIT_COMM_LEN))) ||
-	    (rc = set_bytes(o, "path", r->path, r->path_len)))
-		return rc;
-	if (op_fields(r->op) & F_PATH2)
-		return set_bytes(o, "path2", r->path2, r->path2_len);
-	return 0;
+	audit_out_bytes(o, "{\"seq\":", 7);
+	audit_out_u64(o, r->seq);
+	audit_out_bytes(o, ",\"ts\":\"", 7);
+	audit_out_bytes(o, ts, AUDIT_TS_LEN);
+	audit_out_bytes(o, "\"", 1);
+	put_op(o, "op", r->op);
+	put_i64(o, "uid", r->uid);
+	put_i64(o, "gid", r->gid);
+	put_i64(o, "pid", r->pid);
+	put_bytes(o, "comm", r->comm, strnlen(r->comm, AUDIT_COMM_LEN));
+	put_bytes(o, "path", r->path, r->path_len);
 }
 
-static int build_tail(json_t *o, const struct audit_record *r)
+/* The rest, up to and with prev: the body the hash covers ends there. */
+static void put_tail(struct audit_out *o, const struct audit_record *r)
 {
 	unsigned f = op_fields(r->op);
-	int rc = 0;
 
-	if ((f & F_REQ) && (unsigned)r->req >= AUDIT_OP_COUNT)
-		return -EINVAL;
-	if ((f & F_REQ) &&
-	    json_object_set_new(o, "req", json_string(op_names[r->req])))
-		return -ENOMEM;
-	if ((f & F_RULE) && (rc = set_bytes(o, "rule", r->rule,
-					     r->rule ? strlen(r->rule) : 0)))
-		return rc;
-	if (((f & F_OFF) && (rc = set_u64(o, "off", r->off))) ||
-	    ((f & F_LEN) && (rc = set_u64(o, "len", r->len))) ||
-	    ((f & F_SHA) &&
-	     (rc = set_hex(o, "sha256", r->sha256, AUDIT_HASH_LEN))) ||
-	    ((f & F_BLOCK) && (rc = set_u64(o, "block", r->block))) ||
-	    ((f & F_VERSION) && (rc = set_int(o, "version", r->version))) ||
-	    (rc = set_int(o, "result", r->result)) ||
-	    ((f & F_SIG) &&
-	     (rc = set_hex(o, "sig", r->sig, CRYPTO_ED25519_SIG_LEN))))
-		return rc;
-	return set_hex(o, "prev", r->prev, AUDIT_HASH_LEN);
+	if (f & F_PATH2)
+		put_bytes(o, "path2", r->path2, r->path2_len);
+	if (f & F_REQ)
+		put_op(o, "req", r->req);
+	if (f & F_RULE)
+		put_bytes(o, "rule", r->rule, r->rule ? strlen(r->rule) : 0);
+	if (f & F_OFF)
+		put_i64(o, "off", (int64_t)r->off);
+	if (f & F_LEN)
+		put_i64(o, "len", (int64_t)r->len);
+	if (f & F_SHA)
+		put_hex(o, "sha256", r->sha256, AUDIT_HASH_LEN);
+	if (f & F_BLOCK)
+		put_i64(o, "block", (int64_t)r->block);
+	if (f & F_VERSION)
+		put_i64(o, "version", r->version);
+	put_i64(o, "result", r->result);
+	if (f & F_SIG)
+		put_hex(o, "sig", r->sig, CRYPTO_ED25519_SIG_LEN);
+	put_hex(o, "prev", r->prev, AUDIT_HASH_LEN);
 }
 
 int audit_record_encode(struct audit_record *r, char *buf, size_t cap,
 			size_t *len)
 {
-	char hex[2 * AUDIT_HASH_LEN + 1];
-	json_t *o;
-	size_t n;
+	struct audit_out o = { buf, buf + cap, false };
+	char ts[AUDIT_TS_LEN + 1];
+	size_t body;
 	int rc;
 
-	if ((unsigned)r->op >= AUDIT_OP_COUNT)
-		return -EINVAL;
-	o = json_object();
-	if (!o)
-		return -ENOMEM;
-	if ((rc = build_head(o, r)) || (rc = build_tail(o, r)))
-		goto out;
-	n = json_dumpb(o, buf, cap, DUMP_FLAGS);
-	/* Room for the hash field and the newline in place of the '}'. */
-	rc = -ENOSPC;
-	if (n == 0 || n > cap ||
-	    n - 1 + strlen(HASH_KEY) + sizeof(hex) - 1 + 3 > cap)
-		goto out;
-	n--;
-	rc = crypto_sha256(buf, n, r->hash);
-	if (rc)
-		goto out;
-	audit_hex(r->hash, AUDIT_HASH_LEN, hex);
-	memcpy(buf + n, HASH_KEY, strlen(HASH_KEY));
-	n += strlen(HASH_KEY);
-	memcpy(buf + n, hex, 2 * AUDIT_HASH_LEN);
-	n += 2 * AUDIT_HASH_LEN;
-	memcpy(buf + n, "\"}\n", 3);
-	*len = n + 3;
-	rc = 0;
-out:
-	json_decref(o);
-	return rc;
+	if ((rc = check_values(r)) ||
+	    (rc = audit_format_ts(r->ts_sec, r->ts_nsec, ts)))
+		return rc;
+	put_head(&o, r, ts);
+	put_tail(&o, r);
+	body = (size_t)(o.p - buf);
+	audit_out_bytes(&o, HASH_KEY, strlen(HASH_KEY));
+	if (o.full || (size_t)(o.end - o.p) < 2 * AUDIT_HASH_LEN + 3)
+		return -ENOSPC;
+	if ((rc = crypto_sha256(buf, body, r->hash)))
+		return rc;
+	audit_out_hex(&o, r->hash, AUDIT_HASH_LEN);
+	audit_out_bytes(&o, "\"}\n", 3);
+	*len = (size_t)(o.p - buf);
+	return 0;
 }
 
 void audit_record_release(struct audit_record *r)
@@ -346,39 +224,6 @@ void audit_record_release(struct audit_record *r)
 	free((char *)r->rule);
 	r->path = r->path2 = r->rule = NULL;
 	r->owned = false;
-}
-
-static int utf8_copy(const char *s, size_t n, char **out, size_t *out_len)
-{
-	char *p = malloc(n + 1);
-
-	if (!p)
-		return -ENOMEM;
-	memcpy(p, s, n);
-	p[n] = '\0';
-	*out = p;
-	*out_len = n;
-	return 0;
-}
-
-/* A byte string field, plain or _b64, the one the op carries. */
-int audit_take_bytes(json_t *v, bool b64, char **out, size_t *out_len)
-{
-	const char *s = json_string_value(v);
-	size_t n = json_string_length(v);
-
-	if (!s)
-		return -EINVAL;
-	if (!b64)
-		return utf8_copy(s, n, out, out_len);
-	if (b64_decode(s, n, out, out_len))
-		return -EINVAL;
-	if (memchr(*out, 0, *out_len)) {
-		free(*out);
-		*out = NULL;
-		return -EINVAL;
-	}
-	return 0;
 }
 
 void audit_checkpoint_msg(uint64_t seq, const uint8_t head[AUDIT_HASH_LEN],

@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "audit_impl.h"
@@ -19,6 +20,9 @@ struct vstate {
 	struct audit_verdict *v;
 	bool has_anchor;
 	struct audit_record anchor;
+	/* Reused line after line: no allocation per record. */
+	char *scratch;		/* AUDIT_MAX_LINE + 1 */
+	struct crypto_sha256_ctx *sha;
 };
 
 static int fault(struct audit_verdict *v, size_t seg, size_t line,
@@ -107,8 +111,9 @@ static int check_segment(struct vstate *s, const struct audit_segment *g,
 		if (!nl)
 			return fault(v, seg, line, "truncated segment: last "
 				     "line has no newline");
-		rc = audit_record_parse(g->buf + pos, (size_t)(nl - g->buf) -
-					pos, &r, why, sizeof(why));
+		rc = audit_record_scan(g->buf + pos, (size_t)(nl - g->buf) -
+				       pos, &r, s->scratch, s->sha, why,
+				       sizeof(why));
 		if (rc == -EBADMSG)
 			return fault(v, seg, line, "%s", why);
 		if (rc)
@@ -119,7 +124,6 @@ static int check_segment(struct vstate *s, const struct audit_segment *g,
 			v->sealed_off = pos;
 			v->sealed_len = (size_t)(nl - g->buf) + 1 - pos;
 		}
-		audit_record_release(&r);
 		if (rc)
 			return rc;
 		pos = (size_t)(nl - g->buf) + 1;
@@ -158,6 +162,12 @@ int audit_verify(const struct audit_segment *segs, size_t n,
 
 	memset(v, 0, sizeof(*v));
 	audit_chain_init(&s.chain);
+	s.scratch = malloc(AUDIT_MAX_LINE + 1);
+	s.sha = crypto_sha256_new();
+	if (!s.scratch || !s.sha) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	if (anchor && (rc = load_anchor(&s, anchor, anchor_len, n)))
 		goto out;
 	if (n == 0) {
@@ -177,5 +187,7 @@ int audit_verify(const struct audit_segment *segs, size_t n,
 	v->ok = true;
 out:
 	audit_record_release(&s.anchor);
+	crypto_sha256_free(s.sha);
+	free(s.scratch);
 	return rc;
 }

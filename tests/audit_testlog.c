@@ -81,8 +81,29 @@ static void fill(struct audit_record *r, uint64_t k, char *path,
 	r->version = 2;
 }
 
+/* r's paths as the daemon writes them under `paths = pseudonymous`. */
+static void pseudonymize(struct audit_record *r, const struct crypto_key *k)
+{
+	static char p[AUDIT_MAX_LINE / 2], p2[AUDIT_MAX_LINE / 2];
+
+	if (audit_path_pseudonym(k, r->path, r->path_len, p, sizeof(p),
+				 &r->path_len) ||
+	    audit_path_pseudonym(k, r->path2, r->path2_len, p2, sizeof(p2),
+				 &r->path2_len))
+		abort();
+	r->path = p;
+	r->path2 = p2;
+}
+
 int testlog_make(struct testlog *t, const struct crypto_key *key,
 		 unsigned nsegs, unsigned per_seg, bool open_tail)
+{
+	return testlog_make_with(t, key, nsegs, per_seg, open_tail, NULL);
+}
+
+int testlog_make_with(struct testlog *t, const struct crypto_key *key,
+		      unsigned nsegs, unsigned per_seg, bool open_tail,
+		      const struct crypto_key *path_key)
 {
 	static char line[AUDIT_MAX_LINE], path[4096], path2[4096];
 	struct audit_chain c;
@@ -103,6 +124,8 @@ int testlog_make(struct testlog *t, const struct crypto_key *key,
 		t->n++;
 		for (unsigned i = 0; i < per_seg; i++, k++) {
 			fill(&r, k, path, path2);
+			if (path_key)
+				pseudonymize(&r, path_key);
 			if ((rc = audit_chain_append(&c, &r, line, sizeof(line),
 						     &n)))
 				return rc;

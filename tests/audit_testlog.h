@@ -25,6 +25,10 @@ struct testlog {
  */
 int testlog_make(struct testlog *t, const struct crypto_key *key,
 		 unsigned nsegs, unsigned per_seg, bool open_tail);
+/* The same with pseudonymous paths under path_key (NULL: names). */
+int testlog_make_with(struct testlog *t, const struct crypto_key *key,
+		      unsigned nsegs, unsigned per_seg, bool open_tail,
+		      const struct crypto_key *path_key);
 void testlog_free(struct testlog *t);
 /* Writes the segments and audit.pub of key into an existing folder. */
 int testlog_write_dir(const struct testlog *t, const struct crypto_key *key,

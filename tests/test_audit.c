@@ -8,6 +8,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <ftw.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -199,11 +200,247 @@ Test(audit, the_parser_is_strict)
 	refused(&r, "\"path\":\"/a\"", "\"path\":\"\\/a\"", "canonical");
 	refused(&r, "\"uid\":1000", "\"uid\":1000.0", "bad value of field 'uid'");
 	refused(&r, "\"uid\":1000", "\"uid\":-1", "bad value of field 'uid'");
-	refused(&r, "\"seq\":1,", "\"seq\":1,\"seq\":1,", "not a JSON object");
+	refused(&r, "\"seq\":1,", "\"seq\":1,\"seq\":1,", "field 'seq' twice");
 	refused(&r, "\"prev\":\"0", "\"prev\":\"A", "bad value of field 'prev'");
 	refused(&r, "T00:", "T24:", "canonical");
 	refused(&r, "\"/a\"", "\"/b\"", "bad hash");
 	refused(&r, "\"hash\":", "\"hash\" :", "canonical");
+}
+
+Test(audit, the_scanner_takes_one_spelling_only)
+{
+	struct audit_record r;
+
+	simple(&r, AUDIT_OPEN);
+	/* Numbers: one decimal spelling, in range. */
+	refused(&r, "\"uid\":1000", "\"uid\":01000", "bad value of field 'uid'");
+	refused(&r, "\"uid\":1000", "\"uid\":+1000", "bad value of field 'uid'");
+	refused(&r, "\"uid\":1000", "\"uid\":1e3", "bad value of field 'uid'");
+	refused(&r, "\"uid\":1000", "\"uid\":4294967296", "bad value of field 'uid'");
+	refused(&r, "\"result\":0", "\"result\":-0", "bad value of field 'result'");
+	refused(&r, "\"result\":0", "\"result\":9223372036854775808", "bad value");
+	refused(&r, "\"seq\":1", "\"seq\":0", "bad value of field 'seq'");
+	refused(&r, "\"pid\":42", "\"pid\":2147483648", "bad value of field 'pid'");
+	/* Escapes: only those the encoder writes. */
+	r.path = "/a\x01";
+	r.path_len = 3;
+	refused(&r, "\\u0001", "\\u0001\\u0041", "canonical");
+	refused(&r, "\\u0001", "\\u0001\\u000A", "canonical");
+	refused(&r, "\\u0001", "\\u0001\\u0000", "canonical");
+	refused(&r, "\\u0001", "\\u0001\\u007F", "canonical");
+	refused(&r, "\\u0001", "\\u0001\\'", "canonical");
+	refused(&r, "\\u0001", "\\u0001\\x41", "canonical");
+	refused(&r, "\\u0001", "\\u001", "canonical");
+	refused(&r, "\\u0001\"", "\\u\"", "canonical");
+	refused(&r, "/a\\u0001", "/a\x01", "canonical");	/* raw control */
+	/* Bytes that are not UTF-8 in a plain string: base64 was due. */
+	refused(&r, "/a\\u0001", "/a\xff", "canonical");
+	refused(&r, "/a\\u0001", "/a\xc0\xaf", "canonical");	/* overlong */
+	refused(&r, "/a\\u0001", "/a\xed\xa0\x80", "canonical");	/* surrogate */
+	refused(&r, "/a\\u0001", "/a\xf4\x90\x80\x80", "canonical");	/* > U+10FFFF */
+	refused(&r, "/a\\u0001", "/a\xe2\x82", "canonical");	/* cut short */
+	/* base64: padding where due, spare bits zero, no NUL, not UTF-8. */
+	r.path = "/\xff";
+	r.path_len = 2;
+	refused(&r, "\"L/8=\"", "\"L/8\"", "canonical");
+	refused(&r, "\"L/8=\"", "\"L/9=\"", "canonical");
+	refused(&r, "\"L/8=\"", "\"L/8==\"", "canonical");
+	refused(&r, "\"L/8=\"", "\"L/8=L/8=\"", "canonical");
+	refused(&r, "\"L/8=\"", "\"AP8=\"", "canonical");	/* a NUL */
+	refused(&r, "\"L/8=\"", "\"\"", "canonical");
+	refused(&r, "\"L/8=\"", "\"L_8=\"", "canonical");
+	/* Keys: their order, once each, the op's only, nothing around. */
+	simple(&r, AUDIT_OPEN);
+	refused(&r, "\"uid\":1000,\"gid\":100", "\"gid\":100,\"uid\":1000",
+		"field 'uid' missing or out of order");
+	refused(&r, "\"path\":\"/a\"", "\"path\":\"/a\",\"path\":\"/a\"",
+		"field 'path' twice");
+	refused(&r, "\"path\":\"/a\"", "\"path\":\"/a\",\"path_b64\":\"L2E=\"",
+		"field 'path_b64' twice");
+	refused(&r, "\"prev\"", "\"rule\":\"x\",\"prev\"",
+		"unknown field 'rule' for op open");
+	refused(&r, "\"path\":", "\"path\" :", "canonical");
+	refused(&r, "{", "{ ", "canonical");
+	refused(&r, "\"}", "\"} ", "not a JSON object");
+	refused(&r, "{\"seq\":1,", "{\"seq\":1,\"x\":1,", "unknown field 'x'");
+	refused(&r, "\"op\":\"open\"", "\"op\":\"Open\"", "no known op");
+	/* A field after prev, the hash where it should not be. */
+	refused(&r, ",\"hash\":\"", ",\"off\":1,\"hash\":\"",
+		"unknown field 'off' for op open");
+	refused(&r, "\"}", "\",\"x\":1}", "bad value of field 'hash'");
+	refused(&r, "\"}", "0\"}", "bad value of field 'hash'");
+	/* The time: its one spelling, a real date. */
+	refused(&r, "00.000000001Z", "00.000000001z", "bad value of field 'ts'");
+	refused(&r, "2026-12-07", "2026-02-29", "canonical");
+	refused(&r, "2026-12-07", "2026-13-07", "canonical");
+	refused(&r, "2026-12-07", "1969-12-07", "canonical");
+	refused(&r, "T00:00:00", "T00:00:60", "canonical");
+	refused(&r, "T00:00:00", "T0:00:00", "bad value of field 'ts'");
+	/* comm: under 16 bytes. */
+	refused(&r, "\"comm\":\"cat\"", "\"comm\":\"0123456789abcdef\"",
+		"bad value of field 'comm'");
+}
+
+/* Encode, parse, and expect the same values and, encoded again, bytes. */
+static void same_after_parse(struct audit_record *r)
+{
+	char again[AUDIT_MAX_LINE], err[200];
+	struct audit_record back;
+	size_t n, m;
+
+	cr_assert_eq(audit_record_encode(r, line, sizeof(line), &n), 0);
+	cr_assert_eq(audit_record_parse(line, n - 1, &back, err, sizeof(err)),
+		     0, "%s: %.*s", err, (int)n, line);
+	cr_assert_eq(back.seq, r->seq);
+	cr_assert_eq(back.ts_sec, r->ts_sec);
+	cr_assert_eq(back.ts_nsec, r->ts_nsec);
+	cr_assert_eq(back.pid, r->pid);
+	cr_assert_eq(back.result, r->result);
+	cr_assert_eq(audit_record_encode(&back, again, sizeof(again), &m), 0);
+	cr_assert_eq(m, n);
+	cr_assert_eq(memcmp(again, line, n), 0);
+	audit_record_release(&back);
+}
+
+Test(audit, extreme_values_round_trip)
+{
+	struct audit_record r;
+	size_t n;
+
+	simple(&r, AUDIT_READ);
+	r.seq = INT64_MAX;
+	r.ts_sec = 253402300799;	/* 9999-12-31T23:59:59Z */
+	r.ts_nsec = 999999999;
+	r.uid = r.gid = UINT32_MAX;
+	r.pid = INT32_MIN;
+	r.result = INT64_MIN;
+	r.off = r.len = INT64_MAX;
+	same_after_parse(&r);
+	cr_assert_not_null(strstr(line, "\"ts\":\"9999-12-31T23:59:59.999999999Z\""));
+	r.ts_sec = 0;
+	r.ts_nsec = 0;
+	r.result = INT64_MAX;
+	r.pid = INT32_MAX;
+	same_after_parse(&r);
+	cr_assert_not_null(strstr(line, "\"ts\":\"1970-01-01T00:00:00.000000000Z\""));
+	r.ts_sec = 1835395200;	/* 2028-02-29, a leap day */
+	same_after_parse(&r);
+	cr_assert_not_null(strstr(line, "\"ts\":\"2028-02-29T00:00:00.000000000Z\""));
+	r.ts_sec = 253402300800;
+	cr_assert_eq(audit_record_encode(&r, line, sizeof(line), &n), -EINVAL);
+	r.ts_sec = -1;
+	cr_assert_eq(audit_record_encode(&r, line, sizeof(line), &n), -EINVAL);
+	r.ts_sec = 0;
+	r.off = (uint64_t)INT64_MAX + 1;
+	cr_assert_eq(audit_record_encode(&r, line, sizeof(line), &n), -EINVAL);
+}
+
+/* Bytes that try the edges of escaping and UTF-8. */
+static size_t hostile_bytes(unsigned *seed, bool utf8, char *out,
+			    size_t max)
+{
+	static const char *const bits[] = {
+		"a", "/", "\"", "\\", "\x01", "\x1f", "\b", "\f", "\n", "\r",
+		"\t", "\x7f", "\xc3\xa9", "\xe2\x80\xa8", "\xef\xbf\xbf",
+		"\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf", "\x80", "\xc0\xaf",
+		"\xc2", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xff", "~",
+	};
+	/* The first 17 are UTF-8, the rest not. */
+	size_t n = 0, k = (size_t)(rand_r(seed) % 12);
+	unsigned nbits = utf8 ? 17 : sizeof(bits) / sizeof(bits[0]);
+
+	for (size_t i = 0; i < k; i++) {
+		const char *b = bits[(unsigned)rand_r(seed) % nbits];
+
+		if (n + strlen(b) > max)
+			break;
+		memcpy(out + n, b, strlen(b));
+		n += strlen(b);
+	}
+	return n;
+}
+
+/* The old encoder's way, kept as the oracle: jansson's own dump. */
+static void jansson_set_bytes(json_t *o, const char *name, const char *s,
+			      size_t n)
+{
+	json_t *v = json_stringn(s, n);
+	char k[32];
+
+	if (v) {
+		json_object_set_new(o, name, v);
+		return;
+	}
+	/* Not UTF-8: the line's own base64 is checked by the round trip. */
+	snprintf(k, sizeof(k), "%s_b64", name);
+	json_object_set_new(o, k, json_string("?"));
+}
+
+static json_t *jansson_record(const struct audit_record *r, const char *ts)
+{
+	json_t *o = json_object();
+	char hex[2 * CRYPTO_ED25519_SIG_LEN + 1];
+
+	json_object_set_new(o, "seq", json_integer((json_int_t)r->seq));
+	json_object_set_new(o, "ts", json_string(ts));
+	json_object_set_new(o, "op", json_string(audit_op_name(r->op)));
+	json_object_set_new(o, "uid", json_integer(r->uid));
+	json_object_set_new(o, "gid", json_integer(r->gid));
+	json_object_set_new(o, "pid", json_integer(r->pid));
+	jansson_set_bytes(o, "comm", r->comm, strlen(r->comm));
+	jansson_set_bytes(o, "path", r->path, r->path_len);
+	jansson_set_bytes(o, "path2", r->path2, r->path2_len);
+	json_object_set_new(o, "result", json_integer(r->result));
+	for (int i = 0; i < 32; i++)
+		sprintf(hex + 2 * i, "%02x", r->prev[i]);
+	json_object_set_new(o, "prev", json_string(hex));
+	return o;
+}
+
+/*
+ * The hand-written encoder writes what jansson wrote (JSON_COMPACT |
+ * JSON_PRESERVE_ORDER) for the same values, and the scanner takes each
+ * line back to the same line: thousands of records of hostile bytes.
+ */
+Test(audit, the_encoder_writes_what_jansson_wrote_and_the_scanner_reads_it)
+{
+	unsigned seed = 15, compared = 0;
+
+	for (int i = 0; i < 3000; i++) {
+		struct audit_record r;
+		size_t n, m;
+		char *dump, ts[31] = "";
+		json_t *o;
+
+		simple(&r, AUDIT_RENAME);
+		r.seq = (uint64_t)rand_r(&seed) << 31 | (uint64_t)rand_r(&seed);
+		r.ts_sec = rand_r(&seed);
+		r.ts_nsec = (uint32_t)rand_r(&seed) % 1000000000u;
+		r.uid = (uint32_t)rand_r(&seed) * 3u;
+		r.pid = rand_r(&seed) - RAND_MAX / 2;
+		r.result = (int64_t)rand_r(&seed) - RAND_MAX / 2;
+		memset(r.comm, 0, sizeof(r.comm));
+		hostile_bytes(&seed, i % 2, r.comm, AUDIT_COMM_LEN - 1);
+		r.path = path;
+		r.path_len = hostile_bytes(&seed, i % 2, path, 64);
+		r.path2 = path2;
+		r.path2_len = hostile_bytes(&seed, i % 2, path2, 64);
+		memset(r.prev, rand_r(&seed), sizeof(r.prev));
+		same_after_parse(&r);
+		memcpy(ts, strstr(line, "\"ts\":\"") + 6, 30);
+		o = jansson_record(&r, ts);
+		dump = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		n = strlen(dump) - 1;	/* its '}' */
+		m = (size_t)(strstr(line, ",\"hash\":\"") - line);
+		compared += !strstr(dump, "_b64\":\"?\"");
+		if (!strstr(dump, "_b64\":\"?\""))
+			cr_assert(n == m && !memcmp(dump, line, n),
+				  "jansson: %s\nours:    %.*s", dump, (int)m,
+				  line);
+		free(dump);
+		json_decref(o);
+	}
+	cr_assert_gt(compared, 1500);
 }
 
 static void expect_fault(const struct audit_segment *s, size_t n,
@@ -517,4 +754,116 @@ Test(audit, a_log_folder_is_read_in_order)
 	audit_dir_release(&set);
 	cr_assert_eq(nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS), 0);
 	free(dir);
+}
+
+/* The test key: bytes 0, 1, .. 31. */
+static struct crypto_key *path_key(uint8_t first)
+{
+	uint8_t b[CRYPTO_KEY_LEN];
+
+	for (int i = 0; i < CRYPTO_KEY_LEN; i++)
+		b[i] = (uint8_t)(first + i);
+	return crypto_key_from(b);
+}
+
+static const char *pseudo(const struct crypto_key *k, const char *p,
+			  size_t n, char *out)
+{
+	size_t len;
+
+	cr_assert_eq(audit_path_pseudonym(k, p, n, out, 8192, &len), 0);
+	cr_assert_eq(strlen(out), len);
+	return out;
+}
+
+Test(audit, a_pseudonym_is_an_hmac_per_component_with_the_slashes_kept)
+{
+	struct crypto_key *k = path_key(0), *k2 = path_key(1);
+	static char a[8192], b[8192];
+	size_t len;
+
+	/* docs/AUDIT.md's example, checked with Python's hmac module. */
+	cr_assert_str_eq(pseudo(k, "/ward 3/Jane Doe", 16, a),
+			 "/~3d181033462cf353afe98011963d8e2b"
+			 "/~2c9a24dcb58af60485b462a336d11cc1");
+	cr_assert_str_eq(pseudo(k, "/a\nb", 4, a),
+			 "/~203016a4ddf61e48573e46dd19df038b");
+	/* Deterministic; another key, other pseudonyms. */
+	pseudo(k, "/ward 3/Jane Doe", 16, a);
+	cr_assert_str_eq(pseudo(k, "/ward 3/Jane Doe", 16, b), a);
+	pseudo(k, "/ward 3", 7, a);
+	cr_assert_str_neq(pseudo(k2, "/ward 3", 7, b), a);
+	/* Components independent: one name, one pseudonym at any depth. */
+	pseudo(k, "/x/ward 3", 9, a);
+	pseudo(k, "/ward 3", 7, b);
+	cr_assert_str_eq(a + 1 + AUDIT_PSEUDONYM_LEN, b);
+	/* Slashes where they were: leading, doubled, trailing, none. */
+	cr_assert_str_eq(pseudo(k, "", 0, a), "");
+	cr_assert_str_eq(pseudo(k, "/", 1, a), "/");
+	pseudo(k, "a//b/", 5, a);
+	cr_assert_eq(strlen(a), 2 * AUDIT_PSEUDONYM_LEN + 3);
+	cr_assert_eq(a[0], '~');
+	cr_assert_eq(memcmp(a + AUDIT_PSEUDONYM_LEN, "//~", 3), 0);
+	cr_assert_eq(a[strlen(a) - 1], '/');
+	/* -ENOSPC with the size needed; a NUL is no path. */
+	cr_assert_eq(audit_path_pseudonym(k, "/ab", 3, a, 34, &len), -ENOSPC);
+	cr_assert_eq(len, 34);
+	cr_assert_eq(audit_path_pseudonym(k, "/ab", 3, a, 35, &len), 0);
+	cr_assert_eq(audit_path_pseudonym(k, "/a\0b", 4, a, sizeof(a), &len),
+		     -EINVAL);
+	crypto_key_free(k);
+	crypto_key_free(k2);
+}
+
+Test(audit, hostile_names_become_plain_pseudonyms_that_encode_as_utf8)
+{
+	struct crypto_key *k = path_key(0);
+	static char out[65536];
+	struct audit_record r;
+	size_t n, len;
+
+	for (unsigned i = 0; i < TESTLOG_NAMES; i++) {
+		n = testlog_name(i, path, sizeof(path));
+		cr_assert_eq(audit_path_pseudonym(k, path, n, out, sizeof(out),
+						  &len), 0);
+		cr_assert_eq(strspn(out, "/~0123456789abcdef"), len,
+			     "name %u: %s", i, out);
+		simple(&r, AUDIT_OPEN);
+		r.path = out;
+		r.path_len = len;
+		cr_assert_eq(audit_record_encode(&r, line, sizeof(line), &n), 0);
+		cr_assert_not_null(strstr(line, "\"path\":\"/~"),
+				   "plain, not base64");
+	}
+	crypto_key_free(k);
+}
+
+static bool glob_finds(const struct crypto_key *k, const char *glob,
+		       const char *name)
+{
+	static char g[8192], p[8192];
+
+	cr_assert_eq(audit_glob_pseudonym(k, glob, g, sizeof(g)), 0);
+	pseudo(k, name, strlen(name), p);
+	return fnmatch(g, p, 0) == 0;
+}
+
+Test(audit, a_glob_finds_pseudonyms_by_its_literal_components)
+{
+	struct crypto_key *k = path_key(0);
+	char g[40];
+
+	cr_assert(glob_finds(k, "/ward 3/Jane Doe", "/ward 3/Jane Doe"));
+	cr_assert_not(glob_finds(k, "/ward 3/Jane Doe", "/ward 3/John Doe"));
+	cr_assert(glob_finds(k, "/ward 3/*", "/ward 3/Jane Doe"));
+	cr_assert(glob_finds(k, "/ward 3/*", "/ward 3/a/b"), "* spans, as plain");
+	cr_assert(glob_finds(k, "/ward ?/Jane Doe", "/ward 7/Jane Doe"));
+	cr_assert(glob_finds(k, "/w*/Jane Doe", "/anything/Jane Doe"),
+		  "a wildcard component matches any one name");
+	cr_assert_not(glob_finds(k, "/w*/Jane Doe", "/a/b/Jane Doe"));
+	cr_assert(glob_finds(k, "/a\\*b", "/a*b"), "an escaped star is a name");
+	cr_assert_not(glob_finds(k, "/a\\*b", "/axb"));
+	cr_assert(glob_finds(k, "*/Jane Doe", "/x/y/Jane Doe"));
+	cr_assert_eq(audit_glob_pseudonym(k, "/a/b", g, 2 * 34), -ENOSPC);
+	crypto_key_free(k);
 }

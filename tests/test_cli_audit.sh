@@ -109,12 +109,46 @@ check "--path finds a name with a newline" test "$(rows --path '/a?b/*')" -eq 2
 check "--path finds a name that is not UTF-8" test "$(rows --path $'/bad\xff*')" -eq 3
 check "--since/--until" test "$(rows --since 2026-11-30T00:53:25Z --until @1796000008)" -eq 5
 check "--json is one valid object per line, as logged" sh -c "'$ctl' audit show --json '$tmp/log' | python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin]' && test \$('$ctl' audit show --json '$tmp/log' | wc -l) -eq 16"
+check "--since alone" test "$(rows --since @1796000010)" -eq 3
+check "--until alone, a date is its midnight" test "$(rows --until 2026-11-30)" -eq 0
+check "--since a minute, no seconds" test "$(rows --since 2026-11-30T00:54)" -eq 0
+check "--since a date" test "$(rows --since 2026-11-30)" -eq 16
+check "filters together: all must hold" test "$(rows --op read --uid 1001)" -eq 1
+check "--uid of no one" test "$(rows --uid 4242)" -eq 0
+check "--json with filters: only those lines" sh -c "test \$('$ctl' audit show --json --op read '$tmp/log' | grep -c '\"op\":\"read\"') -eq 2 && test \$('$ctl' audit show --json --op read '$tmp/log' | wc -l) -eq 2"
+check "the table holds no control byte from a name" sh -c "! '$ctl' audit show '$tmp/log' | LC_ALL=C grep -q \$'[\x01-\x09\x0b-\x1f\x7f]'"
+check "and shows them as \\xNN" sh -c "'$ctl' audit show '$tmp/log' | grep -qF '/a\x0ab/line\x0d\x09break'"
+cp "$(seg log 5)" "$tmp/seg5"; sed -i '2s/"uid":100[0-9]/"uid":7/' "$(seg log 5)"
+expect "show skips a bad line with a warning" 0 "seg-00000000000000000005.jsonl: a bad line skipped \(bad hash\); run audit verify" -- "$ctl" audit show "$tmp/log"
+check "and shows the rest" test "$(rows 2>/dev/null)" -eq 15
+cp "$tmp/seg5" "$(seg log 5)"
+expect "show of no folder" 1 "nowhere" -- "$ctl" audit show "$tmp/nowhere"
 expect "show --op of no op" 2 "unknown op 'peek'" -- "$ctl" audit show --op peek "$tmp/log"
 expect "show --since of no time" 2 "bad time 'yesterday'" -- "$ctl" audit show --since yesterday "$tmp/log"
 
 # The volume's own audit key: pubkey and its fingerprint in key list.
 mkdir "$tmp/vol"
 "$ctl" init --key "file:$tmp/k" "$tmp/vol" >/dev/null
+
+# Pseudonymous paths: the same log, its paths under the volume's path key.
+rm -rf "$tmp/plog"; mkdir "$tmp/plog"
+"$gen" "$tmp/plog" "$tmp/k" 4 3 pseudo "$tmp/vol" "file:$tmp/k"
+prows() { "$ctl" audit show "$@" | tail -n +2 | wc -l; }
+# Words with a letter past f: hex digits (hashes, pseudonyms) never spell them.
+check "a pseudonymous log names no one" sh -c "! grep -q 'ward\|Jane\|line\|utf8\|xxxx' '$tmp'/plog/seg-*"
+check "and has a pseudonym for every component" grep -q '"path":"/~[0-9a-f]\{32\}/~[0-9a-f]\{32\}"' "$(seg plog 1)"
+both "it verifies without a key" 0 "" "$tmp/plog"
+check "show --path without the key finds no name" test "$(prows --path $'/a\nb/*' "$tmp/plog")" -eq 0
+check "with --key it finds what the plain log shows" test "$(prows --key "file:$tmp/k" --path $'/a\nb/*' "$tmp/plog" "$tmp/vol")" -eq "$(prows --path $'/a\nb/*' "$tmp/log")"
+check "and that is not nothing" test "$(prows --path $'/a\nb/*' "$tmp/log")" -gt 0
+check "a name with quotes and a backslash, escaped in the glob" test "$(prows --key "file:$tmp/k" --path '/ward 3/Jane "JD" Doe\\notes.txt' "$tmp/plog" "$tmp/vol")" -eq 2
+check "a name that is not UTF-8" test "$(prows --key "file:$tmp/k" --path $'/bad\xff\xfe utf8/\xc3(' "$tmp/plog" "$tmp/vol")" -eq 3
+check "a wildcard component matches any one name" test "$(prows --key "file:$tmp/k" --path $'/b*/\xc3(' "$tmp/plog" "$tmp/vol")" -eq 3
+mkdir "$tmp/vol2"; "$ctl" init --key "file:$tmp/k2" "$tmp/vol2" >/dev/null
+check "another volume's key finds nothing" test "$(prows --key "file:$tmp/k2" --path $'/a\nb/*' "$tmp/plog" "$tmp/vol2")" -eq 0
+expect "show --key needs BACKING" 2 "with --key, expected DIR BACKING" -- "$ctl" audit show --key "file:$tmp/k" --path / "$tmp/plog"
+expect "show --key needs --path" 2 "give --path GLOB" -- "$ctl" audit show --key "file:$tmp/k" "$tmp/plog" "$tmp/vol"
+expect "show --key with a wrong key" 1 "" -- "$ctl" audit show --key "file:$tmp/k2" --path / "$tmp/plog" "$tmp/vol"
 "$ctl" audit pubkey --key "file:$tmp/k" "$tmp/vol" >"$tmp/vol.pub"
 check "pubkey prints an audit.pub line" grep -Eq '^ed25519 [0-9a-f]{64}$' "$tmp/vol.pub"
 fpr=$(cut -d' ' -f2 "$tmp/vol.pub" | xxd -r -p | sha256sum | cut -c1-32)

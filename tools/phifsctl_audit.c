@@ -2,8 +2,9 @@
  * phifsctl_audit.c — the `audit` commands of the admin CLI: verify, anchor,
  * show, pubkey (docs/AUDIT.md).  argv in, the audit module's reader and
  * verifier, lines out; one line on stderr when something fails.  verify,
- * anchor and show need no key: only pubkey opens the volume.  Holds no
- * logic a test would want to reach.
+ * anchor and show need no key: only pubkey, and show --key (to search
+ * pseudonymous paths), open the volume.  Holds no logic a test would want
+ * to reach.
  */
 #include <errno.h>
 #include <fnmatch.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "phifs/audit.h"
+#include "phifs/crypto.h"
 #include "phifs/keys.h"
 #include "phifs/volume.h"
 #include "phifsctl.h"
@@ -34,6 +36,8 @@ struct audit_args {
 	enum audit_op op;
 	int64_t since, until;
 	const char *dir;
+	const char *backing;	/* show --key: the volume */
+	char *pglob;		/* show --key: glob turned to pseudonyms */
 };
 
 /* "2026-12-07", "2026-12-07T10:00", "...:30", "...Z", or "@EPOCH". */
@@ -101,6 +105,31 @@ static int set_opt(int c, const char *cmd, struct audit_args *a)
 	return usage("audit %s: unknown option", cmd);
 }
 
+/*
+ * What follows the options: pubkey's BACKING; show's DIR, and BACKING
+ * too when --key; everyone else's DIR.
+ */
+static int audit_positional(int n, char **pos, unsigned allowed,
+			    const char *cmd, struct audit_args *a)
+{
+	bool show = allowed & 1u << O_PATH;
+
+	if (!show && (allowed & 1u << O_KEY) && !a->key)
+		return usage("audit %s: --key SRC is required", cmd);
+	if (show && a->key && !a->glob)
+		return usage("audit show: --key is for --path on pseudonymous "
+			     "paths: give --path GLOB");
+	if (show && a->key && n != 2)
+		return usage("audit show: with --key, expected DIR BACKING");
+	if (!(show && a->key) && n != 1)
+		return usage("audit %s: expected one %s", cmd,
+			     !show && (allowed & 1u << O_KEY) ? "BACKING" :
+			     "DIR");
+	a->dir = pos[0];
+	a->backing = show && a->key ? pos[1] : NULL;
+	return 0;
+}
+
 /* "[options] DIR" with the options in `allowed` (bits 1 << O_*). */
 static int audit_args(int argc, char **argv, unsigned allowed,
 		      struct audit_args *a)
@@ -139,13 +168,7 @@ static int audit_args(int argc, char **argv, unsigned allowed,
 		if ((rc = set_opt(c, cmd, a)))
 			return rc;
 	}
-	if ((allowed & 1u << O_KEY) && !a->key)
-		return usage("audit %s: --key SRC is required", cmd);
-	if (argc - optind != 1)
-		return usage("audit %s: expected one %s", cmd,
-			     allowed & 1u << O_KEY ? "BACKING" : "DIR");
-	a->dir = argv[optind];
-	return 0;
+	return audit_positional(argc - optind, argv + optind, allowed, cmd, a);
 }
 
 static int read_pub(const char *path, uint8_t pub[CRYPTO_ED25519_PUB_LEN])
@@ -277,6 +300,13 @@ static void put_bytes(const char *s, size_t n)
 	}
 }
 
+/* Names are bytes; fnmatch is too, and path is NUL-ended. */
+static bool path_matches(const char *glob, const struct audit_record *r)
+{
+	return !fnmatch(glob, r->path ? r->path : "", 0) ||
+	       (r->path2 && !fnmatch(glob, r->path2, 0));
+}
+
 static bool wanted(const struct audit_args *a, const struct audit_record *r)
 {
 	if (a->has_uid && r->uid != a->uid)
@@ -285,9 +315,34 @@ static bool wanted(const struct audit_args *a, const struct audit_record *r)
 		return false;
 	if (r->ts_sec < a->since || r->ts_sec > a->until)
 		return false;
-	/* Names are bytes; fnmatch is too, and path is NUL-ended. */
-	return !a->glob || !fnmatch(a->glob, r->path ? r->path : "", 0) ||
-	       (r->path2 && !fnmatch(a->glob, r->path2, 0));
+	/* With --key, names as written or as pseudonyms: a log may hold both. */
+	return !a->glob || path_matches(a->glob, r) ||
+	       (a->pglob && path_matches(a->pglob, r));
+}
+
+/* show --key: the volume's path key turns the glob into pseudonyms. */
+static int pseudonymize_glob(struct audit_args *a)
+{
+	size_t cap = (strlen(a->glob) + 1) * (AUDIT_PSEUDONYM_LEN + 1);
+	struct crypto_key *k = NULL;
+	struct volume *vol;
+	char err[512];
+	int rc;
+
+	if (volume_open(a->backing, a->key, false, &vol, err, sizeof(err)))
+		return fail("%s", err);
+	rc = keys_volume_key(vol->keys, AUDIT_PATH_KEY_PURPOSE, &k);
+	volume_close(vol);
+	if (rc)
+		return fail("%s: the audit path key: %s", a->backing,
+			    strerror(-rc));
+	a->pglob = malloc(cap);
+	rc = a->pglob ? audit_glob_pseudonym(k, a->glob, a->pglob, cap) :
+	     -ENOMEM;
+	crypto_key_free(k);
+	if (rc)
+		return fail("--path '%s': %s", a->glob, strerror(-rc));
+	return 0;
 }
 
 static void show_row(const struct audit_record *r)
@@ -343,19 +398,23 @@ static int audit_show_cmd(int argc, char **argv)
 	char err[512];
 	int rc = audit_args(argc, argv, 1u << O_UID | 1u << O_PATH |
 			    1u << O_OP | 1u << O_SINCE | 1u << O_UNTIL |
-			    1u << O_JSON, &a);
+			    1u << O_JSON | 1u << O_KEY, &a);
 
-	if (rc)
-		return rc;
-	if (audit_dir_load(a.dir, &set, err, sizeof(err)))
-		return fail("%s", err);
+	if (rc || (a.key && (rc = pseudonymize_glob(&a))))
+		goto out;
+	if (audit_dir_load(a.dir, &set, err, sizeof(err))) {
+		rc = fail("%s", err);
+		goto out;
+	}
 	if (!a.json)
 		printf("%-20s %-20s %-6s %-15s %-6s %s\n", "SEQ", "TIME", "UID",
 		       "OP", "RESULT", "PATH");
 	for (size_t i = 0; i < set.n; i++)
 		show_segment(&a, &set.segs[i]);
 	audit_dir_release(&set);
-	return 0;
+out:
+	free(a.pglob);
+	return rc;
 }
 
 static int audit_pubkey_cmd(int argc, char **argv)

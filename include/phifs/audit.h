@@ -7,7 +7,7 @@
  * Pure: no threads, no FUSE, no policy; the only file I/O is in
  * audit_dir_* (reading a log folder for phifsctl).  The writer (queue,
  * logger thread, segments on disk) lives above this and is not here.
- * jansson is included by this module's .c files only.
+ * No JSON library: the one canonical form is written and scanned by hand.
  *
  * Functions return 0 or -errno.  Not thread-safe for one record or chain;
  * distinct objects may be used from distinct threads.
@@ -85,7 +85,8 @@ int audit_op_parse(const char *name, enum audit_op *op);
  * in '\n' into buf, sets r->hash, and stores the line's length in *len.
  * -ENOSPC if cap is too small (AUDIT_MAX_LINE suffices for paths up to
  * 4,096 bytes and a rule up to 1,024, however escaped), -EINVAL
- * for an op out of range or a NUL in a path.  Allocates inside jansson.
+ * for an op out of range, a value out of its range or a NUL in a path.
+ * Allocates nothing.
  */
 int audit_record_encode(struct audit_record *r, char *buf, size_t cap,
 			size_t *len);
@@ -93,8 +94,9 @@ int audit_record_encode(struct audit_record *r, char *buf, size_t cap,
 /*
  * Parses one line (without its '\n') strictly: a known op with exactly its
  * fields, every value in range, the hash matching, and the line byte for
- * byte as audit_record_encode() writes it.  On failure -EBADMSG and why in
- * err.  On success r owns its strings: audit_record_release() them.
+ * byte as audit_record_encode() writes it (no other spelling is taken).
+ * On failure -EBADMSG and why in err (-ENOMEM if it could not check).  On
+ * success r owns its strings: audit_record_release() them.
  */
 int audit_record_parse(const char *line, size_t len, struct audit_record *r,
 		       char *err, size_t err_len);
@@ -138,6 +140,39 @@ int audit_pub_parse(const char *text, size_t len,
 /* First AUDIT_FPR_LEN hex digits of SHA-256(pub), NUL-terminated. */
 int audit_pub_fingerprint(const uint8_t pub[CRYPTO_ED25519_PUB_LEN],
 			  char fpr[AUDIT_FPR_LEN + 1]);
+
+/*
+ * Pseudonymous paths (`paths = pseudonymous`; docs/AUDIT.md, "Pseudonymous
+ * paths"): the log is PHI too.  Each component of a path (a maximal run of
+ * bytes other than '/') becomes '~' and the first 16 bytes of
+ * HMAC-SHA256(key, component) as 32 lower-case hex digits; every '/' stays
+ * where it was, so depth shows, and one name has one pseudonym anywhere in
+ * the volume.  The key is keys_volume_key(ks, AUDIT_PATH_KEY_PURPOSE): the
+ * same for the volume's life, whatever the master key version.
+ */
+#define AUDIT_PATH_KEY_PURPOSE "phifs audit path v1"
+#define AUDIT_PSEUDONYM_MARK '~'
+#define AUDIT_PSEUDONYM_LEN 33		/* '~' and 32 hex digits */
+
+/*
+ * The pseudonym of path into out, NUL-ended; its length (the NUL not
+ * counted) in *out_len, set also when the answer is -ENOSPC (cap must
+ * exceed it).  -EINVAL for a NUL in path.  An empty path stays empty.
+ */
+int audit_path_pseudonym(const struct crypto_key *k, const char *path,
+			 size_t len, char *out, size_t cap, size_t *out_len);
+
+/*
+ * A glob for `audit show --path` (fnmatch(3), no flags) turned to match
+ * pseudonyms: a literal component becomes its pseudonym (backslash
+ * escapes undone first), a component of '*' alone stays '*' (any run, as
+ * in a plain glob), and any other component with a wildcard becomes '~'
+ * and 32 '?', which matches exactly one component whatever its name.
+ * -ENOSPC if out (cap bytes) is too small; 33 bytes per component and one
+ * per '/', plus the NUL, always suffice.
+ */
+int audit_glob_pseudonym(const struct crypto_key *k, const char *glob,
+			 char *out, size_t cap);
 
 /* One segment as the verifier is handed it. */
 struct audit_segment {
