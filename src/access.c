@@ -41,6 +41,8 @@ struct access {
 	atomic_uint epoch;		/* its low bit: the counter to use */
 	struct readers readers[2];	/* requests inside allow, by epoch */
 	pthread_mutex_t swap_lock;	/* one access_swap at a time */
+	void (*show)(void *arg, const char *path, char *out, size_t cap);
+	void *show_arg;
 };
 
 static int rules_new(struct policy *p, struct rules **out)
@@ -78,6 +80,15 @@ int access_new(struct vfs *v, struct policy *p, struct access **out)
 	pthread_mutex_init(&a->swap_lock, NULL);
 	*out = a;
 	return 0;
+}
+
+void access_set_path_shown(struct access *a,
+			   void (*show)(void *arg, const char *path,
+					char *out, size_t cap),
+			   void *arg)
+{
+	a->show = show;
+	a->show_arg = arg;
 }
 
 void access_free(struct access *a)
@@ -228,7 +239,7 @@ struct judge {
 static void say_why(const struct judge *j, const char *path,
 		    const struct policy_decision *d)
 {
-	char rule[512];
+	char rule[512], shown[1024];
 	const char *r = rule;
 
 	if (!j->why)
@@ -236,6 +247,10 @@ static void say_why(const struct judge *j, const char *path,
 	policy_decision_format(d, rule, sizeof(rule));
 	if (!strncmp(r, "deny: ", 6))
 		r += 6;
+	if (j->a->show) {
+		j->a->show(j->a->show_arg, path, shown, sizeof(shown));
+		path = shown;
+	}
 	snprintf(j->why, j->why_len, "%s %s: %s", policy_op_name(j->op),
 		 path, r);
 }

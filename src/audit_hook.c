@@ -27,10 +27,14 @@
 #define COMM_TTL_NS 1000000000LL
 #define COMM_KEPT 8
 
+/* Room for one pseudonymous path: two of them and a rule fit a line. */
+#define PSEUDO_MAX (16 * 1024)
+
 struct audit_hook {
 	struct vfs *v;
 	struct access *a;	/* NULL: everything allowed */
 	struct audit_sink sink;
+	const struct crypto_key *pkey;	/* pseudonymous paths, or NULL */
 };
 
 int audit_hook_new(struct vfs *v, struct access *a,
@@ -270,9 +274,63 @@ static void paths_of(struct audit_hook *h, const struct vfs_req *r,
 	rec->path = p1;
 }
 
+/*
+ * The pseudonym of path (len bytes) into out (PSEUDO_MAX); one too long
+ * keeps its last components, after "...", as fit() keeps a plain path's
+ * end.  Its length.
+ */
+static size_t pseudo(const struct crypto_key *k, const char *path,
+		     size_t len, char *out)
+{
+	const char *p = path, *end = path + len, *slash;
+	size_t n = 0, at = 0;
+
+	while (audit_path_pseudonym(k, p, (size_t)(end - p), out + at,
+				    PSEUDO_MAX - at, &n) == -ENOSPC) {
+		slash = memchr(p + 1, '/', (size_t)(end - p - 1));
+		if (!slash)
+			break;	/* one component: cannot be too long */
+		p = slash;
+		at = 3;
+	}
+	if (at)
+		memcpy(out, "...", 3);
+	return at + n;
+}
+
+static void show_path(void *arg, const char *path, char *out, size_t cap)
+{
+	static _Thread_local char q[PSEUDO_MAX];
+	struct audit_hook *h = arg;
+	size_t n = pseudo(h->pkey, path, strlen(path), q);
+
+	snprintf(out, cap, "%.*s", (int)n, q);
+}
+
+void audit_hook_pseudonymous(struct audit_hook *h, const struct crypto_key *k)
+{
+	h->pkey = k;
+	if (h->a)
+		access_set_path_shown(h->a, show_path, h);
+}
+
 static int put(struct audit_hook *h, const struct audit_record *rec)
 {
-	return h->sink.put(h->sink.arg, rec) ? -EIO : 0;
+	static _Thread_local char q1[PSEUDO_MAX], q2[PSEUDO_MAX];
+	struct audit_record r;
+
+	if (!h->pkey)
+		return h->sink.put(h->sink.arg, rec) ? -EIO : 0;
+	r = *rec;
+	if (r.path && r.path_len) {
+		r.path_len = pseudo(h->pkey, r.path, r.path_len, q1);
+		r.path = q1;
+	}
+	if (r.path2 && r.path2_len) {
+		r.path2_len = pseudo(h->pkey, r.path2, r.path2_len, q2);
+		r.path2 = q2;
+	}
+	return h->sink.put(h->sink.arg, &r) ? -EIO : 0;
 }
 
 /* --- the hooks --- */

@@ -385,10 +385,6 @@ static int parse_args(int argc, char **argv, struct args *a)
 	a->mountpoint = argv[optind + 1];
 	if (!a->cfg.key)
 		return say(EXIT_USAGE, "--key SRC is required (see phifs --help)");
-	/* Refuse, never ignore, a security setting this build cannot honour. */
-	if (a->cfg.audit_paths)
-		return say(EXIT_USAGE, "[audit] paths = pseudonymous: not in "
-			   "this build yet");
 	if (a->cfg.no_audit && a->cfg.audit_dir)
 		return say(EXIT_USAGE, "audit-dir %s and no-audit: give one or "
 			   "the other", a->cfg.audit_dir);
@@ -504,6 +500,7 @@ struct serving {
 	struct access *access;		/* the policy's hook, or NULL */
 	struct audit_writer *aw;	/* the integrity log, or NULL */
 	struct audit_hook *ah;		/* its hook, with the policy's */
+	struct crypto_key *path_key;	/* paths = pseudonymous */
 	char audit_dir[PATH_MAX];	/* absolute */
 	char *opts;
 	char *fargv[4];
@@ -1003,6 +1000,7 @@ static void serve_end(const struct args *a, struct serving *s, int rc)
 	fs_free(s->fs);
 	access_free(s->access);		/* no request runs after fs_free */
 	audit_hook_free(s->ah);
+	crypto_key_free(s->path_key);
 	volume_close(s->vol);
 	free(s->opts);
 }
@@ -1104,6 +1102,14 @@ static int serve_audit(const struct args *a, struct serving *s)
 	sink.arg = s->aw;
 	if (audit_hook_new(fs_vfs(s->fs), s->access, &sink, &s->ah))
 		return say(EXIT_FAILURE, "%s", strerror(ENOMEM));
+	if (c->audit_paths) {
+		rc = keys_volume_key(s->vol->keys, AUDIT_PATH_KEY_PURPOSE,
+				     &s->path_key);
+		if (rc)
+			return say(EXIT_FAILURE, "integrity log: the key of "
+				   "pseudonymous paths: %s", strerror(-rc));
+		audit_hook_pseudonymous(s->ah, s->path_key);
+	}
 	vfs_set_hooks(fs_vfs(s->fs), &audit_hook_hooks, s->ah);
 	fs_set_direct_io(s->fs, c->audit_reads == 1);
 	return EXIT_SUCCESS;

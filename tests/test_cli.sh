@@ -72,8 +72,6 @@ expect "audit-dir and no-audit via -o refused" 2 "audit-dir /a and no-audit:" --
 expect "--audit-dir and --no-audit refused" 2 "audit-dir /a and no-audit:" -- "$daemon" --key "file:$tmp/k1" --audit-dir /a --no-audit "$tmp/vol" "$tmp/mnt"
 # The [audit] section: strict, named by file and line; what this build
 # cannot honour refused, never ignored.
-printf '[phifs]\nkey = file:%s\n[audit]\nsync = always\npaths = pseudonymous\n' "$tmp/k1" > "$tmp/pseudo.conf"
-expect "[audit] paths = pseudonymous refused" 2 "paths = pseudonymous: not in this build yet" -- "$daemon" --config "$tmp/pseudo.conf" "$tmp/vol" "$tmp/mnt"
 printf '[phifs]\nkey = file:%s\n[audit]\nsync = sometimes\n' "$tmp/k1" > "$tmp/sync.conf"
 expect "[audit] bad sync names file and line" 2 "sync.conf:4: bad value for 'sync' \\(batch, always or none\\)" -- "$daemon" --config "$tmp/sync.conf" "$tmp/vol" "$tmp/mnt"
 printf '[audit]\nkey = file:%s\n' "$tmp/k1" > "$tmp/akey.conf"

@@ -42,6 +42,17 @@ int access_check(struct access *a, const struct vfs_caller *c,
 		 const struct vfs_req *r, char *why, size_t why_len);
 
 /*
+ * How a refusal's reason (access_check's why) shows the path it judged:
+ * show writes what to print for path into out (cap bytes, NUL-ended).
+ * For a log that must not name files (pseudonymous paths).  Set before
+ * serving; NULL shows paths as they are.
+ */
+void access_set_path_shown(struct access *a,
+			   void (*show)(void *arg, const char *path,
+					char *out, size_t cap),
+			   void *arg);
+
+/*
  * The hooks to give vfs_set_hooks with the access as their arg.  allow is
  * thread-safe; a refusal is -EACCES.
  */

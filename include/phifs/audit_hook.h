@@ -41,6 +41,16 @@ int audit_hook_new(struct vfs *v, struct access *a,
 /* NULL is fine.  Only once no request runs. */
 void audit_hook_free(struct audit_hook *h);
 
+/*
+ * `paths = pseudonymous`: every path the hook records (path, path2, a
+ * symlink's target, the path in a deny's rule) becomes its pseudonym under
+ * k (audit_path_pseudonym), and a path whose pseudonym is too long for a
+ * record keeps its last components after "...".  k is borrowed and must
+ * outlive h.  Set before serving.
+ */
+void audit_hook_pseudonymous(struct audit_hook *h,
+			     const struct crypto_key *k);
+
 /* The hooks to give vfs_set_hooks with the audit_hook as their arg. */
 extern const struct vfs_hooks audit_hook_hooks;
 

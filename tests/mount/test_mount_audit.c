@@ -324,6 +324,78 @@ static int shown(const struct mu_vol *v, const char *glob)
 	return lines;
 }
 
+/* Whether a record names s anywhere: path, path2 or rule. */
+static bool names(const struct audit_record *r, const char *s)
+{
+	size_t n = strlen(s);
+
+	return memmem(r->path ? r->path : "", r->path_len, s, n) ||
+	       memmem(r->path2 ? r->path2 : "", r->path2_len, s, n) ||
+	       (r->rule && strstr(r->rule, s));
+}
+
+/* Lines `phifsctl audit show --json --key --path GLOB` lists. */
+static int shown_by_key(const struct mu_vol *v, const char *glob)
+{
+	char cmd[1536];
+	FILE *p;
+	int lines = 0, c;
+
+	snprintf(cmd, sizeof(cmd), "%s/phifsctl audit show --json --key "
+		 "file:%s --path '%s' %s %s", PHIFS_BIN_DIR, v->key, glob,
+		 log_dir(v), v->backing);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	while ((c = fgetc(p)) != EOF)
+		lines += c == '\n';
+	cr_assert_eq(pclose(p), 0);
+	return lines;
+}
+
+Test(mount_audit, pseudonymous_paths_name_no_one_and_are_found_with_the_key)
+{
+	struct mu_vol *v = mu_vol_new(0);
+	char policy[256], opt[300];
+	FILE *f;
+	size_t deny = 0;
+
+	mu_require_fuse();
+	if (geteuid() != 0)
+		mu_skip("needs root: a child switches uid");
+	snprintf(policy, sizeof(policy), "%s/policy.ini", v->dir);
+	f = fopen(policy, "w");
+	cr_assert_not_null(f);
+	fputs("[defaults]\nunmatched = deny\nroot = allow\n"
+	      "[role:r]\nread = /open/**\n[user:5999]\nroles = r\n", f);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(chmod(v->dir, 0755), 0);
+	cr_assert_eq(chmod(v->backing, 0777), 0);
+	snprintf(opt, sizeof(opt), "allow_other,policy=%s", policy);
+	mount_with(v, "[audit]\npaths = pseudonymous\n", "-o", opt);
+	cr_assert_eq(mkdir(mu_m(v, "secret"), 0777), 0);
+	mu_write_file(mu_m(v, "secret/Jane Doe chart"), "phi", 3);
+	cr_assert_eq(rename(mu_m(v, "secret/Jane Doe chart"),
+			    mu_m(v, "secret/Jane Roe chart")), 0);
+	cr_assert_eq(symlink("Jane Roe chart", mu_m(v, "secret/link")), 0);
+	cr_expect_eq(open_as_stranger(v, "secret/Jane Roe chart"), EACCES);
+	mu_unmount(v);
+
+	cr_expect_eq(verify(v), 0, "verify needs no key");
+	load_records(v);
+	for (size_t i = 0; i < nrecs; i++) {
+		cr_expect(!names(&recs[i], "secret") && !names(&recs[i], "Jane"),
+			  "record %zu (%s) names a file", i,
+			  audit_op_name(recs[i].op));
+		deny += recs[i].op == AUDIT_DENY;
+	}
+	cr_expect_gt(deny, 0, "no deny record");
+	cr_expect_gt(count(AUDIT_RENAME), 0);
+	cr_expect_eq(shown(v, "/secret/*"), 0, "plain names are not there");
+	cr_expect_gt(shown_by_key(v, "/secret/Jane Doe chart"), 0);
+	cr_expect_gt(shown_by_key(v, "/secret/*"), 2);
+	release_records();
+}
+
 Test(mount_audit, hostile_names_give_one_line_each_verify_and_are_found)
 {
 	static const char *const names[] = {
