@@ -78,6 +78,10 @@ static int make_entry(struct vfs *v, const struct vfs_caller *c,
 		rc = vfs_sys(mknodat(pfd, bname, m->mode, m->rdev));
 	if (!rc)
 		vfs_give(v, c, pfd, bname, -1);
+	/* Its record holds the owner just given; a folder that cannot have
+	 * one would show as tampered with on a marked volume. */
+	if (!rc && S_ISDIR(m->mode) && (rc = vfs_folder_made(v, pfd, bname)))
+		(void)unlinkat(pfd, bname, AT_REMOVEDIR);
 made:
 	inodes_unpin(v->inodes, p);
 	if (!rc)
