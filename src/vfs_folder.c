@@ -8,7 +8,9 @@
  */
 #include "vfs_impl.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -180,6 +182,100 @@ int vfs_folder_made(struct vfs *v, int dirfd, const char *bname)
 	if (rc == -EOPNOTSUPP && !atomic_load(&v->folders_marked))
 		rc = 0;
 	return rc;
+}
+
+/* A fresh temporary name for a folder being made. */
+static int temp_name(char out[BACKING_MKDIR_NAME_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = sizeof(BACKING_MKDIR_PREFIX) - 1;
+	uint8_t r[16];
+	int rc = crypto_random(r, sizeof(r));
+
+	memcpy(out, BACKING_MKDIR_PREFIX, n);
+	for (size_t k = 0; k < sizeof(r); k++) {
+		out[n + 2 * k] = hex[r[k] >> 4];
+		out[n + 2 * k + 1] = hex[r[k] & 15];
+	}
+	out[n + 32] = 0;
+	return rc;
+}
+
+/* The way without a temporary name, for backings without NOREPLACE. */
+static int mkdir_direct(struct vfs *v, const struct vfs_caller *c, int dirfd,
+			const char *bname, mode_t mode)
+{
+	int rc = vfs_sys(mkdirat(dirfd, bname, mode));
+
+	if (rc)
+		return rc;
+	vfs_give(v, c, dirfd, bname, -1);
+	rc = vfs_folder_made(v, dirfd, bname);
+	if (rc)
+		(void)unlinkat(dirfd, bname, AT_REMOVEDIR);
+	return rc;
+}
+
+int vfs_folder_mkdir(struct vfs *v, const struct vfs_caller *c, int dirfd,
+		     const char *bname, mode_t mode)
+{
+	char tmp[BACKING_MKDIR_NAME_LEN + 1];
+	int rc = temp_name(tmp);
+
+	if (!rc)
+		rc = vfs_sys(mkdirat(dirfd, tmp, mode));
+	if (rc)
+		return rc;
+	vfs_give(v, c, dirfd, tmp, -1);
+	rc = vfs_folder_made(v, dirfd, tmp);
+	if (!rc)
+		rc = vfs_sys(renameat2(dirfd, tmp, dirfd, bname,
+				       RENAME_NOREPLACE));
+	if (rc)
+		(void)unlinkat(dirfd, tmp, AT_REMOVEDIR);
+	return rc == -EINVAL ? mkdir_direct(v, c, dirfd, bname, mode) : rc;
+}
+
+/* Removes the mkdir temporaries in the folder fd. */
+static bool sweep_in(int fd)
+{
+	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+	struct dirent *e;
+	bool swept = false;
+
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return false;
+	}
+	while ((e = readdir(d)))
+		if (backing_is_mkdir_temp(e->d_name) &&
+		    !unlinkat(fd, e->d_name, AT_REMOVEDIR))
+			swept = true;
+	closedir(d);
+	return swept;
+}
+
+bool vfs_folder_sweep(struct vfs *v, struct inode *p, const char *name)
+{
+	char bname[NAME_MAX + 1];
+	int pfd, fd = -1;
+	bool swept = false;
+
+	if (vfs_name_in(v, p, name, bname))
+		return false;
+	pfd = inodes_pin(v->inodes, p);
+	if (pfd < 0)
+		return false;
+	fd = openat(pfd, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+	inodes_unpin(v->inodes, p);
+	if (fd >= 0) {
+		swept = sweep_in(fd);
+		close(fd);
+	}
+	return swept;
 }
 
 static int set_mark(struct keys_store *ks, void *arg, char *err,

@@ -231,7 +231,8 @@ int vfs_node_attrs(struct vfs *v, int pathfd, struct stat *st);
  * dirfd) into the mount's, and tells a record that disagrees, is missing
  * or fails.  set applies a chmod or chown (VFS_SET_MODE, _UID, _GID of
  * attr) to the folder on pathfd, record and backing.  made seals the
- * record of the folder just made as bname in dirfd.  adopt, at the start,
+ * record of the folder just made as bname in dirfd (the backing's mode
+ * and owner as they are then).  adopt, at the start,
  * gives every folder of a volume not yet marked a record, then marks it.
  */
 int vfs_folder_attrs(struct vfs *v, int pathfd, int dirfd, const char *bname,
@@ -239,6 +240,16 @@ int vfs_folder_attrs(struct vfs *v, int pathfd, int dirfd, const char *bname,
 int vfs_folder_set(struct vfs *v, int pathfd, const struct stat *attr,
 		   int set);
 int vfs_folder_made(struct vfs *v, int dirfd, const char *bname);
+/*
+ * mkdir of bname in dirfd for c: made under a temporary name
+ * (BACKING_MKDIR_PREFIX), given to c, sealed, then renamed into place
+ * without replacing anything, so that no kill leaves a folder without its
+ * record under its name.  sweep removes the empty temporaries such a kill
+ * left in folder name of p: true if it removed one.
+ */
+int vfs_folder_mkdir(struct vfs *v, const struct vfs_caller *c, int dirfd,
+		     const char *bname, mode_t mode);
+bool vfs_folder_sweep(struct vfs *v, struct inode *p, const char *name);
 int vfs_folders_adopt(struct vfs *v);
 /*
  * Tells, once per folder while it stays the same, that its backing mode or
