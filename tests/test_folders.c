@@ -8,10 +8,12 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -305,4 +307,53 @@ Test(folders, phifsctl_init_marks_a_new_volume_at_once)
 	close(fd);
 	keys_free(ks);
 	keys_secret_free(s);
+}
+
+/* In a child of uid 4711: seals the record of its own 0500 folder path,
+ * which a user xattr would refuse it, and checks it and the mode after. */
+static int seal_as_user(const char *path)
+{
+	struct crypto_key *k;
+	struct format_folder f, g;
+	uint8_t vid[FORMAT_ID_LEN] = { 1 };
+	struct folders_key fk;
+	struct stat st;
+	int fd;
+
+	if (setgroups(0, NULL) || setgid(4711) || setuid(4711))
+		return 100;
+	if (mkdir(path, 0500) || !(k = crypto_key_random()))
+		return 101;
+	fk = (struct folders_key){ k, vid, false };
+	fd = open(path, O_PATH | O_DIRECTORY);
+	if (fd < 0 || fstat(fd, &st) || folders_fresh(&st, &f))
+		return 102;
+	if (folders_write(&fk, fd, (uint64_t)st.st_ino, &f))
+		return 103;
+	if (folders_read(&fk, fd, -1, NULL, (uint64_t)st.st_ino, &g) ||
+	    g.attrs.mode != 0500)
+		return 104;
+	return fstat(fd, &st) || (st.st_mode & 07777) != 0500 ? 105 : 0;
+}
+
+Test(folders, a_daemon_not_root_seals_its_own_folder_it_may_not_write)
+{
+	char sub[128];
+	pid_t pid;
+	int st;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to become another user");
+	snprintf(sub, sizeof(sub), "%s/nr", dir);
+	cr_assert_eq(mkdir(sub, 0755), 0);
+	cr_assert_eq(chown(sub, 4711, 4711), 0);
+	cr_assert_eq(chmod(dir, 0711), 0);
+	snprintf(sub, sizeof(sub), "%s/nr/f", dir);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0)
+		_exit(seal_as_user(sub));
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: %d",
+		  WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 }
