@@ -51,12 +51,12 @@ int backing_name(const char *name, bool in_root, char out[NAME_MAX + 1])
 	return 0;
 }
 
-bool backing_is_rekey_temp(const char *bname)
+/* bname is prefix and 32 lower-case hex digits. */
+static bool temp_name(const char *bname, const char *prefix)
 {
-	size_t n = sizeof(BACKING_REKEY_PREFIX) - 1;
+	size_t n = strlen(prefix);
 
-	if (strncmp(bname, BACKING_REKEY_PREFIX, n) ||
-	    strlen(bname) != BACKING_REKEY_NAME_LEN)
+	if (strncmp(bname, prefix, n) || strlen(bname) != n + 32)
 		return false;
 	for (const char *p = bname + n; *p; p++)
 		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
@@ -64,12 +64,22 @@ bool backing_is_rekey_temp(const char *bname)
 	return true;
 }
 
+bool backing_is_rekey_temp(const char *bname)
+{
+	return temp_name(bname, BACKING_REKEY_PREFIX);
+}
+
+bool backing_is_mkdir_temp(const char *bname)
+{
+	return temp_name(bname, BACKING_MKDIR_PREFIX);
+}
+
 bool backing_is_meta(const char *bname, bool in_root)
 {
 	/* A rekey's temporary file is a whole encrypted file that a kill
 	 * may leave behind: never a user's. */
 	return (in_root && strcmp(bname, BACKING_META) == 0) ||
-	       backing_is_rekey_temp(bname);
+	       backing_is_rekey_temp(bname) || backing_is_mkdir_temp(bname);
 }
 
 int backing_lookup(int dirfd, const char *bname, int *fd)

@@ -661,3 +661,16 @@ void keys_audit_pub(const struct keys_store *ks,
 {
 	memcpy(pub, ks->audit_pub, CRYPTO_ED25519_PUB_LEN);
 }
+
+uint32_t keys_flags(const struct keys_store *ks)
+{
+	return ks->flags;
+}
+
+int keys_set_flags(struct keys_store *ks, uint32_t flags)
+{
+	if (flags & ~KEYS_F_KNOWN)
+		return -EINVAL;
+	ks->flags = flags;
+	return 0;
+}

@@ -1,7 +1,8 @@
 /*
  * keys_codec.c — the keystore file's bytes, part of the keys module: the
  * encoder, the checks of the head (magic, checksum, format version) and of
- * the MAC, and the parser that turns a v1 body into slots and versions.
+ * the MAC, and the parser that turns a v1 or v2 body (v1 and the volume's
+ * flags) into slots and versions.
  * docs/FORMAT.md ("Keystore") gives the bytes; this file and keys.c are
  * their only implementation.  Knows nothing of how a slot is opened, of
  * what the keys inside unlock, or of the file the bytes come from.
@@ -17,7 +18,9 @@
 
 #define KS_MAGIC "PHIFSKS"	/* and its NUL: 8 bytes */
 #define KS_MAGIC_LEN 8
-#define KS_VERSION 1
+/* Version 2 is version 1 and the volume's flags; a store without flags is
+ * written as version 1, which phifs made before flags still reads. */
+#define KS_VERSION 2
 
 /* Offsets in the head; docs/FORMAT.md has the same table. */
 #define KS_OFF_VERSION 8
@@ -45,10 +48,10 @@ int keys_codec_scrypt_ok(unsigned log_n, uint32_t r, uint32_t p)
 	return 128ULL * r * (1ULL << log_n) <= KS_SCRYPT_MAX_MEM;
 }
 
-static size_t encoded_len(size_t nslots, size_t nversions)
+static size_t encoded_len(size_t nslots, size_t nversions, unsigned version)
 {
 	return KS_HEAD_LEN + nslots * KS_SLOT_LEN + nversions * KS_VER_LEN +
-	       KS_AUDIT_LEN + KS_TAIL_LEN;
+	       KS_AUDIT_LEN + (version >= 2 ? KS_FLAGS_LEN : 0) + KS_TAIL_LEN;
 }
 
 /* HMAC-SHA256 of msg under the MAC key derived from the root key. */
@@ -87,7 +90,8 @@ static void put_version(uint8_t *p, const struct keys_version *v)
 
 int keys_encode(const struct keys_store *ks, uint8_t **buf, size_t *len)
 {
-	size_t n = encoded_len(ks->nslots, ks->nversions), off;
+	unsigned version = ks->flags ? 2 : 1;
+	size_t n = encoded_len(ks->nslots, ks->nversions, version), off;
 	uint8_t *b;
 	int rc;
 
@@ -95,7 +99,7 @@ int keys_encode(const struct keys_store *ks, uint8_t **buf, size_t *len)
 	if (!b)
 		return -ENOMEM;
 	memcpy(b, KS_MAGIC, KS_MAGIC_LEN);
-	format_put_le16(b + KS_OFF_VERSION, KS_VERSION);
+	format_put_le16(b + KS_OFF_VERSION, (uint16_t)version);
 	memcpy(b + KS_OFF_VOLUME, ks->volume_id, FORMAT_ID_LEN);
 	format_put_le32(b + KS_OFF_NSLOTS, (uint32_t)ks->nslots);
 	format_put_le32(b + KS_OFF_NVERSIONS, (uint32_t)ks->nversions);
@@ -108,6 +112,10 @@ int keys_encode(const struct keys_store *ks, uint8_t **buf, size_t *len)
 	off += CRYPTO_ED25519_PUB_LEN;
 	memcpy(b + off, ks->audit_wrapped, CRYPTO_WRAPPED_LEN);
 	off += CRYPTO_WRAPPED_LEN;
+	if (version >= 2) {
+		format_put_le32(b + off, ks->flags);
+		off += KS_FLAGS_LEN;
+	}
 	rc = ks_mac(ks->root, b, off, b + off);
 	if (rc < 0)
 		goto out;
@@ -134,12 +142,13 @@ static int all_zero(const uint8_t *p, size_t n)
 }
 
 /* The counts in the head: each within its bound, and the length right. */
-static int check_counts(const uint8_t *b, size_t len, uint32_t *nslots,
-			uint32_t *nversions, char *err, size_t err_len)
+static int check_counts(const uint8_t *b, size_t len, unsigned version,
+			uint32_t *nslots, uint32_t *nversions, char *err,
+			size_t err_len)
 {
 	uint32_t ns, nv;
 
-	if (len < encoded_len(0, 0)) {
+	if (len < encoded_len(0, 0, version)) {
 		errmsg(err, err_len, 0, "keystore is corrupt (truncated)");
 		return -EUCLEAN;
 	}
@@ -151,11 +160,11 @@ static int check_counts(const uint8_t *b, size_t len, uint32_t *nslots,
 		       (unsigned)ns, (unsigned)nv);
 		return -EUCLEAN;
 	}
-	if (len != encoded_len(ns, nv)) {
+	if (len != encoded_len(ns, nv, version)) {
 		errmsg(err, err_len, 0,
 		       "keystore is corrupt (%zu bytes where %u slots and %u "
 		       "versions need %zu)", len, (unsigned)ns, (unsigned)nv,
-		       encoded_len(ns, nv));
+		       encoded_len(ns, nv, version));
 		return -EUCLEAN;
 	}
 	*nslots = ns;
@@ -227,19 +236,36 @@ static int parse_version(const uint8_t *p, struct keys_store *ks,
 	return 0;
 }
 
+/* The flags of a version 2 body at p: a bit this phifs does not know is
+ * a newer phifs's promise it cannot keep. */
+static int parse_flags(const uint8_t *p, struct keys_store *ks, char *err,
+		       size_t err_len)
+{
+	ks->flags = format_get_le32(p);
+	if (ks->flags & ~KEYS_F_KNOWN) {
+		errmsg(err, err_len, 0,
+		       "keystore flags 0x%x are newer than this phifs knows",
+		       (unsigned)ks->flags);
+		return -EPROTO;
+	}
+	return 0;
+}
+
 /*
- * Reads the v1 body (counts, slots, versions, audit key) into ks without
- * touching any key.  The checksum has passed, so a failure here means a
- * writer that broke the rules, not a flipped bit: still -EUCLEAN.
+ * Reads the body (counts, slots, versions, audit key, and for version 2
+ * the flags) into ks without touching any key.  The checksum has passed,
+ * so a failure here means a writer that broke the rules, not a flipped
+ * bit: still -EUCLEAN.
  */
-static int parse_v1(const uint8_t *b, size_t len, struct keys_store *ks,
-		    char *err, size_t err_len)
+static int parse_body(const uint8_t *b, size_t len, unsigned version,
+		      struct keys_store *ks, char *err, size_t err_len)
 {
 	uint32_t nslots, nversions;
 	size_t off = KS_HEAD_LEN, nactive = 0;
 	int rc;
 
-	rc = check_counts(b, len, &nslots, &nversions, err, err_len);
+	rc = check_counts(b, len, version, &nslots, &nversions, err,
+			  err_len);
 	if (rc < 0)
 		return rc;
 	memcpy(ks->volume_id, b + KS_OFF_VOLUME, FORMAT_ID_LEN);
@@ -268,7 +294,8 @@ static int parse_v1(const uint8_t *b, size_t len, struct keys_store *ks,
 	memcpy(ks->audit_pub, b + off, CRYPTO_ED25519_PUB_LEN);
 	off += CRYPTO_ED25519_PUB_LEN;
 	memcpy(ks->audit_wrapped, b + off, CRYPTO_WRAPPED_LEN);
-	return 0;
+	off += CRYPTO_WRAPPED_LEN;
+	return version >= 2 ? parse_flags(b + off, ks, err, err_len) : 0;
 }
 
 /* The part every version keeps: the magic, the checksum, the version. */
@@ -328,7 +355,8 @@ int keys_codec_parse(const uint8_t *b, size_t len, struct keys_store **out,
 		errmsg(err, err_len, 0, "keystore: out of memory");
 		return -ENOMEM;
 	}
-	rc = parse_v1(b, len, ks, err, err_len);
+	rc = parse_body(b, len, format_get_le16(b + KS_OFF_VERSION), ks, err,
+			err_len);
 	if (rc < 0)
 		goto out;
 	*out = ks;

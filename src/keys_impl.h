@@ -20,12 +20,14 @@
 #define KS_VER_LEN (4 + 1 + CRYPTO_WRAPPED_LEN)
 #define KS_AUDIT_LEN (CRYPTO_ED25519_PUB_LEN + CRYPTO_WRAPPED_LEN)
 #define KS_TAIL_LEN (2 * CRYPTO_SHA256_LEN)	/* MAC, then checksum */
+#define KS_FLAGS_LEN 4		/* version 2 only, before the MAC */
 
 /* Bounds that only reject absurd input; no real volume comes near. */
 #define KS_MAX_SLOTS 64
 #define KS_MAX_VERSIONS 65535
 #define KS_MAX_LEN (KS_HEAD_LEN + KS_MAX_SLOTS * KS_SLOT_LEN + \
-		    KS_MAX_VERSIONS * KS_VER_LEN + KS_AUDIT_LEN + KS_TAIL_LEN)
+		    KS_MAX_VERSIONS * KS_VER_LEN + KS_AUDIT_LEN + \
+		    KS_FLAGS_LEN + KS_TAIL_LEN)
 
 struct keys_slot {
 	uint32_t id;
@@ -59,6 +61,7 @@ struct keys_store {
 	struct crypto_key *audit;	/* Ed25519 seed */
 	uint8_t audit_pub[CRYPTO_ED25519_PUB_LEN];
 	uint8_t audit_wrapped[CRYPTO_WRAPPED_LEN];
+	uint32_t flags;			/* KEYS_F_*; 0 is a version 1 file */
 };
 
 /*

@@ -1,6 +1,7 @@
 /*
  * vfs.c — the operations core: its state, the hooks, attributes (sizes,
- * and files' modes and owners, are always the authenticated ones), lookups and the operations on one inode,
+ * and files' and folders' modes and owners, are always the authenticated
+ * ones), lookups and the operations on one inode,
  * and the ticker that commits sizes and keeps the inode table in bounds
  * (what it tells, and its figures, are in vfs_report.c).  Knows nothing
  * of FUSE; the backing directory is reached through
@@ -285,6 +286,8 @@ int vfs_mount_sizes(struct vfs *v, int pathfd, int dirfd, const char *bname,
 	 * the backing directory was planted, and leads to no device. */
 	if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode))
 		st->st_rdev = 0;
+	if (S_ISDIR(st->st_mode))
+		return vfs_folder_attrs(v, pathfd, dirfd, bname, st);
 	if (!S_ISREG(st->st_mode))
 		return 0;
 	/* Known by name only (a removal): a record and the header need a
@@ -531,9 +534,10 @@ static int set_attrs(struct vfs *v, int fd, mode_t type,
 			  VFS_SET_MTIME_NOW;
 	int rc = 0;
 
-	if (S_ISREG(type) &&
+	if ((S_ISREG(type) || S_ISDIR(type)) &&
 	    (set & (VFS_SET_MODE | VFS_SET_UID | VFS_SET_GID))) {
-		rc = set_file_attrs(v, fd, attr, set, f);
+		rc = S_ISREG(type) ? set_file_attrs(v, fd, attr, set, f) :
+				     vfs_folder_set(v, fd, attr, set);
 		set &= ~(VFS_SET_MODE | VFS_SET_UID | VFS_SET_GID);
 	}
 	/* A device node keeps the mark of its record. */
@@ -862,6 +866,8 @@ int vfs_new(struct volume *vol, const struct vfs_kernel *kernel, void *karg,
 		rc = keys_volume_key(vol->keys, "phifs xattr name v1",
 				     &v->xattr_name_key);
 	if (!rc)
+		rc = keys_volume_key(vol->keys, FOLDERS_LABEL, &v->folder_key);
+	if (!rc)
 		rc = nodes_new(&vol->cv, &v->nodes);
 	if (!rc && !(v->sizes = size_memo_new(SIZE_MEMO_SLOTS)))
 		rc = -ENOMEM;
@@ -870,6 +876,9 @@ int vfs_new(struct volume *vol, const struct vfs_kernel *kernel, void *karg,
 		rc = inodes_new(vol->backing.rootfd, &lim, &table_ops, v,
 				&v->inodes);
 	}
+	/* Not marked yet, the volume keeps serving the backing's (told). */
+	if (!rc)
+		(void)vfs_folders_adopt(v);
 	if (rc) {
 		vfs_free(v);
 		return rc;
@@ -891,6 +900,7 @@ void vfs_free(struct vfs *v)
 	free(v->counters);
 	crypto_key_free(v->xattr_key);
 	crypto_key_free(v->xattr_name_key);
+	crypto_key_free(v->folder_key);
 	free(v->mountpoint);
 	free(v);
 }

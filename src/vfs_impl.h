@@ -12,6 +12,7 @@
 #include <pthread.h>
 
 #include "phifs/closer.h"
+#include "phifs/folders.h"
 #include "phifs/inodes.h"
 #include "phifs/nodes.h"
 #include "phifs/prefetch.h"
@@ -50,6 +51,8 @@ struct vfs {
 	struct crypto_key *link_key;	/* seals symlink targets */
 	struct crypto_key *xattr_key;	/* seals extended attributes */
 	struct crypto_key *xattr_name_key;	/* hashes their names */
+	struct crypto_key *folder_key;	/* seals folder records */
+	_Atomic bool folders_marked;	/* every folder has a record */
 	bool as_root;		/* give created objects to the caller */
 	const struct vfs_hooks *hooks;
 	void *hooks_arg;
@@ -246,6 +249,41 @@ int vfs_node_make(struct vfs *v, const struct vfs_caller *c, int dirfd,
 		  const struct format_record *r);
 int vfs_node_read(struct vfs *v, int pathfd, struct format_record *r);
 int vfs_node_attrs(struct vfs *v, int pathfd, struct stat *st);
+
+/*
+ * Folders (vfs_folder.c): their mode and owner are their sealed records'.
+ * attrs turns a backing folder's stat (the object on pathfd, or bname in
+ * dirfd) into the mount's, and tells a record that disagrees, is missing
+ * or fails.  set applies a chmod or chown (VFS_SET_MODE, _UID, _GID of
+ * attr) to the folder on pathfd, record and backing.  made seals the
+ * record of the folder just made as bname in dirfd (the backing's mode
+ * and owner as they are then).  adopt, at the start,
+ * gives every folder of a volume not yet marked a record, then marks it.
+ */
+int vfs_folder_attrs(struct vfs *v, int pathfd, int dirfd, const char *bname,
+		     struct stat *st);
+int vfs_folder_set(struct vfs *v, int pathfd, const struct stat *attr,
+		   int set);
+int vfs_folder_made(struct vfs *v, int dirfd, const char *bname);
+/*
+ * mkdir of bname in dirfd for c: made under a temporary name
+ * (BACKING_MKDIR_PREFIX), given to c, sealed, then renamed into place
+ * without replacing anything, so that no kill leaves a folder without its
+ * record under its name.  sweep removes the empty temporaries such a kill
+ * left in folder name of p: true if it removed one.
+ */
+int vfs_folder_mkdir(struct vfs *v, const struct vfs_caller *c, int dirfd,
+		     const char *bname, mode_t mode);
+bool vfs_folder_sweep(struct vfs *v, struct inode *p, const char *name);
+int vfs_folders_adopt(struct vfs *v);
+/*
+ * Tells, once per folder while it stays the same, that its backing mode or
+ * owner b is not its record's a (rc 0; restored: put back), or that its
+ * record is missing (-ENODATA) or fails (rc) and a is served instead.
+ */
+void vfs_report_folder(struct vfs *v, dev_t dev, ino_t ino, int rc,
+		       const struct format_attrs *b,
+		       const struct format_attrs *a, bool restored);
 
 /* A file was opened: the ticker has sizes to commit again. */
 void vfs_wake_ticker(struct vfs *v);

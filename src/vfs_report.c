@@ -1,8 +1,8 @@
 /*
  * vfs_report.c — what the operations core tells: the operator's log lines
  * (integrity failures with path and block, backing I/O errors, sizes not
- * committed, header slots refused, size tags that disagree, and modes
- * and owners changed behind our back), the
+ * committed, header slots refused, size tags that disagree, modes
+ * and owners changed behind our back, folder records missing or forged), the
  * counters every operation passes, and the figures the control plane asks
  * for.  Knows nothing of FUSE or of how the figures are shown.
  */
@@ -293,6 +293,72 @@ void vfs_report_open(struct vfs *v, struct inode *i, dev_t dev, ino_t ino,
 			(unsigned long long)n.tag_size, n.pick.slot,
 			(unsigned long long)n.seq, (unsigned long long)n.size,
 			tag_fate(&n));
+}
+
+/* --- folders --- */
+
+/* The seq a folder's findings are kept under: no header reaches it. */
+#define FOLDER_SEQ UINT64_MAX
+
+/* Whether a folder's finding is to be told: as to_tell, for folders. */
+static bool folder_to_tell(struct vfs *v, dev_t dev, ino_t ino, int rc,
+			   const struct format_attrs *b, bool named)
+{
+	struct vfs_told t = {
+		.dev = dev, .ino = ino, .seq = FOLDER_SEQ, .refused = rc,
+		.attrs = rc == 0, .backing = *b, .named = named,
+	};
+	bool tell = true;
+	unsigned k;
+
+	pthread_mutex_lock(&v->auth_lock);
+	for (k = 0; k < VFS_TOLD_KEPT; k++)
+		if (same_told(&v->told[k], &t))
+			break;
+	if (k < VFS_TOLD_KEPT) {
+		tell = named && !v->told[k].named;
+		v->told[k].named |= named;
+	} else {
+		v->told[v->told_next] = t;
+		v->told_next = (v->told_next + 1) % VFS_TOLD_KEPT;
+		if (!rc)
+			v->n_attr_mismatches++;
+	}
+	pthread_mutex_unlock(&v->auth_lock);
+	return tell;
+}
+
+void vfs_report_folder(struct vfs *v, dev_t dev, ino_t ino, int rc,
+		       const struct format_attrs *b,
+		       const struct format_attrs *a, bool restored)
+{
+	char path[PATH_MAX];
+	bool named = name_of(v, dev, ino, path, sizeof(path));
+
+	if (!folder_to_tell(v, dev, ino, rc, b, named))
+		return;
+	if (rc) {
+		remember_auth(v, path, -1);
+		log_msg(LOG_KIND_INTEGRITY, LOG_ERR,
+			"%s: folder record %s on a volume whose folders all "
+			"carry one: removed or tampered with; serving mode "
+			"%04o, owner %u:%u (the backing has %04o, %u:%u) until "
+			"a chmod or chown through the mount seals a new one",
+			path, rc == -ENODATA ? "is missing" :
+					       "fails authentication",
+			(unsigned)a->mode, (unsigned)a->uid, (unsigned)a->gid,
+			(unsigned)b->mode, (unsigned)b->uid, (unsigned)b->gid);
+		return;
+	}
+	log_msg(LOG_KIND_INTEGRITY, LOG_ERR,
+		"%s: backing folder has mode %04o, owner %u:%u but its record "
+		"says %04o, %u:%u: changed behind phifs's back; serving the "
+		"record's%s", path, (unsigned)b->mode, (unsigned)b->uid,
+		(unsigned)b->gid, (unsigned)a->mode, (unsigned)a->uid,
+		(unsigned)a->gid,
+		restored ? ", and gave them back to the backing folder" :
+			   " (the backing folder keeps its own: phifs may "
+			   "not change them)");
 }
 
 /* --- figures --- */

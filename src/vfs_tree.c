@@ -70,10 +70,12 @@ static int make_entry(struct vfs *v, const struct vfs_caller *c,
 		rc = vfs_node_make(v, c, pfd, bname, m->mode, m->rec);
 		goto made;	/* given to c already */
 	}
+	if (S_ISDIR(m->mode)) {
+		rc = vfs_folder_mkdir(v, c, pfd, bname, m->mode & 07777);
+		goto made;	/* given to c already, with its record */
+	}
 	if (m->link)
 		rc = vfs_sys(symlinkat(m->link, pfd, bname));
-	else if (S_ISDIR(m->mode))
-		rc = vfs_sys(mkdirat(pfd, bname, m->mode & 07777));
 	else
 		rc = vfs_sys(mknodat(pfd, bname, m->mode, m->rdev));
 	if (!rc)
@@ -235,6 +237,9 @@ static int remove_entry(struct vfs *v, struct inode *p, const char *name,
 	if (flags & AT_REMOVEDIR)
 		(void)closer_drain(v->closer);
 	rc = remove_name(v, p, name, flags, &st, &sized);
+	/* Empty but for what a mkdir killed before its rename left? */
+	if (rc == -ENOTEMPTY && vfs_folder_sweep(v, p, name))
+		rc = remove_name(v, p, name, flags, &st, &sized);
 	/* The kernel serialises unlink and link of one inode, so a count of
 	 * one before is none now. */
 	if (!rc && (S_ISDIR(st.st_mode) || st.st_nlink <= 1)) {

@@ -36,6 +36,8 @@ expect "init of a missing dir" 1 "nowhere" -- "$ctl" init --key "file:$tmp/k1" "
 expect "init" 0 "" -- "$ctl" init --key "file:$tmp/k1" "$tmp/vol"
 check "init prints the audit key's fingerprint, the one key list prints" sh -c "mkdir '$tmp/volfpr' && a=\$('$ctl' init --key 'file:$tmp/k1' '$tmp/volfpr' | grep -E '^audit key: ed25519 sha256:[0-9a-f]{32}\$') && '$ctl' key list --key 'file:$tmp/k1' '$tmp/volfpr' | grep -qxF \"\$a\""
 check "keystore exists" test -f "$tmp/vol/.phifs/keystore"
+check "init marks the volume's folders as all recorded (keystore v2)" sh -c "od -An -tu1 -j8 -N1 '$tmp/vol/.phifs/keystore' | grep -qw 2"
+check "init seals the root folder's record" python3 -c "import os,sys; sys.exit(len(os.getxattr('$tmp/vol', 'user.phifs.dir')) != 68)"
 expect "init twice" 1 "already a phifs volume" -- "$ctl" init --key "file:$tmp/k1" "$tmp/vol"
 check "key list shows v1 active" sh -c "'$ctl' key list --key 'file:$tmp/k1' '$tmp/vol' | grep -Eq '^1 +active'"
 

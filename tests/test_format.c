@@ -931,3 +931,48 @@ Test(format, a_rewrap_stopped_after_its_first_slot_opens_and_is_redone)
 	cr_assert_eq(h.key_version, 2);
 	format_fkeys_release(&x.fk);
 }
+
+/* --- folder records --- */
+
+Test(format, a_folder_record_opens_only_for_its_inode_and_volume)
+{
+	struct crypto_key *k = crypto_key_random();
+	const struct format_folder f = { { 02750, 1234, 5678 },
+					 { 0xf0, 1, 2, 3, 4, 5, 6, 7, 8 } };
+	uint8_t rec[FORMAT_FOLDER_LEN], other[FORMAT_ID_LEN] = { 9 };
+	struct format_folder g;
+
+	cr_assert_not_null(k);
+	cr_assert_eq(format_folder_seal(k, vol, 42, &f, rec), 0);
+	cr_assert_eq(memcmp(rec, "PHIFSDIR\1\0\0\0", 12), 0);
+	cr_assert_eq(format_folder_open(k, vol, 42, rec, sizeof(rec), &g), 0);
+	cr_expect_eq(memcmp(&g, &f, sizeof(f)), 0);
+	/* Copied onto another folder, or from another volume. */
+	cr_expect_eq(format_folder_open(k, vol, 43, rec, sizeof(rec), &g),
+		     -EBADMSG);
+	cr_expect_eq(format_folder_open(k, other, 42, rec, sizeof(rec), &g),
+		     -EBADMSG);
+	for (size_t i = 12; i < sizeof(rec); i++) {
+		rec[i] ^= 1;
+		cr_expect_eq(format_folder_open(k, vol, 42, rec, sizeof(rec),
+						&g), -EBADMSG, "byte %zu", i);
+		rec[i] ^= 1;
+	}
+	cr_expect_eq(format_folder_open(k, vol, 42, rec, sizeof(rec) - 1, &g),
+		     -EUCLEAN);
+	rec[0] ^= 1;
+	cr_expect_eq(format_folder_open(k, vol, 42, rec, sizeof(rec), &g),
+		     -EUCLEAN);
+	rec[0] ^= 1;
+	rec[8] = 2;	/* a newer version */
+	cr_expect_eq(format_folder_open(k, vol, 42, rec, sizeof(rec), &g),
+		     -EPROTO);
+	rec[8] = 1;
+	rec[10] = 1;	/* an unknown flag */
+	cr_expect_eq(format_folder_open(k, vol, 42, rec, sizeof(rec), &g),
+		     -EPROTO);
+	g = f;
+	g.attrs.mode = 010755;	/* a type bit is not a permission bit */
+	cr_expect_eq(format_folder_seal(k, vol, 42, &g, rec), -EINVAL);
+	crypto_key_free(k);
+}

@@ -7,7 +7,8 @@
  * tests/data/golden_tree holds a sparse file with the TREE flag, written by
  * the version that added it, under the same keystore; golden_attrs a
  * file with the ATTRS flag (mode, owner and group in the header), the same
- * way.
+ * way.  A folder record (FOLDER_RECORD below) was sealed once, under the
+ * same keystore, by the phifs that added folder records.
  *
  * PHIFS_REGEN_GOLDEN=1 rewrites the TREE file, only ever for a change of
  * its layout; the version 1 files were made once by the version before
@@ -322,4 +323,36 @@ Test(golden, a_failed_grow_of_the_v1_sparse_file_leaves_its_backing_as_it_was)
 	reads(f, 0, "head", 4);
 	cfile_release(f);
 	close(fd);
+}
+
+/*
+ * A folder record made once by the phifs that added them: mode 02750,
+ * owner 1234:5678, folder ID a0 a1 .. af, for backing inode 4242 of the
+ * golden volume.  Never regenerated.
+ */
+#define FOLDER_RECORD \
+	"50484946534449520100000021941ad33c61ff890f6fe014f4b16aa0667a2d8d" \
+	"bc694f1d5e59845101e4676521223b9ed5ddab84a7dd161f6425627626cdad07" \
+	"6037d905"
+
+Test(golden, the_folder_record_opens_with_its_mode_owner_and_id)
+{
+	uint8_t rec[FORMAT_FOLDER_LEN], id[FORMAT_ID_LEN];
+	struct crypto_key *k = NULL;
+	struct format_folder f;
+
+	cr_assert_eq(tu_unhex(FOLDER_RECORD, rec, sizeof(rec)),
+		     (ssize_t)sizeof(rec));
+	cr_assert_eq(keys_volume_key(ks, "phifs folder v1", &k), 0);
+	cr_assert_eq(format_folder_open(k, keys_volume_id(ks), 4242, rec,
+					sizeof(rec), &f), 0);
+	cr_expect_eq(f.attrs.mode, 02750);
+	cr_expect_eq(f.attrs.uid, 1234);
+	cr_expect_eq(f.attrs.gid, 5678);
+	for (int i = 0; i < FORMAT_ID_LEN; i++)
+		id[i] = (uint8_t)(0xa0 + i);
+	cr_expect_eq(memcmp(f.id, id, sizeof(id)), 0);
+	cr_expect_eq(format_folder_open(k, keys_volume_id(ks), 4243, rec,
+					sizeof(rec), &f), -EBADMSG);
+	crypto_key_free(k);
 }

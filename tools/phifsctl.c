@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "phifs/ctl.h"
+#include "phifs/folders.h"
 #include "phifs/keys.h"
 #include "phifs/secmem.h"
 #include "phifs/volume.h"
@@ -221,6 +222,28 @@ static int make_meta(const char *backing, int *out)
 	return 0;
 }
 
+/*
+ * A new volume's root folder gets its record, and the keystore the mark
+ * that every folder has one.  A backing file system without user xattrs
+ * keeps an unmarked volume, whose folders show the backing's mode.
+ */
+static int mark_folders(struct keys_store *ks, const char *backing)
+{
+	int rc, fd = open(backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return fail("%s: %s", backing, strerror(errno));
+	rc = folders_init(ks, fd, geteuid() == 0);
+	close(fd);
+	if (rc == -EOPNOTSUPP) {
+		fprintf(stderr, "phifsctl: %s: no user xattrs here: folders "
+			"show the backing's mode and owner\n", backing);
+		return 0;
+	}
+	return rc ? fail("%s: cannot seal the root folder's record: %s",
+			 backing, strerror(-rc)) : 0;
+}
+
 static int cmd_init(int argc, char **argv)
 {
 	const char *key, *backing;
@@ -248,6 +271,10 @@ static int cmd_init(int argc, char **argv)
 		rc = fail("%s: cannot create keys: %s", backing, strerror(-rc));
 		goto out;
 	}
+	/* Marked at once: the root folder's record, then the keystore. */
+	rc = mark_folders(ks, backing);
+	if (rc)
+		goto out;
 	if (keys_save(ks, mfd, err, sizeof(err))) {
 		rc = fail("%s", err);
 		goto out;

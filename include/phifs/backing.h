@@ -47,9 +47,21 @@ int backing_name(const char *name, bool in_root, char out[NAME_MAX + 1]);
 bool backing_is_rekey_temp(const char *bname);
 
 /*
+ * The temporary name a folder made through the mount has until its record
+ * is sealed: this prefix and 32 lower-case hex digits (random).  A kill
+ * before the rename that gives it its name leaves an empty folder of that
+ * name, which nobody sees (docs/FORMAT.md, "Folder records").
+ */
+#define BACKING_MKDIR_PREFIX ".phifs-mkdir-"
+#define BACKING_MKDIR_NAME_LEN (sizeof(BACKING_MKDIR_PREFIX) - 1 + 32)
+
+/* True when bname has the shape of a mkdir's temporary folder. */
+bool backing_is_mkdir_temp(const char *bname);
+
+/*
  * True when a backing name is phifs's own, never the mount's (readdir,
- * lookups): the meta folder in the root, a rekey's temporary file in any
- * folder.
+ * lookups): the meta folder in the root, a rekey's temporary file or a
+ * mkdir's temporary folder in any folder.
  */
 bool backing_is_meta(const char *bname, bool in_root);
 

@@ -430,6 +430,43 @@ int format_record_open(const struct crypto_key *key,
 		       const uint8_t volume_id[FORMAT_ID_LEN],
 		       const uint8_t *in, size_t len, struct format_record *r);
 
+/* --- folder records --- */
+
+/*
+ * A folder's permission bits, owner and group, sealed into a backing
+ * xattr of the backing folder (FORMAT_FOLDER_XATTR), 68 bytes:
+ *   "PHIFSDIR" || version u16 (1) || flags u16 (0) || nonce(12) ||
+ *   AES-256-GCM(key, mode u32 || uid u32 || gid u32 || folder ID(16)) ||
+ *   tag(16),
+ * AAD "phifs folder v1" || volume ID || backing inode number u64 || the
+ * first 12 bytes.  The inode number binds a record to its folder, so one
+ * copied from another folder fails, and a rename needs no new record.
+ * docs/FORMAT.md, "Folder records".
+ */
+#define FORMAT_FOLDER_XATTR "user.phifs.dir"
+#define FORMAT_FOLDER_VERSION 1
+#define FORMAT_FOLDER_LEN 68u
+
+struct format_folder {
+	struct format_attrs attrs;
+	uint8_t id[FORMAT_ID_LEN];	/* random at creation */
+};
+
+/* Seals f for the folder of inode ino into out; -EINVAL past mode 07777. */
+int format_folder_seal(const struct crypto_key *key,
+		       const uint8_t volume_id[FORMAT_ID_LEN], uint64_t ino,
+		       const struct format_folder *f,
+		       uint8_t out[FORMAT_FOLDER_LEN]);
+/*
+ * Opens a record into *f (written only on success): -EUCLEAN when the len
+ * bytes are not a well-formed record, -EPROTO for a newer version or an
+ * unknown flag, -EBADMSG when it fails authentication (forged, altered,
+ * copied from another folder or volume).
+ */
+int format_folder_open(const struct crypto_key *key,
+		       const uint8_t volume_id[FORMAT_ID_LEN], uint64_t ino,
+		       const uint8_t *in, size_t len, struct format_folder *f);
+
 /* Bit of data block `index` in its group's map: set = stored, clear = hole. */
 static inline bool format_map_test(const uint8_t *map, uint64_t index)
 {

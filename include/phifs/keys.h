@@ -174,6 +174,20 @@ int keys_remove_slot(struct keys_store *ks, uint32_t slot_id);
 int keys_volume_key(const struct keys_store *ks, const char *purpose,
 		    struct crypto_key **out);
 
+/*
+ * The volume's flags, kept in the keystore under its MAC, so that no one
+ * without the key can clear them.  KEYS_F_FOLDERS: every folder carries a
+ * sealed record of its mode and owner (docs/FORMAT.md, "Folder records"),
+ * so a folder without a good one was tampered with.  A store with flags
+ * is saved as keystore format version 2; without, as version 1.
+ */
+#define KEYS_F_FOLDERS 0x1u
+#define KEYS_F_KNOWN KEYS_F_FOLDERS
+uint32_t keys_flags(const struct keys_store *ks);
+/* Sets the flags (in memory; keys_save writes them).  -EINVAL for a bit
+ * not in KEYS_F_KNOWN. */
+int keys_set_flags(struct keys_store *ks, uint32_t flags);
+
 /* The audit signing key (borrowed) and its public half. */
 const struct crypto_key *keys_audit_key(const struct keys_store *ks);
 void keys_audit_pub(const struct keys_store *ks,

@@ -181,7 +181,8 @@ struct vfs_stats {
 	 * with a size tag that verifies but disagrees with the header: each
 	 * file once for as long as what was found stays the same. */
 	uint64_t header_fallbacks, size_tag_mismatches;
-	/* files whose backing mode or owner was not their header's */
+	/* files and folders whose backing mode or owner was not their
+	 * header's or record's */
 	uint64_t attr_mismatches;
 	unsigned auth_kept;		/* entries in auth, newest first */
 	struct vfs_auth_failure auth[VFS_AUTH_KEPT];

@@ -6,8 +6,10 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <grp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -159,5 +161,108 @@ Test(mount_owner, a_chmod_in_the_backing_opens_nothing_to_others)
 	cr_assert_eq(stat(mu_b(v, "alice.txt"), &st), 0);
 	cr_expect_eq(st.st_mode & 07777, 0644);
 	cr_expect_eq(st.st_uid, ALICE);
+	mu_unmount(v);
+}
+
+/* A figure of `phifsctl status --json` (a top-level integer). */
+static uint64_t status_figure(const struct mu_vol *v, const char *key)
+{
+	char cmd[512], out[8192], pat[64];
+	const char *p;
+	size_t n;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "%s/phifsctl status --json %s",
+		 PHIFS_BIN_DIR, v->backing);
+	f = popen(cmd, "r");
+	cr_assert(f);
+	n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = 0;
+	cr_assert_eq(pclose(f), 0, "%s", out);
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	p = strstr(out, pat);
+	cr_assert(p, "no %s in %s", pat, out);
+	return strtoull(p + strlen(pat), NULL, 10);
+}
+
+static int make_private_dir(const char *path)
+{
+	return mkdir(path, 0700) ? 1 : 0;
+}
+
+static int try_list(const char *path)
+{
+	DIR *d = opendir(path);
+
+	if (d) {
+		closedir(d);
+		return 0;
+	}
+	return errno == EACCES ? 13 : 1;
+}
+
+/* Creates path/bob.txt; 13 when refused. */
+static int try_create_in(const char *path)
+{
+	char p[600];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/bob.txt", path);
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	return errno == EACCES ? 13 : 1;
+}
+
+/*
+ * The same attack on a folder: chmod 777 (and chown to bob) of the backing
+ * folder of alice's 0700 folder.  The folder's sealed record holds its
+ * mode and owner, so bob can neither list nor create in it.
+ */
+Test(mount_owner, a_chmod_of_a_backing_folder_opens_nothing_to_others)
+{
+	static const char *const extra[] = { "-o", "allow_other", NULL };
+	struct mu_vol *v;
+	struct stat st;
+	char path[512];
+
+	mu_require_fuse();
+	if (geteuid() != 0)
+		mu_skip("needs root: the daemon must be able to chown");
+	v = mu_vol_new(0);
+	cr_assert_eq(chmod(v->dir, 0755), 0);
+	cr_assert_eq(mu_phifs(v, false, NULL, NULL, NULL, extra), 0, "%s",
+		     v->err);
+	cr_assert_eq(chmod(v->mnt, 01777), 0);
+	snprintf(path, sizeof(path), "%s", mu_m(v, "alice"));
+	cr_assert_eq(as_user(ALICE, make_private_dir, path), 0);
+	cr_assert_eq(as_user(BOB, try_list, path), 13);
+	cr_assert_eq(as_user(BOB, try_create_in, path), 13);
+
+	cr_assert_eq(chmod(mu_b(v, "alice"), 0777), 0);
+	cr_assert_eq(as_user(BOB, try_list, path), 13,
+		     "bob listed a 0700 folder made 0777 in the backing");
+	cr_assert_eq(as_user(BOB, try_create_in, path), 13,
+		     "bob created in it");
+	cr_assert_eq(chown(mu_b(v, "alice"), BOB, BOB), 0);
+	cr_assert_eq(as_user(BOB, try_list, path), 13,
+		     "bob listed a folder chowned to him in the backing");
+	cr_assert_eq(as_user(BOB, try_create_in, path), 13);
+	cr_assert_eq(as_user(ALICE, try_create_in, path), 0);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_expect_eq(st.st_mode & 07777, 0700, "mode %o", st.st_mode);
+	cr_expect_eq(st.st_uid, ALICE);
+	cr_assert_eq(stat(mu_b(v, "alice"), &st), 0);
+	cr_expect_eq(st.st_mode & 07777, 0700, "put back in the backing");
+	cr_expect_eq(st.st_uid, ALICE);
+	cr_expect_geq(status_figure(v, "attr_mismatches"), 1);
+
+	/* A chmod through the mount is the owner's, and holds. */
+	cr_assert_eq(chmod(path, 0755), 0);
+	cr_assert_eq(as_user(BOB, try_list, path), 0);
+	cr_assert_eq(stat(mu_b(v, "alice"), &st), 0);
+	cr_expect_eq(st.st_mode & 07777, 0755);
 	mu_unmount(v);
 }

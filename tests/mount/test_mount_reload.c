@@ -130,7 +130,10 @@ static struct mu_vol *mount_policy_as(bool relative)
 	snprintf(policy_path, sizeof(policy_path), "%s/policy.ini", v->dir);
 	put_policy_k(0);
 	cr_assert_eq(chmod(v->dir, 0755), 0);
-	cr_assert_eq(chmod(v->backing, 0777), 0);
+	/* The root's mode is its folder record's: set through a mount. */
+	mu_mount(v);
+	cr_assert_eq(chmod(v->mnt, 0777), 0);
+	mu_unmount(v);
 	cr_assert_not_null(getcwd(cwd, sizeof(cwd)));
 	cr_assert_eq(chdir(relative ? v->dir : cwd), 0);
 	cr_assert_eq(mu_phifs(v, false, NULL, NULL, NULL, extra), 0, "%s",
