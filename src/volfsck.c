@@ -21,6 +21,7 @@
 #include "phifs/cfile.h"
 #include "phifs/crypto.h"
 #include "phifs/errmsg.h"
+#include "phifs/folders.h"
 #include "phifs/format.h"
 #include "phifs/secmem.h"
 #include "volkeys_impl.h"
@@ -35,7 +36,9 @@ struct fsck {
 	struct volfsck_report *rep;
 	volfsck_fn fn;
 	void *arg;
-	struct crypto_key *link_key, *xattr_key;
+	struct crypto_key *link_key, *xattr_key, *folder_key;
+	struct folders_key fk;
+	bool marked;			/* every folder must have a record */
 	uint8_t *buf;			/* CHUNK bytes, locked: plaintext */
 	uint8_t *xbuf;			/* a sealed attribute */
 	uint8_t *xval;			/* an opened one, locked */
@@ -293,6 +296,42 @@ static void check_record(struct fsck *k, struct volkeys_walk *w, int dirfd,
 	free(r);
 }
 
+/* The folder's sealed mode and owner (FORMAT.md, "Folder records"). */
+static void check_record_of(struct fsck *k, struct volkeys_walk *w, int fd)
+{
+	struct format_folder f;
+	struct format_attrs b;
+	struct stat st;
+	int rc;
+
+	if (fstat(fd, &st)) {
+		say(k, true, w->path, "cannot stat: %s", strerror(errno));
+		return;
+	}
+	rc = folders_read(&k->fk, fd, -1, NULL, (uint64_t)st.st_ino, &f);
+	if (rc == -ENODATA && !k->marked)
+		return;		/* the next mount gives it one */
+	if (rc == -ENODATA)
+		say(k, true, w->path, "folder record missing: the mount shows "
+		    "it as mode 0000");
+	else if (rc == -EBADMSG || rc == -EUCLEAN)
+		say(k, true, w->path, "folder record fails authentication "
+		    "(altered, copied from another folder, or the volume was "
+		    "copied file by file): the mount shows it as mode 0000");
+	else if (rc)
+		say(k, true, w->path, "folder record cannot be read: %s",
+		    strerror(-rc));
+	if (rc)
+		return;
+	b = folders_backing(&st);
+	if (b.mode != f.attrs.mode || b.uid != f.attrs.uid ||
+	    b.gid != f.attrs.gid)
+		say(k, false, w->path, "backing mode %04o owner %u:%u, the "
+		    "record's %04o %u:%u: changed behind phifs's back; the "
+		    "mount puts it back", b.mode, b.uid, b.gid,
+		    f.attrs.mode, f.attrs.uid, f.attrs.gid);
+}
+
 static void check_folder(struct fsck *k, struct volkeys_walk *w, int dirfd,
 			 const char *name)
 {
@@ -305,6 +344,7 @@ static void check_folder(struct fsck *k, struct volkeys_walk *w, int dirfd,
 		    strerror(errno));
 		return;
 	}
+	check_record_of(k, w, fd);
 	check_xattrs(k, w, fd);
 	close(fd);
 }
@@ -341,8 +381,14 @@ static int fsck_init(struct fsck *k, const struct volume *v)
 
 	if (!rc)
 		rc = keys_volume_key(v->keys, "phifs xattr v1", &k->xattr_key);
+	if (!rc)
+		rc = keys_volume_key(v->keys, FOLDERS_LABEL, &k->folder_key);
 	if (rc)
 		return rc;
+	k->fk.key = k->folder_key;
+	k->fk.volume_id = v->cv.volume_id;
+	k->fk.as_root = geteuid() == 0;
+	k->marked = keys_flags(v->keys) & KEYS_F_FOLDERS;
 	k->buf = secmem_alloc(CHUNK);
 	k->xval = secmem_alloc(FORMAT_XATTR_VALUE_MAX);
 	k->xbuf = malloc(FORMAT_XATTR_SEALED_MAX);
@@ -353,6 +399,7 @@ static void fsck_done(struct fsck *k)
 {
 	crypto_key_free(k->link_key);
 	crypto_key_free(k->xattr_key);
+	crypto_key_free(k->folder_key);
 	secmem_free(k->buf);
 	secmem_free(k->xval);
 	free(k->xbuf);
@@ -382,4 +429,24 @@ int volfsck_run(const struct volume *v, volfsck_fn fn, void *arg,
 	rc = volkeys_walk_dir(&w, fd < 0 ? -errno : fd, "", err, err_len);
 	fsck_done(&k);
 	return rc;
+}
+
+int volfsck_adopt_folders(const struct volume *v, struct folders_tally *t,
+			  char *err, size_t err_len)
+{
+	struct crypto_key *key = NULL;
+	struct folders_key fk = {
+		.volume_id = v->cv.volume_id, .as_root = geteuid() == 0,
+	};
+	int rc = keys_volume_key(v->keys, FOLDERS_LABEL, &key);
+
+	memset(t, 0, sizeof(*t));
+	fk.key = key;
+	if (!rc)
+		rc = folders_adopt(&fk, v->backing.rootfd, t);
+	crypto_key_free(key);
+	if (rc)
+		return errmsg(err, err_len, rc, "folder records: %s",
+			      strerror(-rc));
+	return 0;
 }

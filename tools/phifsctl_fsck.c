@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "phifs/folders.h"
 #include "phifs/volfsck.h"
 #include "phifs/volume.h"
 #include "phifsctl.h"
@@ -32,16 +33,18 @@ static void summary(const struct volfsck_report *r)
 }
 
 static int fsck_args(int argc, char **argv, const char **key,
-		     const char **backing)
+		     const char **backing, bool *adopt)
 {
 	static const struct option opts[] = {
 		{ "key", required_argument, NULL, 'k' },
 		{ "key-timeout", required_argument, NULL, 't' },
+		{ "adopt-folders", no_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, rc;
 
 	*key = NULL;
+	*adopt = false;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
@@ -52,6 +55,8 @@ static int fsck_args(int argc, char **argv, const char **key,
 				     argv[optind - 1]);
 		if (c == 'k')
 			*key = optarg;
+		else if (c == 'a')
+			*adopt = true;
 		else if ((rc = set_timeout("fsck", optarg)))
 			return rc;
 	}
@@ -63,13 +68,31 @@ static int fsck_args(int argc, char **argv, const char **key,
 	return 0;
 }
 
+/* --adopt-folders: records for the folders a restore left without. */
+static int adopt_folders(const struct volume *vol, const char *backing)
+{
+	struct folders_tally t;
+	char err[512];
+
+	if (volfsck_adopt_folders(vol, &t, err, sizeof(err)))
+		return fail("fsck %s: %s", backing, err);
+	printf("adopted folders: %" PRIu64 " walked, %" PRIu64 " given a "
+	       "record of the backing's mode and owner (%" PRIu64 " had one "
+	       "that did not open), %" PRIu64 " put back to their record's, "
+	       "%" PRIu64 " failed\n", t.folders, t.sealed + t.replaced,
+	       t.replaced, t.restored, t.failed);
+	return t.failed ? fail("fsck %s: %" PRIu64 " folder(s) could not be "
+			       "given a record", backing, t.failed) : 0;
+}
+
 int cmd_fsck(int argc, char **argv)
 {
 	struct volfsck_report rep;
 	struct volume *vol = NULL;
 	const char *key = NULL, *backing = NULL;
 	char err[PATH_MAX + 256];
-	int rc = fsck_args(argc, argv, &key, &backing);
+	bool adopt;
+	int rc = fsck_args(argc, argv, &key, &backing, &adopt);
 
 	if (rc)
 		return rc;
@@ -80,6 +103,10 @@ int cmd_fsck(int argc, char **argv)
 			    "unmount it first", err);
 	if (rc)
 		return fail("%s", err);
+	if (adopt && (rc = adopt_folders(vol, backing))) {
+		volume_close(vol);
+		return rc;
+	}
 	rc = volfsck_run(vol, finding, NULL, &rep, err, sizeof(err));
 	volume_close(vol);
 	if (rc)

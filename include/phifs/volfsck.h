@@ -44,4 +44,16 @@ typedef void (*volfsck_fn)(void *arg, bool problem, const char *path,
 int volfsck_run(const struct volume *v, volfsck_fn fn, void *arg,
 		struct volfsck_report *rep, char *err, size_t err_len);
 
+/*
+ * After a restore that gave folders new backing inode numbers (a copy file
+ * by file), every folder record fails; this gives each folder without a
+ * good record one of the backing's mode and owner, as a first mount of an
+ * old volume does (folders_adopt: trust on first use, so only for a backing
+ * one trusts), and puts back the backing of those whose record is good.
+ * The caller holds the lock.  0 or -errno with err.
+ */
+struct folders_tally;
+int volfsck_adopt_folders(const struct volume *v, struct folders_tally *t,
+			  char *err, size_t err_len);
+
 #endif
