@@ -59,6 +59,9 @@ struct audit_writer_stats {
 	uint64_t refused;		/* put() refusals (fail closed) */
 	uint64_t dropped;		/* records lost under on_failure = allow */
 	bool failing;			/* the log cannot keep records now */
+	uint64_t unflagged;		/* times the file system or our
+					 * privileges refused the append-only
+					 * or immutable inode flag */
 };
 
 struct audit_writer;
