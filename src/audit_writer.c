@@ -900,8 +900,10 @@ int audit_writer_open(const struct audit_writer_conf *conf,
 		return rc;
 	}
 	if (!(rc = open_dir(w)) && !(rc = check_pub(w)) &&
-	    !(rc = start_chain(w, opened)))
+	    !(rc = start_chain(w, opened))) {
+		w->st.unflagged = w->fn.unflagged;
 		rc = -pthread_create(&w->thread, NULL, logger_main, w);
+	}
 	if (rc) {
 		pthread_cond_destroy(&w->wake);
 		pthread_cond_destroy(&w->done);
