@@ -302,7 +302,7 @@ static int mend_one(int dirfd, uint64_t first, struct aseg_tail *t,
 	char name[AUDIT_SEG_NAME_LEN + 1], why[200] = "";
 	struct audit_record r;
 	struct stat st;
-	uint64_t keep = 0;
+	uint64_t keep = 0, cut_before = t->cut;
 	bool have = false, sealed;
 	int fd, rc;
 
@@ -316,7 +316,9 @@ static int mend_one(int dirfd, uint64_t first, struct aseg_tail *t,
 	if (!rc)
 		rc = check_tail(dirfd, name, fd, first, (uint64_t)st.st_size,
 				t, fn, &r, &have, &keep, why, sizeof(why));
-	sealed = !(st.st_mode & 0222) && !t->cut;
+	/* A segment cut here must be sealed again; one sealed before a
+	 * newer, torn one that is gone stays as it is. */
+	sealed = !(st.st_mode & 0222) && t->cut == cut_before;
 	if (!rc && keep) {
 		take_record(t, &r, sealed);
 		rc = finish(fd, sealed, fn);

@@ -806,6 +806,34 @@ Test(audit_writer, an_empty_newest_segment_is_removed)
 	cr_assert_eq(count(dir, AUDIT_WRITE), 2);
 }
 
+Test(audit_writer, a_new_segment_holding_only_a_torn_line_is_removed)
+{
+	struct audit_writer_conf c = conf_for(dir);
+	struct audit_writer_opened o;
+	struct audit_verdict v;
+	struct audit_writer *w = open_ok(&c, &o);
+	char p[512], name[AUDIT_SEG_NAME_LEN + 1];
+	int fd;
+
+	put_ok(w, 1);
+	cr_assert_eq(audit_writer_close(w), 0);	/* sealed: 1, 2 */
+	/* Killed in the first write to the next segment. */
+	audit_segment_name(3, name);
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, "{\"se", 5), 5);
+	close(fd);
+	w = open_ok(&c, &o);
+	cr_assert(o.recovered);
+	cr_assert_eq(o.cut_bytes, 5);
+	cr_assert_eq(o.last_seq, 2);
+	cr_assert_eq(audit_writer_close(w), 0);
+	verify_ok(dir, &v);
+	cr_assert_eq(v.recoveries, 1);
+	cr_assert_eq(v.last_seq, 4);	/* recovery, checkpoint */
+}
+
 Test(audit_writer, a_damaged_tail_beyond_one_record_is_refused)
 {
 	static const char bad[] = "not a record\n";
