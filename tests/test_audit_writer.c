@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <linux/capability.h>
 #include <linux/fs.h>
 #include <pthread.h>
 #include <signal.h>
@@ -23,6 +24,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,10 +36,14 @@ static uint8_t pub[CRYPTO_ED25519_PUB_LEN], other_pub[CRYPTO_ED25519_PUB_LEN];
 static char tmp[64], dir[160], mnt[128];
 static bool mounted;
 
+static unsigned flag_warnings;
+
 /* What the writer tells the operator, shown with the test's output. */
 static void sink(int priority, const char *line)
 {
 	(void)priority;
+	if (strstr(line, "refuse the append-only"))
+		flag_warnings++;
 	cr_log_info("log: %s", line);
 }
 
@@ -525,6 +531,51 @@ Test(audit_writer, segments_are_append_only_then_immutable_where_allowed)
 	cr_assert_eq(open_errno(dir, names[0], O_WRONLY | O_APPEND), EPERM);
 }
 
+/* This test's process (Criterion runs each in its own) loses the right
+ * to set the inode flags, as a daemon not run as root has not got it. */
+static void drop_cap_linux_immutable(void)
+{
+	struct __user_cap_header_struct h = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct d[2];
+
+	cr_assert_eq(syscall(SYS_capget, &h, d), 0);
+	d[CAP_LINUX_IMMUTABLE / 32].effective &=
+		~(1u << (CAP_LINUX_IMMUTABLE % 32));
+	cr_assert_eq(syscall(SYS_capset, &h, d), 0);
+}
+
+Test(audit_writer, without_the_inode_flags_it_goes_on_and_says_so_once)
+{
+	struct audit_writer_conf c = conf_for(dir);
+	char names[8][AUDIT_SEG_NAME_LEN + 1];
+	struct audit_writer_stats s;
+	struct audit_verdict v;
+	struct audit_writer *w;
+	size_t n;
+
+	drop_cap_linux_immutable();
+	c.segment_bytes = 2048;
+	w = open_ok(&c, NULL);
+	for (uint64_t i = 0; i < 20; i++)
+		put_ok(w, i);
+	cr_assert_eq(audit_writer_flush(w, 10000), 0);
+	audit_writer_stats(w, &s);
+	cr_assert_gt(s.unflagged, 1);
+	cr_assert_eq(flag_warnings, 1, "%u warnings", flag_warnings);
+	cr_assert_eq(audit_writer_close(w), 0);
+	n = segments(dir, names, 8);
+	cr_assert_gt(n, 1);
+	for (size_t i = 0; i < n; i++) {
+		cr_assert_eq(mode_of(dir, names[i]), 0444);
+		cr_assert_not(flags_of(dir, names[i]) &
+			      (FS_IMMUTABLE_FL | FS_APPEND_FL));
+	}
+	verify_ok(dir, &v);
+	cr_assert_eq(count(dir, AUDIT_WRITE), 20);
+}
+
 static bool checkpointed(void *arg)
 {
 	struct audit_writer_stats s;
@@ -926,6 +977,10 @@ static void deny_then_recover(enum audit_sync mode)
 	cr_assert_geq(s.refused, 1);
 	/* The refused record's ticket at least is not durable. */
 	cr_assert_eq(audit_writer_flush(w, 300), -EIO);
+	audit_writer_stats(w, &s);
+	cr_assert_geq(s.queued, 1);
+	cr_assert_geq(s.lag_ms, 300, "lag %llu ms",
+		      (unsigned long long)s.lag_ms);
 
 	cr_assert_eq(unlink(filler), 0);
 	cr_assert(tu_wait_until(is_ready, w, 5000),
