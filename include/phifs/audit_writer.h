@@ -84,7 +84,9 @@ int audit_writer_open(const struct audit_writer_conf *conf,
  * AUDIT_SYNC_ALWAYS: once it is durable), or -EIO when the log cannot
  * keep it and conf->deny_on_failure says the operation must be refused.
  * Under on_failure = allow it returns 0 and the loss is counted, and
- * recorded as a gap once the log works again.
+ * recorded as a gap once the log works again.  -EINVAL for an op the
+ * writer keeps for itself (checkpoint, recovery, gap) or a NUL in a path,
+ * -ENAMETOOLONG for a path over 4,096 bytes or a rule over 1,024.
  */
 int audit_writer_put(struct audit_writer *w, const struct audit_record *r);
 
