@@ -353,7 +353,18 @@ Test(audit_writer, refuses_records_it_cannot_encode_and_its_own_ops)
 	r.path = "a\0b";
 	r.path_len = 3;
 	cr_assert_eq(audit_writer_put(w, &r), -EINVAL);
+	{
+		static char longest[4097];
+
+		memset(longest, 'x', sizeof(longest));
+		r.path = longest;
+		r.path_len = 4096;
+		cr_assert_eq(audit_writer_put(w, &r), 0);
+		r.path_len = 4097;
+		cr_assert_eq(audit_writer_put(w, &r), -ENAMETOOLONG);
+	}
 	cr_assert_eq(audit_writer_close(w), 0);
+	cr_assert_eq(count(dir, AUDIT_WRITE), 1);
 }
 
 /* ---- sync modes ---- */
