@@ -254,7 +254,10 @@ static void take_record(struct aseg_tail *t, const struct audit_record *r,
 	t->chain.seq = r->seq;
 	memcpy(t->chain.head, r->hash, AUDIT_HASH_LEN);
 	t->any = true;
-	t->clean = !t->cut && sealed && r->op == AUDIT_CHECKPOINT;
+	t->last_ck = r->op == AUDIT_CHECKPOINT;
+	t->clean = !t->cut && sealed && t->last_ck;
+	memcpy(t->ck_prev, r->prev, AUDIT_HASH_LEN);
+	memcpy(t->ck_sig, r->sig, CRYPTO_ED25519_SIG_LEN);
 }
 
 /* Seals the segment unless a clean close already did; closes fd. */

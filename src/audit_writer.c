@@ -743,8 +743,11 @@ static int read_pub(int dirfd, uint8_t pub[CRYPTO_ED25519_PUB_LEN])
 	return rc;
 }
 
-/* audit.pub: written if missing, else it must name our key. */
-static int check_pub(struct audit_writer *w)
+/*
+ * audit.pub must name our key; when missing it is written (create), after
+ * the log's tail has shown it was ours (check_last_sig).
+ */
+static int check_pub(struct audit_writer *w, bool create)
 {
 	uint8_t pub[CRYPTO_ED25519_PUB_LEN], have[CRYPTO_ED25519_PUB_LEN];
 	char text[AUDIT_PUB_TEXT_LEN + 1];
@@ -753,11 +756,13 @@ static int check_pub(struct audit_writer *w)
 	if (rc)
 		return rc;
 	audit_pub_format(pub, text);
-	rc = atomicfile_create(w->dirfd, AUDIT_PUB_FILE, text,
-			       AUDIT_PUB_TEXT_LEN, 0444);
+	rc = create ? atomicfile_create(w->dirfd, AUDIT_PUB_FILE, text,
+					AUDIT_PUB_TEXT_LEN, 0444) : -EEXIST;
 	if (rc != -EEXIST)
 		return rc;
 	rc = read_pub(w->dirfd, have);
+	if (rc == -ENOENT && !create)
+		return 0;
 	if (!rc && memcmp(have, pub, sizeof(pub)))
 		rc = -EKEYREJECTED;
 	if (rc == -EKEYREJECTED)
@@ -826,6 +831,26 @@ static int init_sync(struct audit_writer *w)
 	return -rc;
 }
 
+/*
+ * A log whose audit.pub is gone is still not continued under another key:
+ * its last checkpoint must verify under ours.
+ */
+static int check_last_sig(struct audit_writer *w, const struct aseg_tail *t)
+{
+	uint8_t pub[CRYPTO_ED25519_PUB_LEN], msg[AUDIT_SIG_MSG_LEN];
+	int rc = crypto_ed25519_public(w->conf.key, pub);
+
+	if (rc || !t->last_ck)
+		return rc;
+	audit_checkpoint_msg(t->chain.seq, t->ck_prev, msg);
+	if (!crypto_ed25519_verify(pub, msg, sizeof(msg), t->ck_sig))
+		return 0;
+	log_msg(LOG_KIND_AUTH, LOG_ERR, "audit: %s: the log's last checkpoint "
+		"(seq %" PRIu64 ") is not signed by this volume's audit key",
+		w->dir, t->chain.seq);
+	return -EKEYREJECTED;
+}
+
 /* Mends the tail, carries the chain on, writes a recovery if due. */
 static int start_chain(struct audit_writer *w,
 		       struct audit_writer_opened *o)
@@ -839,6 +864,8 @@ static int start_chain(struct audit_writer *w,
 		log_msg(LOG_KIND_IO, LOG_ERR, "audit: %s/%s", w->dir, err);
 		return rc;
 	}
+	if ((rc = check_last_sig(w, &t)))
+		return rc;
 	w->chain = t.chain;
 	w->ck_t = now_ms();
 	w->l_written_seq = w->l_synced_seq = t.chain.seq;
@@ -899,8 +926,8 @@ int audit_writer_open(const struct audit_writer_conf *conf,
 		free_writer(w);
 		return rc;
 	}
-	if (!(rc = open_dir(w)) && !(rc = check_pub(w)) &&
-	    !(rc = start_chain(w, opened))) {
+	if (!(rc = open_dir(w)) && !(rc = check_pub(w, false)) &&
+	    !(rc = start_chain(w, opened)) && !(rc = check_pub(w, true))) {
 		w->st.unflagged = w->fn.unflagged;
 		rc = -pthread_create(&w->thread, NULL, logger_main, w);
 	}

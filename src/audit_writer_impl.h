@@ -25,6 +25,11 @@ struct aseg_tail {
 	bool clean;			/* ended by a checkpoint, sealed */
 	uint64_t cut;			/* bytes of a torn record cut */
 	uint64_t segs;			/* segment files found */
+	bool last_ck;			/* the last good record is a
+					 * checkpoint: its seq and prev in
+					 * chain.seq and ck_prev, and sig */
+	uint8_t ck_prev[AUDIT_HASH_LEN];
+	uint8_t ck_sig[CRYPTO_ED25519_SIG_LEN];
 };
 
 /*

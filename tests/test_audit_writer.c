@@ -333,6 +333,15 @@ Test(audit_writer, writes_audit_pub_and_refuses_another_key)
 	cr_assert_null(w);
 	c.key = key;
 	w = open_ok(&c, NULL);
+	put_ok(w, 1);
+	cr_assert_eq(audit_writer_close(w), 0);
+
+	/* audit.pub removed: the last checkpoint still names the key. */
+	cr_assert_eq(unlink(p), 0);
+	c.key = other;
+	cr_assert_eq(audit_writer_open(&c, &w, NULL), -EKEYREJECTED);
+	c.key = key;
+	w = open_ok(&c, NULL);
 	cr_assert_eq(audit_writer_close(w), 0);
 }
 
