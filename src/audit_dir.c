@@ -119,7 +119,8 @@ int audit_dir_load(const char *path, struct audit_segset *set, char *err,
 		snprintf(err, err_len, "%s: %s", path, strerror(-rc));
 		goto out;
 	}
-	qsort(s.segs, s.n, sizeof(*s.segs), by_name);
+	if (s.n)	/* qsort(NULL, 0, ...) is undefined */
+		qsort(s.segs, s.n, sizeof(*s.segs), by_name);
 	*set = s;
 	s.segs = NULL;	/* transferred */
 	s.n = 0;

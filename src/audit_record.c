@@ -30,7 +30,7 @@ static const char *const op_names[AUDIT_OP_COUNT] = {
 	[AUDIT_DENY] = "deny", [AUDIT_INTEGRITY_ERROR] = "integrity-error",
 	[AUDIT_POLICY_RELOAD] = "policy-reload",
 	[AUDIT_KEY_ROTATE] = "key-rotate", [AUDIT_RECOVERY] = "recovery",
-	[AUDIT_CHECKPOINT] = "checkpoint",
+	[AUDIT_CHECKPOINT] = "checkpoint", [AUDIT_GAP] = "gap",
 };
 
 /* The optional fields each op carries, and no others. */
@@ -43,6 +43,8 @@ static unsigned op_fields(enum audit_op op)
 		return F_OFF | F_LEN | F_SHA;
 	case AUDIT_TRUNCATE:
 		return F_OFF;
+	case AUDIT_GAP:
+		return F_LEN;
 	case AUDIT_DENY:
 		return F_REQ | F_RULE;
 	case AUDIT_INTEGRITY_ERROR:

@@ -72,6 +72,10 @@ static int check_record(struct vstate *s, const struct audit_record *r,
 	}
 	if (r->op == AUDIT_RECOVERY)
 		v->recoveries++;
+	if (r->op == AUDIT_GAP) {
+		v->gaps++;
+		v->lost += r->len;
+	}
 	if (s->has_anchor && r->seq == s->anchor.seq) {
 		if (memcmp(r->hash, s->anchor.hash, AUDIT_HASH_LEN))
 			return fault(v, seg, line, "seq %" PRIu64 " is not the "

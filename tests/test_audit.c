@@ -490,6 +490,41 @@ Test(audit, records_after_the_last_checkpoint_are_reported_unsealed)
 	cr_assert_eq(v.unsealed, 5);
 }
 
+Test(audit, a_gap_record_says_how_many_records_were_lost)
+{
+	static char buf[3 * AUDIT_MAX_LINE];
+	struct audit_segment g = { .name = "seg-00000000000000000001.jsonl",
+				   .buf = buf };
+	struct audit_chain c;
+	struct audit_verdict v;
+	struct audit_record r, back;
+	char why[200];
+	size_t n;
+
+	audit_chain_init(&c);
+	simple(&r, AUDIT_GAP);
+	r.path_len = 0;
+	r.len = 7;
+	r.result = -28;	/* ENOSPC */
+	cr_assert_eq(audit_chain_append(&c, &r, buf, sizeof(buf), &n), 0);
+	cr_assert_not_null(memmem(buf, n, "\"op\":\"gap\"", 10));
+	cr_assert_not_null(memmem(buf, n, "\"len\":7,\"result\":-28,", 21));
+	cr_assert_eq(audit_record_parse(buf, n - 1, &back, why, sizeof(why)),
+		     0, "%s", why);
+	cr_assert_eq(back.op, AUDIT_GAP);
+	cr_assert_eq(back.len, 7);
+	audit_record_release(&back);
+	g.len = n;
+	simple(&r, AUDIT_GAP);
+	r.len = 5;
+	cr_assert_eq(audit_chain_append(&c, &r, buf + g.len,
+					sizeof(buf) - g.len, &n), 0);
+	g.len += n;
+	expect_intact(&g, 1, NULL, 0, &v);
+	cr_assert_eq(v.gaps, 2);
+	cr_assert_eq(v.lost, 12);
+}
+
 /* Where each line of g starts, and after the last its end. */
 static char *lines_of(struct audit_segment *g, size_t *count,
 		      size_t starts[64])

@@ -7,7 +7,7 @@ ctl="$1/phifsctl"
 src=$(cd "$(dirname "$0")/.." && pwd)
 daemon="$1/phifs"
 tmp=$(mktemp -d)
-trap 'chmod -R u+w "$tmp"; rm -rf "$tmp"' EXIT
+trap 'rmtree "$tmp"' EXIT
 # shellcheck source=cli_lib.sh
 . "$(dirname "$0")/cli_lib.sh"
 

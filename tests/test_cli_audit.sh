@@ -13,7 +13,7 @@ ctl="$1/phifsctl"
 gen="$1/audit_gen"
 pyv="$(cd "$(dirname "$0")/.." && pwd)/tools/audit-verify.py"
 tmp=$(mktemp -d)
-trap 'chmod -R u+w "$tmp"; rm -rf "$tmp"' EXIT
+trap '"$gen" unseal "$tmp/writer" 2>/dev/null; chmod -R u+w "$tmp"; rm -rf "$tmp"' EXIT
 # shellcheck source=cli_lib.sh
 . "$(dirname "$0")/cli_lib.sh"
 # both NAME CODE PATTERN ARGS...: `phifsctl audit verify ARGS` as expect
@@ -125,6 +125,12 @@ cp "$tmp/seg5" "$(seg log 5)"
 expect "show of no folder" 1 "nowhere" -- "$ctl" audit show "$tmp/nowhere"
 expect "show --op of no op" 2 "unknown op 'peek'" -- "$ctl" audit show --op peek "$tmp/log"
 expect "show --since of no time" 2 "bad time 'yesterday'" -- "$ctl" audit show --since yesterday "$tmp/log"
+
+# A log the real writer made: a crash recovered, records lost (a gap).
+mkdir "$tmp/writer" && "$gen" "$tmp/writer" "$tmp/k" writer
+both "a log from the writer, with a recovery and a gap, verifies" 0 "" "$tmp/writer"
+check "verify reports the recovery" sh -c "'$ctl' audit verify '$tmp/writer' | grep -qx 'crash recoveries: 1'"
+check "and the records lost" sh -c "'$ctl' audit verify '$tmp/writer' | grep -q '^gaps: [1-9][0-9]* record(s) lost'"
 
 # The volume's own audit key: pubkey and its fingerprint in key list.
 mkdir "$tmp/vol"

@@ -14,7 +14,7 @@ tmp=$(mktemp -d)
 dpid=
 cleanup() {
   if [ -n "$dpid" ]; then fusermount3 -u "$tmp/mnt" 2>/dev/null; wait "$dpid"; fi
-  rm -rf "$tmp"
+  rmtree "$tmp"
 }
 trap cleanup EXIT
 # shellcheck source=cli_lib.sh
@@ -67,7 +67,7 @@ check "and everything is counted once" grep -qx "checked 5 file(s) (10.2 MiB), 3
 
 # A restore file by file renumbers inodes: folder records no longer open,
 # and the mount would show every folder as mode 0000.
-rm -rf "$tmp/c"; cp -a "$tmp/vol" "$tmp/c"
+rmtree "$tmp/c"; cp -a "$tmp/vol" "$tmp/c"
 out=$("$ctl" fsck --key "$k" "$tmp/c" 2>&1); rc=$?
 check "a file-by-file copy fails on its folder records ($out)" sh -c "[ $rc -eq 1 ] && [ \$(grep -c ': folder record fails authentication' <<'X'
 $out
@@ -88,7 +88,7 @@ umount_vol
 damage() {
   local c=${2:-$tmp/c}
   if [ $# -ne 2 ]; then
-    rm -rf "$c"; cp -a "$tmp/vol" "$c"
+    rmtree "$c"; cp -a "$tmp/vol" "$c"
     # A copy renumbers inodes, to which folder records are bound.
     "$ctl" fsck --adopt-folders --key "$k" "$c" 2>&1 | grep -q '^adopted folders: .* 0 failed$' ||
       echo "FAIL: adopting the copy's folders"

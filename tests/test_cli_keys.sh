@@ -12,7 +12,7 @@ tmp=$(mktemp -d)
 dpid=
 cleanup() {
   if [ -n "$dpid" ]; then fusermount3 -u "$tmp/mnt" 2>/dev/null; wait "$dpid"; fi
-  chmod -R u+w "$tmp"; rm -rf "$tmp"
+  rmtree "$tmp"
 }
 trap cleanup EXIT
 # shellcheck source=cli_lib.sh
@@ -149,7 +149,7 @@ check "every file on v2, v1 retired" test "$("$ctl" key list --json --key "$k1" 
 check "the old KEK is gone from the keystore" test "$(ks_sum "$tmp/vol")" != "$(ks_sum "$tmp/old")"
 check "files read back after the rotation" verify "$tmp/vol"
 # The old keystore and its key source against the rotated files.
-rm -rf "$tmp/stale"; cp -a "$tmp/vol" "$tmp/stale"
+rmtree "$tmp/stale"; cp -a "$tmp/vol" "$tmp/stale"
 cp "$tmp/old/.phifs/keystore" "$tmp/stale/.phifs/keystore"
 check "the old keystore copy opens no rotated file" sh -c "'$ctl' key list --key '$k1' '$tmp/stale' | grep -q 'unreadable headers: $nfiles '"
 if mount_vol "$tmp/stale"; then

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 OPS = ["mount", "unmount", "open", "read", "write", "create", "unlink",
        "rename", "mkdir", "rmdir", "link", "symlink", "truncate", "setattr",
        "deny", "integrity-error", "policy-reload", "key-rotate", "recovery",
-       "checkpoint"]
+       "checkpoint", "gap"]
 # (field, kind, ops that carry it or None for all), in the canonical order.
 FIELDS = [
     ("seq", "seq", None), ("ts", "ts", None), ("op", "op", None),
@@ -34,7 +34,7 @@ FIELDS = [
     ("path2", "bytes", {"rename", "link", "symlink"}),
     ("req", "op", {"deny"}), ("rule", "bytes", {"deny"}),
     ("off", "u63", {"read", "write", "truncate"}),
-    ("len", "u63", {"read", "write"}), ("sha256", "hex32", {"read", "write"}),
+    ("len", "u63", {"read", "write", "gap"}), ("sha256", "hex32", {"read", "write"}),
     ("block", "u63", {"integrity-error"}), ("version", "u32", {"key-rotate"}),
     ("result", "i64", None), ("sig", "hex64", {"checkpoint"}),
     ("prev", "hex32", None), ("hash", "hex32", None),

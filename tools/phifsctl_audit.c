@@ -255,6 +255,9 @@ static int audit_verify_cmd(int argc, char **argv)
 	       v.last_seq, set.n, v.checkpoints);
 	if (v.recoveries)
 		printf("crash recoveries: %" PRIu64 "\n", v.recoveries);
+	if (v.gaps)
+		printf("gaps: %" PRIu64 " record(s) lost while the log could "
+		       "not keep them (on_failure = allow)\n", v.lost);
 	if (a.anchor)
 		printf("anchor: the log holds and extends it\n");
 	if (v.unsealed) {

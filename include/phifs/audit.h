@@ -37,6 +37,7 @@ enum audit_op {
 	AUDIT_LINK, AUDIT_SYMLINK, AUDIT_TRUNCATE, AUDIT_SETATTR, AUDIT_DENY,
 	AUDIT_INTEGRITY_ERROR, AUDIT_POLICY_RELOAD, AUDIT_KEY_ROTATE,
 	AUDIT_RECOVERY, AUDIT_CHECKPOINT,
+	AUDIT_GAP,			/* records lost under on_failure = allow */
 	AUDIT_OP_COUNT
 };
 
@@ -63,7 +64,7 @@ struct audit_record {
 	size_t path2_len;
 	int64_t result;			/* 0, a byte count, or -errno */
 	uint64_t off;			/* read, write; truncate: new size */
-	uint64_t len;			/* read, write */
+	uint64_t len;			/* read, write; gap: records lost */
 	uint8_t sha256[AUDIT_HASH_LEN];	/* read, write: the plaintext */
 	enum audit_op req;		/* deny: the operation refused */
 	const char *rule;		/* deny: the rule that decided */
@@ -196,6 +197,8 @@ struct audit_verdict {
 	size_t sealed_seg, sealed_off, sealed_len;	/* its line */
 	uint64_t unsealed;		/* records after it */
 	uint64_t recoveries;		/* recovery records seen */
+	uint64_t gaps, lost;		/* gap records, the records they
+					 * say were lost */
 	bool anchored;			/* the anchor was found and matches */
 };
 

@@ -59,6 +59,9 @@ struct audit_writer_stats {
 	uint64_t refused;		/* put() refusals (fail closed) */
 	uint64_t dropped;		/* records lost under on_failure = allow */
 	bool failing;			/* the log cannot keep records now */
+	uint64_t unflagged;		/* times the file system or our
+					 * privileges refused the append-only
+					 * or immutable inode flag */
 };
 
 struct audit_writer;
@@ -81,7 +84,9 @@ int audit_writer_open(const struct audit_writer_conf *conf,
  * AUDIT_SYNC_ALWAYS: once it is durable), or -EIO when the log cannot
  * keep it and conf->deny_on_failure says the operation must be refused.
  * Under on_failure = allow it returns 0 and the loss is counted, and
- * recorded as a gap once the log works again.
+ * recorded as a gap once the log works again.  -EINVAL for an op the
+ * writer keeps for itself (checkpoint, recovery, gap) or a NUL in a path,
+ * -ENAMETOOLONG for a path over 4,096 bytes or a rule over 1,024.
  */
 int audit_writer_put(struct audit_writer *w, const struct audit_record *r);
 

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -333,15 +335,33 @@ static int procs_mentioning(const char *s, pid_t *out, int max)
 	return n;
 }
 
+/* The log's sealed segments are immutable (and open ones append-only)
+ * where the daemon may set the flags: cleared first, or unlink fails. */
+static void unflag(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	int f;
+
+	if (fd < 0)
+		return;
+	if (!ioctl(fd, FS_IOC_GETFLAGS, &f) &&
+	    (f & (FS_IMMUTABLE_FL | FS_APPEND_FL))) {
+		f &= ~(FS_IMMUTABLE_FL | FS_APPEND_FL);
+		(void)ioctl(fd, FS_IOC_SETFLAGS, &f);
+	}
+	close(fd);
+}
+
 static int rm_one(const char *path, const struct stat *st, int type,
 		  struct FTW *ftw)
 {
-	(void)st;
 	(void)ftw;
 	if (type == FTW_DP || type == FTW_D || type == FTW_DNR) {
 		chmod(path, 0700);
 		rmdir(path);
 	} else {
+		if (type == FTW_F && S_ISREG(st->st_mode) && unlink(path))
+			unflag(path);
 		unlink(path);
 	}
 	return 0;
