@@ -12,11 +12,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mountutil.h"
@@ -561,22 +564,25 @@ Test(mount_audit, reloads_rotations_and_flushes_reach_the_log)
 /*
  * The log's own store fills (a small tmpfs, the volume's elsewhere):
  * under on_failure = deny, reads and writes then fail with EIO, and no
- * plaintext comes back.  (That space freed lets the log go on without a
- * remount, and the log then verifies: those belong to the real writer's
- * tests, since this build's stand-in writer neither retries nor mends a
- * torn line.)
+ * plaintext comes back.  Once space is freed they work again with no
+ * remount, and the log verifies.
  */
 Test(mount_audit, a_full_log_store_refuses_reads_and_writes_with_eio)
 {
 	struct mu_vol *v = mu_vol_new(0), *small = mu_vol_new(256 << 10);
 	static uint8_t data[64 << 10], buf[sizeof(data)];
-	char dir[256], chunk[4096];
+	char dir[256], ballast[256], chunk[4096], cmd[512];
 	const char *extra[] = { "--audit-dir", dir, NULL };
+	struct timespec t0, t;
 	int fd, i, rc = 0;
-	ssize_t n;
+	ssize_t n = -1;
 
 	mu_require_fuse();
 	snprintf(dir, sizeof(dir), "%s/log", small->backing);
+	/* Room to give back later. */
+	snprintf(ballast, sizeof(ballast), "%s/ballast", small->backing);
+	mu_write_file(ballast, data, 96 << 10 > sizeof(data) ? sizeof(data) :
+		      96 << 10);
 	cr_assert_eq(mu_phifs(v, false, NULL, NULL, NULL, extra), 0, "%s",
 		     v->err);
 	mu_fill(data, sizeof(data), mu_seed());
@@ -610,5 +616,127 @@ Test(mount_audit, a_full_log_store_refuses_reads_and_writes_with_eio)
 		close(fd);
 	cr_expect_eq(unlink(mu_m(v, "chart")), -1);
 	cr_expect_eq(errno, EIO);
+
+	/* Space back: the writer retries on its own, no remount. */
+	cr_assert_eq(unlink(ballast), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		fd = open(mu_m(v, "chart"), O_RDONLY);
+		n = fd < 0 ? -1 : read(fd, buf, sizeof(buf));
+		if (fd >= 0)
+			close(fd);
+		if (n == (ssize_t)sizeof(data))
+			break;
+		usleep(20000);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while (t.tv_sec - t0.tv_sec < 15);
+	cr_assert_eq(n, (ssize_t)sizeof(data), "reads did not come back");
+	cr_expect_arr_eq(buf, data, sizeof(data));
+	cr_expect_eq(unlink(mu_m(v, "chart")), 0, "%s", strerror(errno));
 	mu_unmount(v);
+	snprintf(cmd, sizeof(cmd), "%s/phifsctl audit verify %s >/dev/null",
+		 PHIFS_BIN_DIR, dir);
+	rc = system(cmd);
+	cr_expect(WIFEXITED(rc) && WEXITSTATUS(rc) == 0,
+		  "the log does not verify after the full store: %d", rc);
+}
+
+/* Writes 4 KiB blocks of byte i to the file, counting those that returned. */
+struct acker {
+	char path[256];
+	_Atomic long acked;
+};
+
+static void *write_until_killed(void *arg)
+{
+	struct acker *a = arg;
+	uint8_t b[4096];
+	int fd = open(a->path, O_WRONLY | O_CREAT, 0600);
+
+	for (long i = 0; fd >= 0; i++) {
+		memset(b, (int)(i & 0xff), sizeof(b));
+		if (pwrite(fd, b, sizeof(b), (i % 64) * 4096) != sizeof(b))
+			break;
+		atomic_store(&a->acked, i + 1);
+	}
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+/* Whether the log has the record of write i of file path (write_until_killed). */
+static bool has_write(const char *path, long i)
+{
+	uint8_t b[4096], want[AUDIT_HASH_LEN];
+
+	memset(b, (int)(i & 0xff), sizeof(b));
+	cr_assert_eq(crypto_sha256(b, sizeof(b), want), 0);
+	for (size_t k = 0; k < nrecs; k++)
+		if (recs[k].op == AUDIT_WRITE && path_is(&recs[k], path) &&
+		    recs[k].off == (uint64_t)(i % 64) * 4096 &&
+		    recs[k].len == sizeof(b) &&
+		    !memcmp(recs[k].sha256, want, sizeof(want)))
+			return true;
+	return false;
+}
+
+#define KILLS 20
+
+/*
+ * kill -9 of the daemon during writes, 20 times, under sync = always: each
+ * remount mends the log's torn tail with a recovery record, the log then
+ * verifies, and every write(2) that returned has its record.
+ */
+Test(mount_audit, kill_9_during_writes_loses_no_acknowledged_record,
+     .timeout = 300)
+{
+	struct mu_vol *v = mu_vol_new(0);
+	static struct acker a[KILLS];
+	uint64_t seed = mu_seed();
+	struct timespec t0, t;
+	pthread_t th;
+	char name[32];
+	long acked = 0;
+
+	mu_require_fuse();
+	for (int r = 0; r < KILLS; r++) {
+		long target = 1 + (long)((seed >> (r % 48)) % 97 + (unsigned)r * 7) % 150;
+
+		mount_with(v, "[audit]\nsync = always\n", NULL, NULL);
+		snprintf(name, sizeof(name), "f%d", r);
+		snprintf(a[r].path, sizeof(a[r].path), "%s", mu_m(v, name));
+		cr_assert_eq(pthread_create(&th, NULL, write_until_killed,
+					    &a[r]), 0);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		do {	/* a different moment each round */
+			usleep(1000);
+			clock_gettime(CLOCK_MONOTONIC, &t);
+		} while (atomic_load(&a[r].acked) < target &&
+			 t.tv_sec - t0.tv_sec < 20);
+		mu_kill9(v);
+		pthread_join(th, NULL);
+		mu_unmount_dead(v);
+		cr_assert_gt(atomic_load(&a[r].acked), 0, "round %d wrote "
+			     "nothing", r);
+	}
+	mount_with(v, "[audit]\nsync = always\n", NULL, NULL);
+	mu_unmount(v);
+	cr_expect_eq(verify(v), 0, "the log does not verify after the kills");
+	load_records(v);
+	cr_expect_eq(count(AUDIT_RECOVERY), KILLS, "one recovery a kill");
+	for (int r = 0; r < KILLS; r++)
+		acked += atomic_load(&a[r].acked);
+	cr_expect_geq(count(AUDIT_WRITE), (size_t)acked, "%zu write records "
+		      "for %ld writes that returned", count(AUDIT_WRITE),
+		      acked);
+	for (int r = 0; r < KILLS; r++) {
+		long n = atomic_load(&a[r].acked);
+
+		snprintf(name, sizeof(name), "/f%d", r);
+		/* The last acknowledged write of each of the 64 blocks. */
+		for (long i = n - 1; i >= 0 && i >= n - 64; i--)
+			cr_expect(has_write(name, i), "round %d: write %ld of "
+				  "%ld returned, but has no record", r, i, n);
+	}
+	release_records();
 }
