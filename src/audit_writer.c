@@ -34,6 +34,12 @@
 #define DEF_CHECKPOINT_MS 10000
 #define BATCH_MAX 1024		/* records per write(2) */
 #define RETRY_MS 200		/* a failing log tries again this often */
+/*
+ * Under sync = batch a batch gathers for this long after the last commit:
+ * one fdatasync for the records of a few milliseconds, not one per record
+ * (which a reader doing 4 KiB reads paid as a disk flush each).
+ */
+#define BATCH_WINDOW_MS 10
 #define CLOSE_GIVE_UP_MS 2000	/* close() on a failing log waits this */
 #define IDLE_MS 3600000
 #define PATH_MAX_LEN 4096	/* what AUDIT_MAX_LINE is sized for */
@@ -87,6 +93,9 @@ struct audit_writer {
 	uint64_t lost;
 	int lost_err;
 	uint64_t give_up_ms, retry_ms;
+	uint64_t stepped_ms;	/* when the last batch was written */
+	bool in_window;		/* the logger waits out a batch window:
+				 * a put need not wake it */
 	uint64_t pend_oldest_ms;	/* 0: nothing pending */
 	uint64_t pend_records;
 	struct audit_writer_stats st;
@@ -250,7 +259,11 @@ int audit_writer_put(struct audit_writer *w, const struct audit_record *r)
 	else
 		w->head = q;
 	w->tail = q;
-	if (w->nq++ == 0)
+	/* One wake-up per batch: the logger, when it waits out a window,
+	 * takes what came meanwhile at its end. */
+	if (w->nq++ == 0 && !w->in_window)
+		pthread_cond_signal(&w->wake);
+	else if (w->nq == BATCH_MAX)
 		pthread_cond_signal(&w->wake);
 	if (w->conf.sync == AUDIT_SYNC_ALWAYS)
 		rc = wait_durable(w, q, t);
@@ -535,6 +548,24 @@ static bool has_work(const struct audit_writer *w, uint64_t now)
 	return w->stop && (w->since_ck || w->segfd >= 0);
 }
 
+/*
+ * Under sync = batch, when the next batch may go (0: now): the window
+ * after the last one, unless someone waits on the log (flush, anchor,
+ * close), a batch is full, or something else falls due.
+ */
+static uint64_t batch_opens(const struct audit_writer *w, uint64_t now)
+{
+	if (w->conf.sync != AUDIT_SYNC_BATCH || w->stop || w->failing ||
+	    w->lost || w->roll || w->nq >= BATCH_MAX)
+		return 0;
+	if (w->anchor_want > w->anchor_done || w->flush_want > w->synced)
+		return 0;
+	if (ck_due(w, now) || roll_due(w, now))
+		return 0;
+	return now < w->stepped_ms + BATCH_WINDOW_MS ?
+	       w->stepped_ms + BATCH_WINDOW_MS : 0;
+}
+
 /* When a timer falls due with nothing queued. */
 static uint64_t next_due(const struct audit_writer *w, uint64_t now)
 {
@@ -667,8 +698,16 @@ static bool ready_to_step(struct audit_writer *w, bool *quit)
 		}
 		return true;
 	}
-	if (has_work(w, now))
-		return true;
+	if (has_work(w, now)) {
+		uint64_t opens = batch_opens(w, now);
+
+		if (!opens)
+			return true;
+		w->in_window = true;
+		wait_until(&w->wake, &w->mu, opens);
+		w->in_window = false;
+		return false;
+	}
 	if (w->stop) {
 		*quit = true;
 		return false;
@@ -695,6 +734,7 @@ static void *logger_main(void *arg)
 		pthread_mutex_unlock(&w->mu);
 		rc = step(w, &p);
 		pthread_mutex_lock(&w->mu);
+		w->stepped_ms = now_ms();
 		settle(w, rc, &p);
 	}
 	pthread_mutex_unlock(&w->mu);
