@@ -687,8 +687,7 @@ static bool has_write(const char *path, long i)
  * remount mends the log's torn tail with a recovery record, the log then
  * verifies, and every write(2) that returned has its record.
  */
-Test(mount_audit, kill_9_during_writes_loses_no_acknowledged_record,
-     .timeout = 300)
+Test(mount_audit, kill_9_during_writes_loses_no_acknowledged_record)
 {
 	struct mu_vol *v = mu_vol_new(0);
 	static struct acker a[KILLS];
