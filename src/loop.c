@@ -14,6 +14,10 @@
  * window before it sleeps in poll(): the window doubles when a request came
  * just after it closed and halves when the gap was long, as the kernel's
  * guest halt-polling does, so an idle mount does not spin.
+ *
+ * The loop also speaks for the file system at INIT where libfuse 3.14
+ * cannot: it asks for FUSE_HANDLE_KILLPRIV_V2 (see loop.h), by adding the
+ * flag to the INIT reply on its way to the device (fuse_session_custom_io).
  */
 #include "phifs/loop.h"
 
@@ -26,9 +30,12 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +67,9 @@ struct loop {
 	_Atomic unsigned serving;	/* workers inside a request */
 	struct loop_stats *st;		/* NULL: nobody asks */
 };
+
+/* The request this thread serves, for loop_kill_suidgid and INIT. */
+static _Thread_local const struct fuse_buf *serving_now;
 
 static uint64_t now_ns(void)
 {
@@ -267,7 +277,9 @@ static void serve(struct loop *l, const struct fuse_buf *fb)
 	if (l->st)
 		atomic_fetch_add_explicit(&l->st->requests, 1,
 					  memory_order_relaxed);
+	serving_now = fb;
 	fuse_session_process_buf(l->se, fb);
+	serving_now = NULL;
 	if (l->st)
 		atomic_fetch_add_explicit(&l->st->replies, 1,
 					  memory_order_relaxed);
@@ -331,6 +343,82 @@ static void wait_for_stop(struct loop *l)
 	pthread_mutex_unlock(&l->lock);
 }
 
+/* The argument of the request fb after its header, if it holds size bytes. */
+static const void *request_arg(const struct fuse_buf *fb, uint32_t opcode,
+			       size_t size)
+{
+	const struct fuse_in_header *h;
+
+	if (!fb || (fb->flags & FUSE_BUF_IS_FD) || fb->size < sizeof(*h) + size)
+		return NULL;
+	h = fb->mem;
+	return h->opcode == opcode ? h + 1 : NULL;
+}
+
+bool loop_kill_suidgid(void)
+{
+	const struct fuse_buf *fb = serving_now;
+	const struct fuse_write_in *w;
+	const struct fuse_open_in *o;
+	const struct fuse_create_in *c;
+	const struct fuse_setattr_in *a;
+
+	if ((w = request_arg(fb, FUSE_WRITE, sizeof(*w))))
+		return w->write_flags & FUSE_WRITE_KILL_SUIDGID;
+	if ((o = request_arg(fb, FUSE_OPEN, sizeof(*o))))
+		return o->open_flags & FUSE_OPEN_KILL_SUIDGID;
+	if ((c = request_arg(fb, FUSE_CREATE, sizeof(*c))))
+		return c->open_flags & FUSE_OPEN_KILL_SUIDGID;
+	if ((a = request_arg(fb, FUSE_SETATTR, sizeof(*a))))
+		return a->valid & FATTR_KILL_SUIDGID;
+	return false;
+}
+
+static ssize_t dev_read(int fd, void *buf, size_t len, void *unused)
+{
+	(void)unused;
+	return read(fd, buf, len);
+}
+
+/*
+ * Every reply and notice goes out here.  libfuse 3.14 passes on to the
+ * kernel only the INIT flags it knows, and FUSE_HANDLE_KILLPRIV_V2 is not
+ * one: without it the kernel asks GETXATTR security.capability before
+ * every write (file_remove_privs), a round trip each; with it, only before
+ * an inode's first write (SB_NOSEC), and it tells the file system when to
+ * drop set-id bits (loop_kill_suidgid) instead of sending a chmod.  So the
+ * successful reply to the INIT this thread serves gets the flag added
+ * when the kernel offered it.
+ */
+static ssize_t dev_writev(int fd, struct iovec *iov, int count, void *unused)
+{
+	const struct fuse_init_in *in =
+		request_arg(serving_now, FUSE_INIT, sizeof(*in));
+	const struct fuse_out_header *out = iov[0].iov_base;
+	struct fuse_init_out reply;
+	struct iovec v[2];
+
+	(void)unused;
+	if (!in || count != 2 || iov[0].iov_len < sizeof(*out) || out->error ||
+	    out->unique != ((const struct fuse_in_header *)serving_now->mem)
+				   ->unique ||
+	    !(in->flags & FUSE_HANDLE_KILLPRIV_V2) ||
+	    iov[1].iov_len < offsetof(struct fuse_init_out, flags) +
+				     sizeof(reply.flags) ||
+	    iov[1].iov_len > sizeof(reply))
+		return writev(fd, iov, count);
+	memcpy(&reply, iov[1].iov_base, iov[1].iov_len);
+	reply.flags |= FUSE_HANDLE_KILLPRIV_V2;
+	v[0] = iov[0];
+	v[1] = (struct iovec){ .iov_base = &reply, .iov_len = iov[1].iov_len };
+	return writev(fd, v, 2);
+}
+
+static const struct fuse_custom_io dev_io = {
+	.read = dev_read,
+	.writev = dev_writev,
+};
+
 static int loop_init(struct loop *l, struct fuse_session *se, unsigned max,
 		     struct loop_stats *st)
 {
@@ -346,6 +434,9 @@ static int loop_init(struct loop *l, struct fuse_session *se, unsigned max,
 	fl = fcntl(l->dev, F_GETFL);
 	if (fl < 0 || fcntl(l->dev, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -errno;
+	fl = fuse_session_custom_io(se, &dev_io, l->dev);
+	if (fl)
+		return fl;
 	l->stop = eventfd(0, EFD_CLOEXEC);
 	if (l->stop < 0)
 		return -errno;

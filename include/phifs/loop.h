@@ -14,6 +14,7 @@
 #ifndef PHIFS_LOOP_H
 #define PHIFS_LOOP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "phifs/fs.h"
@@ -35,5 +36,16 @@ struct loop_stats {
  */
 int loop_run(struct fuse_session *se, unsigned max_threads,
 	     struct loop_stats *st);
+
+/*
+ * loop_run negotiates FUSE_HANDLE_KILLPRIV_V2 when the kernel offers it
+ * (libfuse 3.14 cannot), which spares each write a GETXATTR
+ * security.capability.  The kernel then leaves the dropping of set-user-id
+ * and set-group-id bits to the file system: on a write, a truncation or a
+ * truncating open by a process without CAP_FSETID, and on chown.  In those
+ * handlers, true when the request this thread serves asks for it.  Always
+ * false outside loop_run (libfuse's own loop: the kernel does it itself).
+ */
+bool loop_kill_suidgid(void);
 
 #endif
