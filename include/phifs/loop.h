@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <linux/fuse.h>
 
 #include "phifs/fs.h"
 
@@ -47,5 +48,21 @@ int loop_run(struct fuse_session *se, unsigned max_threads,
  * false outside loop_run (libfuse's own loop: the kernel does it itself).
  */
 bool loop_kill_suidgid(void);
+
+/*
+ * The kernel asks GETXATTR security.capability before a file's first write
+ * and at each chown and truncation.  Once the file system has answered it
+ * "none" (EOPNOTSUPP or ENODATA, which for phifs holds for every inode: it
+ * stores no security.* attribute and refuses the name before anything is
+ * asked or touched), loop_run's reader gives that answer to each later
+ * question itself, without a worker or libfuse.  The two steps, pure, for
+ * tests: loop_cap_learn gives the -errno to remember from the reply out to
+ * the request req (len bytes), or 0; loop_cap_reply fills out with the
+ * answer to req from what was learned, or is false.
+ */
+int loop_cap_learn(const void *req, size_t len,
+		   const struct fuse_out_header *out);
+bool loop_cap_reply(int learned, const void *req, size_t len,
+		    struct fuse_out_header *out);
 
 #endif

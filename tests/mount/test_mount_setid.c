@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "mountutil.h"
@@ -220,5 +221,36 @@ Test(mount_setid, a_write_costs_one_request)
 	cr_assert_eq(close(fd), 0);
 	cr_expect_leq(taken, WRITES + 4, "%llu requests for %d writes",
 		      (unsigned long long)taken, WRITES);
+	mu_unmount(v);
+}
+
+/*
+ * After the first, the loop's reader answers security.capability itself
+ * (loop.h): the same answer as the file system's, and nothing else is
+ * answered so.
+ */
+Test(mount_setid, security_capability_answered_as_before)
+{
+	struct mu_vol *v;
+	char buf[16];
+	const char *f;
+
+	mu_require_fuse();
+	v = mu_vol_new(0);
+	mu_mount(v);
+	f = mu_m(v, "f");
+	mu_write_file(f, "hi", 2);
+	for (int k = 0; k < 3; k++) {
+		cr_assert_eq(getxattr(f, "security.capability", buf,
+				      sizeof(buf)), -1);
+		cr_assert_eq(errno, EOPNOTSUPP, "%s", strerror(errno));
+	}
+	cr_assert_eq(getxattr(f, "security.selinux", buf, sizeof(buf)), -1);
+	cr_assert_eq(errno, EOPNOTSUPP);
+	cr_assert_eq(setxattr(f, "user.a", "v", 1, 0), 0, "%s",
+		     strerror(errno));
+	cr_assert_eq(getxattr(f, "user.a", buf, sizeof(buf)), 1);
+	cr_assert_eq(getxattr(f, "user.b", buf, sizeof(buf)), -1);
+	cr_assert_eq(errno, ENODATA);
 	mu_unmount(v);
 }
