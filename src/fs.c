@@ -183,13 +183,13 @@ static bool caller_in_group(const struct vfs_caller *c, gid_t gid)
  * The mode of ino with the set-id bits dropped that Linux drops when
  * someone changes a file (setattr_should_drop_suidgid): set-user-id always;
  * set-group-id with group execute, or else (a mandatory-locking mark) when
- * the caller is not in the file's group and not privileged.  privileged:
- * the caller may hold CAP_FSETID (only a chown is asked of such callers;
- * uid 0 stands for it).  *changed: whether any bit was dropped.
+ * the caller is not in the file's group nor holds CAP_FSETID.  The kernel
+ * asks for a write or a truncation only by a caller without CAP_FSETID, but
+ * for every chown: chown says so, and there uid 0 stands for the
+ * capability.  *changed: whether any bit was dropped.
  */
 static int killed_mode(fuse_req_t req, const struct vfs_caller *c,
-		       fuse_ino_t ino, bool privileged, mode_t *mode,
-		       bool *changed)
+		       fuse_ino_t ino, bool chown, mode_t *mode, bool *changed)
 {
 	struct stat st;
 	int rc = vfs_getattr(vfs_of(req), c, ino, &st);
@@ -198,7 +198,7 @@ static int killed_mode(fuse_req_t req, const struct vfs_caller *c,
 		return rc;
 	*mode = st.st_mode & ~(mode_t)S_ISUID;
 	if ((*mode & S_IXGRP) ||
-	    ((*mode & S_ISGID) && !(privileged && c->uid == 0) &&
+	    ((*mode & S_ISGID) && !(chown && c->uid == 0) &&
 	     !caller_in_group(c, st.st_gid)))
 		*mode &= ~(mode_t)S_ISGID;
 	*changed = *mode != st.st_mode;
