@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "phifs/loop.h"
 #include "phifs/vfs.h"
 
 /*
@@ -170,14 +171,93 @@ _Static_assert(FUSE_SET_ATTR_MODE == VFS_SET_MODE &&
 	       FUSE_SET_ATTR_MTIME_NOW == VFS_SET_MTIME_NOW,
 	       "VFS_SET_* are FUSE_SET_ATTR_*");
 
+static bool caller_in_group(const struct vfs_caller *c, gid_t gid)
+{
+	const gid_t *g;
+	size_t n;
+
+	if (c->gid == gid)
+		return true;
+	n = vfs_caller_groups(c, &g);
+	for (size_t k = 0; k < n; k++)
+		if (g[k] == gid)
+			return true;
+	return false;
+}
+
+/*
+ * The mode of ino with the set-id bits dropped that Linux drops when
+ * someone changes a file (setattr_should_drop_suidgid): set-user-id always;
+ * set-group-id with group execute, or else (a mandatory-locking mark) when
+ * the caller is not in the file's group nor holds CAP_FSETID.  The kernel
+ * asks for a write or a truncation only by a caller without CAP_FSETID, but
+ * for every chown: chown says so, and there uid 0 stands for the
+ * capability.  *changed: whether any bit was dropped.
+ */
+static int killed_mode(fuse_req_t req, const struct vfs_caller *c,
+		       fuse_ino_t ino, bool chown, mode_t *mode, bool *changed)
+{
+	struct stat st;
+	int rc = vfs_getattr(vfs_of(req), c, ino, &st);
+
+	if (rc)
+		return rc;
+	*mode = st.st_mode & ~(mode_t)S_ISUID;
+	if ((*mode & S_IXGRP) ||
+	    ((*mode & S_ISGID) && !(chown && c->uid == 0) &&
+	     !caller_in_group(c, st.st_gid)))
+		*mode &= ~(mode_t)S_ISGID;
+	*changed = *mode != st.st_mode;
+	return 0;
+}
+
+/*
+ * Drops the set-id bits of ino when the kernel leaves it to us (loop.h)
+ * on a write or a truncating open, and has the kernel forget the mode it
+ * holds, which no reply to these carries: until then it would still run
+ * the changed file set-id.  f: the open file.
+ */
+static int kill_suidgid(fuse_req_t req, const struct vfs_caller *c,
+			fuse_ino_t ino, struct vfs_file *f)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct stat attr = { 0 };
+	bool changed = false;
+	int rc;
+
+	if (!loop_kill_suidgid())
+		return 0;
+	rc = killed_mode(req, c, ino, false, &attr.st_mode, &changed);
+	if (rc || !changed)
+		return rc;
+	rc = vfs_setattr(fs->vfs, c, ino, &attr, VFS_SET_MODE, f);
+	if (!rc)
+		(void)fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+	return rc;
+}
+
 static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int to_set, struct fuse_file_info *fi)
 {
+	bool changed = false;
+	mode_t mode;
+	int rc = 0;
 	CALLER(req);
 
-	reply_attr(req, vfs_setattr(vfs_of(req), &caller, ino, attr,
-				    to_set & VFS_SET_ALL, file_of(fi)),
-		   attr);
+	/* A truncation or chown the kernel left the set-id bits of to us
+	 * (loop.h): the chmod it would have sent with it. */
+	if (loop_kill_suidgid() && !(to_set & VFS_SET_MODE))
+		rc = killed_mode(req, &caller, ino,
+				 to_set & (VFS_SET_UID | VFS_SET_GID), &mode,
+				 &changed);
+	if (changed) {
+		attr->st_mode = mode;
+		to_set |= VFS_SET_MODE;
+	}
+	if (!rc)
+		rc = vfs_setattr(vfs_of(req), &caller, ino, attr,
+				 to_set & VFS_SET_ALL, file_of(fi));
+	reply_attr(req, rc, attr);
 }
 
 static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -266,6 +346,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	CALLER(req);
 
 	rc = vfs_open(v, &caller, ino, fi->flags, &f, &hint);
+	if (!rc && (rc = kill_suidgid(req, &caller, ino, f)))
+		(void)vfs_release(v, NULL, f);
 	if (rc) {
 		reply_rc(req, rc);
 		return;
@@ -361,13 +443,15 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	ssize_t n;
 	CALLER(req);
 
-	(void)ino;
 	if (off < 0) {
 		reply_rc(req, -EINVAL);
 		return;
 	}
-	n = vfs_write(vfs_of(req), &caller, file_of(fi), buf, size,
-		      (uint64_t)off);
+	/* Before the bytes, as file_remove_privs does on ext4. */
+	n = kill_suidgid(req, &caller, ino, file_of(fi));
+	if (!n)
+		n = vfs_write(vfs_of(req), &caller, file_of(fi), buf, size,
+			      (uint64_t)off);
 	if (n < 0)
 		reply_rc(req, (int)n);
 	else

@@ -14,6 +14,12 @@
  * window before it sleeps in poll(): the window doubles when a request came
  * just after it closed and halves when the gap was long, as the kernel's
  * guest halt-polling does, so an idle mount does not spin.
+ *
+ * The loop also speaks for the file system at INIT where libfuse 3.14
+ * cannot: it asks for FUSE_HANDLE_KILLPRIV_V2 (see loop.h), by adding the
+ * flag to the INIT reply on its way to the device (fuse_session_custom_io).
+ * And it answers the kernel's own question, GETXATTR security.capability,
+ * itself once the file system has answered it (answer_cap).
  */
 #include "phifs/loop.h"
 
@@ -26,9 +32,12 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,8 +67,13 @@ struct loop {
 	pthread_t threads[THREAD_SLOTS];
 	_Atomic uint32_t spin_ns;	/* the holder's current window */
 	_Atomic unsigned serving;	/* workers inside a request */
+	_Atomic int cap_answer;		/* -errno for security.capability */
 	struct loop_stats *st;		/* NULL: nobody asks */
 };
+
+/* The request this thread serves, and its loop, for the device hooks. */
+static _Thread_local const struct fuse_buf *serving_now;
+static _Thread_local struct loop *serving_loop;
 
 static uint64_t now_ns(void)
 {
@@ -166,6 +180,175 @@ static int take_request(struct loop *l, struct fuse_buf *fb)
 	return res;
 }
 
+/* The argument of the request fb after its header, if it holds size bytes. */
+static const void *request_arg(const struct fuse_buf *fb, uint32_t opcode,
+			       size_t size)
+{
+	const struct fuse_in_header *h;
+
+	if (!fb || (fb->flags & FUSE_BUF_IS_FD) || fb->size < sizeof(*h) + size)
+		return NULL;
+	h = fb->mem;
+	return h->opcode == opcode ? h + 1 : NULL;
+}
+
+bool loop_kill_suidgid(void)
+{
+	const struct fuse_buf *fb = serving_now;
+	const struct fuse_write_in *w;
+	const struct fuse_open_in *o;
+	const struct fuse_create_in *c;
+	const struct fuse_setattr_in *a;
+
+	if ((w = request_arg(fb, FUSE_WRITE, sizeof(*w))))
+		return w->write_flags & FUSE_WRITE_KILL_SUIDGID;
+	if ((o = request_arg(fb, FUSE_OPEN, sizeof(*o))))
+		return o->open_flags & FUSE_OPEN_KILL_SUIDGID;
+	if ((c = request_arg(fb, FUSE_CREATE, sizeof(*c))))
+		return c->open_flags & FUSE_OPEN_KILL_SUIDGID;
+	if ((a = request_arg(fb, FUSE_SETATTR, sizeof(*a))))
+		return a->valid & FATTR_KILL_SUIDGID;
+	return false;
+}
+
+#define CAP_NAME "security.capability"
+
+/* Whether the request req (len bytes) is a GETXATTR of security.capability. */
+static bool asks_cap(const void *req, size_t len)
+{
+	const struct fuse_in_header *h = req;
+	const size_t at = sizeof(*h) + sizeof(struct fuse_getxattr_in);
+
+	return req && len >= at + sizeof(CAP_NAME) &&
+	       h->opcode == FUSE_GETXATTR &&
+	       !memcmp((const char *)req + at, CAP_NAME, sizeof(CAP_NAME));
+}
+
+int loop_cap_learn(const void *req, size_t len,
+		   const struct fuse_out_header *out)
+{
+	if (!asks_cap(req, len) || out->len != sizeof(*out) ||
+	    out->unique != ((const struct fuse_in_header *)req)->unique)
+		return 0;
+	return out->error == -EOPNOTSUPP || out->error == -ENODATA ?
+		       out->error : 0;
+}
+
+bool loop_cap_reply(int learned, const void *req, size_t len,
+		    struct fuse_out_header *out)
+{
+	if (!learned || !asks_cap(req, len))
+		return false;
+	*out = (struct fuse_out_header){
+		.len = sizeof(*out), .error = learned,
+		.unique = ((const struct fuse_in_header *)req)->unique,
+	};
+	return true;
+}
+
+static bool in_memory(const struct fuse_buf *fb)
+{
+	return fb && !(fb->flags & FUSE_BUF_IS_FD);
+}
+
+/* 1 when the reader answered fb itself (loop.h), 0 not, or -errno. */
+static int answer_cap(struct loop *l, const struct fuse_buf *fb)
+{
+	struct fuse_out_header out;
+
+	if (!in_memory(fb) ||
+	    !loop_cap_reply(atomic_load_explicit(&l->cap_answer,
+						 memory_order_relaxed),
+			    fb->mem, fb->size, &out))
+		return 0;
+	if (l->st) {
+		atomic_fetch_add_explicit(&l->st->requests, 1,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&l->st->replies, 1,
+					  memory_order_relaxed);
+	}
+	/* ENOENT: the kernel gave up on it (interrupted) meanwhile. */
+	if (write(l->dev, &out, sizeof(out)) < 0 && errno != ENOENT)
+		return -errno;
+	return 1;
+}
+
+/* The reply out goes to the request this thread serves: learn from it. */
+static void learn_cap(const struct fuse_out_header *out)
+{
+	const struct fuse_buf *fb = serving_now;
+	int err;
+
+	if (!in_memory(fb))
+		return;
+	err = loop_cap_learn(fb->mem, fb->size, out);
+	if (err)
+		atomic_store_explicit(&serving_loop->cap_answer, err,
+				      memory_order_relaxed);
+}
+
+static ssize_t dev_read(int fd, void *buf, size_t len, void *unused)
+{
+	(void)unused;
+	return read(fd, buf, len);
+}
+
+/*
+ * Every reply and notice goes out here.  libfuse 3.14 passes on to the
+ * kernel only the INIT flags it knows, and FUSE_HANDLE_KILLPRIV_V2 is not
+ * one: without it the kernel asks GETXATTR security.capability before
+ * every write (file_remove_privs), a round trip each; with it, only before
+ * an inode's first write (SB_NOSEC), and it tells the file system when to
+ * drop set-id bits (loop_kill_suidgid) instead of sending a chmod.  So the
+ * successful reply to the INIT this thread serves gets the flag added
+ * when the kernel offered it.
+ */
+static ssize_t dev_writev(int fd, struct iovec *iov, int count, void *unused)
+{
+	const struct fuse_init_in *in =
+		request_arg(serving_now, FUSE_INIT, sizeof(*in));
+	const struct fuse_out_header *out = iov[0].iov_base;
+	struct fuse_init_out reply;
+	struct iovec v[2];
+
+	(void)unused;
+	if (count == 1 && iov[0].iov_len == sizeof(*out))
+		learn_cap(out);
+	if (!in || count != 2 || iov[0].iov_len < sizeof(*out) || out->error ||
+	    out->unique != ((const struct fuse_in_header *)serving_now->mem)
+				   ->unique ||
+	    !(in->flags & FUSE_HANDLE_KILLPRIV_V2) ||
+	    iov[1].iov_len < offsetof(struct fuse_init_out, flags) +
+				     sizeof(reply.flags) ||
+	    iov[1].iov_len > sizeof(reply))
+		return writev(fd, iov, count);
+	memcpy(&reply, iov[1].iov_base, iov[1].iov_len);
+	reply.flags |= FUSE_HANDLE_KILLPRIV_V2;
+	v[0] = iov[0];
+	v[1] = (struct iovec){ .iov_base = &reply, .iov_len = iov[1].iov_len };
+	return writev(fd, v, 2);
+}
+
+static const struct fuse_custom_io dev_io = {
+	.read = dev_read,
+	.writev = dev_writev,
+};
+
+/* take_request, past the requests the reader answers itself. */
+static int take_unanswered(struct loop *l, struct fuse_buf *fb)
+{
+	int res, rc;
+
+	for (;;) {
+		res = take_request(l, fb);
+		if (res <= 0)
+			return res;
+		rc = answer_cap(l, fb);
+		if (rc <= 0)
+			return rc ? rc : res;
+	}
+}
+
 static void *worker(void *arg);
 
 /* Under lock.  A thread that cannot start only costs parallelism. */
@@ -267,7 +450,10 @@ static void serve(struct loop *l, const struct fuse_buf *fb)
 	if (l->st)
 		atomic_fetch_add_explicit(&l->st->requests, 1,
 					  memory_order_relaxed);
+	serving_now = fb;
+	serving_loop = l;
 	fuse_session_process_buf(l->se, fb);
+	serving_now = NULL;
 	if (l->st)
 		atomic_fetch_add_explicit(&l->st->replies, 1,
 					  memory_order_relaxed);
@@ -294,7 +480,7 @@ static void *worker(void *arg)
 			me = l->holder = ++l->turns;
 		l->state = TAKING;
 		pthread_mutex_unlock(&l->lock);
-		res = take_request(l, &fb);
+		res = take_unanswered(l, &fb);
 		more = res > 0 &&
 		       (long_request(&fb) || readable(l->dev, 0));
 		pthread_mutex_lock(&l->lock);
@@ -331,6 +517,7 @@ static void wait_for_stop(struct loop *l)
 	pthread_mutex_unlock(&l->lock);
 }
 
+
 static int loop_init(struct loop *l, struct fuse_session *se, unsigned max,
 		     struct loop_stats *st)
 {
@@ -346,6 +533,9 @@ static int loop_init(struct loop *l, struct fuse_session *se, unsigned max,
 	fl = fcntl(l->dev, F_GETFL);
 	if (fl < 0 || fcntl(l->dev, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -errno;
+	fl = fuse_session_custom_io(se, &dev_io, l->dev);
+	if (fl)
+		return fl;
 	l->stop = eventfd(0, EFD_CLOEXEC);
 	if (l->stop < 0)
 		return -errno;

@@ -14,7 +14,9 @@
 #ifndef PHIFS_LOOP_H
 #define PHIFS_LOOP_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <linux/fuse.h>
 
 #include "phifs/fs.h"
 
@@ -35,5 +37,32 @@ struct loop_stats {
  */
 int loop_run(struct fuse_session *se, unsigned max_threads,
 	     struct loop_stats *st);
+
+/*
+ * loop_run negotiates FUSE_HANDLE_KILLPRIV_V2 when the kernel offers it
+ * (libfuse 3.14 cannot), which spares each write a GETXATTR
+ * security.capability.  The kernel then leaves the dropping of set-user-id
+ * and set-group-id bits to the file system: on a write, a truncation or a
+ * truncating open by a process without CAP_FSETID, and on chown.  In those
+ * handlers, true when the request this thread serves asks for it.  Always
+ * false outside loop_run (libfuse's own loop: the kernel does it itself).
+ */
+bool loop_kill_suidgid(void);
+
+/*
+ * The kernel asks GETXATTR security.capability before a file's first write
+ * and at each chown and truncation.  Once the file system has answered it
+ * "none" (EOPNOTSUPP or ENODATA, which for phifs holds for every inode: it
+ * stores no security.* attribute and refuses the name before anything is
+ * asked or touched), loop_run's reader gives that answer to each later
+ * question itself, without a worker or libfuse.  The two steps, pure, for
+ * tests: loop_cap_learn gives the -errno to remember from the reply out to
+ * the request req (len bytes), or 0; loop_cap_reply fills out with the
+ * answer to req from what was learned, or is false.
+ */
+int loop_cap_learn(const void *req, size_t len,
+		   const struct fuse_out_header *out);
+bool loop_cap_reply(int learned, const void *req, size_t len,
+		    struct fuse_out_header *out);
 
 #endif
