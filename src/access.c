@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "phifs/sysnames.h"
 
@@ -305,6 +306,51 @@ static int judge(struct judge *j, uint64_t ino, bool unnamed_ok)
 }
 
 /*
+ * A uid's name for ${user}, as last looked up by this worker thread: a
+ * lookup goes through NSS (/etc/passwd), a few percent of the daemon's CPU
+ * when every request asks.  Kept 5 s: a user renamed (usermod -l) is judged
+ * by the old name that long.
+ */
+#define NAME_TTL_NS 5000000000LL
+#define NAMES_KEPT 4
+
+struct name_memo {
+	uint32_t uid;
+	int64_t at;		/* 0: empty */
+	char name[64];
+};
+
+static _Thread_local struct name_memo names[NAMES_KEPT];
+static _Thread_local unsigned names_next;
+
+static int user_name(uint32_t uid, char *name, size_t len)
+{
+	struct timespec t;
+	struct name_memo *m;
+	int64_t now;
+	uint32_t gid;
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+	now = (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec + 1;
+	for (unsigned i = 0; i < NAMES_KEPT; i++)
+		if (names[i].at && names[i].uid == uid &&
+		    now - names[i].at < NAME_TTL_NS &&
+		    strlen(names[i].name) < len) {
+			strcpy(name, names[i].name);
+			return 0;
+		}
+	rc = sysnames_user_of(uid, name, len, &gid);
+	if (!rc && strlen(name) < sizeof(names[0].name)) {
+		m = &names[names_next++ % NAMES_KEPT];
+		m->uid = uid;
+		m->at = now;
+		strcpy(m->name, name);
+	}
+	return rc;
+}
+
+/*
  * A file no name reaches any more is held by whoever has it open (a
  * temporary file opened and then unlinked): its attributes, and changes
  * to them through the open file, are theirs; nothing else reaches it.
@@ -323,7 +369,6 @@ int access_check(struct access *a, const struct vfs_caller *c,
 	const gid_t *groups;
 	char name[256];
 	unsigned slot;
-	uint32_t gid;
 	int rc = 0;
 
 	access_needs(r, &n);
@@ -336,8 +381,7 @@ int access_check(struct access *a, const struct vfs_caller *c,
 		pc.ngroups = vfs_caller_groups(c, &groups);
 	if (pc.ngroups)
 		pc.groups = groups;
-	if (rs->wants_name && !sysnames_user_of(c->uid, name, sizeof(name),
-						&gid))
+	if (rs->wants_name && !user_name(c->uid, name, sizeof(name)))
 		pc.user = name;
 	for (int i = 0; !rc && i < n.n; i++) {
 		bool second = n.check[i].second;

@@ -43,6 +43,70 @@ const char *vfs_op_name(enum vfs_op op)
 
 /* --- callers and hooks --- */
 
+/*
+ * A process's groups as last read, per worker thread.  Reading them costs a
+ * read of /proc per request (fuse_req_getgroups), a fifth of the daemon's
+ * CPU in `ls -lR` under a policy with [group:] sections; a process's groups
+ * rarely change.  Kept a second, keyed by pid, uid and gid, so that a
+ * process that changes user or group is read again; one that drops a
+ * supplementary group with setgroups() alone keeps it that long
+ * (SECURITY.md).  Callers without a pid (tests, the kernel) are not kept.
+ */
+#define GROUPS_TTL_NS 1000000000LL
+#define GROUPS_KEPT 4
+
+struct groups_memo {
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	int n;
+	int64_t at;
+	gid_t g[VFS_MAX_GROUPS];
+};
+
+static _Thread_local struct groups_memo gmemo[GROUPS_KEPT];
+static _Thread_local unsigned gmemo_next;
+
+static int64_t coarse_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+	return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static struct groups_memo *gmemo_of(const struct vfs_caller *c, int64_t now)
+{
+	for (unsigned i = 0; i < GROUPS_KEPT; i++) {
+		struct groups_memo *m = &gmemo[i];
+
+		if (m->pid == c->pid && m->uid == c->uid && m->gid == c->gid &&
+		    now - m->at < GROUPS_TTL_NS)
+			return m;
+	}
+	return NULL;
+}
+
+static int read_groups(const struct vfs_caller *c, gid_t *out)
+{
+	int64_t now = c->pid > 0 ? coarse_ns() : 0;
+	struct groups_memo *m = c->pid > 0 ? gmemo_of(c, now) : NULL;
+	int n;
+
+	if (m) {
+		memcpy(out, m->g, (size_t)m->n * sizeof(*out));
+		return m->n;
+	}
+	n = c->get_groups ? c->get_groups(c->ctx, out, VFS_MAX_GROUPS) : 0;
+	if (c->pid > 0 && n >= 0 && n <= VFS_MAX_GROUPS) {
+		m = &gmemo[gmemo_next++ % GROUPS_KEPT];
+		*m = (struct groups_memo){ .pid = c->pid, .uid = c->uid,
+					   .gid = c->gid, .n = n, .at = now };
+		memcpy(m->g, out, (size_t)n * sizeof(*out));
+	}
+	return n;
+}
+
 size_t vfs_caller_groups(const struct vfs_caller *c, const gid_t **out)
 {
 	struct vfs_groups *g = c->groups;
@@ -51,9 +115,7 @@ size_t vfs_caller_groups(const struct vfs_caller *c, const gid_t **out)
 	if (!g)
 		return 0;
 	if (g->n < 0) {
-		int n = c->get_groups ?
-				c->get_groups(c->ctx, g->gid, VFS_MAX_GROUPS) :
-				0;
+		int n = read_groups(c, g->gid);
 
 		g->n = n < 0 ? 0 : n > VFS_MAX_GROUPS ? VFS_MAX_GROUPS : n;
 	}

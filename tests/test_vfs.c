@@ -1083,3 +1083,45 @@ Test(vfs, an_open_after_an_old_tag_and_mode_are_put_back_is_judged_on_the_header
 	cr_assert_eq(vfs_release(v, &caller, f), 0);
 	vfs_forget(v, e.ino, 1);
 }
+
+/* Counts the reads of a caller's groups; ctx points at the count. */
+static int counted_groups(void *ctx, gid_t *out, size_t max)
+{
+	(*(int *)ctx)++;
+	cr_assert_geq(max, 2);
+	out[0] = 7;
+	out[1] = 8;
+	return 2;
+}
+
+/*
+ * A process's groups are read once a second, not per request: a second
+ * request of the same pid, uid and gid takes them from the memo; another
+ * uid or gid, or a caller without a pid, is read again.
+ */
+Test(vfs, a_process_groups_are_read_once_a_second)
+{
+	int reads = 0;
+	struct vfs_groups g1 = { .n = -1 }, g2 = { .n = -1 }, g3 = { .n = -1 },
+			  g4 = { .n = -1 };
+	struct vfs_caller c = { .uid = 71, .gid = 72, .pid = 9999001,
+				.get_groups = counted_groups, .ctx = &reads };
+	const gid_t *out;
+
+	c.groups = &g1;
+	cr_assert_eq(vfs_caller_groups(&c, &out), 2);
+	c.groups = &g2;
+	cr_assert_eq(vfs_caller_groups(&c, &out), 2);
+	cr_expect_eq(out[1], 8);
+	cr_expect_eq(reads, 1, "read %d times for one process", reads);
+	c.gid = 73;	/* setgid(): read again */
+	c.groups = &g3;
+	(void)vfs_caller_groups(&c, &out);
+	cr_expect_eq(reads, 2);
+	c.pid = 0;	/* no process to key it by */
+	c.groups = &g4;
+	(void)vfs_caller_groups(&c, &out);
+	g4.n = -1;
+	(void)vfs_caller_groups(&c, &out);
+	cr_expect_eq(reads, 4);
+}
