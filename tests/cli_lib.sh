@@ -2,6 +2,27 @@
 # counters and the two checks.  Each script prints its own summary line.
 passed=0 failed=0
 
+# Whether FUSE mounts can be made here.
+fuse_usable() {
+  [ -c /dev/fuse ] && ( exec 3<>/dev/fuse ) 2>/dev/null &&
+    command -v fusermount3 >/dev/null
+}
+
+# mount_vol VOL: "$daemon" -f with key source $mount_key on $tmp/mnt, in
+# the background ($dpid); waits for the mount.  umount_vol: its end.
+mount_vol() {
+  local i
+  "$daemon" -f --key "$mount_key" "$1" "$tmp/mnt" 2>>"$tmp/daemon.log" &
+  dpid=$!
+  for ((i = 0; i < 200; i++)); do
+    mountpoint -q "$tmp/mnt" && return 0
+    kill -0 "$dpid" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "FAIL: mount of $1"; cat "$tmp/daemon.log"; return 1
+}
+umount_vol() { fusermount3 -u "$tmp/mnt"; wait "$dpid"; dpid=; }
+
 # rmtree DIR...: removes what a test made, sealed log segments too (the
 # daemon makes them immutable where it may, which rm -rf cannot undo).
 rmtree() {

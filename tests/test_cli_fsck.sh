@@ -19,6 +19,10 @@ cleanup() {
 trap cleanup EXIT
 # shellcheck source=cli_lib.sh
 . "$(dirname "$0")/cli_lib.sh"
+# says CODE PATTERN: the last fsck ($rc, $out) exited CODE with a line
+# matching; counts CODE N PATTERN: with N lines matching (grep -E).
+says() { [ "$rc" -eq "$1" ] && grep -q -- "$2" <<<"$out"; }
+counts() { [ "$rc" -eq "$1" ] && [ "$(grep -Ec -- "$3" <<<"$out")" -eq "$2" ]; }
 
 "$ctl" keygen "$tmp/k" >/dev/null && "$ctl" keygen "$tmp/wrong" >/dev/null
 mkdir "$tmp/vol" "$tmp/mnt"
@@ -31,24 +35,13 @@ expect "fsck takes no --json" 2 "fsck: unknown option '--json'" -- "$ctl" fsck -
 expect "fsck with a wrong key" 1 "wrong key" -- "$ctl" fsck --key "file:$tmp/wrong" "$tmp/vol"
 check "an empty volume is sound" "$ctl" fsck --key "$k" "$tmp/vol"
 
-if ! { [ -c /dev/fuse ] && ( exec 3<>/dev/fuse ) 2>/dev/null && command -v fusermount3 >/dev/null; }; then
+if ! fuse_usable; then
   echo "cli_fsck: no usable /dev/fuse: the checks that need files did not run"
   echo "cli_fsck: $passed passed, $failed failed"
   [ "$failed" -eq 0 ]; exit
 fi
 
-mount_vol() {
-  local i
-  "$daemon" -f --key "$k" "$1" "$tmp/mnt" 2>>"$tmp/daemon.log" &
-  dpid=$!
-  for ((i = 0; i < 200; i++)); do
-    mountpoint -q "$tmp/mnt" && return 0
-    kill -0 "$dpid" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "FAIL: mount of $1"; cat "$tmp/daemon.log"; return 1
-}
-umount_vol() { fusermount3 -u "$tmp/mnt"; wait "$dpid"; dpid=; }
+mount_key=$k
 
 mount_vol "$tmp/vol" || exit 1
 (
@@ -69,14 +62,9 @@ check "and everything is counted once" grep -qx "checked 5 file(s) (10.2 MiB), 3
 # and the mount would show every folder as mode 0000.
 rmtree "$tmp/c"; cp -a "$tmp/vol" "$tmp/c"
 out=$("$ctl" fsck --key "$k" "$tmp/c" 2>&1); rc=$?
-check "a file-by-file copy fails on its folder records ($out)" sh -c "[ $rc -eq 1 ] && [ \$(grep -c ': folder record fails authentication' <<'X'
-$out
-X
-) -eq 3 ]"
+check "a file-by-file copy fails on its folder records ($out)" counts 1 3 ': folder record fails authentication'
 out=$("$ctl" fsck --adopt-folders --key "$k" "$tmp/c" 2>&1); rc=$?
-check "--adopt-folders gives them records of the backing's ($out)" sh -c "[ $rc -eq 0 ] && grep -q '^adopted folders: 3 walked, 3 given a record .*(3 had one that did not open)' <<'X'
-$out
-X"
+check "--adopt-folders gives them records of the backing's ($out)" says 0 '^adopted folders: 3 walked, 3 given a record .*(3 had one that did not open)'
 check "after which the copy is sound" "$ctl" fsck --key "$k" "$tmp/c"
 mount_vol "$tmp/c" || exit 1
 check "and mounts with the folders' modes" test "$(stat -c %a "$tmp/mnt/d")" = 755
@@ -111,87 +99,56 @@ check "naming the file and block" grep -Eqx "d/(big|e/link): block 3 fails authe
 check "and nothing else" grep -q ": 1 problem(s), 0 note(s)$" <<<"$out"
 
 damage "os.truncate('d/other', 1024 + 10 * 4124)"
-check "a file cut short fails ($out)" sh -c "[ $rc -eq 1 ] && grep -q '^d/other: block 10 fails authentication' <<'X'
-$out
-X"
+check "a file cut short fails ($out)" says 1 '^d/other: block 10 fails authentication'
 
 damage "
 a = open('d/other', 'r+b'); a.seek($(blk 1) - 100); x = a.read(4124); a.seek($(blk 2) - 100); y = a.read(4124)
 a.seek($(blk 1) - 100); a.write(y); a.seek($(blk 2) - 100); a.write(x); a.close()"
-check "swapped blocks fail, both named ($out)" sh -c "[ $rc -eq 1 ] && [ \$(grep -Ec '^d/other: block [12] fails authentication' <<'X'
-$out
-X
-) -eq 2 ]"
+check "swapped blocks fail, both named ($out)" counts 1 2 '^d/other: block [12] fails authentication'
 
 damage "flip('one', 100); flip('one', 612)"
-check "a header that no longer opens ($out)" sh -c "[ $rc -eq 1 ] && grep -q '^one: header does not open: ' <<'X'
-$out
-X"
+check "a header that no longer opens ($out)" says 1 '^one: header does not open: '
 
 damage "flip('one', 612)"
-check "a damaged newest slot is a note ($out)" sh -c "[ $rc -eq 0 ] && grep -q '^note: one: header slot 1 refused' <<'X'
-$out
-X"
+check "a damaged newest slot is a note ($out)" says 0 '^note: one: header slot 1 refused'
 
 damage "os.unlink('sym'); os.symlink('phifs1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'sym')"
-check "a planted symlink fails ($out)" sh -c "[ $rc -eq 1 ] && grep -q '^sym: symlink target fails authentication' <<'X'
-$out
-X"
+check "a planted symlink fails ($out)" says 1 '^sym: symlink target fails authentication'
 
 damage "flip('long', 40)"
-check "an altered node record fails ($out)" sh -c "[ $rc -eq 1 ] && grep -q '^long: node record fails authentication' <<'X'
-$out
-X"
+check "an altered node record fails ($out)" says 1 '^long: node record fails authentication'
 
 damage "os.chmod('d/other', 0o666)"
-check "a chmod behind phifs's back is a note ($out)" sh -c "[ $rc -eq 0 ] && grep -q '^note: d/other: backing mode 0666 .*, the header.s 0644 .*put back' <<'X'
-$out
-X"
+check "a chmod behind phifs's back is a note ($out)" says 0 '^note: d/other: backing mode 0666 .*, the header.s 0644 .*put back'
 check "and the mode is put back" test "$(stat -c %a "$tmp/c/d/other")" = 644
 
 damage "
 import subprocess
 hexid = open('d/other', 'rb').read()[40:56].hex()
 open('.phifs/journal/' + hexid, 'wb').close()"
-check "an unfinished rewrite is a note ($out)" sh -c "[ $rc -eq 0 ] && grep -q '^note: d/other: a rewrite was interrupted' <<'X'
-$out
-X"
+check "an unfinished rewrite is a note ($out)" says 0 '^note: d/other: a rewrite was interrupted'
 
 damage "open('d/.phifs-rekey-00000000000000000000000000000000', 'wb').close()"
-check "a rekey's copy is a note ($out)" sh -c "[ $rc -eq 0 ] && grep -q '^note: d/.phifs-rekey-.*rerun it to finish' <<'X'
-$out
-X"
+check "a rekey's copy is a note ($out)" says 0 '^note: d/.phifs-rekey-.*rerun it to finish'
 
 damage "os.setxattr('d/e', 'user.phifs.dir', os.getxattr('d', 'user.phifs.dir'))"
-check "a folder record copied from another folder fails ($out)" sh -c "[ $rc -eq 1 ] && grep -q '^d/e: folder record fails authentication' <<'X'
-$out
-X"
+check "a folder record copied from another folder fails ($out)" says 1 '^d/e: folder record fails authentication'
 damage "os.removexattr('d/e', 'user.phifs.dir')"
-check "a folder record removed on a marked volume fails ($out)" sh -c "[ $rc -eq 1 ] && grep -q '^d/e: folder record missing' <<'X'
-$out
-X"
+check "a folder record removed on a marked volume fails ($out)" says 1 '^d/e: folder record missing'
 damage "os.chmod('d', 0o777)"
-check "a folder chmod behind phifs's back is a note ($out)" sh -c "[ $rc -eq 0 ] && grep -q '^note: d: backing mode 0777 .*the record.s 0755' <<'X'
-$out
-X"
+check "a folder chmod behind phifs's back is a note ($out)" says 0 '^note: d: backing mode 0777 .*the record.s 0755'
 
 mount_vol "$tmp/vol" || exit 1
 python3 -c "import os; os.setxattr('$tmp/mnt/d/big', 'user.a', b'1'); os.setxattr('$tmp/mnt/d', 'user.b', b'2')" ||
   echo "FAIL: setting attributes"
 umount_vol
 out=$("$ctl" fsck --key "$k" "$tmp/vol" 2>&1); rc=$?
-check "sealed attributes are counted ($out)" sh -c "[ $rc -eq 0 ] && grep -q '2 extended attribute(s): 0 problem(s)' <<'X'
-$out
-X"
+check "sealed attributes are counted ($out)" says 0 '2 extended attribute(s): 0 problem(s)'
 damage "os.setxattr('d/other', sealed('d/big'), os.getxattr('d/big', sealed('d/big')))" "$tmp/vol"
-check "a sealed attribute copied to another file fails ($out)" sh -c "[ $rc -eq 1 ] && grep -q '^d/other: extended attribute user.phifs.x.[0-9a-f]* fails authentication' <<'X'
-$out
-X"
+check "a sealed attribute copied to another file fails ($out)" says 1 '^d/other: extended attribute user.phifs.x.[0-9a-f]* fails authentication'
 
 damage "os.setxattr('d', sealed('d'), b'x' * 40)" "$tmp/vol"
-check "an altered folder attribute fails ($out)" sh -c "[ $rc -eq 1 ] && grep -q '^d: extended attribute' <<'X'
-$out
-X"
+check "an altered folder attribute fails ($out)" says 1 '^d: extended attribute'
 
 echo "cli_fsck: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

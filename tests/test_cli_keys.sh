@@ -85,29 +85,13 @@ done
 expect "rekey of a missing path" 1 "nope: No such file" -- "$ctl" key rekey --key "$k1" "$tmp/vol" nope
 check "none of them left a rekey begun" test ! -e "$tmp/vol/.phifs/rekey"
 
-fuse_usable() {
-  [ -c /dev/fuse ] && ( exec 3<>/dev/fuse ) 2>/dev/null &&
-    command -v fusermount3 >/dev/null
-}
 if ! fuse_usable; then
   echo "cli_keys: no usable /dev/fuse: the rotation checks, which need files, did not run"
   echo "cli_keys: $passed passed, $failed failed"
   [ "$failed" -eq 0 ]; exit
 fi
 
-# mount VOL: the daemon in the foreground, in the background; waits for it.
-mount_vol() {
-  local i
-  "$daemon" -f --key "$k1" "$1" "$tmp/mnt" 2>>"$tmp/daemon.log" &
-  dpid=$!
-  for ((i = 0; i < 200; i++)); do
-    mountpoint -q "$tmp/mnt" && return 0
-    kill -0 "$dpid" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "FAIL: mount of $1"; cat "$tmp/daemon.log"; return 1
-}
-umount_vol() { fusermount3 -u "$tmp/mnt"; wait "$dpid"; dpid=; }
+mount_key=$k1
 # verify VOL: every file reads back as it was written.
 verify() {
   mount_vol "$1" || return 1

@@ -230,12 +230,15 @@ static int open_as_stranger(const struct mu_vol *v, const char *rel)
 	return WEXITSTATUS(st);
 }
 
-Test(mount_audit, a_refused_access_is_recorded_with_user_path_and_rule)
+/*
+ * Mounts v with the [audit] text conf, allow_other and a policy that
+ * grants the stranger (uid 5999) reads under /open only, the root folder
+ * open to all (its mode set through a mount: the folder record's).
+ */
+static void mount_for_stranger(struct mu_vol *v, const char *conf)
 {
-	struct mu_vol *v = mu_vol_new(0);
 	char policy[256], opt[300];
 	FILE *f;
-	const struct audit_record *d = NULL;
 
 	mu_require_fuse();
 	if (geteuid() != 0)
@@ -247,12 +250,19 @@ Test(mount_audit, a_refused_access_is_recorded_with_user_path_and_rule)
 	      "[role:r]\nread = /open/**\n[user:5999]\nroles = r\n", f);
 	cr_assert_eq(fclose(f), 0);
 	cr_assert_eq(chmod(v->dir, 0755), 0);
-	/* The root's mode is its folder record's: set through a mount. */
 	mu_mount(v);
 	cr_assert_eq(chmod(v->mnt, 0777), 0);
 	mu_unmount(v);
 	snprintf(opt, sizeof(opt), "allow_other,policy=%s", policy);
-	mount_with(v, "[audit]\nsync = always\n", "-o", opt);
+	mount_with(v, conf, "-o", opt);
+}
+
+Test(mount_audit, a_refused_access_is_recorded_with_user_path_and_rule)
+{
+	struct mu_vol *v = mu_vol_new(0);
+	const struct audit_record *d = NULL;
+
+	mount_for_stranger(v, "[audit]\nsync = always\n");
 	cr_assert_eq(mkdir(mu_m(v, "secret"), 0777), 0);
 	mu_write_file(mu_m(v, "secret/chart"), "phi", 3);
 	cr_expect_eq(open_as_stranger(v, "secret/chart"), EACCES);
@@ -361,26 +371,9 @@ static int shown_by_key(const struct mu_vol *v, const char *glob)
 Test(mount_audit, pseudonymous_paths_name_no_one_and_are_found_with_the_key)
 {
 	struct mu_vol *v = mu_vol_new(0);
-	char policy[256], opt[300];
-	FILE *f;
 	size_t deny = 0;
 
-	mu_require_fuse();
-	if (geteuid() != 0)
-		mu_skip("needs root: a child switches uid");
-	snprintf(policy, sizeof(policy), "%s/policy.ini", v->dir);
-	f = fopen(policy, "w");
-	cr_assert_not_null(f);
-	fputs("[defaults]\nunmatched = deny\nroot = allow\n"
-	      "[role:r]\nread = /open/**\n[user:5999]\nroles = r\n", f);
-	cr_assert_eq(fclose(f), 0);
-	cr_assert_eq(chmod(v->dir, 0755), 0);
-	/* The root's mode is its folder record's: set through a mount. */
-	mu_mount(v);
-	cr_assert_eq(chmod(v->mnt, 0777), 0);
-	mu_unmount(v);
-	snprintf(opt, sizeof(opt), "allow_other,policy=%s", policy);
-	mount_with(v, "[audit]\npaths = pseudonymous\n", "-o", opt);
+	mount_for_stranger(v, "[audit]\npaths = pseudonymous\n");
 	cr_assert_eq(mkdir(mu_m(v, "secret"), 0777), 0);
 	mu_write_file(mu_m(v, "secret/Jane Doe chart"), "phi", 3);
 	cr_assert_eq(rename(mu_m(v, "secret/Jane Doe chart"),
