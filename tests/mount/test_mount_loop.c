@@ -99,7 +99,9 @@ Test(mount_loop, a_slow_request_does_not_hold_up_the_others)
 
 	mu_require_fuse();
 	v = mu_vol_new(4 << 20);
-	mu_mount(v);
+	/* Without the log: on a store this small the log fills it too, and
+	 * then fails closed (EIO) where this test wants ENOSPC. */
+	mu_mount_no_audit(v);
 	mu_write_file(mu_m(v, "small"), "x", 1);
 	w.fd = open(mu_m(v, "fill"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	cr_assert(w.fd >= 0);
