@@ -169,16 +169,41 @@ static bool same_told(const struct vfs_told *a, const struct vfs_told *b)
 }
 
 /*
- * Whether n on (dev, ino) is to be told: the first time (counted), and
- * once more when it was told without a name (a getattr before the lookup
- * that names the file was done) and now has one.
+ * Whether finding t is to be told: the first time (then each counter in
+ * counts, NULL ends it, goes up by one), and once more when it was told
+ * without a name (a getattr before the lookup that names the file was
+ * done) and now has one.
  */
+static bool told_once(struct vfs *v, const struct vfs_told *t,
+		      uint64_t *const counts[])
+{
+	bool tell = true;
+	unsigned k;
+
+	pthread_mutex_lock(&v->auth_lock);
+	for (k = 0; k < VFS_TOLD_KEPT; k++)
+		if (same_told(&v->told[k], t))
+			break;
+	if (k < VFS_TOLD_KEPT) {
+		tell = t->named && !v->told[k].named;
+		v->told[k].named |= t->named;
+	} else {
+		v->told[v->told_next] = *t;
+		v->told_next = (v->told_next + 1) % VFS_TOLD_KEPT;
+		for (; *counts; counts++)
+			++**counts;
+	}
+	pthread_mutex_unlock(&v->auth_lock);
+	return tell;
+}
+
+/* Whether n on (dev, ino) is to be told (told_once). */
 static bool to_tell(struct vfs *v, dev_t dev, ino_t ino,
 		    const struct cfile_note *n, bool named)
 {
 	/* A refused slot is one finding whatever the tag says: the tag
 	 * that the first writable open set again must not tell it twice. */
-	bool fb = n->pick.refused >= 0, tell = true;
+	bool fb = n->pick.refused >= 0;
 	struct vfs_told t = {
 		.dev = dev, .ino = ino, .seq = n->seq,
 		.refused = n->pick.refused, .tag = fb ? 0 : (int)n->tag,
@@ -187,27 +212,17 @@ static bool to_tell(struct vfs *v, dev_t dev, ino_t ino,
 					     (struct format_attrs){ 0 },
 		.named = named,
 	};
-	unsigned k;
+	uint64_t *counts[4];
+	int c = 0;
 
-	pthread_mutex_lock(&v->auth_lock);
-	for (k = 0; k < VFS_TOLD_KEPT; k++)
-		if (same_told(&v->told[k], &t))
-			break;
-	if (k < VFS_TOLD_KEPT) {
-		tell = named && !v->told[k].named;
-		v->told[k].named |= named;
-	} else {
-		v->told[v->told_next] = t;
-		v->told_next = (v->told_next + 1) % VFS_TOLD_KEPT;
-		if (fb)
-			v->n_fallbacks++;
-		if (n->tag == CFILE_TAG_DIFFERS)
-			v->n_tag_mismatches++;
-		if (n->attrs_differ)
-			v->n_attr_mismatches++;
-	}
-	pthread_mutex_unlock(&v->auth_lock);
-	return tell;
+	if (fb)
+		counts[c++] = &v->n_fallbacks;
+	if (n->tag == CFILE_TAG_DIFFERS)
+		counts[c++] = &v->n_tag_mismatches;
+	if (n->attrs_differ)
+		counts[c++] = &v->n_attr_mismatches;
+	counts[c] = NULL;
+	return told_once(v, &t, counts);
 }
 
 static const char *tag_fate(const struct cfile_note *n)
@@ -308,24 +323,9 @@ static bool folder_to_tell(struct vfs *v, dev_t dev, ino_t ino, int rc,
 		.dev = dev, .ino = ino, .seq = FOLDER_SEQ, .refused = rc,
 		.attrs = rc == 0, .backing = *b, .named = named,
 	};
-	bool tell = true;
-	unsigned k;
+	uint64_t *counts[2] = { rc ? NULL : &v->n_attr_mismatches, NULL };
 
-	pthread_mutex_lock(&v->auth_lock);
-	for (k = 0; k < VFS_TOLD_KEPT; k++)
-		if (same_told(&v->told[k], &t))
-			break;
-	if (k < VFS_TOLD_KEPT) {
-		tell = named && !v->told[k].named;
-		v->told[k].named |= named;
-	} else {
-		v->told[v->told_next] = t;
-		v->told_next = (v->told_next + 1) % VFS_TOLD_KEPT;
-		if (!rc)
-			v->n_attr_mismatches++;
-	}
-	pthread_mutex_unlock(&v->auth_lock);
-	return tell;
+	return told_once(v, &t, counts);
 }
 
 void vfs_report_folder(struct vfs *v, dev_t dev, ino_t ino, int rc,
