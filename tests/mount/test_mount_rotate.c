@@ -63,23 +63,6 @@ static int phifsctl(const struct mu_vol *v, const char *args, char *out,
 	return run(cmd, out, len);
 }
 
-/* Files f<i> of mixed sizes, contents from seed i. */
-static void make_files(const struct mu_vol *v, int n)
-{
-	uint8_t *buf = malloc(sizes[SIZES - 1]);
-	char name[32];
-
-	cr_assert_not_null(buf);
-	for (int i = 0; i < n; i++) {
-		size_t len = sizes[i % SIZES];
-
-		mu_fill(buf, len, (uint64_t)i);
-		snprintf(name, sizeof(name), "f%d", i);
-		mu_write_file(mu_m(v, name), buf, len);
-	}
-	free(buf);
-}
-
 /* The file reads back as the bytes expected of it. */
 static void expect_file(const char *path, const uint8_t *want, size_t len)
 {
@@ -93,7 +76,8 @@ static void expect_file(const char *path, const uint8_t *want, size_t len)
 	free(got);
 }
 
-static void check_files(const struct mu_vol *v, int n)
+/* Files f<i> of mixed sizes, contents from seed i: written, or checked. */
+static void each_file(const struct mu_vol *v, int n, bool check)
 {
 	uint8_t *buf = malloc(sizes[SIZES - 1]);
 	char name[32];
@@ -104,9 +88,22 @@ static void check_files(const struct mu_vol *v, int n)
 
 		mu_fill(buf, len, (uint64_t)i);
 		snprintf(name, sizeof(name), "f%d", i);
-		expect_file(mu_m(v, name), buf, len);
+		if (check)
+			expect_file(mu_m(v, name), buf, len);
+		else
+			mu_write_file(mu_m(v, name), buf, len);
 	}
 	free(buf);
+}
+
+static void make_files(const struct mu_vol *v, int n)
+{
+	each_file(v, n, false);
+}
+
+static void check_files(const struct mu_vol *v, int n)
+{
+	each_file(v, n, true);
 }
 
 /* --- writers: each appends to its open file and makes new ones --- */
