@@ -22,6 +22,25 @@ TestSuite(mount_owner, .fini = mu_cleanup_all, .timeout = 60);
 #define ALICE 4711
 #define BOB 4712
 
+/* A volume mounted allow_other as root, its mount point reachable by all
+ * and its root folder 01777: alice and bob (real uids, switched in
+ * children) share it. */
+static struct mu_vol *shared_mount(void)
+{
+	static const char *const extra[] = { "-o", "allow_other", NULL };
+	struct mu_vol *v;
+
+	mu_require_fuse();
+	if (geteuid() != 0)
+		mu_skip("needs root: the daemon must be able to chown");
+	v = mu_vol_new(0);
+	cr_assert_eq(chmod(v->dir, 0755), 0);
+	cr_assert_eq(mu_phifs(v, false, NULL, NULL, NULL, extra), 0, "%s",
+		     v->err);
+	cr_assert_eq(chmod(v->mnt, 01777), 0);
+	return v;
+}
+
 /* Runs fn as uid/gid in a child; returns its exit code. */
 static int as_user(uid_t uid, int (*fn)(const char *), const char *arg)
 {
@@ -67,20 +86,11 @@ static int try_mkdir(const char *path)
 
 Test(mount_owner, files_belong_to_their_creator_and_modes_hold)
 {
-	static const char *const extra[] = { "-o", "allow_other", NULL };
 	struct mu_vol *v;
 	struct stat st;
 	char path[512];
 
-	mu_require_fuse();
-	if (geteuid() != 0)
-		mu_skip("needs root: the daemon must be able to chown");
-	v = mu_vol_new(0);
-	/* Other users must be able to reach the mount point. */
-	cr_assert_eq(chmod(v->dir, 0755), 0);
-	cr_assert_eq(mu_phifs(v, false, NULL, NULL, NULL, extra), 0, "%s",
-		     v->err);
-	cr_assert_eq(chmod(v->mnt, 01777), 0);
+	v = shared_mount();
 
 	snprintf(path, sizeof(path), "%s", mu_m(v, "alice.txt"));
 	cr_assert_eq(as_user(ALICE, make_private, path), 0);
@@ -120,19 +130,11 @@ static int try_append(const char *path)
  */
 Test(mount_owner, a_chmod_in_the_backing_opens_nothing_to_others)
 {
-	static const char *const extra[] = { "-o", "allow_other", NULL };
 	struct mu_vol *v;
 	struct stat st;
 	char path[512];
 
-	mu_require_fuse();
-	if (geteuid() != 0)
-		mu_skip("needs root: the daemon must be able to chown");
-	v = mu_vol_new(0);
-	cr_assert_eq(chmod(v->dir, 0755), 0);
-	cr_assert_eq(mu_phifs(v, false, NULL, NULL, NULL, extra), 0, "%s",
-		     v->err);
-	cr_assert_eq(chmod(v->mnt, 01777), 0);
+	v = shared_mount();
 	snprintf(path, sizeof(path), "%s", mu_m(v, "alice.txt"));
 	cr_assert_eq(as_user(ALICE, make_private, path), 0);
 	cr_assert_eq(as_user(BOB, try_read, path), 13);
@@ -223,19 +225,11 @@ static int try_create_in(const char *path)
  */
 Test(mount_owner, a_chmod_of_a_backing_folder_opens_nothing_to_others)
 {
-	static const char *const extra[] = { "-o", "allow_other", NULL };
 	struct mu_vol *v;
 	struct stat st;
 	char path[512];
 
-	mu_require_fuse();
-	if (geteuid() != 0)
-		mu_skip("needs root: the daemon must be able to chown");
-	v = mu_vol_new(0);
-	cr_assert_eq(chmod(v->dir, 0755), 0);
-	cr_assert_eq(mu_phifs(v, false, NULL, NULL, NULL, extra), 0, "%s",
-		     v->err);
-	cr_assert_eq(chmod(v->mnt, 01777), 0);
+	v = shared_mount();
 	snprintf(path, sizeof(path), "%s", mu_m(v, "alice"));
 	cr_assert_eq(as_user(ALICE, make_private_dir, path), 0);
 	cr_assert_eq(as_user(BOB, try_list, path), 13);
