@@ -1025,12 +1025,16 @@ static int serve_policy(struct args *a, struct serving *s)
 
 static int audit_put(void *arg, const struct audit_record *r)
 {
-	return audit_writer_put(arg, r);
+	return audit_writer_put(((struct serving *)arg)->aw, r);
 }
 
+/* Whether operations must wait for the log: only under on_failure =
+ * deny; under allow they go on, and what is lost is counted. */
 static int audit_ready(void *arg)
 {
-	return audit_writer_ready(arg);
+	const struct serving *s = arg;
+
+	return s->a->cfg.audit_on_failure == 0 ? audit_writer_ready(s->aw) : 0;
 }
 
 /* Where the log goes: --audit-dir, absolute, or BACKING/.phifs/audit. */
@@ -1099,7 +1103,7 @@ static int serve_audit(const struct args *a, struct serving *s)
 			"record %llu (%llu torn bytes cut)", s->audit_dir,
 			(unsigned long long)op.last_seq,
 			(unsigned long long)op.cut_bytes);
-	sink.arg = s->aw;
+	sink.arg = s;
 	if (audit_hook_new(fs_vfs(s->fs), s->access, &sink, &s->ah))
 		return say(EXIT_FAILURE, "%s", strerror(ENOMEM));
 	if (c->audit_paths) {

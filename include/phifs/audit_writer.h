@@ -91,8 +91,10 @@ int audit_writer_open(const struct audit_writer_conf *conf,
 int audit_writer_put(struct audit_writer *w, const struct audit_record *r);
 
 /*
- * 0 if a record put now would be kept, -EIO if the writer is failing
- * closed: lets a caller refuse before it moves any plaintext.
+ * 0 if a record put now would be kept, -EIO if not (the log is failing or
+ * its queue full): under on_failure = deny it lets a caller refuse before
+ * it moves any plaintext; under allow the caller goes on, and the record
+ * put is counted as dropped.
  */
 int audit_writer_ready(struct audit_writer *w);
 

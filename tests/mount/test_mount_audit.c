@@ -732,3 +732,62 @@ Test(mount_audit, kill_9_during_writes_loses_no_acknowledged_record)
 	}
 	release_records();
 }
+
+/*
+ * Under on_failure = allow a full log store stops no one: reads go on and
+ * return the file's bytes; what was lost is a gap record once space is
+ * back, and the log still verifies.
+ */
+Test(mount_audit, a_full_log_store_under_allow_lets_reads_go_on)
+{
+	struct mu_vol *v = mu_vol_new(0), *small = mu_vol_new(256 << 10);
+	static uint8_t data[16 << 10], chunk[4096];
+	char dir[256], ballast[256], conf[512], cmd[512];
+	const char *extra[] = { "--config", conf, NULL };
+	struct timespec t0, t = { 0 };
+	int fd, rc;
+	FILE *f;
+
+	mu_require_fuse();
+	snprintf(dir, sizeof(dir), "%s/log", small->backing);
+	snprintf(ballast, sizeof(ballast), "%s/ballast", small->backing);
+	snprintf(conf, sizeof(conf), "%s/phifs.conf", v->dir);
+	f = fopen(conf, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "[audit]\ndir = %s\non_failure = allow\n", dir);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(mu_phifs(v, false, NULL, NULL, NULL, extra), 0, "%s",
+		     v->err);
+	mu_fill(data, sizeof(data), mu_seed());
+	mu_write_file(mu_m(v, "chart"), data, sizeof(data));
+	/* The log's store full to the last block. */
+	fd = open(ballast, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert(fd >= 0);
+	while (write(fd, chunk, sizeof(chunk)) > 0)
+		;
+	close(fd);
+	/* For a second: long past the writer's first failed batch. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; t.tv_sec - t0.tv_sec < 1 ||
+			(t.tv_sec - t0.tv_sec == 1 && t.tv_nsec < t0.tv_nsec);
+	     i++) {
+		uint8_t *got = NULL;
+		size_t n = 0;
+
+		/* Each open and read is a record the log cannot keep. */
+		cr_assert_eq(mu_read_file(mu_m(v, "chart"), &got, &n), 0,
+			     "read %d refused under on_failure = allow", i);
+		cr_assert_eq(n, sizeof(data));
+		cr_assert_arr_eq(got, data, sizeof(data));
+		free(got);
+		usleep(10000);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	}
+	cr_assert_eq(unlink(ballast), 0);
+	mu_unmount(v);
+	snprintf(cmd, sizeof(cmd), "%s/phifsctl audit verify %s >/dev/null",
+		 PHIFS_BIN_DIR, dir);
+	rc = system(cmd);
+	cr_expect(WIFEXITED(rc) && WEXITSTATUS(rc) == 0,
+		  "the log does not verify: %d", rc);
+}
