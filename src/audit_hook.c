@@ -28,7 +28,7 @@
 #define COMM_KEPT 8
 
 /* Room for one pseudonymous path: two of them and a rule fit a line. */
-#define PSEUDO_MAX (16 * 1024)
+#define PSEUDO_MAX (AUDIT_HOOK_PATH_MAX + 1)
 
 struct audit_hook {
 	struct vfs *v;
@@ -275,36 +275,44 @@ static void paths_of(struct audit_hook *h, const struct vfs_req *r,
 }
 
 /*
- * The pseudonym of path (len bytes) into out (PSEUDO_MAX); one too long
- * keeps its last components, after "...", as fit() keeps a plain path's
- * end.  Its length.
+ * The pseudonym of path (len bytes) into out (PSEUDO_MAX: what the writer
+ * takes); one too long keeps its last components, after "...", as fit()
+ * keeps a plain path's end.  0 and its length in *out_len, or the error.
  */
-static size_t pseudo(const struct crypto_key *k, const char *path,
-		     size_t len, char *out)
+static int pseudo(const struct crypto_key *k, const char *path, size_t len,
+		  char *out, size_t *out_len)
 {
 	const char *p = path, *end = path + len, *slash;
 	size_t n = 0, at = 0;
+	int rc;
 
-	while (audit_path_pseudonym(k, p, (size_t)(end - p), out + at,
-				    PSEUDO_MAX - at, &n) == -ENOSPC) {
+	while ((rc = audit_path_pseudonym(k, p, (size_t)(end - p), out + at,
+					  PSEUDO_MAX - at, &n)) == -ENOSPC) {
 		slash = memchr(p + 1, '/', (size_t)(end - p - 1));
 		if (!slash)
 			break;	/* one component: cannot be too long */
 		p = slash;
 		at = 3;
 	}
+	if (rc)
+		return rc;
 	if (at)
 		memcpy(out, "...", 3);
-	return at + n;
+	*out_len = at + n;
+	return 0;
 }
 
 static void show_path(void *arg, const char *path, char *out, size_t cap)
 {
 	static _Thread_local char q[PSEUDO_MAX];
 	struct audit_hook *h = arg;
-	size_t n = pseudo(h->pkey, path, strlen(path), q);
+	size_t n;
 
-	snprintf(out, cap, "%.*s", (int)n, q);
+	/* A path it cannot hash is not shown: never the plain one. */
+	if (pseudo(h->pkey, path, strlen(path), q, &n))
+		snprintf(out, cap, "...");
+	else
+		snprintf(out, cap, "%.*s", (int)n, q);
 }
 
 void audit_hook_pseudonymous(struct audit_hook *h, const struct crypto_key *k)
@@ -314,22 +322,31 @@ void audit_hook_pseudonymous(struct audit_hook *h, const struct crypto_key *k)
 		access_set_path_shown(h->a, show_path, h);
 }
 
-static int put(struct audit_hook *h, const struct audit_record *rec)
+/* The record's paths as pseudonyms (q1, q2): 0, or -EIO when one could
+ * not be made, which fails the record as the sink's refusal would. */
+static int pseudonymize(struct audit_hook *h, struct audit_record *r)
 {
 	static _Thread_local char q1[PSEUDO_MAX], q2[PSEUDO_MAX];
-	struct audit_record r;
 
-	if (!h->pkey)
-		return h->sink.put(h->sink.arg, rec) ? -EIO : 0;
-	r = *rec;
-	if (r.path && r.path_len) {
-		r.path_len = pseudo(h->pkey, r.path, r.path_len, q1);
-		r.path = q1;
+	if (r->path && r->path_len) {
+		if (pseudo(h->pkey, r->path, r->path_len, q1, &r->path_len))
+			return -EIO;
+		r->path = q1;
 	}
-	if (r.path2 && r.path2_len) {
-		r.path2_len = pseudo(h->pkey, r.path2, r.path2_len, q2);
-		r.path2 = q2;
+	if (r->path2 && r->path2_len) {
+		if (pseudo(h->pkey, r->path2, r->path2_len, q2, &r->path2_len))
+			return -EIO;
+		r->path2 = q2;
 	}
+	return 0;
+}
+
+static int put(struct audit_hook *h, const struct audit_record *rec)
+{
+	struct audit_record r = *rec;
+
+	if (h->pkey && pseudonymize(h, &r))
+		return -EIO;
 	return h->sink.put(h->sink.arg, &r) ? -EIO : 0;
 }
 

@@ -40,7 +40,7 @@ struct kept {
 	uint8_t sha256[AUDIT_HASH_LEN];
 };
 
-#define KEPT_MAX 64
+#define KEPT_MAX 256
 static struct kept kept[KEPT_MAX];
 static size_t nkept;
 static bool failing;		/* put and ready say -EIO */
@@ -446,4 +446,32 @@ Test(audit_hook, hostile_names_chain_into_lines_that_verify)
 		     "%zu", vd.reason, vd.line);
 	cr_expect_eq(vd.records, nkept);
 	(void)path;
+}
+
+/*
+ * Pseudonymous paths stay within what the writer takes (4,096 bytes), a
+ * deep one keeping its last components after "...": a path of one-byte
+ * names grows 17 times as a pseudonym, and must not fail its operation.
+ */
+Test(audit_hook, a_deep_pseudonymous_path_keeps_its_end)
+{
+	uint8_t seed[CRYPTO_KEY_LEN] = { 7 };
+	struct crypto_key *k = crypto_key_from(seed);
+	uint64_t at = VFS_ROOT;
+
+	cr_assert_not_null(k);
+	start(false);
+	audit_hook_pseudonymous(hook, k);
+	for (int depth = 0; depth < 200; depth++)
+		at = folder(at, "a");
+	cr_expect_eq(nkept, 200);
+	for (size_t i = 0; i < nkept; i++) {
+		cr_expect_leq(strlen(kept[i].path), AUDIT_HOOK_PATH_MAX,
+			      "record %zu: %zu bytes", i,
+			      strlen(kept[i].path));
+		cr_expect_eq(kept[i].path[0] == '.', i >= 120,
+			     "record %zu: %.8s", i, kept[i].path);
+		cr_expect(!strstr(kept[i].path, "/a/"), "a plain name");
+	}
+	crypto_key_free(k);
 }
