@@ -26,11 +26,16 @@ static int read_at(int dirfd, const char *name, char **buf, size_t *len,
 	char *p = NULL;
 	int fd, rc;
 
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* Non-blocking: a FIFO planted as a segment or an anchor must not
+	 * hang the auditor's command; it is refused below. */
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+		    O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	rc = fstat(fd, &st) ? -errno : 0;
-	if (!rc && (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max))
+	if (!rc && !S_ISREG(st.st_mode))
+		rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+	if (!rc && (uint64_t)st.st_size > max)
 		rc = -EFBIG;
 	/* A byte more for a NUL; a file growing under us is read as far
 	 * as it was when we looked. */

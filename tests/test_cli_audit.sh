@@ -161,5 +161,15 @@ fpr=$(cut -d' ' -f2 "$tmp/vol.pub" | xxd -r -p | sha256sum | cut -c1-32)
 check "key list prints its fingerprint" sh -c "'$ctl' key list --key 'file:$tmp/k' '$tmp/vol' | grep -qx 'audit key: ed25519 sha256:$fpr'"
 expect "pubkey needs --key" 2 "audit pubkey: --key SRC is required" -- "$ctl" audit pubkey "$tmp/vol"
 
+# Files that are not: a FIFO as the anchor or as a segment is refused at
+# once, never waited on; a folder as the anchor is named as one.
+fresh fifo 2 3
+mkfifo "$tmp/anchor.fifo"
+expect "a FIFO as the anchor is refused" 1 "anchor.fifo: Invalid argument" -- timeout 10 "$ctl" audit verify --anchor "$tmp/anchor.fifo" "$tmp/fifo"
+expect "a folder as the anchor is named" 1 "Is a directory" -- timeout 10 "$ctl" audit verify --anchor "$tmp" "$tmp/fifo"
+last=$(ls "$tmp"/fifo/seg-*.jsonl | tail -n 1)
+rm "$last"; mkfifo "$last"
+expect "a FIFO as a segment is refused" 1 "." -- timeout 10 "$ctl" audit verify "$tmp/fifo"
+
 echo "cli_audit: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
