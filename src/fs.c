@@ -227,6 +227,10 @@ static int kill_suidgid(fuse_req_t req, const struct vfs_caller *c,
 
 	if (!loop_kill_suidgid())
 		return 0;
+	/* The kernel asks on every write by a caller without CAP_FSETID:
+	 * the open file's own mode answers most without a getattr. */
+	if (f && !vfs_file_setid(f))
+		return 0;
 	rc = killed_mode(req, c, ino, false, &attr.st_mode, &changed);
 	if (rc || !changed)
 		return rc;

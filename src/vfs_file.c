@@ -662,3 +662,13 @@ int vfs_rewrap(struct vfs *v, int fd, uint32_t version)
 {
 	return nodes_rewrap(v->nodes, fd, version);
 }
+
+int vfs_file_setid(struct vfs_file *f)
+{
+	struct format_attrs a;
+	int rc = cfile_attrs(f->n->cf, &a);
+
+	if (rc)
+		return rc;
+	return (a.mode & (S_ISUID | S_ISGID)) ? 1 : 0;
+}

@@ -295,6 +295,14 @@ int vfs_create(struct vfs *v, const struct vfs_caller *c, uint64_t parent,
 	       struct vfs_file **out);
 /* Call once after every vfs_open, whatever became of it. */
 void vfs_opened(struct vfs *v, struct vfs_hint *hint);
+/*
+ * Whether the open file f has a set-user-id or set-group-id bit, from the
+ * mode its header authenticates: 0 (none), 1, or -ENODATA when its header
+ * keeps no mode yet (ask vfs_getattr).  No hook is asked: it tells the
+ * caller only whether a write must drop bits, not the mode itself.
+ */
+int vfs_file_setid(struct vfs_file *f);
+
 /* Bytes read into buf / written from buf, or -errno. */
 ssize_t vfs_read(struct vfs *v, const struct vfs_caller *c,
 		 struct vfs_file *f, void *buf, size_t size, uint64_t off);
