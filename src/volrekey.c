@@ -229,8 +229,10 @@ static int marker_append(struct rekey *r, const uint8_t *id, uint32_t gen)
 			      id[i]);
 	n += snprintf(line + n, sizeof(line) - (size_t)n, " %u\n",
 		      (unsigned)gen);
-	if (write(r->markfd, line, (size_t)n) != n)
-		return errno ? -errno : -EIO;
+	ssize_t w = write(r->markfd, line, (size_t)n);
+
+	if (w != n)	/* a short write leaves errno as it was */
+		return w < 0 ? -errno : -EIO;
 	return fdatasync(r->markfd) ? -errno : 0;
 }
 
